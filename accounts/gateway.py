@@ -1,0 +1,139 @@
+"""The account gateway port: what the services need from a Telegram user account.
+
+Two adapters implement it: ``accounts.telethon_gateway`` (real Telegram through
+Telethon) and ``accounts.sandbox_gateway`` (the local sandbox world over HTTP).
+Both raise only the domain errors of ``domain.errors``.
+
+Sessions are opaque strings. During login a *temporary* session (named
+``login_<userId>``) is created by ``send_code`` and must be passed back unchanged
+to every later step; the durable session string is returned only by a
+successful ``sign_in``/``check_password``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+GroupKind = Literal["group", "supergroup", "channel"]
+MediaKind = Literal["photo", "video", "document", "animation"]
+
+
+@dataclass(frozen=True)
+class LoginState:
+    """Everything a login step needs from the previous one; survives a restart."""
+
+    name: str  # temporary session name, ``login_<userId>``
+    phone: str  # normalised, ``+<digits>``
+    session: str  # temporary session string (auth key); secret
+    phone_code_hash: str
+    code_length: int = 5
+
+    def with_code(self, session: str, phone_code_hash: str) -> LoginState:
+        return replace(self, session=session, phone_code_hash=phone_code_hash)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "phone": self.phone,
+            "session": self.session,
+            "phone_code_hash": self.phone_code_hash,
+            "code_length": self.code_length,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoginState:
+        return cls(
+            name=str(data["name"]),
+            phone=str(data["phone"]),
+            session=str(data["session"]),
+            phone_code_hash=str(data["phone_code_hash"]),
+            code_length=int(data.get("code_length", 5)),
+        )
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A finished login: the durable session and who it belongs to."""
+
+    session: str  # durable session string; secret, stored encrypted only
+    tg_user_id: int
+    first_name: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A chat the account can post to, with what a send needs (no dialog fetch later)."""
+
+    peer_id: int
+    access_hash: int
+    kind: GroupKind
+    title: str
+    can_send: bool = True
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    peer_id: int
+    access_hash: int
+    kind: GroupKind
+
+
+@dataclass(frozen=True)
+class Media:
+    kind: MediaKind
+    data: bytes
+    filename: str
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """Text (or caption) with Bot-API-style entities, and optional media."""
+
+    text: str
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    media: Media | None = None
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """A connected account as the gateway needs it for sends."""
+
+    account_id: int
+    session: str  # decrypted durable session string
+
+
+class AccountGateway(Protocol):
+    """Capabilities of a Telegram user account, split as Telethon splits its client."""
+
+    # login
+    async def send_code(self, name: str, phone: str) -> LoginState: ...
+
+    async def resend_code(self, state: LoginState) -> LoginState: ...
+
+    async def sign_in(self, state: LoginState, code: str) -> SignedIn:
+        """Raises ``PasswordNeeded`` when two-step verification is on."""
+        ...
+
+    async def check_password(self, state: LoginState, password: str) -> SignedIn: ...
+
+    async def cancel_login(self, state: LoginState) -> None:
+        """Forget the temporary session (best effort, never raises)."""
+        ...
+
+    # dialogs
+    async def list_groups(self, account: AccountRef) -> list[GroupInfo]: ...
+
+    # messages
+    async def send_message(self, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:
+        """Post ``message`` to ``group``; returns the new message id."""
+        ...
+
+    # session
+    async def log_out(self, account: AccountRef) -> None: ...
+
+    async def close(self) -> None:
+        """Release connections (client pool, HTTP sessions)."""
+        ...

@@ -1,0 +1,309 @@
+"""Settings: one object with nested sections, read from the environment and an optional ``.env``.
+
+Every variable is documented in ``.env.example``. Secrets are kept in ``Secret``
+so that printing or logging the settings never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+ROLES = ("bot", "app", "worker", "all", "sandbox")
+PLACEHOLDERS = {"", "changeme", "change-me", "placeholder", "secret", "xxx", "todo", "your-key-here"}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Secret:
+    """A string that does not show itself in repr/str/logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""  # DATABASE_URL; empty -> embedded PostgreSQL under data_dir/pg
+    pool_min: int = 1
+    pool_max: int = 10
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""  # REDIS_URL; empty -> embedded Redis under data_dir/redis
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    bot_token: Secret = field(default_factory=lambda: Secret(""))
+    api_id: int = 0
+    api_hash: Secret = field(default_factory=lambda: Secret(""))
+    bot_api_url: str = ""  # custom Bot API server; set to the sandbox in sandbox mode
+    gateway: str = ""  # "telethon" | "sandbox"; empty -> sandbox when no API credentials
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    enabled: bool | None = None  # None -> on when no Telegram credentials are configured
+    host: str = "127.0.0.1"
+    port: int = 8081
+    seed_file: str = "sandbox/demo_world.json"
+    rate_limits: bool = True
+    code_ttl: float = 300.0
+    account_send_limit: int = 20  # sends per account per window before a flood wait
+    account_send_window: float = 60.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_tokens: tuple[Secret, ...] = ()
+    webhook_url: str = ""  # empty -> long polling
+    webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    admin_ids: tuple[int, ...] = ()
+    login_ttl: float = 600.0
+    login_max_attempts: int = 5
+    interval_min: int = 15 * 60  # seconds
+    interval_max: int = 1440 * 60
+    selection_limit: int = 100
+    throttle_rate: float = 10.0  # updates per second per user before "slow down"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    batch_size: int = 5
+    gap_min: float = 4.0
+    gap_max: float = 8.0
+    lease_ttl: float = 30.0
+    tick: float = 1.0
+    flood_inline_max: int = 120
+    peer_flood_pause: int = 6 * 3600
+    retry_base: float = 5.0
+    retry_max: float = 300.0
+    retry_tries: int = 5
+    worker_concurrency: int = 8
+    client_pool_size: int = 200
+    client_idle_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    session_key: Secret = field(default_factory=lambda: Secret(""))  # SESSION_ENCRYPTION_KEY (Fernet)
+
+
+@dataclass(frozen=True)
+class Settings:
+    role: str = "all"
+    production: bool = False
+    data_dir: Path = Path("data")
+    log_level: str = "INFO"
+    metrics_port: int = 9100  # 0 disables the stand-alone /metrics listener
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    app: AppSettings = field(default_factory=AppSettings)
+    bot: BotSettings = field(default_factory=BotSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+
+    @property
+    def has_telegram_credentials(self) -> bool:
+        return bool(self.telegram.bot_token) and self.telegram.api_id > 0 and bool(self.telegram.api_hash)
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        if self.sandbox.enabled is not None:
+            return self.sandbox.enabled
+        return not self.has_telegram_credentials
+
+    @property
+    def gateway_kind(self) -> str:
+        if self.telegram.gateway:
+            return self.telegram.gateway
+        return "sandbox" if self.sandbox_enabled else "telethon"
+
+    def check_production(self) -> None:
+        """Refuse a production start with a missing or placeholder secret, naming the variable."""
+        if not self.production:
+            return
+        required = {
+            "SESSION_ENCRYPTION_KEY": self.security.session_key.get(),
+            "BOT_TOKEN": self.telegram.bot_token.get(),
+            "TELEGRAM_API_HASH": self.telegram.api_hash.get(),
+            "DATABASE_URL": self.database.url,
+            "REDIS_URL": self.redis.url,
+        }
+        for name, value in required.items():
+            if value.strip().lower() in PLACEHOLDERS:
+                raise SettingsError(f"{name} is missing or a placeholder; production start refused")
+        if self.telegram.api_id <= 0:
+            raise SettingsError("TELEGRAM_API_ID is missing; production start refused")
+        if self.sandbox.enabled:
+            raise SettingsError("SANDBOX_ENABLED must be off in production")
+
+
+# Environment variable -> (section, field). The single place that names variables.
+ENV_MAP: dict[str, tuple[str, str]] = {
+    "ROLE": ("", "role"),
+    "PRODUCTION": ("", "production"),
+    "DATA_DIR": ("", "data_dir"),
+    "LOG_LEVEL": ("", "log_level"),
+    "METRICS_PORT": ("", "metrics_port"),
+    "DATABASE_URL": ("database", "url"),
+    "DATABASE_POOL_MIN": ("database", "pool_min"),
+    "DATABASE_POOL_MAX": ("database", "pool_max"),
+    "REDIS_URL": ("redis", "url"),
+    "BOT_TOKEN": ("telegram", "bot_token"),
+    "TELEGRAM_API_ID": ("telegram", "api_id"),
+    "TELEGRAM_API_HASH": ("telegram", "api_hash"),
+    "BOT_API_URL": ("telegram", "bot_api_url"),
+    "ACCOUNT_GATEWAY": ("telegram", "gateway"),
+    "SANDBOX_ENABLED": ("sandbox", "enabled"),
+    "SANDBOX_HOST": ("sandbox", "host"),
+    "SANDBOX_PORT": ("sandbox", "port"),
+    "SANDBOX_SEED_FILE": ("sandbox", "seed_file"),
+    "SANDBOX_RATE_LIMITS": ("sandbox", "rate_limits"),
+    "SANDBOX_CODE_TTL": ("sandbox", "code_ttl"),
+    "SANDBOX_ACCOUNT_SEND_LIMIT": ("sandbox", "account_send_limit"),
+    "SANDBOX_ACCOUNT_SEND_WINDOW": ("sandbox", "account_send_window"),
+    "APP_HOST": ("app", "host"),
+    "APP_PORT": ("app", "port"),
+    "ADMIN_API_TOKENS": ("app", "admin_tokens"),
+    "WEBHOOK_URL": ("app", "webhook_url"),
+    "WEBHOOK_SECRET": ("app", "webhook_secret"),
+    "ADMIN_IDS": ("bot", "admin_ids"),
+    "LOGIN_TTL": ("bot", "login_ttl"),
+    "LOGIN_MAX_ATTEMPTS": ("bot", "login_max_attempts"),
+    "INTERVAL_MIN_SECONDS": ("bot", "interval_min"),
+    "INTERVAL_MAX_SECONDS": ("bot", "interval_max"),
+    "SELECTION_LIMIT": ("bot", "selection_limit"),
+    "THROTTLE_RATE": ("bot", "throttle_rate"),
+    "BATCH_SIZE": ("engine", "batch_size"),
+    "GAP_MIN": ("engine", "gap_min"),
+    "GAP_MAX": ("engine", "gap_max"),
+    "LEASE_TTL": ("engine", "lease_ttl"),
+    "SCHEDULER_TICK": ("engine", "tick"),
+    "FLOOD_INLINE_MAX": ("engine", "flood_inline_max"),
+    "PEER_FLOOD_PAUSE": ("engine", "peer_flood_pause"),
+    "RETRY_BASE": ("engine", "retry_base"),
+    "RETRY_MAX": ("engine", "retry_max"),
+    "RETRY_TRIES": ("engine", "retry_tries"),
+    "WORKER_CONCURRENCY": ("engine", "worker_concurrency"),
+    "CLIENT_POOL_SIZE": ("engine", "client_pool_size"),
+    "CLIENT_IDLE_TIMEOUT": ("engine", "client_idle_timeout"),
+    "SESSION_ENCRYPTION_KEY": ("security", "session_key"),
+}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=value`` lines, ``#`` comments, optional quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def _convert(name: str, raw: str, current: Any) -> Any:
+    try:
+        if isinstance(current, Secret):
+            return Secret(raw)
+        if isinstance(current, bool) or (current is None and name == "SANDBOX_ENABLED"):
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            if lowered in {"", "auto"} and current is None:
+                return None
+            raise ValueError(raw)
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, Path):
+            return Path(raw)
+        if isinstance(current, tuple):
+            items = [item.strip() for item in raw.split(",") if item.strip()]
+            if name == "ADMIN_IDS":
+                return tuple(int(item) for item in items)
+            return tuple(Secret(item) for item in items)
+        return raw
+    except ValueError as exc:
+        raise SettingsError(f"{name} has an invalid value") from exc
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Build settings from ``.env`` (if present) overridden by the real environment."""
+    values: dict[str, str] = {}
+    if env_file is not None:
+        values.update(read_env_file(env_file))
+    values.update(os.environ if environ is None else environ)
+
+    base = Settings()
+    sections: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for name, (section, attr) in ENV_MAP.items():
+        if name not in values:
+            continue
+        holder = base if not section else getattr(base, section)
+        converted = _convert(name, values[name], getattr(holder, attr))
+        (top if not section else sections.setdefault(section, {}))[attr] = converted
+    for section, changes in sections.items():
+        current = getattr(base, section)
+        top[section] = type(current)(**{**_as_kwargs(current), **changes})
+    settings = Settings(**{**_as_kwargs(base), **top})
+    if settings.role not in ROLES:
+        raise SettingsError(f"ROLE must be one of {', '.join(ROLES)}")
+    if settings.engine.gap_min > settings.engine.gap_max:
+        raise SettingsError("GAP_MIN must not exceed GAP_MAX")
+    return settings
+
+
+def _as_kwargs(obj: Any) -> dict[str, Any]:
+    assert is_dataclass(obj)
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}

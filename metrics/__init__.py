@@ -1,0 +1,51 @@
+"""Prometheus metrics: one registry, every figure each role exposes.
+
+The Grafana dashboard in ``deploy/grafana/`` queries exactly these names (a
+test checks it). Labels are kept low-cardinality: never a user or group id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# engine
+SENDS = Counter("broadcast_sends_total", "Sends by outcome", ["outcome"], registry=REGISTRY)
+FLOOD_WAITS = Counter("broadcast_flood_waits_total", "Flood waits by kind", ["kind"], registry=REGISTRY)
+FLOOD_WAIT_SECONDS = Histogram(
+    "broadcast_flood_wait_seconds",
+    "Flood wait hints received",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600, 21600),
+    registry=REGISTRY,
+)
+ROUNDS = Counter("broadcast_rounds_total", "Rounds by event", ["event"], registry=REGISTRY)
+ROUND_LAG = Histogram(
+    "broadcast_round_lag_seconds",
+    "Round start minus planned time",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+JOBS = Counter("queue_jobs_total", "Queue jobs by event", ["event"], registry=REGISTRY)
+QUEUE_DEPTH = Gauge("queue_depth", "Queue depth by state", ["state"], registry=REGISTRY)
+LOCK_ACQUIRES = Counter("lock_acquire_total", "Lease/lock acquisitions by name and result", ["lock", "result"],
+                        registry=REGISTRY)
+LOCK_CONTENTION = Counter("lock_contention_total", "Lease/lock attempts that found it held", ["lock"],
+                          registry=REGISTRY)
+WORKERS_LIVE = Gauge("workers_live", "Workers with a fresh heartbeat", registry=REGISTRY)
+WORKER_HEARTBEATS = Counter("worker_heartbeats_total", "Heartbeats written by this process", registry=REGISTRY)
+SCHEDULER_TICKS = Counter("scheduler_ticks_total", "Scheduler ticks by result", ["result"], registry=REGISTRY)
+SCHEDULER_LAG = Gauge("scheduler_lag_seconds", "Age of the oldest due campaign at the last tick",
+                      registry=REGISTRY)
+CAMPAIGNS_RUNNING = Gauge("campaigns_running", "Campaigns in state running", registry=REGISTRY)
+
+# bot
+BOT_UPDATES = Counter("bot_updates_total", "Bot updates by type", ["type"], registry=REGISTRY)
+BOT_HANDLER_SECONDS = Histogram("bot_handler_seconds", "Bot handler latency", ["row"], registry=REGISTRY)
+LOGINS = Counter("login_outcomes_total", "Login steps by outcome", ["outcome"], registry=REGISTRY)
+
+# app
+HTTP_REQUESTS = Counter("http_requests_total", "Admin API requests", ["route", "status"], registry=REGISTRY)
+
+# supervisor
+ROLE_UP = Gauge("role_up", "1 while a role's task group runs", ["role"], registry=REGISTRY)

@@ -1,0 +1,34 @@
+"""Every Redis key the project uses, in one module (arq's ``constants.py`` habit).
+
+Redis may be flushed at any time: nothing here is the source of truth. Losing
+these keys loses only speed (queue entries are rebuilt by reconciliation,
+leases expire, FSM state is re-asked).
+"""
+
+from __future__ import annotations
+
+PREFIX = "ab:"
+
+# queue (storage/queue.py)
+QUEUE_STREAM = PREFIX + "q:{name}:stream"  # ready jobs (stream + consumer group)
+QUEUE_GROUP = "workers"  # consumer group name on the stream
+QUEUE_DELAYED = PREFIX + "q:{name}:delayed"  # zset job_id -> due time (ms)
+QUEUE_PAYLOADS = PREFIX + "q:{name}:payloads"  # hash job_id -> payload of delayed jobs
+QUEUE_DEDUPE = PREFIX + "q:{name}:jobs"  # hash job_id -> state while pending or running
+
+# leases and locks (storage/lease.py)
+LEASE = PREFIX + "lease:{name}"  # value = fencing token
+FENCE_COUNTER = PREFIX + "fence:{name}"  # monotonic token source
+USER_LOCK = "user:{user_id}"  # lease name of the per-user lock
+SCHEDULER_LEADER = "scheduler-leader"  # lease name of the scheduler leader
+POLLING_LEADER = "polling-leader"  # lease name of the bot's getUpdates consumer
+
+# pacing (worker)
+ACCOUNT_NEXT_SEND = PREFIX + "pace:account:{account_id}"  # earliest next send (ms)
+GROUP_NOT_BEFORE = PREFIX + "pace:group:{group_id}"  # flood/slow-mode hint for one group (ms)
+
+# runtime
+WORKER_HEARTBEAT = PREFIX + "workers"  # zset consumer -> last heartbeat (ms)
+BOT_UPDATE_SEEN = PREFIX + "bot:update:{update_id}"  # update id dedupe (takeover, webhook retry)
+THROTTLE = PREFIX + "throttle:{user_id}"  # per-user update rate window
+FSM_PREFIX = PREFIX + "fsm"  # aiogram RedisStorage key prefix
