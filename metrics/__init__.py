@@ -28,12 +28,12 @@ ROUND_LAG = Histogram(
 )
 JOBS = Counter("queue_jobs_total", "Queue jobs by event", ["event"], registry=REGISTRY)
 QUEUE_DEPTH = Gauge("queue_depth", "Queue depth by state", ["state"], registry=REGISTRY)
-LOCK_ACQUIRES = Counter("lock_acquire_total", "Lease/lock acquisitions by name and result", ["lock", "result"],
+LOCK_ACQUIRES = Counter("lock_acquire_total", "Lease/lock acquisitions by result", ["lock", "result"],
                         registry=REGISTRY)
 LOCK_CONTENTION = Counter("lock_contention_total", "Lease/lock attempts that found it held", ["lock"],
                           registry=REGISTRY)
 WORKERS_LIVE = Gauge("workers_live", "Workers with a fresh heartbeat", registry=REGISTRY)
-WORKER_HEARTBEATS = Counter("worker_heartbeats_total", "Heartbeats written by this process", registry=REGISTRY)
+WORKER_HEARTBEATS = Counter("worker_heartbeats_total", "Heartbeats written here", registry=REGISTRY)
 SCHEDULER_TICKS = Counter("scheduler_ticks_total", "Scheduler ticks by result", ["result"], registry=REGISTRY)
 SCHEDULER_LAG = Gauge("scheduler_lag_seconds", "Age of the oldest due campaign at the last tick",
                       registry=REGISTRY)

@@ -75,8 +75,9 @@ class EmbeddedPostgres:
 
         return str(POSTGRES_BIN_PATH / name)
 
-    def _user_kwargs(self) -> dict[str, str]:
-        return {"user": RUN_AS} if os.geteuid() == 0 else {}
+    @staticmethod
+    def _run_as() -> str | None:
+        return RUN_AS if os.geteuid() == 0 else None
 
     def _prepare_root(self) -> None:
         if os.geteuid() != 0:
@@ -124,14 +125,14 @@ class EmbeddedPostgres:
             subprocess.run(
                 [self._bin("initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8",
                  "-U", PG_USER],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **self._user_kwargs(),
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, user=self._run_as(),
             )
         self.port = free_port(self.port)
         options = f"-p {self.port} -h 127.0.0.1 -k {self.data_dir} -c max_connections=300 -c fsync=on"
         subprocess.run(
             [self._bin("pg_ctl"), "-D", str(self.data_dir), "-o", options, "-l",
              str(self.data_dir / "server.log"), "-w", "-t", str(int(timeout)), "start"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **self._user_kwargs(),
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, user=self._run_as(),
         )
         self.started_here = True
         self._ensure_database()
@@ -151,7 +152,7 @@ class EmbeddedPostgres:
             return
         subprocess.run(
             [self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
-            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **self._user_kwargs(),
+            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, user=self._run_as(),
         )
 
     def kill(self) -> None:
