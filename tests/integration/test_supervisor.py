@@ -1,0 +1,132 @@
+"""The supervisor as a real process: roles start, report health, and stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from storage.embedded import free_port
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "SANDBOX_", "ROLE"))}
+    env.update(PYTHONUNBUFFERED="1", LOG_LEVEL="INFO", SANDBOX_ENABLED="0", **extra)
+    return env
+
+
+def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _wait_http(url: str, deadline: float) -> tuple[int, bytes]:
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            return _get(url)
+        except OSError as exc:
+            last = exc
+            time.sleep(0.2)
+    raise AssertionError(f"{url} never answered: {last}")
+
+
+def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "app.py", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=timeout)
+    return out.decode(errors="replace")
+
+
+def test_migrate_command_applies_migrations(empty_db_url, redis_url):
+    result = subprocess.run([sys.executable, "app.py", "migrate"], cwd=ROOT, capture_output=True, timeout=60,
+                            env=_env(DATABASE_URL=empty_db_url, REDIS_URL=redis_url))
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"0001_core_schema.sql" in result.stderr
+
+
+def test_app_role_serves_health_readiness_metrics_and_stops_on_sigterm(empty_db_url, redis_url):
+    app_port, metrics_port = free_port(), free_port()
+    proc = _start(_env(DATABASE_URL=empty_db_url, REDIS_URL=redis_url, ROLE="app", APP_PORT=str(app_port),
+                       METRICS_PORT=str(metrics_port)))
+    try:
+        deadline = time.monotonic() + 30
+        status, body = _wait_http(f"http://127.0.0.1:{app_port}/healthz", deadline)
+        assert status == 200 and b"ok" in body
+        status, body = _wait_http(f"http://127.0.0.1:{app_port}/readyz", deadline)
+        assert status == 200, body
+        status, body = _wait_http(f"http://127.0.0.1:{metrics_port}/metrics", deadline)
+        assert status == 200 and b'role_up{role="app"} 1.0' in body
+    finally:
+        output = _stop(proc)
+    assert proc.returncode == 0, output
+    assert "role app stopped" in output
+
+
+def test_production_start_refuses_a_missing_key(empty_db_url, redis_url):
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, capture_output=True, timeout=60,
+                            env=_env(PRODUCTION="1", DATABASE_URL=empty_db_url, REDIS_URL=redis_url,
+                                     BOT_TOKEN="123:abc", TELEGRAM_API_ID="1", TELEGRAM_API_HASH="h" * 32))
+    assert result.returncode == 2
+    assert b"SESSION_ENCRYPTION_KEY" in result.stderr
+
+
+def test_embedded_default_keeps_its_data_across_restarts(tmp_path):
+    """No DATABASE_URL/REDIS_URL: real servers start under DATA_DIR, stop on SIGTERM, and the data stays."""
+    env = _env(DATA_DIR=str(tmp_path / "data"), ROLE="app", APP_PORT=str(free_port()), METRICS_PORT="0")
+    url = f"http://127.0.0.1:{env['APP_PORT']}/readyz"
+
+    proc = _start(env)
+    try:
+        status, _ = _wait_http(url, time.monotonic() + 90)
+        assert status == 200
+        port = int((tmp_path / "data" / "pg" / "postmaster.pid").read_text().splitlines()[3])
+
+        async def write() -> None:
+            conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/broadcast")
+            await conn.execute("INSERT INTO users (user_id, first_name) VALUES (7, 'kept')")
+            await conn.close()
+
+        import asyncio
+
+        asyncio.run(write())
+    finally:
+        output = _stop(proc)
+    assert proc.returncode == 0, output
+    assert not (tmp_path / "data" / "pg" / "postmaster.pid").exists(), "postgres left running"
+
+    proc = _start(env)
+    try:
+        status, _ = _wait_http(url, time.monotonic() + 90)
+        assert status == 200
+        port = int((tmp_path / "data" / "pg" / "postmaster.pid").read_text().splitlines()[3])
+
+        async def read() -> str:
+            conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/broadcast")
+            name = await conn.fetchval("SELECT first_name FROM users WHERE user_id = 7")
+            await conn.close()
+            return str(name)
+
+        import asyncio
+
+        assert asyncio.run(read()) == "kept"
+    finally:
+        output = _stop(proc)
+    assert proc.returncode == 0, output
