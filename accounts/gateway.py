@@ -1,6 +1,6 @@
 """The account gateway port: what the services need from a Telegram user account.
 
-Two adapters implement it: ``accounts.telethon_gateway`` (real Telegram through
+Two adapters implement it: ``accounts.telethon`` (real Telegram through
 Telethon) and ``accounts.sandbox_gateway`` (the local sandbox world over HTTP).
 Both raise only the domain errors of ``domain.errors``.
 

@@ -1,0 +1,128 @@
+"""Login and log-out through Telethon.
+
+Every login step builds a short-lived client from the *temporary* session string of the
+previous step, so a login survives a bot restart: ``send_code`` creates the auth key and
+returns it (with ``phone_code_hash``) in ``LoginState``; ``sign_in``/``check_password``
+connect with exactly that string and hash. The same auth key becomes the durable session
+once signed in, which is why the string is saved again after success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from telethon import functions, utils
+
+from accounts.gateway import AccountRef, LoginState, SignedIn
+from accounts.telethon.client import GatewayBase
+from accounts.telethon.errors import map_error, mapped, translating
+from domain.errors import CodeExpired, SessionDead
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CODE_LENGTH = 5
+
+
+def _digits(phone: str) -> str:
+    # Telethon strips the "+" before raw auth requests (utils.parse_phone); do the same.
+    return utils.parse_phone(phone) or phone
+
+
+def _code_length(sent_code: Any) -> int:
+    length = getattr(getattr(sent_code, "type", None), "length", None)
+    return length if isinstance(length, int) and length > 0 else DEFAULT_CODE_LENGTH
+
+
+class AuthMethods(GatewayBase):
+    @contextlib.asynccontextmanager
+    async def _login_client(self, session: str) -> AsyncIterator[Any]:
+        client = self._new_client(session)
+        try:
+            await client.connect()
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+
+    @mapped("login")
+    async def send_code(self, name: str, phone: str) -> LoginState:
+        """Request a login code for ``phone`` on a new temporary session named ``name``."""
+        async with self._login_client("") as client:
+            sent = await client.send_code_request(phone)
+            # Saved after the request: a PHONE_MIGRATE moves the session to another DC on the way.
+            session = client.session.save()
+        logger.info("login code requested for %s", name)
+        return LoginState(
+            name=name,
+            phone=phone,
+            session=session,
+            phone_code_hash=sent.phone_code_hash,
+            code_length=_code_length(sent),
+        )
+
+    @mapped("login")
+    async def resend_code(self, state: LoginState) -> LoginState:
+        """Ask for the code again (``auth.resendCode``); a voided code gets a fresh one."""
+        async with self._login_client(state.session) as client:
+            request = functions.auth.ResendCodeRequest(_digits(state.phone), state.phone_code_hash)
+            try:
+                with translating("login"):
+                    sent = await client(request)
+            except CodeExpired:
+                # Telegram voided the hash (e.g. the code was shared unspaced): ask for a new one.
+                sent = await client.send_code_request(state.phone)
+            session = client.session.save()
+        logger.info("login code re-sent for %s", state.name)
+        return replace(
+            state.with_code(session=session, phone_code_hash=sent.phone_code_hash),
+            code_length=_code_length(sent),
+        )
+
+    @mapped("login")
+    async def sign_in(self, state: LoginState, code: str) -> SignedIn:
+        """Sign in with ``code``; raises ``PasswordNeeded`` when two-step verification is on."""
+        async with self._login_client(state.session) as client:
+            user = await client.sign_in(phone=state.phone, code=code, phone_code_hash=state.phone_code_hash)
+            return self._signed_in(client, user, state)
+
+    @mapped("login")
+    async def check_password(self, state: LoginState, password: str) -> SignedIn:
+        """Finish a login that needed the two-step verification password."""
+        async with self._login_client(state.session) as client:
+            user = await client.sign_in(password=password)
+            return self._signed_in(client, user, state)
+
+    def _signed_in(self, client: Any, user: Any, state: LoginState) -> SignedIn:
+        logger.info("login finished for %s (tg user %s)", state.name, user.id)
+        return SignedIn(
+            session=client.session.save(),
+            tg_user_id=int(user.id),
+            first_name=user.first_name or "",
+            phone=state.phone,
+        )
+
+    async def cancel_login(self, state: LoginState) -> None:
+        """Void the code at Telegram and drop the temporary session; never raises."""
+        if not state.session or not state.phone_code_hash:
+            return  # no code was sent: connecting would only create a new auth key
+        request = functions.auth.CancelCodeRequest(_digits(state.phone), state.phone_code_hash)
+        try:
+            async with self._login_client(state.session) as client:
+                await client(request)
+        except Exception as exc:  # best effort by contract: the session string is forgotten anyway
+            logger.info("cancel of login %s not confirmed: %s", state.name, map_error(exc, "login").code)
+
+    async def log_out(self, account: AccountRef) -> None:
+        """Log the session out at Telegram and forget its client; an already dead session is fine."""
+        try:
+            with translating("session"):
+                async with self._pool.lease(account) as client:
+                    await client(functions.auth.LogOutRequest())
+        except SessionDead as exc:
+            logger.info("account %s was already logged out (%s)", account.account_id, exc.code)
+        finally:
+            await self._pool.discard(account.account_id)

@@ -1,0 +1,141 @@
+"""Posting the broadcast message (text with entities, or media with a caption)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from telethon import functions, types
+
+from accounts.gateway import AccountRef, GroupRef, Media, OutgoingMessage
+from accounts.telethon.client import GatewayBase
+from accounts.telethon.errors import MIGRATION_SUSPECTS, ChatMigratedError, mapped
+from domain.errors import MessageRejected
+
+logger = logging.getLogger(__name__)
+
+# Bot API entity type -> Telethon class taking only (offset, length).
+_PLAIN_ENTITIES: dict[str, Any] = {
+    "bold": types.MessageEntityBold,
+    "italic": types.MessageEntityItalic,
+    "underline": types.MessageEntityUnderline,
+    "strikethrough": types.MessageEntityStrike,
+    "spoiler": types.MessageEntitySpoiler,
+    "code": types.MessageEntityCode,
+    "url": types.MessageEntityUrl,
+    "mention": types.MessageEntityMention,
+    "hashtag": types.MessageEntityHashtag,
+    "cashtag": types.MessageEntityCashtag,
+    "bot_command": types.MessageEntityBotCommand,
+    "email": types.MessageEntityEmail,
+    "phone_number": types.MessageEntityPhone,
+    "blockquote": types.MessageEntityBlockquote,
+}
+
+
+def to_telethon_entity(entity: Mapping[str, Any]) -> Any | None:
+    """One Bot-API-style entity as a Telethon ``MessageEntity*``; ``None`` when it can't be sent.
+
+    Offsets and lengths are UTF-16 code units in both APIs, so they carry over unchanged.
+    ``text_mention`` is dropped (the text stays): sending it needs the user's access hash,
+    which Bot API entities don't carry, and Telegram would refuse the whole message.
+    """
+    kind = str(entity.get("type", ""))
+    offset, length = int(entity.get("offset", 0)), int(entity.get("length", 0))
+    if length <= 0 or offset < 0:
+        return None
+    plain = _PLAIN_ENTITIES.get(kind)
+    if plain is not None:
+        return plain(offset, length)
+    if kind == "pre":
+        return types.MessageEntityPre(offset, length, language=str(entity.get("language") or ""))
+    if kind == "text_link" and entity.get("url"):
+        return types.MessageEntityTextUrl(offset, length, url=str(entity["url"]))
+    if kind == "expandable_blockquote":
+        return types.MessageEntityBlockquote(offset, length, collapsed=True)
+    if kind == "custom_emoji" and entity.get("custom_emoji_id"):
+        return types.MessageEntityCustomEmoji(offset, length, document_id=int(entity["custom_emoji_id"]))
+    return None
+
+
+def to_telethon_entities(entities: Sequence[Mapping[str, Any]]) -> list[Any]:
+    converted = []
+    for entity in entities:
+        telethon_entity = to_telethon_entity(entity)
+        if telethon_entity is None:
+            logger.debug("entity of type %r not sent", entity.get("type"))
+        else:
+            converted.append(telethon_entity)
+    return converted
+
+
+def input_peer(group: GroupRef) -> Any:
+    """The input peer for a group as stored by ``list_groups`` (raw id + kind)."""
+    if group.kind == "group":
+        return types.InputPeerChat(group.peer_id)
+    return types.InputPeerChannel(group.peer_id, group.access_hash)
+
+
+def input_media(media: Media, file: Any) -> Any:
+    """Uploaded ``file`` as the media Telegram should show: a photo, or a document with attributes."""
+    if media.kind == "photo":
+        return types.InputMediaUploadedPhoto(file=file)
+    name = types.DocumentAttributeFilename(media.filename)
+    if media.kind == "document":
+        return types.InputMediaUploadedDocument(file=file, mime_type=media.mime_type, attributes=[name],
+                                                force_file=True)
+    # Media carries no duration or size: the same fallback Telethon uses when it can't read them.
+    video = types.DocumentAttributeVideo(duration=0, w=1, h=1, supports_streaming=True)
+    mime = media.mime_type if media.mime_type.startswith(("video/", "image/gif")) else "video/mp4"
+    if media.kind == "animation":
+        return types.InputMediaUploadedDocument(
+            file=file, mime_type=mime, attributes=[types.DocumentAttributeAnimated(), video, name]
+        )
+    return types.InputMediaUploadedDocument(file=file, mime_type=mime, attributes=[video, name])
+
+
+async def _migration_target(client: Any, group: GroupRef) -> tuple[int, int] | None:
+    """The supergroup a basic group was upgraded to, if that is why the send failed."""
+    if group.kind != "group":
+        return None
+    try:
+        result = await client(functions.messages.GetChatsRequest(id=[group.peer_id]))
+    except Exception:  # the original error stands; this was only a closer look
+        logger.debug("migration check failed for chat %s", group.peer_id, exc_info=True)
+        return None
+    for chat in getattr(result, "chats", []):
+        moved = getattr(chat, "migrated_to", None)
+        if getattr(chat, "id", None) == group.peer_id and moved is not None and hasattr(moved, "channel_id"):
+            return int(moved.channel_id), int(getattr(moved, "access_hash", 0) or 0)
+    return None
+
+
+class MessageMethods(GatewayBase):
+    @mapped("send")
+    async def send_message(self, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:
+        """Post ``message`` to ``group`` with the account's pooled client; returns the message id."""
+        if message.media is None and not message.text.strip():
+            raise MessageRejected(code="MESSAGE_EMPTY", detail="nothing to send")
+        async with self._pool.lease(account) as client:
+            try:
+                return await _post(client, group, message)
+            except MIGRATION_SUSPECTS as exc:
+                target = await _migration_target(client, group)
+                if target is None:
+                    raise
+                raise ChatMigratedError(*target) from exc
+
+
+async def _post(client: Any, group: GroupRef, message: OutgoingMessage) -> int:
+    peer = input_peer(group)
+    entities = to_telethon_entities(message.entities)
+    # parse_mode=None everywhere: the text is literal, formatting comes only from the entities.
+    if message.media is None:
+        sent = await client.send_message(peer, message.text, formatting_entities=entities, parse_mode=None)
+    else:
+        media = message.media
+        uploaded = await client.upload_file(media.data, file_name=media.filename)
+        sent = await client.send_file(peer, input_media(media, uploaded), caption=message.text,
+                                      formatting_entities=entities, parse_mode=None)
+    return int(sent.id)
