@@ -14,11 +14,11 @@ QUEUE_STREAM = PREFIX + "q:{name}:stream"  # ready jobs (stream + consumer group
 QUEUE_GROUP = "workers"  # consumer group name on the stream
 QUEUE_DELAYED = PREFIX + "q:{name}:delayed"  # zset job_id -> due time (ms)
 QUEUE_PAYLOADS = PREFIX + "q:{name}:payloads"  # hash job_id -> payload of delayed jobs
-QUEUE_DEDUPE = PREFIX + "q:{name}:jobs"  # hash job_id -> state while pending or running
+QUEUE_DEDUPE = PREFIX + "q:{name}:jobs"  # hash job_id -> stream entry id (ready, running) or "d" (delayed)
 
 # leases and locks (storage/lease.py)
 LEASE = PREFIX + "lease:{name}"  # value = fencing token
-FENCE_COUNTER = PREFIX + "fence:{name}"  # monotonic token source
+FENCE_COUNTER = PREFIX + "fence:{name}"  # token source: INCR, raised to the server clock (us)
 USER_LOCK = "user:{user_id}"  # lease name of the per-user lock
 SCHEDULER_LEADER = "scheduler-leader"  # lease name of the scheduler leader
 POLLING_LEADER = "polling-leader"  # lease name of the bot's getUpdates consumer
@@ -32,3 +32,6 @@ WORKER_HEARTBEAT = PREFIX + "workers"  # zset consumer -> last heartbeat (ms)
 BOT_UPDATE_SEEN = PREFIX + "bot:update:{update_id}"  # update id dedupe (takeover, webhook retry)
 THROTTLE = PREFIX + "throttle:{user_id}"  # per-user update rate window
 FSM_PREFIX = PREFIX + "fsm"  # aiogram RedisStorage key prefix
+
+# engine (roles/worker/pacing.py)
+ACCOUNT_GAP_WIDE = PREFIX + "pace:wide:{account_id}"  # gap factor after a flood wait (expires)

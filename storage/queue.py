@@ -1,0 +1,491 @@
+"""Job queue on Redis primitives: a stream with a consumer group plus a delayed sorted set.
+
+Layout (keys in ``storage/keys.py``, ``{name}`` is the queue name):
+
+- ``QUEUE_STREAM``: ready jobs, one entry per job (fields ``j`` job id, ``p`` payload, ``n`` earlier
+  deliveries), read through the consumer group ``QUEUE_GROUP`` with one consumer per worker process.
+  Entries are deleted when acknowledged, so the stream holds only ready and running jobs.
+- ``QUEUE_DELAYED``: job id -> due time (server clock, ms); ``QUEUE_PAYLOADS``: their payloads.
+- ``QUEUE_DEDUPE``: job id -> the stream entry id of its ready/running entry, or ``d`` while delayed.
+  A job id is enqueued at most once while it has a marker; the marker goes away with the ack.
+
+Every state change runs in one Lua script, so a job is never half-moved. Redis may be flushed at any
+time: the scripts recreate the consumer group on NOGROUP, and the database (reconciliation)
+re-enqueues what was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from metrics import JOBS, QUEUE_DEPTH
+from storage import keys
+
+log = logging.getLogger(__name__)
+
+PROMOTE_LIMIT = 500  # delayed jobs moved per promote call
+_SERVER_TIMER_MS = 100  # resolution of BLOCK timeouts in redis-server (hz 10)
+_PRUNE_EVERY = 60.0  # seconds between prunes of dead consumers in run_maintenance
+
+# Shared Lua helpers, prepended to each script. Due times use the Redis server clock so that
+# producers and consumers on hosts with skewed clocks agree on "due".
+_LUA_PRELUDE = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function put(stream, delayed, payloads, dedupe, job, payload, delay_ms)
+  if delay_ms > 0 then
+    -- +1: now_ms() rounds down, and a job must never come out early
+    redis.call('ZADD', delayed, now_ms() + 1 + delay_ms, job)
+    redis.call('HSET', payloads, job, payload)
+    redis.call('HSET', dedupe, job, 'd')
+  else
+    local id = redis.call('XADD', stream, '*', 'j', job, 'p', payload, 'n', 0)
+    redis.call('HSET', dedupe, job, id)
+  end
+end
+
+local function promote(stream, delayed, payloads, dedupe, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)
+  for _, job in ipairs(due) do
+    local payload = redis.call('HGET', payloads, job)
+    redis.call('ZREM', delayed, job)
+    redis.call('HDEL', payloads, job)
+    if payload then
+      local id = redis.call('XADD', stream, '*', 'j', job, 'p', payload, 'n', 0)
+      redis.call('HSET', dedupe, job, id)
+    elseif redis.call('HGET', dedupe, job) == 'd' then
+      redis.call('HDEL', dedupe, job)
+    end
+  end
+  return #due
+end
+
+local function read_group(stream, group, consumer, count)
+  local r = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
+  if type(r) == 'table' and r.err then
+    if not string.find(r.err, 'NOGROUP') then return redis.error_reply(r.err) end
+    redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+    r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
+  end
+  if r then return r[1][2] end
+  return {}
+end
+"""
+
+# KEYS: stream, delayed, payloads, dedupe. ARGV: job id, payload, delay ms. -> 1 enqueued, 0 duplicate
+_ENQUEUE = _LUA_PRELUDE + """
+if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then return 0 end
+put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], tonumber(ARGV[3]))
+return 1
+"""
+
+# KEYS: stream, delayed, payloads, dedupe. ARGV: limit. -> number promoted
+_PROMOTE = _LUA_PRELUDE + """
+return promote(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now_ms(), tonumber(ARGV[1]))
+"""
+
+# Promote, then a non-blocking group read: one round trip per fetch while jobs are flowing.
+# KEYS: stream, delayed, payloads, dedupe. ARGV: group, consumer, count, promote limit.
+# -> {ms until the next delayed job is due or -1, entries}
+_FETCH = _LUA_PRELUDE + """
+local now = now_ms()
+promote(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, tonumber(ARGV[4]))
+local entries = read_group(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+if entries.err then return entries end
+local wait = -1
+local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if head[2] then wait = math.max(0, tonumber(head[2]) - now) end
+return {wait, entries}
+"""
+
+# KEYS: stream, dedupe. ARGV: group, then (entry id, job id) pairs. -> entries acknowledged
+# The marker is cleared only when it still names this entry: a stale ack (the job was reclaimed
+# and re-queued meanwhile) must not clear the marker of the job's next instance.
+_ACK = """
+local acked = 0
+for i = 2, #ARGV, 2 do
+  local eid, job = ARGV[i], ARGV[i + 1]
+  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], eid)
+  redis.call('XDEL', KEYS[1], eid)
+  if redis.call('HGET', KEYS[2], job) == eid then redis.call('HDEL', KEYS[2], job) end
+end
+return acked
+"""
+
+# KEYS: stream, delayed, payloads, dedupe. ARGV: group, entry id, job id, payload, delay ms.
+# -> 1 re-enqueued, 0 another instance of the job id is already queued (nothing added)
+_REQUEUE = _LUA_PRELUDE + """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+local mark = redis.call('HGET', KEYS[4], ARGV[3])
+if mark and mark ~= ARGV[2] then return 0 end
+put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], tonumber(ARGV[5]))
+return 1
+"""
+
+# Reset the idle time of entries still owned by this consumer (XCLAIM JUSTID does not count a
+# delivery). An entry another consumer has reclaimed is left alone and reported as lost.
+# KEYS: stream. ARGV: group, consumer, entry ids... -> {1 kept | 0 lost, ...}
+_TOUCH = """
+local out = {}
+for i = 3, #ARGV do
+  local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if type(p) == 'table' and not p.err and p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+# Claim entries idle longer than the lease and put them back at the tail of the stream as fresh
+# entries (delivery count carried in ``n``), so whichever consumer reads next runs them. An entry
+# whose job id already has another live instance is dropped instead.
+# KEYS: stream, dedupe. ARGV: group, consumer, min idle ms, cursor, count. -> {cursor, moved, dropped}
+_RECLAIM = """
+local r = redis.pcall('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+if type(r) == 'table' and r.err then
+  if not string.find(r.err, 'NOGROUP') then return redis.error_reply(r.err) end
+  redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+  return {'0-0', 0, 0}
+end
+local moved, dropped = 0, 0
+for _, e in ipairs(r[2]) do
+  -- Redis 6.2 reports an entry deleted while pending as nil (false here); 7.x lists it apart
+  if e then
+    local id, f = e[1], {}
+    for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    redis.call('XDEL', KEYS[1], id)
+    local mark = f['j'] and redis.call('HGET', KEYS[2], f['j'])
+    if f['j'] and (not mark or mark == id) then
+      local nid = redis.call('XADD', KEYS[1], '*', 'j', f['j'], 'p', f['p'] or '{}',
+                             'n', (tonumber(f['n']) or 0) + 1)
+      redis.call('HSET', KEYS[2], f['j'], nid)
+      moved = moved + 1
+    else
+      dropped = dropped + 1
+    end
+  end
+end
+return {r[1], moved, dropped}
+"""
+
+# Consumers of processes that are gone stay in the group; drop those idle for long with nothing
+# pending. Atomic, because deleting a consumer drops its pending entries with it.
+# KEYS: stream. ARGV: group, min idle ms, own consumer name. -> consumers deleted
+_PRUNE = """
+local r = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if type(r) == 'table' and r.err then return 0 end
+local deleted = 0
+for _, c in ipairs(r) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['pending'] == 0 and f['idle'] >= tonumber(ARGV[2]) and f['name'] ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    deleted = deleted + 1
+  end
+end
+return deleted
+"""
+
+# KEYS: stream, delayed. ARGV: group. -> {stream length, delayed, pending, {{consumer, count}...}}
+_DEPTH = """
+local len = redis.call('XLEN', KEYS[1])
+local delayed = redis.call('ZCARD', KEYS[2])
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1])
+if type(p) == 'table' and not p.err then return {len, delayed, p[1], p[4] or {}} end
+return {len, delayed, 0, {}}
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One delivery of a job: ``id`` is the dedupe id, ``entry_id`` the stream entry to ack."""
+
+    id: str
+    entry_id: str
+    payload: dict[str, Any]
+    deliveries: int = 1
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """``ready``: in the stream, not yet delivered; ``pending``: delivered, not yet acknowledged."""
+
+    ready: int
+    delayed: int
+    pending: int
+    pending_by_consumer: dict[str, int] = field(default_factory=dict)
+
+
+def consumer_name() -> str:
+    """A consumer name unique to this process (host, pid and a random suffix)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _ms(seconds: float) -> int:
+    return max(0, math.ceil(seconds * 1000))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _fields(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return {_text(k): v for k, v in raw.items()}
+    items = list(raw or ())
+    return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+
+
+def _stream_entries(resp: Any) -> list[Any]:
+    """Entries of the single stream in an XREADGROUP reply (RESP2 list or RESP3 dict)."""
+    if not resp:
+        return []
+    if isinstance(resp, dict):
+        entries = next(iter(resp.values()))
+        return list(entries[0] if entries and isinstance(entries[0], list) else entries)
+    return list(resp[0][1])
+
+
+class JobQueue:
+    """A named job queue: dedupe by job id, delays, explicit acks, lease-based redelivery.
+
+    ``lease_ms`` is how long a delivered entry may stay idle (not acked, not touched) before
+    another consumer's ``reclaim_stale`` puts it back in the stream.
+    """
+
+    def __init__(self, redis: Redis, name: str, consumer: str, lease_ms: int = 30_000) -> None:
+        self.redis = redis
+        self.name = name
+        self.consumer = consumer
+        self.lease_ms = lease_ms
+        self.group = keys.QUEUE_GROUP
+        self.stream = keys.QUEUE_STREAM.format(name=name)
+        self.delayed = keys.QUEUE_DELAYED.format(name=name)
+        self.payloads = keys.QUEUE_PAYLOADS.format(name=name)
+        self.dedupe = keys.QUEUE_DEDUPE.format(name=name)
+        self._all_keys = [self.stream, self.delayed, self.payloads, self.dedupe]
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._promote = redis.register_script(_PROMOTE)
+        self._fetch = redis.register_script(_FETCH)
+        self._ack = redis.register_script(_ACK)
+        self._requeue = redis.register_script(_REQUEUE)
+        self._touch = redis.register_script(_TOUCH)
+        self._reclaim = redis.register_script(_RECLAIM)
+        self._depth = redis.register_script(_DEPTH)
+        self._prune = redis.register_script(_PRUNE)
+
+    async def ensure_group(self) -> None:
+        """Create the stream and its consumer group if missing (fetch and reclaim also do it)."""
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def enqueue(self, job_id: str, payload: dict[str, Any], delay: float = 0.0) -> bool:
+        """Add a job unless its id is already ready, delayed or running; False for a duplicate."""
+        added = await self._enqueue(
+            keys=self._all_keys, args=[job_id, orjson.dumps(payload), _ms(delay)])
+        JOBS.labels("enqueued" if added else "duplicate").inc()
+        return bool(added)
+
+    async def fetch(self, count: int = 10, block_ms: int = 1000) -> list[Job]:
+        """Up to ``count`` jobs for this consumer, waiting at most ``block_ms`` for the first.
+
+        Due delayed jobs are promoted first, and the wait is cut short when a delayed job becomes
+        due, so one worker needs no maintenance loop to see its delayed jobs.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + block_ms / 1000
+        promote_limit = max(count, 100)
+        while True:
+            wait_ms, raw = await self._fetch(
+                keys=self._all_keys, args=[self.group, self.consumer, count, promote_limit])
+            jobs = self._jobs(raw)
+            remaining = int((deadline - loop.time()) * 1000)
+            if jobs or remaining <= 0:
+                break
+            block = remaining if int(wait_ms) < 0 else min(remaining, int(wait_ms))
+            if block <= 0:
+                continue  # more delayed jobs were due than one promote takes
+            if block < _SERVER_TIMER_MS:
+                # Redis checks blocking timeouts on its ~100 ms timer; a short wait is kept here
+                await asyncio.sleep(block / 1000)
+                continue
+            try:
+                resp = await self.redis.xreadgroup(
+                    self.group, self.consumer, {self.stream: ">"}, count=count, block=block)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                continue  # flushed while blocked: the fetch script recreates the group
+            jobs = self._jobs(_stream_entries(resp))
+            if jobs:
+                break
+        if jobs:
+            JOBS.labels("fetched").inc(len(jobs))
+        return jobs
+
+    async def ack(self, job: Job) -> None:
+        """Acknowledge one job after its outcome is durable; frees its dedupe id."""
+        await self.ack_many([job])
+
+    async def ack_many(self, jobs: Sequence[Job]) -> None:
+        """Acknowledge several jobs in one round trip."""
+        if not jobs:
+            return
+        args: list[str] = [self.group]
+        for job in jobs:
+            args += [job.entry_id, job.id]
+        await self._ack(keys=[self.stream, self.dedupe], args=args)
+        JOBS.labels("acked").inc(len(jobs))
+
+    async def requeue(self, job: Job, delay: float, payload: dict[str, Any] | None = None) -> bool:
+        """Acknowledge ``job`` and enqueue the same job id with ``delay``, atomically.
+
+        Returns False (and only acknowledges) when another instance of the job id is already
+        queued, e.g. reconciliation re-enqueued it while this one was running.
+        """
+        data = orjson.dumps(job.payload if payload is None else payload)
+        added = await self._requeue(
+            keys=self._all_keys, args=[self.group, job.entry_id, job.id, data, _ms(delay)])
+        JOBS.labels("requeued" if added else "acked").inc()
+        return bool(added)
+
+    async def touch(self, job: Job) -> bool:
+        """Reset the idle time of a running job so it is not reclaimed; False if it was lost."""
+        kept = await self._touch(keys=[self.stream], args=[self.group, self.consumer, job.entry_id])
+        return bool(kept and int(kept[0]))
+
+    @contextlib.asynccontextmanager
+    async def claimed(self, job: Job) -> AsyncIterator[asyncio.Event]:
+        """Touch ``job`` every lease/3 while the block runs; the event is set if the job is lost."""
+        lost = asyncio.Event()
+        task = asyncio.create_task(self._keep_touching(job, lost))
+        try:
+            yield lost
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _keep_touching(self, job: Job, lost: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            try:
+                if not await self.touch(job):
+                    log.warning("queue %s: job %s was taken by another consumer", self.name, job.id)
+                    lost.set()
+                    return
+            except (RedisError, OSError) as exc:
+                log.warning("queue %s: touching job %s failed: %s", self.name, job.id, exc)
+
+    async def promote_due(self, limit: int = PROMOTE_LIMIT) -> int:
+        """Move up to ``limit`` due delayed jobs to the stream; returns how many moved."""
+        moved = int(await self._promote(keys=self._all_keys, args=[limit]))
+        if moved:
+            JOBS.labels("promoted").inc(moved)
+        return moved
+
+    async def reclaim_stale(self, batch: int = 100, max_batches: int = 20) -> int:
+        """Put entries idle longer than the lease (dead consumers) back in the stream.
+
+        Returns the number of jobs made ready again. They are not handed to this consumer:
+        any consumer's next ``fetch`` gets them, with ``deliveries`` counting this redelivery.
+        """
+        cursor, moved = "0-0", 0
+        for _ in range(max_batches):
+            resp = await self._reclaim(
+                keys=[self.stream, self.dedupe],
+                args=[self.group, self.consumer, self.lease_ms, cursor, batch])
+            cursor = _text(resp[0])
+            moved += int(resp[1])
+            if int(resp[2]):
+                JOBS.labels("dropped").inc(int(resp[2]))
+            if cursor == "0-0":
+                break
+        if moved:
+            JOBS.labels("reclaimed").inc(moved)
+            log.info("queue %s: %d stale jobs made ready again", self.name, moved)
+        return moved
+
+    async def depth(self) -> QueueDepth:
+        """Ready, delayed and pending counts (one atomic read); also sets the QUEUE_DEPTH gauges."""
+        length, delayed, pending, by_consumer = await self._depth(
+            keys=[self.stream, self.delayed], args=[self.group])
+        # acked entries are deleted, so the stream holds exactly the ready and the pending ones
+        depth = QueueDepth(
+            ready=max(0, int(length) - int(pending)),
+            delayed=int(delayed),
+            pending=int(pending),
+            pending_by_consumer={_text(c): int(n) for c, n in by_consumer},
+        )
+        QUEUE_DEPTH.labels("ready").set(depth.ready)
+        QUEUE_DEPTH.labels("delayed").set(depth.delayed)
+        QUEUE_DEPTH.labels("pending").set(depth.pending)
+        return depth
+
+    async def prune_consumers(self, idle_ms: int | None = None) -> int:
+        """Delete other consumers idle for ``idle_ms`` (default 10 leases) with nothing pending."""
+        idle = self.lease_ms * 10 if idle_ms is None else idle_ms
+        return int(await self._prune(keys=[self.stream], args=[self.group, idle, self.consumer]))
+
+    async def is_queued(self, job_id: str) -> bool:
+        """True while the job id is ready, delayed or running (not yet acknowledged)."""
+        return bool(await self.redis.hexists(self.dedupe, job_id))
+
+    async def run_maintenance(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        """Until ``stop``: promote due jobs, reclaim stale entries, refresh gauges, prune consumers.
+
+        Redis errors (connection loss, a flush) are logged and retried at the next interval.
+        """
+        loop = asyncio.get_running_loop()
+        next_prune = loop.time()
+        while not stop.is_set():
+            try:
+                while await self.promote_due() == PROMOTE_LIMIT:
+                    pass
+                await self.reclaim_stale()
+                await self.depth()
+                if loop.time() >= next_prune:
+                    next_prune = loop.time() + _PRUNE_EVERY
+                    await self.prune_consumers()
+            except (RedisError, OSError) as exc:
+                log.warning("queue %s: maintenance failed: %s", self.name, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    def _jobs(self, entries: Iterable[Any]) -> list[Job]:
+        jobs = []
+        for entry in entries:
+            if not entry:
+                continue
+            entry_id, raw = entry[0], entry[1]
+            data = _fields(raw)
+            jobs.append(Job(
+                id=_text(data["j"]),
+                entry_id=_text(entry_id),
+                payload=orjson.loads(data.get("p") or b"{}"),
+                deliveries=int(data.get("n") or 0) + 1,
+            ))
+        return jobs
