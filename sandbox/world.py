@@ -1,0 +1,865 @@
+"""The sandbox's simulated world: accounts, groups, logins, sessions, posts and faults.
+
+It plays the part of Telegram's MTProto side for ``accounts.sandbox_gateway``
+(through the HTTP routes of ``sandbox.world_api``) and keeps the rules that
+matter to the product: a login code is bound to the temporary session that
+asked for it, expires, is replaced by a resend and is voided when the user
+shares it unchanged in a chat; 2FA is checked after the code; sends hit slow
+mode, write restrictions and per-account rate limits; faults are injected on
+demand. Errors carry Telegram's RPC error names (``FLOOD_WAIT``,
+``PHONE_CODE_EXPIRED`` ...). Every adapter-facing call is recorded in the
+event log with ``api="world"``.
+
+Everything lives in memory; ``reset()`` forgets it all. Intervals use the
+monotonic clock, dates shown to people use wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from config.settings import SandboxSettings
+from sandbox.events import EventLog
+
+DEMO_WORLD: Final = Path(__file__).with_name("demo_world.json")
+
+# Every adapter-facing call; a fault names one of these or "*".
+CALLS: Final = (
+    "send_code", "resend_code", "sign_in", "check_password", "cancel_login",
+    "get_dialogs", "send_message", "log_out",
+)
+GROUP_KINDS: Final = ("group", "supergroup", "channel")
+MEDIA_KINDS: Final = ("photo", "video", "document", "animation")
+TEXT_LIMIT: Final = 4096
+CAPTION_LIMIT: Final = 1024
+MEDIA_LIMIT: Final = 50 * 1024 * 1024
+CODE_LENGTH: Final = 5
+LATENCY: Final = "LATENCY"
+NETWORK: Final = "NETWORK"
+
+# Telegram's numeric class of each error the world raises (clients fall back on it for names
+# they don't know). Anything not listed is a 400.
+ERROR_CODES: Final[dict[str, int]] = {
+    "FLOOD_WAIT": 420,
+    "SLOWMODE_WAIT": 420,
+    "FLOOD_PREMIUM_WAIT": 420,
+    "SESSION_PASSWORD_NEEDED": 401,
+    "AUTH_KEY_UNREGISTERED": 401,
+    "SESSION_REVOKED": 401,
+    "SESSION_EXPIRED": 401,
+    "USER_DEACTIVATED": 401,
+    "USER_DEACTIVATED_BAN": 401,
+    "AUTH_KEY_DUPLICATED": 406,
+    "CHAT_WRITE_FORBIDDEN": 403,
+    "CHAT_ADMIN_REQUIRED": 403,
+    "CHANNEL_PRIVATE": 406,
+    "INTERNAL": 500,
+    "RPC_CALL_FAIL": 500,
+    NETWORK: 502,
+}
+# A fault of these kinds without ``seconds`` waits this long.
+DEFAULT_FAULT_SECONDS: Final = 30
+_WAIT_ERRORS: Final = frozenset({"FLOOD_WAIT", "SLOWMODE_WAIT", "FLOOD_PREMIUM_WAIT"})
+
+_PHONE_RE: Final = re.compile(r"\+[0-9]{8,15}")
+_PHONE_NOISE: Final = re.compile(r"[\s\-.()]")
+
+
+class WorldError(Exception):
+    """A Telegram RPC error as the world answers it: ``name`` plus its data."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        seconds: int | None = None,
+        new_id: int | None = None,
+        new_access_hash: int | None = None,
+        code: int | None = None,
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.seconds = seconds
+        self.new_id = new_id
+        self.new_access_hash = new_access_hash
+        self.code = code if code is not None else ERROR_CODES.get(name, 400)
+        self.description = description
+        super().__init__(name if seconds is None else f"{name} ({seconds}s)")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ok": False, "error": self.name, "code": self.code}
+        if self.seconds is not None:
+            out["seconds"] = self.seconds
+        if self.new_id is not None:
+            out["new_id"] = self.new_id
+            out["new_access_hash"] = self.new_access_hash or 0
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+def normalise_phone(raw: object) -> str | None:
+    """``+<8-15 digits>`` (spaces, dashes, dots, brackets dropped; 00 -> +), else None."""
+    text = _PHONE_NOISE.sub("", str(raw or ""))
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    elif not text.startswith("+"):
+        text = "+" + text
+    return text if _PHONE_RE.fullmatch(text) else None
+
+
+def load_world_file(path: str | Path | None = None) -> dict[str, Any]:
+    """Read a seed file (``{"accounts": [...]}``); the demo world when ``path`` is None."""
+    data = json.loads(Path(path or DEMO_WORLD).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("a world file holds a JSON object")
+    return data
+
+
+def _access_hash(phone: str, group_id: int) -> int:
+    # Stable per (account, group), also across sandbox restarts, like Telegram's.
+    digest = hashlib.sha256(f"{phone}:{group_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _wait(seconds: float) -> int:
+    return max(1, math.ceil(seconds))
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _now_ms_date() -> float:
+    return round(time.time(), 3)
+
+
+# --- state ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Group:
+    id: int
+    title: str
+    kind: str
+    slow_mode: int = 0
+    migrated_to: int | None = None
+    feed: list[dict[str, Any]] = field(default_factory=list)
+    next_message_id: int = 1
+
+
+@dataclass
+class Membership:
+    group_id: int
+    access_hash: int
+    can_send: bool = True
+    banned: bool = False
+
+
+@dataclass
+class Account:
+    phone: str
+    first_name: str
+    user_id: int
+    password: str | None = None
+    banned: bool = False
+    deactivated: bool = False
+    memberships: dict[int, Membership] = field(default_factory=dict)
+
+
+@dataclass
+class LoginCode:
+    """One code as the account's Telegram app shows it."""
+
+    code: str
+    date: float  # wall clock
+    issued: float  # monotonic
+    ttl: float
+    state: str = "live"  # live | used | replaced | voided | cancelled | expired
+
+    def current_state(self, now: float) -> str:
+        if self.state == "live" and now - self.issued > self.ttl:
+            self.state = "expired"
+        return self.state
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "date": self.date,
+            "expires_at": round(self.date + self.ttl, 3),
+            "state": self.current_state(now),
+        }
+
+
+@dataclass
+class PendingLogin:
+    """A temporary session between send_code and a finished sign-in."""
+
+    token: str
+    phone: str
+    phone_code_hash: str
+    code: LoginCode
+    wrong_codes: int = 0
+    wrong_passwords: int = 0
+    awaiting_password: bool = False
+    old_codes: set[str] = field(default_factory=set)  # replaced by a resend: "expired" if typed
+
+
+@dataclass
+class Session:
+    token: str
+    phone: str
+    user_id: int
+    created: float
+    last_used: float
+
+    @property
+    def id(self) -> str:
+        # Lists show a fingerprint, never the session string itself.
+        return hashlib.sha256(self.token.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "phone": self.phone, "user_id": self.user_id,
+                "created": self.created, "last_used": self.last_used}
+
+
+@dataclass
+class Fault:
+    id: int
+    call: str
+    error: str
+    phone: str | None = None
+    group_id: int | None = None
+    seconds: float | None = None
+    remaining: int = 1  # -1: until cleared
+    new_id: int | None = None
+    code: int | None = None
+    deliver: bool = False  # send_message only: the post lands, then the error is answered
+
+    def matches(self, call: str, phone: str | None, group_id: int | None) -> bool:
+        if self.call not in ("*", call):
+            return False
+        if self.phone is not None and self.phone != phone:
+            return False
+        return self.group_id is None or self.group_id == group_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "call": self.call, "error": self.error, "phone": self.phone,
+                "group_id": self.group_id, "seconds": self.seconds, "times": self.remaining,
+                "new_id": self.new_id, "deliver": self.deliver}
+
+
+@dataclass
+class _Call:
+    phone: str | None
+    group_id: int | None
+
+
+@dataclass(frozen=True)
+class MediaIn:
+    """Media as a send carries it (bytes included)."""
+
+    kind: str
+    filename: str
+    data: bytes
+    mime_type: str = "application/octet-stream"
+
+    def summary(self) -> dict[str, Any]:
+        return {"kind": self.kind, "filename": self.filename, "size": len(self.data),
+                "mime_type": self.mime_type, "sha256": hashlib.sha256(self.data).hexdigest()}
+
+
+# --- the world --------------------------------------------------------------------------------
+
+
+class World:
+    """In-memory Telegram for user accounts; see the module docstring for the rules."""
+
+    def __init__(self, settings: SandboxSettings, events: EventLog) -> None:
+        self.settings = settings
+        self.events = events
+        # Login thresholds (attributes so tests can shorten them).
+        self.max_code_attempts = 5  # wrong codes answered PHONE_CODE_INVALID; the next try floods
+        self.max_password_attempts = 5
+        self.login_flood_seconds = 300
+        self.send_code_limit = 10  # send_code + resend_code per phone per window (rate_limits only)
+        self.send_code_window = 600.0
+        self._accounts: dict[str, Account] = {}
+        self._groups: dict[int, Group] = {}
+        self._pending: dict[str, PendingLogin] = {}
+        self._sessions: dict[str, Session] = {}
+        self._dead: dict[str, str] = {}  # revoked session -> the error its next calls get
+        self._codes: dict[str, list[LoginCode]] = {}
+        self._code_requests: dict[str, deque[float]] = {}
+        self._login_flood_until: dict[str, float] = {}
+        self._last_post: dict[tuple[str, int], float] = {}
+        self._send_times: dict[str, deque[float]] = {}
+        self._faults: list[Fault] = []
+        self._fault_seq = 0
+
+    # --- control side -----------------------------------------------------------------------
+
+    def reset(self) -> None:
+        for store in (self._accounts, self._groups, self._pending, self._sessions, self._dead,
+                      self._codes, self._code_requests, self._login_flood_until, self._last_post,
+                      self._send_times):
+            store.clear()
+        self._faults.clear()
+
+    def seed(self, data: Mapping[str, Any]) -> list[str]:
+        """Add or replace accounts: ``{"accounts": [...]}`` or one account object.
+
+        Raises ``ValueError`` naming the bad field; nothing is changed then.
+        """
+        items = data.get("accounts") if "accounts" in data else [data]
+        if not isinstance(items, list):
+            raise ValueError("accounts must be a list")
+        parsed = [self._parse_account(item) for item in items]
+        for account, groups in parsed:
+            self._install(account, groups)
+        return [account.phone for account, _ in parsed]
+
+    def observe_chat_text(self, text: str) -> None:
+        """Void every live code that appears unchanged in ``text`` (Telegram voids shared codes)."""
+        if not text:
+            return
+        for pending in self._pending.values():
+            if pending.code.state == "live" and pending.code.code in text:
+                pending.code.state = "voided"
+
+    def demo_summary(self) -> list[str]:
+        lines = []
+        for account in self._accounts.values():
+            groups = [self._groups[gid] for gid in account.memberships]
+            closed = sum(1 for m in account.memberships.values() if not m.can_send or m.banned)
+            slow = sum(1 for g in groups if g.slow_mode)
+            lock = f"2FA password {account.password!r}" if account.password else "no 2FA"
+            lines.append(f"{account.phone}  {account.first_name}  {lock}  {len(groups)} groups "
+                         f"({closed} not writable, {slow} with slow mode)")
+        return lines
+
+    def accounts(self) -> list[dict[str, Any]]:
+        return [
+            {"phone": a.phone, "first_name": a.first_name, "user_id": a.user_id,
+             "has_password": a.password is not None, "banned": a.banned,
+             "groups": [self._dialog(a, m) for m in a.memberships.values()]}
+            for a in self._accounts.values()
+        ]
+
+    def codes(self, phone: str) -> list[dict[str, Any]]:
+        """Codes sent to ``phone``, newest first. ``KeyError`` for an unknown account."""
+        norm = self._known_phone(phone)
+        now = time.monotonic()
+        return [c.to_dict(now) for c in reversed(self._codes.get(norm, []))]
+
+    def sessions(self, phone: str) -> list[dict[str, Any]]:
+        norm = self._known_phone(phone)
+        return [s.to_dict() for s in self._sessions.values() if s.phone == norm]
+
+    def revoke_sessions(self, phone: str) -> int:
+        """Terminate every session of ``phone``; their next call gets SESSION_REVOKED."""
+        norm = self._known_phone(phone)
+        tokens = [t for t, s in self._sessions.items() if s.phone == norm]
+        for token in tokens:
+            del self._sessions[token]
+            self._dead[token] = "SESSION_REVOKED"
+        return len(tokens)
+
+    def group_messages(self, group_id: int) -> list[dict[str, Any]]:
+        group = self._groups.get(group_id)
+        if group is None:
+            raise KeyError(group_id)
+        return [dict(post) for post in group.feed]
+
+    def add_fault(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Register a fault (``ValueError`` naming the bad field).
+
+        ``{call: one of CALLS or "*", error: a Telegram name | "NETWORK" | "latency", phone?,
+        group_id?, seconds? (the wait hint, or the delay of a latency fault), times? (absent -> 1,
+        -1 -> until cleared), new_id? (CHAT_MIGRATED), code? (numeric RPC class), deliver?
+        (send_message only: the post lands, then the error is answered)}``. On each call the
+        first matching latency fault and the first matching error fault fire, in order of
+        registration; a call that fails before its faults are looked at (dead session, not a
+        member of the group) consumes none.
+        """
+        call = str(spec.get("call") or "*")
+        if call != "*" and call not in CALLS:
+            raise ValueError(f"call must be one of {', '.join(CALLS)} or *")
+        error = str(spec.get("error") or "").strip().upper()
+        if not re.fullmatch(r"[A-Z0-9_]+", error):
+            raise ValueError("error must be a Telegram error name, NETWORK or latency")
+        phone = None
+        if spec.get("phone") is not None:
+            phone = normalise_phone(spec["phone"])
+            if phone is None:
+                raise ValueError("phone is not a phone number")
+        times = spec.get("times")
+        remaining = 1 if times is None else _int(times, "times")
+        if remaining < 1 and remaining != -1:
+            raise ValueError("times must be a positive count or -1 (until cleared)")
+        seconds = None if spec.get("seconds") is None else float(spec["seconds"])
+        if seconds is not None and seconds < 0:
+            raise ValueError("seconds must not be negative")
+        if error == LATENCY and seconds is None:
+            raise ValueError("a latency fault needs seconds")
+        new_id = None if spec.get("new_id") is None else _int(spec["new_id"], "new_id")
+        if error == "CHAT_MIGRATED" and new_id is None:
+            raise ValueError("a CHAT_MIGRATED fault needs new_id")
+        self._fault_seq += 1
+        fault = Fault(
+            id=self._fault_seq, call=call, error=error, phone=phone,
+            group_id=None if spec.get("group_id") is None else _int(spec["group_id"], "group_id"),
+            seconds=seconds, remaining=remaining, new_id=new_id,
+            code=None if spec.get("code") is None else _int(spec["code"], "code"),
+            deliver=bool(spec.get("deliver", False)),
+        )
+        self._faults.append(fault)
+        return fault.to_dict()
+
+    def faults(self) -> list[dict[str, Any]]:
+        return [f.to_dict() for f in self._faults]
+
+    def clear_faults(self) -> int:
+        count = len(self._faults)
+        self._faults.clear()
+        return count
+
+    # --- login (adapter side) -----------------------------------------------------------------
+
+    async def send_code(self, phone: str, session: str | None = None) -> dict[str, Any]:
+        """Start (or restart) a login: a new code bound to a temporary session."""
+        norm = normalise_phone(phone)
+        with self._recorded("send_code", norm or str(phone)):
+            await self._fault_gate("send_code", norm, None)
+            account = self._login_account(norm)
+            self._check_login_flood(account.phone)
+            self._count_code_request(account.phone)
+            pending = self._pending.get(session) if session else None
+            if pending is None:
+                token = "tmp_" + secrets.token_urlsafe(24)
+                pending = PendingLogin(token, account.phone, "", self._new_code(account.phone, set()))
+                self._pending[token] = pending
+            else:
+                self._retire(pending, "replaced")
+                pending.phone = account.phone
+                pending.code = self._new_code(account.phone, pending.old_codes)
+                pending.wrong_codes = pending.wrong_passwords = 0
+                pending.awaiting_password = False
+            pending.phone_code_hash = secrets.token_hex(8)
+            return self._sent_code(pending)
+
+    async def resend_code(self, phone: str, session: str, phone_code_hash: str) -> dict[str, Any]:
+        norm = normalise_phone(phone)
+        with self._recorded("resend_code", norm or str(phone)):
+            await self._fault_gate("resend_code", norm, None)
+            pending = self._pending_for(session, norm, phone_code_hash)
+            self._login_account(norm)
+            self._check_login_flood(pending.phone)
+            self._count_code_request(pending.phone)
+            self._retire(pending, "replaced")
+            pending.code = self._new_code(pending.phone, pending.old_codes)
+            pending.phone_code_hash = secrets.token_hex(8)
+            pending.wrong_codes = pending.wrong_passwords = 0
+            pending.awaiting_password = False
+            return self._sent_code(pending)
+
+    async def sign_in(self, phone: str, session: str, phone_code_hash: str, code: str) -> dict[str, Any]:
+        norm = normalise_phone(phone)
+        with self._recorded("sign_in", norm or str(phone)):
+            await self._fault_gate("sign_in", norm, None)
+            pending = self._pending_for(session, norm, phone_code_hash)
+            account = self._login_account(norm)
+            self._check_login_flood(account.phone)
+            if pending.awaiting_password:
+                raise WorldError("SESSION_PASSWORD_NEEDED")
+            if pending.code.current_state(time.monotonic()) != "live":
+                raise WorldError("PHONE_CODE_EXPIRED")
+            if pending.wrong_codes >= self.max_code_attempts:
+                raise self._start_login_flood(account.phone)
+            typed = str(code or "").strip()
+            if not typed:
+                raise WorldError("PHONE_CODE_EMPTY")
+            if typed in pending.old_codes:
+                raise WorldError("PHONE_CODE_EXPIRED")
+            if not secrets.compare_digest(typed, pending.code.code):
+                pending.wrong_codes += 1
+                raise WorldError("PHONE_CODE_INVALID")
+            pending.code.state = "used"
+            if account.password is not None:
+                pending.awaiting_password = True
+                raise WorldError("SESSION_PASSWORD_NEEDED")
+            return self._finish_login(pending, account)
+
+    async def check_password(self, phone: str, session: str, password: str) -> dict[str, Any]:
+        norm = normalise_phone(phone)
+        with self._recorded("check_password", norm or str(phone)):
+            await self._fault_gate("check_password", norm, None)
+            pending = self._pending.get(session)
+            if pending is None or not pending.awaiting_password or pending.phone != norm:
+                # No password step is open for this temporary session: the login must restart.
+                raise WorldError("PHONE_CODE_EXPIRED")
+            account = self._login_account(norm)
+            self._check_login_flood(account.phone)
+            if pending.wrong_passwords >= self.max_password_attempts:
+                raise self._start_login_flood(account.phone)
+            if account.password is None or not secrets.compare_digest(
+                    str(password).encode(), account.password.encode()):
+                pending.wrong_passwords += 1
+                raise WorldError("PASSWORD_HASH_INVALID")
+            return self._finish_login(pending, account)
+
+    async def cancel_login(self, session: str) -> None:
+        pending = self._pending.get(session)
+        with self._recorded("cancel_login", pending.phone if pending else None):
+            await self._fault_gate("cancel_login", pending.phone if pending else None, None)
+            pending = self._pending.pop(session, None)
+            if pending is not None:
+                self._retire(pending, "cancelled")
+
+    # --- sessions, dialogs, messages (adapter side) ---------------------------------------
+
+    async def log_out(self, session: str) -> None:
+        with self._recorded("log_out", None) as call:
+            account = self._session_account(session)
+            call.phone = account.phone
+            await self._fault_gate("log_out", account.phone, None)
+            # A logged-out key is simply unknown afterwards: AUTH_KEY_UNREGISTERED.
+            self._sessions.pop(session, None)
+
+    async def get_dialogs(self, session: str) -> list[dict[str, Any]]:
+        with self._recorded("get_dialogs", None) as call:
+            account = self._session_account(session)
+            call.phone = account.phone
+            await self._fault_gate("get_dialogs", account.phone, None)
+            return [self._dialog(account, m) for m in account.memberships.values()]
+
+    async def send_message(
+        self,
+        session: str,
+        group_id: int,
+        access_hash: int,
+        text: str,
+        entities: list[dict[str, Any]] | None = None,
+        media: MediaIn | None = None,
+    ) -> dict[str, Any]:
+        """Post to a group's feed; returns ``{message_id, date}``."""
+        with self._recorded("send_message", None, group_id) as call:
+            account = self._session_account(session)
+            call.phone = account.phone
+            group, membership = self._member_group(account, group_id, access_hash)
+            fault = await self._take_faults("send_message", account.phone, group_id)
+            if fault is not None and not fault.deliver:
+                raise self._fault_error(fault, account.phone, group_id)
+            if group.migrated_to is not None:
+                raise WorldError("CHAT_MIGRATED", new_id=group.migrated_to,
+                                 new_access_hash=_access_hash(account.phone, group.migrated_to))
+            if membership.banned:
+                raise WorldError("USER_BANNED_IN_CHANNEL")
+            if not membership.can_send:
+                raise WorldError("CHAT_WRITE_FORBIDDEN")
+            entities = list(entities or [])
+            _check_message(text, entities, media)
+            now = time.monotonic()
+            self._check_slow_mode(account.phone, group, now)
+            self._check_rate_limit(account.phone, now)
+            posted = self._post(group, account, text, entities, media, now)
+            if fault is not None:
+                raise self._fault_error(fault, account.phone, group_id)
+            return posted
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _recorded(self, method: str, phone: str | None, group_id: int | None = None) -> Iterator[_Call]:
+        call = _Call(phone, group_id)
+        try:
+            yield call
+        except WorldError as exc:
+            self.events.record("world", method, ok=False, phone=call.phone, group_id=call.group_id,
+                               error=exc.name, retry_after=exc.seconds)
+            raise
+        except Exception:
+            self.events.record("world", method, ok=False, phone=call.phone, group_id=call.group_id,
+                               error="INTERNAL")
+            raise
+        self.events.record("world", method, ok=True, phone=call.phone, group_id=call.group_id)
+
+    async def _take_faults(self, call: str, phone: str | None, group_id: int | None) -> Fault | None:
+        """Consume the first matching latency fault (and wait) and the first matching error fault."""
+        latency: Fault | None = None
+        error: Fault | None = None
+        for fault in self._faults:
+            if not fault.matches(call, phone, group_id):
+                continue
+            if fault.error == LATENCY:
+                if latency is None:
+                    latency = fault
+            elif error is None:
+                error = fault
+        for taken in (latency, error):
+            if taken is not None and taken.remaining > 0:
+                taken.remaining -= 1
+                if taken.remaining == 0:
+                    self._faults.remove(taken)
+        if latency is not None:
+            await asyncio.sleep(latency.seconds or 0.0)
+        return error
+
+    async def _fault_gate(self, call: str, phone: str | None, group_id: int | None) -> None:
+        fault = await self._take_faults(call, phone, group_id)
+        if fault is not None:
+            raise self._fault_error(fault, phone, group_id)
+
+    def _fault_error(self, fault: Fault, phone: str | None, group_id: int | None) -> WorldError:
+        seconds: int | None = None
+        if fault.seconds is not None:
+            seconds = _wait(fault.seconds) if fault.seconds > 0 else 0
+        elif fault.error in _WAIT_ERRORS:
+            seconds = DEFAULT_FAULT_SECONDS
+        new_hash = None
+        if fault.new_id is not None:
+            new_hash = _access_hash(phone, fault.new_id) if phone else 0
+        return WorldError(fault.error, seconds=seconds, new_id=fault.new_id, new_access_hash=new_hash,
+                          code=fault.code, description="injected fault")
+
+    def _login_account(self, phone: str | None) -> Account:
+        account = self._accounts.get(phone) if phone else None
+        if account is None:
+            raise WorldError("PHONE_NUMBER_INVALID")
+        if account.banned:
+            raise WorldError("PHONE_NUMBER_BANNED")
+        return account
+
+    def _pending_for(self, session: str, phone: str | None, phone_code_hash: str) -> PendingLogin:
+        # Another temporary session or another hash: Telegram says the code expired.
+        pending = self._pending.get(session)
+        if pending is None or pending.phone != phone or pending.phone_code_hash != phone_code_hash:
+            raise WorldError("PHONE_CODE_EXPIRED")
+        return pending
+
+    def _check_login_flood(self, phone: str) -> None:
+        until = self._login_flood_until.get(phone)
+        if until is not None:
+            left = until - time.monotonic()
+            if left > 0:
+                raise WorldError("FLOOD_WAIT", seconds=_wait(left))
+            del self._login_flood_until[phone]
+
+    def _start_login_flood(self, phone: str) -> WorldError:
+        self._login_flood_until[phone] = time.monotonic() + self.login_flood_seconds
+        return WorldError("FLOOD_WAIT", seconds=self.login_flood_seconds)
+
+    def _count_code_request(self, phone: str) -> None:
+        if not self.settings.rate_limits:
+            return
+        now = time.monotonic()
+        times = self._code_requests.setdefault(phone, deque())
+        while times and now - times[0] >= self.send_code_window:
+            times.popleft()
+        if len(times) >= self.send_code_limit:
+            raise WorldError("FLOOD_WAIT", seconds=_wait(times[0] + self.send_code_window - now))
+        times.append(now)
+
+    def _new_code(self, phone: str, avoid: set[str]) -> LoginCode:
+        code = None
+        while code is None or code in avoid:
+            code = f"{secrets.randbelow(10 ** CODE_LENGTH):0{CODE_LENGTH}d}"
+        record = LoginCode(code, _now_ms_date(), time.monotonic(), self.settings.code_ttl)
+        self._codes.setdefault(phone, []).append(record)
+        return record
+
+    @staticmethod
+    def _retire(pending: PendingLogin, state: str) -> None:
+        pending.old_codes.add(pending.code.code)
+        if pending.code.state == "live":
+            pending.code.state = state
+
+    @staticmethod
+    def _sent_code(pending: PendingLogin) -> dict[str, Any]:
+        return {"session": pending.token, "phone": pending.phone,
+                "phone_code_hash": pending.phone_code_hash, "code_length": CODE_LENGTH, "type": "app"}
+
+    def _finish_login(self, pending: PendingLogin, account: Account) -> dict[str, Any]:
+        self._pending.pop(pending.token, None)
+        token = "sbx_" + secrets.token_urlsafe(32)
+        now = _now_ms_date()
+        self._sessions[token] = Session(token, account.phone, account.user_id, now, now)
+        return {"session": token, "user_id": account.user_id, "first_name": account.first_name,
+                "phone": account.phone}
+
+    def _session_account(self, token: str) -> Account:
+        session = self._sessions.get(token)
+        if session is None:
+            raise WorldError(self._dead.get(token, "AUTH_KEY_UNREGISTERED"))
+        account = self._accounts.get(session.phone)
+        if account is None:
+            raise WorldError("AUTH_KEY_UNREGISTERED")
+        if account.deactivated:
+            raise WorldError("USER_DEACTIVATED_BAN")
+        session.last_used = _now_ms_date()
+        return account
+
+    def _member_group(self, account: Account, group_id: int, access_hash: int) -> tuple[Group, Membership]:
+        group = self._groups.get(group_id)
+        membership = account.memberships.get(group_id)
+        if group is None:
+            raise WorldError("PEER_ID_INVALID")
+        broadcast_like = group.kind != "group"
+        if membership is None:
+            raise WorldError("CHANNEL_PRIVATE" if broadcast_like else "PEER_ID_INVALID")
+        if access_hash != membership.access_hash:
+            raise WorldError("CHANNEL_INVALID" if broadcast_like else "PEER_ID_INVALID")
+        return group, membership
+
+    def _check_slow_mode(self, phone: str, group: Group, now: float) -> None:
+        last = self._last_post.get((phone, group.id))
+        if group.slow_mode > 0 and last is not None and now - last < group.slow_mode:
+            raise WorldError("SLOWMODE_WAIT", seconds=_wait(group.slow_mode - (now - last)))
+
+    def _check_rate_limit(self, phone: str, now: float) -> None:
+        if not self.settings.rate_limits:
+            return
+        window = self.settings.account_send_window
+        times = self._send_times.setdefault(phone, deque())
+        while times and now - times[0] >= window:
+            times.popleft()
+        if len(times) >= self.settings.account_send_limit:
+            raise WorldError("FLOOD_WAIT", seconds=_wait(times[0] + window - now))
+
+    def _post(self, group: Group, account: Account, text: str, entities: list[dict[str, Any]],
+              media: MediaIn | None, now: float) -> dict[str, Any]:
+        wall = time.time()
+        post: dict[str, Any] = {
+            "message_id": group.next_message_id,
+            "from_phone": account.phone,
+            "from_user_id": account.user_id,
+            "text": text,
+            "entities": entities,
+            "date": round(wall, 3),
+            "date_ms": int(wall * 1000),
+        }
+        if media is not None:
+            post["media"] = media.summary()
+        group.next_message_id += 1
+        group.feed.append(post)
+        self._last_post[(account.phone, group.id)] = now
+        self._send_times.setdefault(account.phone, deque()).append(now)
+        return {"message_id": post["message_id"], "date": post["date"]}
+
+    def _dialog(self, account: Account, membership: Membership) -> dict[str, Any]:
+        group = self._groups[membership.group_id]
+        return {
+            "id": group.id,
+            "title": group.title,
+            "kind": group.kind,
+            "access_hash": membership.access_hash,
+            "can_send": membership.can_send and not membership.banned,
+            "slow_mode": group.slow_mode,
+        }
+
+    def _known_phone(self, phone: str) -> str:
+        norm = normalise_phone(phone)
+        if norm is None or norm not in self._accounts:
+            raise KeyError(phone)
+        return norm
+
+    # --- seeding -------------------------------------------------------------------------
+
+    def _parse_account(self, item: Any) -> tuple[Account, list[dict[str, Any]]]:
+        if not isinstance(item, Mapping):
+            raise ValueError("an account is a JSON object")
+        phone = normalise_phone(item.get("phone"))
+        if phone is None:
+            raise ValueError(f"phone {item.get('phone')!r} is not a phone number")
+        password = item.get("password")
+        account = Account(
+            phone=phone,
+            first_name=str(item.get("first_name") or "User"),
+            user_id=_int(item.get("user_id") or int(phone[1:]), "user_id"),
+            password=str(password) if password else None,
+            banned=bool(item.get("banned", False)),
+            deactivated=bool(item.get("deactivated", False)),
+        )
+        groups = item.get("groups") or []
+        if not isinstance(groups, list):
+            raise ValueError(f"{phone}: groups must be a list")
+        return account, [self._parse_group(phone, g) for g in groups]
+
+    @staticmethod
+    def _parse_group(phone: str, item: Any) -> dict[str, Any]:
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{phone}: a group is a JSON object")
+        gid = _int(item.get("id"), "group id")
+        if gid <= 0:
+            raise ValueError(f"{phone}: group ids are positive")
+        kind = str(item.get("kind") or "supergroup")
+        if kind not in GROUP_KINDS:
+            raise ValueError(f"{phone}: group {gid}: kind must be one of {', '.join(GROUP_KINDS)}")
+        migrated_to = item.get("migrated_to")
+        return {
+            "id": gid,
+            "title": str(item.get("title") or f"Group {gid}"),
+            "kind": kind,
+            "can_send": bool(item.get("can_send", True)),
+            "banned": bool(item.get("banned", False)),
+            "slow_mode": None if item.get("slow_mode") is None else _int(item["slow_mode"], "slow_mode"),
+            "migrated_to": None if migrated_to is None else _int(migrated_to, "migrated_to"),
+        }
+
+    def _install(self, account: Account, groups: list[dict[str, Any]]) -> None:
+        self._accounts[account.phone] = account
+        for spec in groups:
+            group = self._groups.get(spec["id"])
+            if group is None:
+                group = self._groups[spec["id"]] = Group(spec["id"], spec["title"], spec["kind"])
+            else:  # one group, one feed, shared by its members; the latest description wins
+                group.title, group.kind = spec["title"], spec["kind"]
+            if spec["slow_mode"] is not None:
+                group.slow_mode = spec["slow_mode"]
+            account.memberships[group.id] = Membership(
+                group.id, _access_hash(account.phone, group.id), spec["can_send"], spec["banned"])
+            if spec["migrated_to"] is not None:
+                # A basic group that became a supergroup: the member follows it there.
+                group.migrated_to = spec["migrated_to"]
+                target = self._groups.setdefault(
+                    spec["migrated_to"], Group(spec["migrated_to"], group.title, "supergroup"))
+                account.memberships.setdefault(
+                    target.id, Membership(target.id, _access_hash(account.phone, target.id)))
+
+
+def _check_message(text: str, entities: list[dict[str, Any]], media: MediaIn | None) -> None:
+    if media is None and not text.strip():
+        raise WorldError("MESSAGE_EMPTY")
+    if len(text) > (CAPTION_LIMIT if media is not None else TEXT_LIMIT):
+        raise WorldError("MESSAGE_TOO_LONG")
+    size = _utf16_len(text)
+    for entity in entities:
+        if not isinstance(entity, dict):
+            raise WorldError("ENTITY_BOUNDS_INVALID")
+        offset, length = entity.get("offset"), entity.get("length")
+        if (not isinstance(offset, int) or not isinstance(length, int)
+                or offset < 0 or length <= 0 or offset + length > size):
+            raise WorldError("ENTITY_BOUNDS_INVALID")
+    if media is not None and (media.kind not in MEDIA_KINDS or not 0 < len(media.data) <= MEDIA_LIMIT):
+        raise WorldError("MEDIA_INVALID")
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer") from None
