@@ -9,6 +9,8 @@ start fails the run.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,8 +25,9 @@ TEMPLATE_DB = "broadcast_test_template"
 
 
 @pytest.fixture(scope="session")
-def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    base: Path = tmp_path_factory.mktemp("servers")
+def server_urls() -> Iterator[tuple[str, str]]:
+    # not under pytest's basetemp: a concurrent pytest run prunes old basetemps, servers and all
+    base = Path(tempfile.mkdtemp(prefix="broadcast-test-servers-"))
     pg_url = os.environ.get("TEST_DATABASE_URL", "")
     redis_url = os.environ.get("TEST_REDIS_URL", "")
     pg = EmbeddedPostgres(base / "pg", port=0) if not pg_url else None
@@ -40,6 +43,7 @@ def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             rd.stop()
         if pg is not None:
             pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:

@@ -1,0 +1,168 @@
+"""Plain records of the stored objects, as the repositories return them.
+
+Services turn them into the views the bot and the admin API show. Secrets never appear here
+decrypted: ``AccountRecord.session_enc`` is the ciphertext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+ActorKind = Literal["admin", "api", "system", "user"]
+AuditOutcome = Literal["ok", "denied", "failed"]
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """Who sent an update, as the Bot API describes them."""
+
+    user_id: int
+    first_name: str = ""
+    last_name: str = ""
+    username: str = ""
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: int
+    first_name: str
+    last_name: str
+    username: str
+    language: str
+    access_status: str  # none | pending | granted | rejected | revoked
+    access_expires_at: datetime | None
+    access_requested_at: datetime | None
+    banned: bool
+    bot_blocked: bool
+    notify_rounds: bool
+    created_at: datetime
+    last_seen_at: datetime
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(part for part in (self.first_name, self.last_name) if part)
+        return name or (f"@{self.username}" if self.username else str(self.user_id))
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    account_id: int
+    user_id: int
+    phone: str
+    tg_user_id: int
+    first_name: str
+    session_enc: bytes | None
+    status: str  # connected | disconnected
+    disconnected_reason: str
+    updated_at: datetime
+
+    @property
+    def connected(self) -> bool:
+        return self.status == "connected" and self.session_enc is not None
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    group_id: int
+    user_id: int
+    peer_id: int
+    access_hash: int
+    kind: str  # group | supergroup | channel
+    title: str
+    selected: bool
+    status: str  # active | disabled | gone
+    reason: str
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    media_id: int
+    sha256: str
+    kind: str  # photo | video | document | animation
+    filename: str
+    mime_type: str
+    bot_file_id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    message_id: int
+    user_id: int
+    version: int
+    text: str
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    media_id: int | None = None
+    media_kind: str | None = None
+    media_filename: str = ""
+    media_bot_file_id: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    user_id: int
+    status: str  # stopped | running
+    interval_seconds: int | None
+    next_run_at: datetime | None
+    paused_until: datetime | None
+    pause_reason: str
+    started_at: datetime | None
+    stopped_at: datetime | None
+    last_round_id: int | None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass(frozen=True)
+class RoundCounts:
+    """A round's attempts by outcome; ``pending`` covers pending, sending and flood_wait."""
+
+    round_id: int
+    planned_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    status: str
+    total: int
+    sent: int
+    failed: int
+    skipped: int
+    pending: int
+    unknown: int
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    audit_id: int
+    at: datetime
+    actor_id: int | None
+    actor_kind: str
+    action: str
+    target_user_id: int | None
+    outcome: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Notification:
+    notification_id: int
+    user_id: int
+    kind: str
+    payload: dict[str, Any]
+    dedupe_key: str | None
+    created_at: datetime
+    tries: int
+
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The default clock of the services (tests pass their own)."""
+    return datetime.now(UTC)

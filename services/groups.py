@@ -1,0 +1,275 @@
+"""The user's groups (U3): import from the account, pages of 10, selection with a limit."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+
+from accounts.crypto import SessionDecryptError
+from accounts.gateway import AccountGateway, AccountRef, GroupInfo
+from config.settings import Settings
+from domain import rules
+from domain.errors import SessionDead
+from domain.models import Clock, GroupRecord, utc_now
+from services.login import SessionCipherPort
+from storage.db import Database
+from storage.repositories import accounts, campaigns, groups, users
+from storage.repositories.groups import ImportedGroup
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 10
+READ_ONLY_REASON = "CHAT_WRITE_FORBIDDEN"  # imported but the account cannot post there
+GONE_REASON = "gone"  # no longer among the account's dialogs
+
+ToggleOutcome = Literal["selected", "unselected", "disabled", "limit_reached", "not_found"]
+BulkOutcome = Literal["ok", "limit_reached", "not_found"]
+
+
+class NotConnected(Exception):
+    """The user has no connected account (U3.1): "connect your account first"."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """U3.3: "imported N: A new, B updated, C gone" with N = new + updated."""
+
+    total: int
+    new: int
+    updated: int
+    gone: int
+    disabled: int  # of the imported ones, how many cannot be written to
+
+
+@dataclass(frozen=True)
+class GroupItem:
+    group_id: int
+    title: str
+    kind: str
+    selected: bool
+    status: str  # active | disabled | gone
+    reason: str  # why it is disabled/gone ("" when active)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    """U3.5. ``page`` is clamped into range; ``requested_page`` is what was asked for."""
+
+    items: list[GroupItem]
+    page: int
+    pages: int
+    total: int
+    selected: int
+    limit: int
+    requested_page: int
+
+    @property
+    def out_of_range(self) -> bool:
+        return self.page != self.requested_page
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 0
+
+    @property
+    def has_next(self) -> bool:
+        return self.page + 1 < self.pages
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """U3.2 / U1.5: ``selected`` counts selected active groups only."""
+
+    total: int
+    selected: int
+    active: int
+    disabled: int
+    gone: int
+
+
+@dataclass(frozen=True)
+class ToggleResult:
+    """U3.6-U3.8. ``reason`` is set for ``disabled``."""
+
+    outcome: ToggleOutcome
+    reason: str = ""
+    selected_count: int = 0
+    limit: int = 0
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """``grp:all`` / ``grp:none`` on one page: how many changed, and whether the limit cut it."""
+
+    outcome: BulkOutcome
+    changed: int
+    selected_count: int
+    limit: int
+
+
+class GroupService:
+    """U3: groups belong to the user; every action checks ownership (forged ids are not_found)."""
+
+    def __init__(
+        self,
+        db: Database,
+        gateway: AccountGateway,
+        cipher: SessionCipherPort,
+        settings: Settings,
+        now: Clock = utc_now,
+    ) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.cipher = cipher
+        self.settings = settings
+        self.now = now
+
+    @property
+    def limit(self) -> int:
+        return self.settings.bot.selection_limit
+
+    async def import_groups(self, user_id: int) -> ImportResult:
+        """U3.3: merge the account's groups into the list.
+
+        New groups come unselected, known ones keep their selection (title, access hash and
+        kind refreshed; gone/disabled ones listed as writable become active again), groups no
+        longer listed are marked gone and unselected, groups the account cannot write to are
+        imported disabled (``READ_ONLY_REASON``) and unselected. Raises ``NotConnected``; on
+        ``SessionDead`` (U3.4) the account is marked disconnected and the broadcast stopped, then
+        the error is re-raised. Other gateway errors (``FloodWait``, ``TransientError``) propagate.
+        """
+        async with self.db.connection() as conn:
+            record = await accounts.get(conn, user_id)
+        if record is None or record.session_enc is None or not record.connected:
+            raise NotConnected(user_id)
+        try:
+            ref = AccountRef(record.account_id, self.cipher.decrypt(record.session_enc))
+        except SessionDecryptError:
+            await self._session_ended(user_id, "session_undecryptable")
+            raise SessionDead("SESSION_UNDECRYPTABLE") from None
+        try:
+            listed = await self.gateway.list_groups(ref)
+        except SessionDead as exc:
+            await self._session_ended(user_id, exc.code)
+            raise
+        imported = _dedupe(listed)
+        now = self.now()
+        async with self.db.transaction() as conn:
+            await users.lock(conn, user_id)
+            new, updated = await groups.merge(conn, user_id, imported, now)
+            listed_peers = [g.peer_id for g in imported]
+            gone = await groups.mark_gone_except(conn, user_id, listed_peers, GONE_REASON, now)
+        disabled = sum(1 for g in imported if g.status == "disabled")
+        log.info("groups imported user_id=%s new=%d updated=%d gone=%d", user_id, new, updated, gone)
+        return ImportResult(total=new + updated, new=new, updated=updated, gone=gone, disabled=disabled)
+
+    async def page(self, user_id: int, page: int, size: int = PAGE_SIZE) -> GroupPage:
+        """U3.5: one page ordered by (title, group_id); out-of-range pages are clamped."""
+        async with self.db.connection() as conn:
+            counts = await groups.counts(conn, user_id)
+            current = rules.clamp_page(page, counts.total, size)
+            rows = await groups.page(conn, user_id, current * size, size)
+        return GroupPage(
+            items=[_item(r) for r in rows],
+            page=current,
+            pages=rules.page_count(counts.total, size),
+            total=counts.total,
+            selected=counts.selected,
+            limit=self.limit,
+            requested_page=page,
+        )
+
+    async def toggle(self, user_id: int, group_id: int) -> ToggleResult:
+        """U3.6-U3.8: flip the selection of one of the user's active groups."""
+        now = self.now()
+        async with self.db.transaction() as conn:
+            await users.lock(conn, user_id)
+            group = await groups.get_owned(conn, user_id, group_id, for_update=True)
+            selected = await groups.count_selected(conn, user_id)
+            if group is None:
+                return ToggleResult("not_found", selected_count=selected, limit=self.limit)
+            if group.status != "active":
+                reason = group.reason or group.status
+                return ToggleResult("disabled", reason, selected, self.limit)
+            if group.selected:
+                await groups.set_selected(conn, user_id, [group_id], False, now)
+                return ToggleResult("unselected", selected_count=selected - 1, limit=self.limit)
+            if selected >= self.limit:
+                return ToggleResult("limit_reached", selected_count=selected, limit=self.limit)
+            await groups.set_selected(conn, user_id, [group_id], True, now)
+            return ToggleResult("selected", selected_count=selected + 1, limit=self.limit)
+
+    async def select_all(self, user_id: int, page: int, size: int = PAGE_SIZE) -> BulkResult:
+        """Select the active groups of one page, up to the selection limit (then limit_reached)."""
+        now = self.now()
+        async with self.db.transaction() as conn:
+            await users.lock(conn, user_id)
+            rows = await self._page_rows(conn, user_id, page, size)
+            selected = await groups.count_selected(conn, user_id)
+            wanted = [r.group_id for r in rows if r.status == "active" and not r.selected]
+            room = max(0, self.limit - selected)
+            changed = await groups.set_selected(conn, user_id, wanted[:room], True, now) if room else 0
+            outcome: BulkOutcome = "limit_reached" if len(wanted) > room else "ok"
+            return BulkResult(outcome, changed, selected + changed, self.limit)
+
+    async def select_none(self, user_id: int, page: int, size: int = PAGE_SIZE) -> BulkResult:
+        """Unselect the groups of one page."""
+        now = self.now()
+        async with self.db.transaction() as conn:
+            await users.lock(conn, user_id)
+            rows = await self._page_rows(conn, user_id, page, size)
+            changed = await groups.set_selected(conn, user_id, [r.group_id for r in rows], False, now)
+            selected = await groups.count_selected(conn, user_id)
+            return BulkResult("ok", changed, selected, self.limit)
+
+    async def counts(self, user_id: int) -> GroupCounts:
+        async with self.db.connection() as conn:
+            c = await groups.counts(conn, user_id)
+        return GroupCounts(c.total, c.selected, c.active, c.disabled, c.gone)
+
+    async def _page_rows(
+        self, conn: asyncpg.Connection, user_id: int, page: int, size: int
+    ) -> list[GroupRecord]:
+        total = (await groups.counts(conn, user_id)).total
+        return await groups.page(conn, user_id, rules.clamp_page(page, total, size) * size, size)
+
+    async def _session_ended(self, user_id: int, reason: str) -> None:
+        now = self.now()
+        async with self.db.transaction() as conn:
+            await campaigns.stop(conn, user_id, now)
+            await accounts.disconnect(conn, user_id, reason, now)
+        log.info("session ended during import user_id=%s reason=%s", user_id, reason)
+
+
+def _dedupe(listed: list[GroupInfo]) -> list[ImportedGroup]:
+    """One row per peer (the last listing wins), disabled when the account can't write there."""
+    by_peer: dict[int, ImportedGroup] = {}
+    for info in listed:
+        writable = info.can_send
+        by_peer[info.peer_id] = ImportedGroup(
+            peer_id=info.peer_id,
+            access_hash=info.access_hash,
+            kind=info.kind,
+            title=info.title,
+            status="active" if writable else "disabled",
+            reason="" if writable else READ_ONLY_REASON,
+        )
+    return list(by_peer.values())
+
+
+def _item(record: GroupRecord) -> GroupItem:
+    return GroupItem(
+        group_id=record.group_id,
+        title=record.title,
+        kind=record.kind,
+        selected=record.selected and record.status == "active",
+        status=record.status,
+        reason=record.reason,
+    )

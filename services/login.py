@@ -1,0 +1,357 @@
+"""Connecting a Telegram account (U2): phone, code, 2FA password, logout.
+
+Every step returns a ``LoginStep`` instead of raising Telegram's errors, so the bot maps one
+``outcome`` to one reply. The login in progress is a ``LoginAttempt``: the bot keeps
+``attempt.to_dict()`` in its FSM data (it holds the temporary session, so the FSM storage must
+not be logged) and passes ``LoginAttempt.from_dict(...)`` back to the next step. A step whose
+``attempt`` is ``None`` has ended the login (the temporary session is already cancelled).
+
+Wrong codes and wrong passwords are counted in the attempt (``settings.bot.login_max_attempts``,
+default 5); the fifth wrong one cancels the login (outcome ``too_many``). A login older than
+``settings.bot.login_ttl`` ends with ``expired`` on its next step.
+
+Only after ``sign_in``/``check_password`` succeeds is the durable session encrypted and stored;
+codes, passwords and sessions are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
+
+from accounts.crypto import SessionDecryptError
+from accounts.gateway import AccountGateway, AccountRef, LoginState, SignedIn
+from config.settings import Settings
+from domain import rules
+from domain.errors import (
+    CodeExpired,
+    CodeInvalid,
+    FloodWait,
+    GatewayError,
+    PasswordInvalid,
+    PasswordNeeded,
+    PhoneBanned,
+    PhoneInvalid,
+    SessionDead,
+)
+from domain.models import AccountRecord, Clock, utc_now
+from metrics import LOGINS
+from storage.db import Database
+from storage.repositories import accounts, campaigns, groups, users
+
+log = logging.getLogger(__name__)
+
+LoginOutcome = Literal[
+    # send_code / resend
+    "code_sent",  # U2.5 / U2.17 -> login_code (keypad)
+    "bad_phone",  # U2.3: not a phone after normalising; attempt None, stay in login_phone
+    "phone_invalid",  # U2.6: Telegram rejected the number; stay in login_phone
+    "phone_banned",  # U2.7 -> idle
+    "already_connected",  # an account is connected already -> idle (U2.19)
+    # submit_code
+    "bad_code",  # U2.10: not 4-8 digits; attempt unchanged, stay in login_code
+    "wrong_code",  # U2.12: attempts_left > 0, stay in login_code
+    "code_expired",  # U2.13: offer acc:resend, stay in login_code
+    "password_needed",  # U2.14 -> login_password
+    # submit_password
+    "wrong_password",  # U2.16: attempts_left > 0, stay in login_password
+    # any step
+    "connected",  # U2.11 / U2.15 -> idle, ``account`` is set
+    "too_many",  # the 5th wrong code/password: login cancelled -> idle
+    "expired",  # U2.18: older than the login TTL -> idle, offer acc:login
+    "flood",  # U2.8: ``retry_after`` seconds -> idle
+    "unreachable",  # U2.9: Telegram unreachable; idle after send_code, otherwise the step may be retried
+    "session_dead",  # Telegram dropped the temporary session -> idle, offer acc:login
+]
+
+
+class SessionCipherPort(Protocol):
+    """What the services need from ``accounts.crypto.SessionCipher``."""
+
+    def encrypt(self, plaintext: str) -> bytes: ...
+
+    def decrypt(self, token: bytes) -> str: ...
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A login in progress, kept by the bot in its FSM data between steps.
+
+    ``started_at`` is a POSIX timestamp from the service's clock; the failure counters carry the
+    wrong-code/wrong-password counting across steps.
+    """
+
+    state: LoginState
+    started_at: float
+    step: Literal["code", "password"] = "code"
+    code_failures: int = 0
+    password_failures: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state.to_dict(),
+            "started_at": self.started_at,
+            "step": self.step,
+            "code_failures": self.code_failures,
+            "password_failures": self.password_failures,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoginAttempt:
+        step: Literal["code", "password"] = "password" if data.get("step") == "password" else "code"
+        return cls(
+            state=LoginState.from_dict(dict(data["state"])),
+            started_at=float(data["started_at"]),
+            step=step,
+            code_failures=int(data.get("code_failures", 0)),
+            password_failures=int(data.get("password_failures", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """The connected (or last known) account as the bot shows it (U2.11, U2.19)."""
+
+    user_id: int
+    connected: bool
+    phone_masked: str
+    first_name: str
+    tg_user_id: int
+    disconnected_reason: str = ""
+
+
+@dataclass(frozen=True)
+class LoginStep:
+    """The result of one login step; see ``LoginOutcome`` for the reply and the next state."""
+
+    outcome: LoginOutcome
+    attempt: LoginAttempt | None = None  # keep in FSM when set; None = the login is over
+    attempts_left: int = 0  # for wrong_code / wrong_password
+    account: AccountView | None = None  # for connected
+    retry_after: int = 0  # seconds, for flood
+
+
+class LoginService:
+    """U2: send the code, check it (and the 2FA password), store the session encrypted, log out."""
+
+    def __init__(
+        self,
+        db: Database,
+        gateway: AccountGateway,
+        cipher: SessionCipherPort,
+        settings: Settings,
+        now: Clock = utc_now,
+    ) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.cipher = cipher
+        self.settings = settings
+        self.now = now
+
+    @staticmethod
+    def session_name(user_id: int) -> str:
+        """The temporary session's name during a login: ``login_<userId>``."""
+        return f"login_{user_id}"
+
+    def is_expired(self, attempt: LoginAttempt) -> bool:
+        """True when the login is older than ``settings.bot.login_ttl`` (U2.18)."""
+        return self.now().timestamp() - attempt.started_at > self.settings.bot.login_ttl
+
+    @property
+    def max_attempts(self) -> int:
+        return max(1, self.settings.bot.login_max_attempts)
+
+    async def send_code(self, user_id: int, raw_phone: str) -> LoginStep:
+        """U2.3-U2.9: normalise the phone and ask Telegram for a code.
+
+        Outcomes: code_sent (with ``attempt``), bad_phone, phone_invalid, phone_banned, flood,
+        unreachable, already_connected.
+        """
+        phone = rules.normalize_phone(raw_phone)
+        if phone is None:
+            return self._count(LoginStep("bad_phone"))
+        current = await self.account(user_id)
+        if current is not None and current.connected:
+            return self._count(LoginStep("already_connected"))
+        name = self.session_name(user_id)
+        try:
+            state = await self.gateway.send_code(name, phone)
+        except GatewayError as exc:
+            # the temporary session may exist already on the gateway's side
+            await self._forget(LoginState(name=name, phone=phone, session="", phone_code_hash=""))
+            return self._count(self._failed(user_id, exc, None))
+        log.info("login code sent user_id=%s", user_id)
+        return self._count(LoginStep("code_sent", LoginAttempt(state, self.now().timestamp())))
+
+    async def resend(self, user_id: int, attempt: LoginAttempt) -> LoginStep:
+        """U2.17: a new code for the same login. Outcomes: code_sent, expired, flood, unreachable,
+        phone_banned, session_dead."""
+        if self.is_expired(attempt):
+            return self._count(await self._end(LoginStep("expired"), attempt))
+        try:
+            try:
+                state = await self.gateway.resend_code(attempt.state)
+            except CodeExpired:
+                # the old code hash is void: ask for a brand-new code on the same temporary session
+                state = await self.gateway.send_code(attempt.state.name, attempt.state.phone)
+        except GatewayError as exc:
+            return self._count(await self._after_error(user_id, exc, attempt))
+        return self._count(LoginStep("code_sent", replace(attempt, state=state, step="code")))
+
+    async def submit_code(self, user_id: int, attempt: LoginAttempt, raw_code: str) -> LoginStep:
+        """U2.10-U2.14. Outcomes: connected, bad_code, wrong_code, too_many, code_expired,
+        password_needed, expired, flood, unreachable, phone_banned, session_dead."""
+        if self.is_expired(attempt):
+            return self._count(await self._end(LoginStep("expired"), attempt))
+        code = rules.parse_code(raw_code)
+        if code is None:
+            left = self.max_attempts - attempt.code_failures
+            return self._count(LoginStep("bad_code", attempt, attempts_left=left))
+        try:
+            signed = await self.gateway.sign_in(attempt.state, code)
+        except PasswordNeeded:
+            return self._count(LoginStep("password_needed", replace(attempt, step="password"),
+                                         attempts_left=self.max_attempts - attempt.password_failures))
+        except CodeInvalid:
+            failures = attempt.code_failures + 1
+            if failures >= self.max_attempts:
+                return self._count(await self._end(LoginStep("too_many"), attempt))
+            return self._count(LoginStep("wrong_code", replace(attempt, code_failures=failures),
+                                         attempts_left=self.max_attempts - failures))
+        except CodeExpired:
+            return self._count(LoginStep("code_expired", attempt,
+                                         attempts_left=self.max_attempts - attempt.code_failures))
+        except GatewayError as exc:
+            return self._count(await self._after_error(user_id, exc, attempt))
+        return self._count(await self._complete(user_id, attempt, signed))
+
+    async def submit_password(self, user_id: int, attempt: LoginAttempt, password: str) -> LoginStep:
+        """U2.15-U2.16. Outcomes: connected, wrong_password, too_many, expired, flood, unreachable,
+        phone_banned, session_dead."""
+        if self.is_expired(attempt):
+            return self._count(await self._end(LoginStep("expired"), attempt))
+        try:
+            signed = await self.gateway.check_password(attempt.state, password)
+        except PasswordInvalid:
+            failures = attempt.password_failures + 1
+            if failures >= self.max_attempts:
+                return self._count(await self._end(LoginStep("too_many"), attempt))
+            return self._count(LoginStep("wrong_password", replace(attempt, password_failures=failures),
+                                         attempts_left=self.max_attempts - failures))
+        except GatewayError as exc:
+            return self._count(await self._after_error(user_id, exc, attempt))
+        return self._count(await self._complete(user_id, attempt, signed))
+
+    async def cancel(self, attempt: LoginAttempt | None) -> None:
+        """U2.21 and /cancel, /start: forget the temporary session (best effort, never raises)."""
+        if attempt is None:
+            return
+        await self._forget(attempt.state)
+        LOGINS.labels("cancelled").inc()
+
+    async def account(self, user_id: int) -> AccountView | None:
+        """The user's account row as a view (None when they never connected one)."""
+        async with self.db.connection() as conn:
+            record = await accounts.get(conn, user_id)
+        return None if record is None else account_view(record)
+
+    async def logout(self, user_id: int, reason: str = "logout") -> bool:
+        """U2.20: stop the broadcast, log out at Telegram (best effort), delete the session.
+
+        Returns False when no account was connected.
+        """
+        now = self.now()
+        async with self.db.transaction() as conn:
+            record = await accounts.get(conn, user_id, for_update=True)
+            if record is None or not record.connected:
+                return False
+            ref = self._ref(record)
+            await campaigns.stop(conn, user_id, now)
+            await accounts.disconnect(conn, user_id, reason, now)
+        # the network call happens after the commit: the session is gone here whatever Telegram says
+        if ref is not None:
+            try:
+                await self.gateway.log_out(ref)
+            except Exception as exc:  # best effort by contract (U2.20)
+                log.warning("log_out at Telegram failed user_id=%s error=%s", user_id, type(exc).__name__)
+        log.info("account disconnected user_id=%s reason=%s", user_id, reason)
+        return True
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _ref(self, record: AccountRecord) -> AccountRef | None:
+        if record.session_enc is None:
+            return None
+        try:
+            return AccountRef(record.account_id, self.cipher.decrypt(record.session_enc))
+        except SessionDecryptError:
+            log.warning("stored session cannot be decrypted user_id=%s", record.user_id)
+            return None
+
+    async def _complete(self, user_id: int, attempt: LoginAttempt, signed: SignedIn) -> LoginStep:
+        now = self.now()
+        sealed = self.cipher.encrypt(signed.session)
+        phone = rules.normalize_phone(signed.phone) or attempt.state.phone
+        async with self.db.transaction() as conn:
+            await users.ensure(conn, user_id)
+            record, previous = await accounts.upsert_connected(
+                conn, user_id, phone, signed.tg_user_id, signed.first_name, sealed, now
+            )
+            if previous is not None and previous != signed.tg_user_id:
+                # the groups of another Telegram account can't be reached with this one
+                await groups.mark_all_gone(conn, user_id, ACCOUNT_CHANGED_REASON, now)
+        await self._forget(attempt.state)
+        log.info("account connected user_id=%s", user_id)
+        return LoginStep("connected", None, account=account_view(record))
+
+    async def _after_error(self, user_id: int, exc: GatewayError, attempt: LoginAttempt) -> LoginStep:
+        step = self._failed(user_id, exc, attempt)
+        if step.attempt is None:
+            await self._forget(attempt.state)
+        return step
+
+    def _failed(self, user_id: int, exc: GatewayError, attempt: LoginAttempt | None) -> LoginStep:
+        """Map a gateway error to a step; a transient one keeps the attempt for a retry."""
+        log.info("login step failed user_id=%s kind=%s code=%s", user_id, exc.kind, exc.code)
+        if isinstance(exc, FloodWait):
+            return LoginStep("flood", retry_after=exc.seconds)
+        if isinstance(exc, PhoneInvalid):
+            return LoginStep("phone_invalid")
+        if isinstance(exc, PhoneBanned):
+            return LoginStep("phone_banned")
+        if isinstance(exc, SessionDead):
+            return LoginStep("session_dead")
+        if isinstance(exc, CodeInvalid | CodeExpired | PasswordNeeded | PasswordInvalid):
+            # out of order for this step (e.g. a code error while sending the code): start again
+            return LoginStep("expired")
+        return LoginStep("unreachable", attempt)
+
+    async def _end(self, step: LoginStep, attempt: LoginAttempt) -> LoginStep:
+        await self._forget(attempt.state)
+        return step
+
+    async def _forget(self, state: LoginState) -> None:
+        try:
+            await self.gateway.cancel_login(state)
+        except Exception as exc:  # cancel_login is best effort by contract
+            log.warning("cancel_login failed name=%s error=%s", state.name, type(exc).__name__)
+
+    @staticmethod
+    def _count(step: LoginStep) -> LoginStep:
+        LOGINS.labels(step.outcome).inc()
+        return step
+
+
+ACCOUNT_CHANGED_REASON = "account_changed"
+
+
+def account_view(record: AccountRecord) -> AccountView:
+    return AccountView(
+        user_id=record.user_id,
+        connected=record.connected,
+        phone_masked=rules.mask_phone(record.phone),
+        first_name=record.first_name,
+        tg_user_id=record.tg_user_id,
+        disconnected_reason=record.disconnected_reason,
+    )

@@ -1,0 +1,105 @@
+"""The notifications outbox: written inside the transaction of the event, delivered by the bot.
+
+Kinds and their payloads (the bot renders them):
+- ``round_summary``: {round_id, sent, failed, skipped, unknown, total} (skipped at enqueue when the
+  user turned round summaries off, ``st:notify``)
+- ``session_ended``: {reason} (broadcast stopped, offer ``acc:login``)
+- ``group_disabled``: {group_id, title, reason} (dedupe key ``group_disabled:<group_id>:<reason>``)
+- ``flood_pause``: {seconds, until} ("Telegram asked to wait 2 h; resuming at HH:MM")
+- ``access_expired``: {} (broadcast stopped)
+- ``access_approved`` / ``access_rejected`` / ``access_granted`` {days, expires_at} /
+  ``access_revoked`` / ``broadcast_stopped`` {by: "admin"}: outcomes of admin actions (A2, A3)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from domain.models import Clock, Notification, utc_now
+from storage.db import Database
+from storage.repositories import notifications as repo
+from storage.repositories import users
+
+log = logging.getLogger(__name__)
+
+ROUND_SUMMARY = "round_summary"
+SESSION_ENDED = "session_ended"
+GROUP_DISABLED = "group_disabled"
+FLOOD_PAUSE = "flood_pause"
+ACCESS_EXPIRED = "access_expired"
+ACCESS_APPROVED = "access_approved"
+ACCESS_REJECTED = "access_rejected"
+ACCESS_GRANTED = "access_granted"
+ACCESS_REVOKED = "access_revoked"
+BROADCAST_STOPPED = "broadcast_stopped"
+
+MAX_DELIVERY_TRIES = 5
+
+
+class NotificationService:
+    """Outbox API: ``enqueue`` for producers (engine, services), the rest for the bot's notifier."""
+
+    def __init__(self, db: Database, now: Clock = utc_now) -> None:
+        self.db = db
+        self.now = now
+
+    @staticmethod
+    async def enqueue(
+        conn: asyncpg.Connection,
+        user_id: int,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        dedupe_key: str | None = None,
+        now: datetime | None = None,
+    ) -> int | None:
+        """Queue a notification in the caller's transaction.
+
+        Returns the new id, or None when it was not queued: the dedupe key was used before, the
+        user is unknown, or it is a round summary and the user turned those off.
+        """
+        return await repo.enqueue(conn, user_id, kind, payload or {}, dedupe_key, now or utc_now())
+
+    async def pending(self, limit: int = 100) -> list[Notification]:
+        """Undelivered notifications, oldest first, skipping those that failed too often."""
+        async with self.db.connection() as conn:
+            return await repo.pending(conn, limit, MAX_DELIVERY_TRIES)
+
+    async def mark_delivered(self, ids: Sequence[int]) -> int:
+        if not ids:
+            return 0
+        async with self.db.transaction() as conn:
+            return await repo.mark_delivered(conn, ids, self.now())
+
+    async def mark_failed(self, ids: Sequence[int]) -> int:
+        """Count a failed delivery try (gives up after ``MAX_DELIVERY_TRIES``)."""
+        if not ids:
+            return 0
+        async with self.db.transaction() as conn:
+            return await repo.mark_failed(conn, ids)
+
+    async def mark_bot_blocked(self, user_id: int) -> None:
+        """The user blocked the bot: remember it and drop their undelivered notifications."""
+        async with self.db.transaction() as conn:
+            await users.set_bot_blocked(conn, user_id, True)
+            await repo.drop_for_user(conn, user_id, self.now())
+
+    async def round_summaries_enabled(self, user_id: int) -> bool:
+        async with self.db.connection() as conn:
+            user = await users.get(conn, user_id)
+        return user.notify_rounds if user is not None else True
+
+    async def set_round_summaries(self, user_id: int, enabled: bool) -> bool:
+        async with self.db.transaction() as conn:
+            await users.ensure(conn, user_id)
+            return await users.set_notify_rounds(conn, user_id, enabled)
+
+    async def toggle_round_summaries(self, user_id: int) -> bool:
+        """``st:notify``: flip the user's round-summary setting; returns the new value."""
+        async with self.db.transaction() as conn:
+            await users.ensure(conn, user_id)
+            return await users.toggle_notify_rounds(conn, user_id)

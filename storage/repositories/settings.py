@@ -1,0 +1,36 @@
+"""SQL for ``settings``: global runtime switches (access mode, global pause) as JSON values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from domain.rules import AccessMode, as_access_mode
+
+ACCESS_MODE = "access_mode"
+GLOBAL_PAUSE = "global_pause"
+
+
+async def get(conn: asyncpg.Connection, key: str, default: Any = None) -> Any:
+    # read as text so the result does not depend on the pool's JSON codec
+    raw = await conn.fetchval("SELECT value::text FROM settings WHERE key = $1", key)
+    return default if raw is None else orjson.loads(raw)
+
+
+async def put(conn: asyncpg.Connection, key: str, value: Any, now: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO settings (key, value, updated_at) VALUES ($1, $2::text::jsonb, $3)
+           ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at""",
+        key, orjson.dumps(value).decode(), now,
+    )
+
+
+async def access_mode(conn: asyncpg.Connection) -> AccessMode:
+    return as_access_mode(await get(conn, ACCESS_MODE, "open"))
+
+
+async def global_pause(conn: asyncpg.Connection) -> bool:
+    return bool(await get(conn, GLOBAL_PAUSE, False))
