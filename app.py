@@ -140,8 +140,22 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+async def run_sandbox_only(settings: Settings, stop: asyncio.Event) -> None:
+    """ROLE=sandbox: the local Telegram alone, no database or Redis needed."""
+    from sandbox.server import run_sandbox
+
+    sandbox = await run_sandbox(settings.sandbox, Path(settings.sandbox.seed_file))
+    try:
+        await stop.wait()
+    finally:
+        await sandbox.close()
+
+
 async def run_roles(settings: Settings, stop: asyncio.Event) -> None:
     roles = ROLES[settings.role]
+    if not roles:
+        await run_sandbox_only(settings, stop)
+        return
     async with infrastructure(settings) as (db_url, redis_url):
         await apply_migrations(db_url)
         sandbox = None
@@ -168,10 +182,6 @@ async def run_roles(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def _run_task_group(roles: tuple[str, ...], deps: Deps, stop: asyncio.Event) -> None:
-    if not roles:  # ROLE=sandbox: only the sandbox, until stopped
-        await stop.wait()
-        return
-
     async def supervised(role: str) -> None:
         metrics.ROLE_UP.labels(role).set(1)
         log.info("role %s started", role)
@@ -195,6 +205,7 @@ async def main(argv: list[str]) -> int:
     try:
         settings = load_settings()
         settings.check_production()
+        settings = settings.with_sandbox_defaults()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 ROLES = ("bot", "app", "worker", "all", "sandbox")
+SANDBOX_BOT_TOKEN = "1000000001:sandbox-bot-token"  # only ever sent to the local sandbox
 PLACEHOLDERS = {"", "changeme", "change-me", "placeholder", "secret", "xxx", "todo", "your-key-here"}
 
 
@@ -156,6 +157,17 @@ class Settings:
         if self.telegram.gateway:
             return self.telegram.gateway
         return "sandbox" if self.sandbox_enabled else "telethon"
+
+    def with_sandbox_defaults(self) -> Settings:
+        """In sandbox mode the bot talks to the sandbox's Bot API with a local token."""
+        if not self.sandbox_enabled:
+            return self
+        telegram = self.telegram
+        if not telegram.bot_api_url:
+            telegram = replace(telegram, bot_api_url=self.sandbox.url)
+        if not telegram.bot_token:
+            telegram = replace(telegram, bot_token=Secret(SANDBOX_BOT_TOKEN))
+        return replace(self, telegram=telegram)
 
     def check_production(self) -> None:
         """Refuse a production start with a missing or placeholder secret, naming the variable."""
