@@ -13,7 +13,7 @@ from config.settings import Settings, SettingsError
 class TelethonGateway(AuthMethods, DialogMethods, MessageMethods):
     """``AccountGateway`` on real Telegram: login, group listing, sends through a client pool.
 
-    Raises only the errors of ``domain.errors`` (mapped in ``accounts.telethon.errors``).
+    Raises only the errors of ``domain.errors`` (mapped through the one table in ``accounts.errors``).
     ``factory`` builds a client from a session string; by default real ``TelegramClient``
     objects with the API credentials of ``settings.telegram``.
     """

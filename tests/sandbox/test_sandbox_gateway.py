@@ -12,8 +12,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from accounts.errors import PHONE_FLOOD_SECONDS
+from accounts.errors import TABLE as ERRORS
 from accounts.gateway import AccountRef, GroupRef, LoginState, Media, OutgoingMessage
-from accounts.sandbox_gateway import ERRORS, PHONE_FLOOD_SECONDS, SandboxGateway, map_error
+from accounts.sandbox_gateway import SandboxGateway, map_error
 from config.settings import SandboxSettings
 from domain.errors import (
     AccountThrottled,
