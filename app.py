@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -26,12 +25,14 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 import metrics
+from accounts.crypto import SessionCipher, load_or_create_key
 from accounts.gateway import AccountGateway
 from config.settings import Settings, SettingsError, load_settings
 from metrics.http import metrics_handler
 from storage.db import Database
 from storage.embedded import EmbeddedServers
 from storage.migrator import apply_migrations
+from storage.queue import consumer_name
 
 log = logging.getLogger("supervisor")
 
@@ -44,6 +45,7 @@ class Deps:
     db: Database
     redis: aioredis.Redis
     gateway: AccountGateway
+    cipher: SessionCipher
     consumer: str  # this process's name in the queue's consumer group
 
 
@@ -59,7 +61,7 @@ async def run_bot_role(deps: Deps, stop: asyncio.Event) -> None:
 async def run_app_role(deps: Deps, stop: asyncio.Event) -> None:
     from roles.app.server import run_app
 
-    await run_app(deps.settings, deps.db, deps.redis, stop)
+    await run_app(deps.settings, deps.db, deps.redis, stop, deps.gateway, deps.cipher)
 
 
 async def run_worker_role(deps: Deps, stop: asyncio.Event) -> None:
@@ -167,7 +169,7 @@ async def run_roles(settings: Settings, stop: asyncio.Event) -> None:
         redis = aioredis.Redis.from_url(redis_url, health_check_interval=30)
         gateway = build_gateway(settings)
         metrics_runner = await serve_metrics(settings, roles)
-        deps = Deps(settings, db, redis, gateway, consumer=f"{socket.gethostname()}-{id(stop):x}")
+        deps = Deps(settings, db, redis, gateway, load_or_create_key(settings), consumer_name())
         try:
             await _run_task_group(roles, deps, stop)
         finally:

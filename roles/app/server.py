@@ -1,22 +1,31 @@
-"""The app role: health, readiness and metrics over aiohttp (the admin API joins it later)."""
+"""The app role: health, readiness, metrics and the HTTP admin API over aiohttp."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from accounts.gateway import AccountGateway
 from config.settings import Settings
+from metrics import HTTP_REQUESTS
 from metrics.http import metrics_handler
+from roles.app.api import ROUTE_TABLES
+from roles.app.auth import auth_middleware
+from roles.app.deps import DB, REDIS, Services, build_services, setup_dependencies
+from roles.app.errors import error_middleware
+from services.login import SessionCipherPort
 from storage.db import Database
 from storage.migrator import is_at_head
 
 log = logging.getLogger(__name__)
 
-DB = web.AppKey("db", Database)
-REDIS = web.AppKey("redis", aioredis.Redis)
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+OPENAPI = web.AppKey("openapi", bytes)
 
 routes = web.RouteTableDef()
 
@@ -48,17 +57,48 @@ async def readyz(request: web.Request) -> web.Response:
                              status=200 if ready else 503)
 
 
-def build_app(db: Database, redis: aioredis.Redis) -> web.Application:
-    app = web.Application()
-    app[DB] = db
-    app[REDIS] = redis
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """The admin API's OpenAPI 3.1 document (kept in the repository next to this module)."""
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count requests by route template (never the raw path: ids would explode the label set)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        HTTP_REQUESTS.labels(route, str(exc.status)).inc()
+        raise
+    HTTP_REQUESTS.labels(route, str(response.status)).inc()
+    return response
+
+
+def build_app(db: Database, redis: aioredis.Redis, settings: Settings | None = None,
+              services: Services | None = None) -> web.Application:
+    """The app role's application; the admin API is mounted when ``services`` are given."""
+    settings = settings or Settings()
+    app = web.Application(middlewares=[
+        metrics_middleware, error_middleware, auth_middleware(settings.app.admin_tokens)])
+    setup_dependencies(app, settings, db, redis, services)
+    app[OPENAPI] = OPENAPI_PATH.read_bytes()
     app.add_routes(routes)
     app.router.add_get("/metrics", metrics_handler)
+    if services is not None:
+        for table in ROUTE_TABLES:
+            app.add_routes(table)
     return app
 
 
-async def run_app(settings: Settings, db: Database, redis: aioredis.Redis, stop: asyncio.Event) -> None:
-    runner = web.AppRunner(build_app(db, redis), access_log=None)
+async def run_app(settings: Settings, db: Database, redis: aioredis.Redis, stop: asyncio.Event,
+                  gateway: AccountGateway, cipher: SessionCipherPort) -> None:
+    services = build_services(settings, db, redis, gateway, cipher)
+    if not settings.app.admin_tokens:
+        log.warning("ADMIN_API_TOKENS is empty: every admin API route answers 401")
+    runner = web.AppRunner(build_app(db, redis, settings, services), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.app.host, settings.app.port)
     await site.start()

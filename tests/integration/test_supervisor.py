@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "SANDBOX_", "ROLE"))}
-    env.update(PYTHONUNBUFFERED="1", LOG_LEVEL="INFO", SANDBOX_ENABLED="0", **extra)
+    env.update(PYTHONUNBUFFERED="1", LOG_LEVEL="INFO", SANDBOX_ENABLED="0", ACCOUNT_GATEWAY="sandbox", **extra)
     return env
 
 

@@ -1,0 +1,65 @@
+"""App-level dependencies of the admin API, set up once per application in one place.
+
+``setup_dependencies`` stores them under typed ``AppKey``s; handlers reach them through the small
+accessors below (``services(request)``, ``actor(request)``) instead of importing globals, the
+aiohttp counterpart of FastAPI's ``deps.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from accounts.gateway import AccountGateway
+from config.settings import Settings
+from domain.models import Clock, utc_now
+from services.admin import Actor, AdminService
+from services.login import LoginService, SessionCipherPort
+from services.runtime import RuntimeService
+from storage.db import Database
+
+API_ACTOR_NAME = "api"
+
+
+@dataclass(frozen=True)
+class Services:
+    """The services the admin API calls; the bot's admin flows use the same ones."""
+
+    admin: AdminService
+    runtime: RuntimeService
+
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+REDIS = web.AppKey("redis", aioredis.Redis)
+SERVICES = web.AppKey("services", Services)
+
+
+def build_services(settings: Settings, db: Database, redis: aioredis.Redis, gateway: AccountGateway,
+                   cipher: SessionCipherPort, now: Clock = utc_now) -> Services:
+    login = LoginService(db, gateway, cipher, settings, now=now)
+    admin = AdminService(db, settings, login, now=now)
+    return Services(
+        admin=admin,
+        runtime=RuntimeService(admin, redis, settings, now=now),
+    )
+
+
+def setup_dependencies(app: web.Application, settings: Settings, db: Database, redis: aioredis.Redis,
+                       services: Services | None) -> None:
+    app[SETTINGS] = settings
+    app[DB] = db
+    app[REDIS] = redis
+    if services is not None:
+        app[SERVICES] = services
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def actor(_: web.Request) -> Actor:
+    """Who the audit log names for an API call: the token holder, as actor kind ``api``."""
+    return Actor.api(API_ACTOR_NAME)
