@@ -101,7 +101,18 @@ def build_gateway(settings: Settings) -> AccountGateway:
         return SandboxGateway(settings.sandbox.url)
     from accounts.telethon import TelethonGateway
 
+    if settings.sandbox_enabled:  # the real Telethon adapter against the sandbox's MTProto endpoint
+        from accounts.telethon.sandbox import SandboxClientFactory
+
+        return TelethonGateway(settings, factory=SandboxClientFactory.from_settings(settings))
     return TelethonGateway(settings)
+
+
+def mtproto_key_file(settings: Settings) -> Path:
+    from sandbox.mtproto.keys import default_path
+
+    return Path(settings.sandbox.mtproto_key_file) if settings.sandbox.mtproto_key_file else default_path(
+        settings.data_dir)
 
 
 async def serve_metrics(settings: Settings, roles: tuple[str, ...]) -> web.AppRunner | None:
@@ -146,7 +157,9 @@ async def run_sandbox_only(settings: Settings, stop: asyncio.Event) -> None:
     """ROLE=sandbox: the local Telegram alone, no database or Redis needed."""
     from sandbox.server import run_sandbox
 
-    sandbox = await run_sandbox(settings.sandbox, Path(settings.sandbox.seed_file))
+    sandbox = await run_sandbox(settings.sandbox, Path(settings.sandbox.seed_file),
+                                mtproto=settings.sandbox.mtproto_port >= 0,
+                                mtproto_key_file=mtproto_key_file(settings))
     try:
         await stop.wait()
     finally:
@@ -164,7 +177,9 @@ async def run_roles(settings: Settings, stop: asyncio.Event) -> None:
         if settings.sandbox_enabled:
             from sandbox.server import run_sandbox
 
-            sandbox = await run_sandbox(settings.sandbox, Path(settings.sandbox.seed_file))
+            sandbox = await run_sandbox(settings.sandbox, Path(settings.sandbox.seed_file),
+                                mtproto=settings.sandbox.mtproto_port >= 0,
+                                mtproto_key_file=mtproto_key_file(settings))
         db = await Database.connect(db_url, settings.database.pool_min, settings.database.pool_max)
         redis = aioredis.Redis.from_url(redis_url, health_check_interval=30)
         gateway = build_gateway(settings)

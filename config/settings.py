@@ -78,6 +78,8 @@ class SandboxSettings:
     code_ttl: float = 300.0
     account_send_limit: int = 20  # sends per account per window before a flood wait
     account_send_window: float = 60.0
+    mtproto_port: int = 8082  # the sandbox's MTProto endpoint for the real Telethon adapter; -1 disables
+    mtproto_key_file: str = ""  # its RSA key; empty -> <DATA_DIR>/sandbox/mtproto_rsa.pem
 
     @property
     def url(self) -> str:
@@ -213,6 +215,8 @@ ENV_MAP: dict[str, tuple[str, str]] = {
     "SANDBOX_CODE_TTL": ("sandbox", "code_ttl"),
     "SANDBOX_ACCOUNT_SEND_LIMIT": ("sandbox", "account_send_limit"),
     "SANDBOX_ACCOUNT_SEND_WINDOW": ("sandbox", "account_send_window"),
+    "SANDBOX_MTPROTO_PORT": ("sandbox", "mtproto_port"),
+    "SANDBOX_MTPROTO_KEY_FILE": ("sandbox", "mtproto_key_file"),
     "APP_HOST": ("app", "host"),
     "APP_PORT": ("app", "port"),
     "ADMIN_API_TOKENS": ("app", "admin_tokens"),

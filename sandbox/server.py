@@ -19,6 +19,7 @@ from sandbox.botapi import BotApi, setup_botapi_routes
 from sandbox.chats import Chats
 from sandbox.control import setup_control_routes
 from sandbox.events import EventLog
+from sandbox.mtproto import MTProtoServer, start_beside_sandbox
 from sandbox.world import World, load_world_file
 from sandbox.world_api import WORLD_KEY, setup_world_routes
 
@@ -69,6 +70,7 @@ class SandboxServer:
     app: web.Application
     runner: web.AppRunner
     url: str
+    mtproto: MTProtoServer | None = None
 
     @property
     def chats(self) -> Chats:
@@ -83,11 +85,23 @@ class SandboxServer:
         return self.app[EVENTS_KEY]
 
     async def close(self) -> None:
+        if self.mtproto is not None:
+            await self.mtproto.close()
         await self.runner.cleanup()
 
 
-async def run_sandbox(settings: SandboxSettings, seed_file: str | Path | None = None) -> SandboxServer:
-    """Serve the sandbox on ``settings.host:settings.port`` (port 0 picks a free one)."""
+async def run_sandbox(
+    settings: SandboxSettings,
+    seed_file: str | Path | None = None,
+    *,
+    mtproto: bool = False,
+    mtproto_key_file: str | Path | None = None,
+) -> SandboxServer:
+    """Serve the sandbox on ``settings.host:settings.port`` (port 0 picks a free one).
+
+    With ``mtproto`` (and ``settings.mtproto_port >= 0``) the MTProto endpoint for the Telethon
+    adapter starts beside it, using the RSA key in ``mtproto_key_file`` (in memory when None).
+    """
     app = build_app(settings, load_seed(seed_file))
     # long polls end at shutdown (see Chats.close), so a short grace period is enough
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
@@ -108,4 +122,10 @@ async def run_sandbox(settings: SandboxSettings, seed_file: str | Path | None = 
     # demo accounts only: their phones and 2FA passwords are meant to be shown to the person trying it
     for line in app[WORLD_KEY].demo_summary():
         logger.info("sandbox account: %s", line)
-    return SandboxServer(app, runner, url)
+    mtproto_server = None
+    if mtproto and settings.mtproto_port >= 0:
+        mtproto_server = await start_beside_sandbox(
+            app[WORLD_KEY], settings.host, settings.mtproto_port, mtproto_key_file
+        )
+        logger.info("sandbox MTProto endpoint on %s:%s", settings.host, mtproto_server.port)
+    return SandboxServer(app, runner, url, mtproto_server)

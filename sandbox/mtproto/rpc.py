@@ -1,0 +1,338 @@
+"""Telegram's API methods, answered from the sandbox world.
+
+``Dispatcher.call`` unwraps ``invokeWithLayer``/``initConnection``/``invokeWithoutUpdates``/
+``invokeAfterMsg(s)``, runs the method and returns the serialised result, or raises
+``RpcFailure`` with Telegram's error code and message (``FLOOD_WAIT_30``, ``SESSION_REVOKED``,
+``PHONE_CODE_INVALID`` ...). World errors become RPC errors as Telegram sends them: wait errors
+carry their seconds in the name; a world "network" fault is Telegram's ``-503 Timeout``.
+
+An auth key stands for one login, then one session of the world (``session.KeyBinding``):
+``auth.sendCode`` binds the key to the world's temporary session, a successful
+``auth.signIn``/``auth.checkPassword`` to the durable one, ``auth.logOut`` unbinds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from telethon.tl import functions, types
+
+from sandbox.mtproto import bridge, objects, srp
+from sandbox.mtproto.session import AuthKeyRecord, KeyBinding, serialize
+from sandbox.world import NETWORK, World, WorldError
+
+logger = logging.getLogger(__name__)
+
+WAIT_ERRORS: Final = frozenset({"FLOOD_WAIT", "SLOWMODE_WAIT", "FLOOD_PREMIUM_WAIT", "FLOOD_TEST_PHONE_WAIT"})
+UPLOAD_PART_MAX: Final = 512 * 1024
+UPLOAD_PARTS_MAX: Final = 4000
+# Given to the world when the SRP proof does not match: no real password equals it, so the world
+# answers PASSWORD_HASH_INVALID and counts the attempt as it counts any wrong password.
+_FAILED_PROOF: Final = "\x00srp proof mismatch\x00"
+_WRAPPERS: Final = (
+    functions.InvokeWithLayerRequest,
+    functions.InitConnectionRequest,
+    functions.InvokeWithoutUpdatesRequest,
+    functions.InvokeAfterMsgRequest,
+    functions.InvokeAfterMsgsRequest,
+)
+
+
+class RpcFailure(Exception):
+    """An ``rpc_error`` to send back."""
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code} {message}")
+
+
+def from_world(exc: WorldError) -> RpcFailure:
+    if exc.name == NETWORK:
+        return RpcFailure(-503, "Timeout")
+    if exc.name == "CHAT_MIGRATED":
+        # MTProto has no such error: the old basic group is deactivated and refuses the peer.
+        return RpcFailure(400, "PEER_ID_INVALID")
+    name = exc.name
+    if name in WAIT_ERRORS and exc.seconds is not None:
+        name = f"{name}_{exc.seconds}"
+    return RpcFailure(exc.code, name)
+
+
+def _digits_to_phone(raw: str) -> str:
+    return "+" + raw.lstrip("+")
+
+
+class Dispatcher:
+    """Answers one request on behalf of an auth key (see the module docstring)."""
+
+    def __init__(self, world: World, *, address: Callable[[], tuple[str, int]]) -> None:
+        self.world = world
+        self._address = address
+        self._verifiers: dict[tuple[str, str], srp.Verifier] = {}
+        self._pts: dict[str, int] = {}  # account-wide update counter (basic groups), by phone
+        self._channel_pts: dict[tuple[str, int], int] = {}
+        self._known_groups: dict[tuple[str, int], dict[str, Any]] = {}
+        self._handlers: dict[type, Callable[[KeyBinding, Any, int], Awaitable[Any]]] = {
+            functions.help.GetConfigRequest: self._get_config,
+            functions.help.GetNearestDcRequest: self._nearest_dc,
+            functions.PingRequest: self._ping,
+            functions.auth.SendCodeRequest: self._send_code,
+            functions.auth.ResendCodeRequest: self._resend_code,
+            functions.auth.SignInRequest: self._sign_in,
+            functions.auth.CancelCodeRequest: self._cancel_code,
+            functions.account.GetPasswordRequest: self._get_password,
+            functions.auth.CheckPasswordRequest: self._check_password,
+            functions.auth.LogOutRequest: self._log_out,
+            functions.users.GetUsersRequest: self._get_users,
+            functions.updates.GetStateRequest: self._get_state,
+            functions.updates.GetDifferenceRequest: self._get_difference,
+            functions.updates.GetChannelDifferenceRequest: self._get_channel_difference,
+            functions.messages.GetDialogsRequest: self._get_dialogs,
+            functions.messages.GetChatsRequest: self._get_chats,
+            functions.messages.SendMessageRequest: self._send_message,
+            functions.messages.SendMediaRequest: self._send_media,
+            functions.upload.SaveFilePartRequest: self._save_file_part,
+            functions.upload.SaveBigFilePartRequest: self._save_file_part,
+        }
+
+    async def call(self, record: AuthKeyRecord, request: Any, msg_id: int) -> bytes:
+        while isinstance(request, _WRAPPERS):
+            request = request.query
+        handler = self._handlers.get(type(request))
+        if handler is None:
+            logger.info("MTProto method %s is not simulated", type(request).__name__)
+            raise RpcFailure(400, "METHOD_INVALID")
+        try:
+            return serialize(await handler(record.binding, request, msg_id))
+        except WorldError as exc:
+            raise from_world(exc) from exc
+
+    # --- connection -----------------------------------------------------------------------
+
+    async def _get_config(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        host, port = self._address()
+        date = objects.now()
+        return types.Config(
+            date=date, expires=datetime.fromtimestamp(date.timestamp() + 3600, UTC), test_mode=False,
+            this_dc=objects.DC_ID, dc_options=[types.DcOption(id=objects.DC_ID, ip_address=host, port=port)],
+            dc_txt_domain_name="", chat_size_max=200, megagroup_size_max=200000, forwarded_count_max=100,
+            online_update_period_ms=210000, offline_blur_timeout_ms=5000, offline_idle_timeout_ms=30000,
+            online_cloud_timeout_ms=300000, notify_cloud_delay_ms=30000, notify_default_delay_ms=1500,
+            push_chat_period_ms=60000, push_chat_limit=2, edit_time_limit=172800,
+            revoke_time_limit=2147483647, revoke_pm_time_limit=2147483647, rating_e_decay=2419200,
+            stickers_recent_limit=200,
+            channels_read_media_period=604800, call_receive_timeout_ms=20000, call_ring_timeout_ms=90000,
+            call_connect_timeout_ms=30000, call_packet_timeout_ms=10000, me_url_prefix="https://t.me/",
+            caption_length_max=1024, message_length_max=4096, webfile_dc_id=objects.DC_ID)
+
+    async def _nearest_dc(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        return types.NearestDc(country="ZZ", this_dc=objects.DC_ID, nearest_dc=objects.DC_ID)
+
+    async def _ping(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        return types.Pong(msg_id=msg_id, ping_id=request.ping_id)
+
+    # --- login ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _sent_code(sent: dict[str, Any]) -> Any:
+        return types.auth.SentCode(type=types.auth.SentCodeTypeApp(length=int(sent["code_length"])),
+                                   phone_code_hash=str(sent["phone_code_hash"]))
+
+    async def _send_code(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        if request.api_id <= 0 or not request.api_hash:
+            raise RpcFailure(400, "API_ID_INVALID")
+        sent = await self.world.send_code(_digits_to_phone(request.phone_number), session=binding.login_token)
+        binding.phone, binding.login_token = str(sent["phone"]), str(sent["session"])
+        return self._sent_code(sent)
+
+    async def _resend_code(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        sent = await self.world.resend_code(_digits_to_phone(request.phone_number), binding.login_token or "",
+                                            request.phone_code_hash)
+        binding.login_token = str(sent["session"])
+        return self._sent_code(sent)
+
+    async def _cancel_code(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        if binding.login_token:
+            await self.world.cancel_login(binding.login_token)
+        binding.login_token = None
+        return True
+
+    def _signed_in(self, binding: KeyBinding, done: dict[str, Any]) -> Any:
+        binding.session_token, binding.login_token, binding.srp = str(done["session"]), None, None
+        binding.phone = str(done["phone"])
+        me = bridge.Me(int(done["user_id"]), str(done["first_name"]), binding.phone)
+        logger.info("MTProto key signed in as user %s", me.user_id)
+        return types.auth.Authorization(user=objects.me_user(me))
+
+    async def _sign_in(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        done = await self.world.sign_in(_digits_to_phone(request.phone_number), binding.login_token or "",
+                                        request.phone_code_hash, request.phone_code or "")
+        return self._signed_in(binding, done)
+
+    async def _get_password(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        password = bridge.two_step_password(self.world, binding.phone) if binding.phone else None
+        if password is None:
+            binding.srp = None
+            return srp.password_info(None)
+        key = (binding.phone or "", password)
+        verifier = self._verifiers.get(key)
+        if verifier is None:
+            # PBKDF2 with 100000 rounds: off the event loop, other connections go on meanwhile.
+            verifier = self._verifiers[key] = await asyncio.to_thread(srp.make_verifier, password)
+        binding.srp = srp.new_challenge(verifier)
+        return srp.password_info(binding.srp)
+
+    async def _check_password(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        challenge, binding.srp = binding.srp, None  # one proof per getPassword, as on Telegram
+        proof = request.password
+        if challenge is None or not isinstance(proof, types.InputCheckPasswordSRP) \
+                or proof.srp_id != challenge.srp_id:
+            raise RpcFailure(400, "SRP_ID_INVALID")
+        phone = binding.phone or ""
+        password = bridge.two_step_password(self.world, phone)
+        matches = password is not None and srp.check(challenge, proof.srp_id, proof.A, proof.M1)
+        done = await self.world.check_password(phone, binding.login_token or "",
+                                               password if matches and password else _FAILED_PROOF)
+        return self._signed_in(binding, done)
+
+    async def _log_out(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        await self.world.log_out(binding.session_token or "")
+        binding.session_token = None
+        return types.auth.LoggedOut()
+
+    # --- the signed-in account --------------------------------------------------------------
+
+    def _me(self, binding: KeyBinding) -> bridge.Me:
+        if not binding.session_token:
+            raise RpcFailure(401, "AUTH_KEY_UNREGISTERED")
+        return bridge.session_user(self.world, binding.session_token)
+
+    def _state(self, me: bridge.Me) -> Any:
+        return types.updates.State(pts=self._pts.get(me.phone, 1), qts=0, date=objects.now(), seq=0,
+                                   unread_count=0)
+
+    async def _get_users(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        me = self._me(binding)
+        users = []
+        for wanted in request.id:
+            if isinstance(wanted, types.InputUserSelf) or getattr(wanted, "user_id", None) == me.user_id:
+                users.append(objects.me_user(me))
+        return users
+
+    async def _get_state(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        return self._state(self._me(binding))
+
+    async def _get_difference(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        state = self._state(self._me(binding))
+        if request.pts == state.pts:
+            return types.updates.DifferenceEmpty(date=state.date, seq=0)
+        # Nothing but the account's own sends happens here: the client only needs the counter.
+        return types.updates.Difference(new_messages=[], new_encrypted_messages=[], other_updates=[],
+                                        chats=[], users=[], state=state)
+
+    async def _get_channel_difference(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        me = self._me(binding)
+        channel_id = getattr(request.channel, "channel_id", 0)
+        return types.updates.ChannelDifferenceEmpty(pts=self._channel_pts.get((me.phone, channel_id), 1),
+                                                    final=True)
+
+    async def _get_dialogs(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        groups = await self.world.get_dialogs(binding.session_token or "")
+        me = self._me(binding)
+        for group in groups:
+            self._known_groups[(me.phone, int(group["id"]))] = group
+            self._note_upgrade(me.phone, group)
+        return objects.dialogs_page(groups, me, request.offset_peer, request.limit)
+
+    def _note_upgrade(self, phone: str, group: dict[str, Any]) -> None:
+        if group["kind"] == "group":
+            new_id = bridge.migrated_to(self.world, int(group["id"]))
+            if new_id is not None:
+                group["migrated_to"] = (new_id, bridge.member_access_hash(phone, new_id))
+
+    async def _get_chats(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        me = self._me(binding)
+        chats = []
+        for chat_id in request.id:
+            group = self._known_groups.get((me.phone, chat_id))
+            if group is None and bridge.migrated_to(self.world, chat_id) is not None:
+                group = {"id": chat_id, "title": "", "kind": "group", "access_hash": 0}
+            if group is not None and group["kind"] == "group":
+                self._note_upgrade(me.phone, group)
+                chats.append(objects.chat_object(group))
+        return types.messages.Chats(chats=chats)
+
+    # --- sends ----------------------------------------------------------------------------
+
+    def _target(self, binding: KeyBinding, peer: Any) -> tuple[str, int, int]:
+        """``(kind, group id, access hash)``; a basic group's hash is the world's membership hash."""
+        if isinstance(peer, types.InputPeerChannel):
+            known = self._known_groups.get((binding.phone or "", peer.channel_id))
+            kind = str(known["kind"]) if known else "supergroup"
+            return kind, peer.channel_id, peer.access_hash
+        if isinstance(peer, types.InputPeerChat):
+            return "group", peer.chat_id, bridge.member_access_hash(binding.phone or "", peer.chat_id)
+        raise RpcFailure(400, "PEER_ID_INVALID")
+
+    async def _send_message(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        return await self._post(binding, request, None)
+
+    async def _send_media(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        media = request.media
+        if not isinstance(media, types.InputMediaUploadedPhoto | types.InputMediaUploadedDocument):
+            raise RpcFailure(400, "MEDIA_INVALID")
+        return await self._post(binding, request, media)
+
+    async def _post(self, binding: KeyBinding, request: Any, media: Any) -> Any:
+        kind, group_id, access_hash = self._target(binding, request.peer)
+        entities = [e for e in (objects.entity_to_dict(x) for x in request.entities or []) if e is not None]
+        stored = None if media is None else objects.media_in(media, self._take_upload(binding, media.file))
+        posted = await self.world.send_message(binding.session_token or "", group_id, access_hash,
+                                               request.message, entities, stored)
+        me = self._me(binding)
+        date = datetime.fromtimestamp(int(posted["date"]), UTC)
+        if kind == "group":
+            pts = self._pts[me.phone] = self._pts.get(me.phone, 1) + 1
+        else:
+            pts = self._channel_pts[(me.phone, group_id)] = self._channel_pts.get((me.phone, group_id), 1) + 1
+        known = self._known_groups.get((me.phone, group_id))
+        chat = objects.chat_object(known) if known else objects.chat_object(
+            {"id": group_id, "title": "", "kind": kind, "access_hash": access_hash})
+        return objects.sent_updates(
+            me=me, chat=chat, kind=kind, group_id=group_id, message_id=int(posted["message_id"]), date=date,
+            text=request.message, entities=request.entities,
+            media=None if stored is None else objects.message_media(media, stored, date),
+            random_id=request.random_id, pts=pts)
+
+    # --- uploads ---------------------------------------------------------------------------
+
+    async def _save_file_part(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        self._me(binding)
+        if not 0 <= request.file_part < UPLOAD_PARTS_MAX:
+            raise RpcFailure(400, "FILE_PART_INVALID")
+        if not 0 < len(request.bytes) <= UPLOAD_PART_MAX:
+            raise RpcFailure(400, "FILE_PART_SIZE_INVALID")
+        if len(binding.uploads) >= 16 and request.file_id not in binding.uploads:
+            binding.uploads.pop(next(iter(binding.uploads)))  # abandoned uploads don't pile up
+        binding.uploads.setdefault(request.file_id, {})[request.file_part] = request.bytes
+        return True
+
+    def _take_upload(self, binding: KeyBinding, file: Any) -> bytes:
+        if not isinstance(file, types.InputFile | types.InputFileBig):
+            raise RpcFailure(400, "MEDIA_INVALID")
+        parts = binding.uploads.get(file.id, {})
+        for index in range(file.parts):
+            if index not in parts:
+                raise RpcFailure(400, f"FILE_PART_{index}_MISSING")
+        data = b"".join(parts[index] for index in range(file.parts))
+        if isinstance(file, types.InputFile) and file.md5_checksum and \
+                hashlib.md5(data, usedforsecurity=False).hexdigest() != file.md5_checksum:
+            raise RpcFailure(400, "MD5_CHECKSUM_INVALID")
+        binding.uploads.pop(file.id, None)
+        return data

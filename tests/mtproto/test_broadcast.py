@@ -1,0 +1,212 @@
+"""Group import and sends through the real Telethon gateway against the sandbox's MTProto endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from accounts.gateway import GroupInfo, GroupRef, Media, OutgoingMessage
+from domain.errors import (
+    AccountThrottled,
+    FloodWait,
+    GroupClosed,
+    GroupMigrated,
+    SessionDead,
+)
+from sandbox.mtproto import bridge
+from tests.mtproto.support import (
+    ANN,
+    CHANNEL,
+    CLOSED,
+    GROUP,
+    NEW_SUPER,
+    OLD_GROUP,
+    SLOW,
+    SUPER,
+    MTSandbox,
+)
+
+ENTITIES = [
+    {"type": "bold", "offset": 0, "length": 5},
+    {"type": "text_link", "offset": 6, "length": 4, "url": "https://example.com/"},
+    {"type": "pre", "offset": 11, "length": 5, "language": "python"},
+]
+TEXT = "Hello here print"  # bold "Hello", link "here", pre "print"
+
+
+def ref(info: GroupInfo) -> GroupRef:
+    return GroupRef(info.peer_id, info.access_hash, info.kind)
+
+
+async def test_list_groups_imports_what_the_account_can_post_to(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+
+    groups = {g.peer_id: g for g in await gateway.list_groups(account)}
+
+    hash_of = bridge.member_access_hash
+    assert groups == {
+        GROUP: GroupInfo(GROUP, 0, "group", "Basic group", True),
+        SUPER: GroupInfo(SUPER, hash_of(ANN, SUPER), "supergroup", "Supergroup", True),
+        CHANNEL: GroupInfo(CHANNEL, hash_of(ANN, CHANNEL), "channel", "Own channel", True),
+        CLOSED: GroupInfo(CLOSED, hash_of(ANN, CLOSED), "supergroup", "Read-only group", False),
+        SLOW: GroupInfo(SLOW, hash_of(ANN, SLOW), "supergroup", "Slow group", True),
+        NEW_SUPER: GroupInfo(NEW_SUPER, hash_of(ANN, NEW_SUPER), "supergroup", "Upgraded group", True),
+    }  # someone else's channel and the upgraded basic group are left out, as Telegram's apps do
+
+
+async def test_text_with_entities_lands_in_every_kind_of_group(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    groups = {g.peer_id: g for g in await gateway.list_groups(account)}
+
+    for peer_id in (GROUP, SUPER, CHANNEL):
+        message_id = await gateway.send_message(account, ref(groups[peer_id]), OutgoingMessage(TEXT, ENTITIES))
+        [post] = mt.world.group_messages(peer_id)
+        assert post["message_id"] == message_id
+        assert (post["from_phone"], post["text"], post["entities"]) == (ANN, TEXT, ENTITIES)
+
+
+async def test_media_is_uploaded_in_parts_and_posted_with_its_caption(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    photo = os.urandom(300 * 1024)  # three upload parts of 128 KiB
+    document = b"%PDF-1.4 sandbox\n" * 40
+    caption_entities = [{"type": "italic", "offset": 0, "length": 3}]
+
+    await gateway.send_message(account, GroupRef(SUPER, bridge.member_access_hash(ANN, SUPER), "supergroup"),
+                               OutgoingMessage("New stock", caption_entities, Media("photo", photo, "shop.jpg",
+                                                                                    "image/jpeg")))
+    await gateway.send_message(account, GroupRef(GROUP, 0, "group"),
+                               OutgoingMessage("Price list", [], Media("document", document, "prices.pdf",
+                                                                       "application/pdf")))
+
+    clip = os.urandom(5000)
+    await gateway.send_message(account, GroupRef(CHANNEL, bridge.member_access_hash(ANN, CHANNEL), "channel"),
+                               OutgoingMessage("", [], Media("video", clip, "clip.mp4", "video/mp4")))
+
+    [photo_post] = mt.world.group_messages(SUPER)
+    assert (photo_post["text"], photo_post["entities"]) == ("New stock", caption_entities)
+    assert photo_post["media"] == {"kind": "photo", "filename": "shop.jpg", "size": len(photo),
+                                   "mime_type": "image/jpeg", "sha256": hashlib.sha256(photo).hexdigest()}
+    [doc_post] = mt.world.group_messages(GROUP)
+    assert doc_post["media"] == {"kind": "document", "filename": "prices.pdf", "size": len(document),
+                                 "mime_type": "application/pdf",
+                                 "sha256": hashlib.sha256(document).hexdigest()}
+    [video_post] = mt.world.group_messages(CHANNEL)
+    assert (video_post["text"], video_post["media"]["kind"], video_post["media"]["filename"]) == (
+        "", "video", "clip.mp4")
+
+
+async def test_a_flood_wait_carries_its_seconds(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    mt.world.add_fault({"call": "send_message", "error": "FLOOD_WAIT", "seconds": 42, "phone": ANN})
+    supergroup = GroupRef(SUPER, bridge.member_access_hash(ANN, SUPER), "supergroup")
+
+    with pytest.raises(FloodWait) as err:
+        await gateway.send_message(account, supergroup, OutgoingMessage("one"))
+    assert (err.value.code, err.value.seconds) == ("FLOOD_WAIT", 42)
+
+    assert [e.retry_after for e in mt.world_calls("send_message")] == [42]
+    assert not mt.world.group_messages(SUPER)
+
+
+async def test_slow_mode_answers_slowmode_wait_with_the_time_left(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    slow = GroupRef(SLOW, bridge.member_access_hash(ANN, SLOW), "supergroup")
+    await gateway.send_message(account, slow, OutgoingMessage("first"))
+
+    with pytest.raises(FloodWait) as err:
+        await gateway.send_message(account, slow, OutgoingMessage("second"))
+
+    assert err.value.code == "SLOWMODE_WAIT" and 0 < err.value.seconds <= 30
+    assert [p["text"] for p in mt.world.group_messages(SLOW)] == ["first"]
+
+
+@pytest.mark.parametrize(("fault", "error", "code"), [
+    ("PEER_FLOOD", AccountThrottled, "PEER_FLOOD"),
+    ("USER_BANNED_IN_CHANNEL", GroupClosed, "USER_BANNED_IN_CHANNEL"),
+    ("CHAT_WRITE_FORBIDDEN", GroupClosed, "CHAT_WRITE_FORBIDDEN"),
+])
+async def test_send_faults_reach_the_engine_as_their_domain_errors(
+        mt: MTSandbox, fault: str, error: type[Exception], code: str) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    mt.world.add_fault({"call": "send_message", "error": fault, "group_id": SUPER})
+
+    with pytest.raises(error) as err:
+        await gateway.send_message(account, GroupRef(SUPER, bridge.member_access_hash(ANN, SUPER), "supergroup"),
+                                   OutgoingMessage("hello"))
+    assert getattr(err.value, "code", None) == code
+
+
+async def test_a_group_the_account_may_not_write_to_is_closed(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    with pytest.raises(GroupClosed) as err:
+        await gateway.send_message(account, GroupRef(CLOSED, bridge.member_access_hash(ANN, CLOSED), "supergroup"),
+                                   OutgoingMessage("hello"))
+    assert err.value.code == "CHAT_WRITE_FORBIDDEN"
+
+
+async def test_a_send_to_an_upgraded_basic_group_reports_the_supergroup(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    with pytest.raises(GroupMigrated) as err:
+        await gateway.send_message(account, GroupRef(OLD_GROUP, 0, "group"), OutgoingMessage("hello"))
+    assert (err.value.new_peer_id, err.value.new_access_hash) == (NEW_SUPER,
+                                                                  bridge.member_access_hash(ANN, NEW_SUPER))
+
+
+async def test_a_network_fault_is_retried_by_telethon(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    mt.world.add_fault({"call": "send_message", "error": "NETWORK", "times": 1})
+
+    message_id = await gateway.send_message(account, GroupRef(GROUP, 0, "group"), OutgoingMessage("hello"))
+
+    assert [e.error for e in mt.world_calls("send_message")] == ["NETWORK", None]
+    assert mt.world.group_messages(GROUP)[0]["message_id"] == message_id
+
+
+async def test_a_pooled_client_reconnects_after_the_server_dropped_it(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    await gateway.send_message(account, GroupRef(GROUP, 0, "group"), OutgoingMessage("before"))
+
+    await mt.server.drop_connections()
+    await gateway.send_message(account, GroupRef(GROUP, 0, "group"), OutgoingMessage("after"))
+
+    assert [p["text"] for p in mt.world.group_messages(GROUP)] == ["before", "after"]
+
+
+async def test_revoked_sessions_are_dead_for_pooled_and_new_clients(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    assert await gateway.list_groups(account)  # the client is now pooled and connected
+    assert account.account_id in gateway.pool
+
+    assert mt.world.revoke_sessions(ANN) == 1
+
+    with pytest.raises(SessionDead) as err:
+        await gateway.send_message(account, GroupRef(GROUP, 0, "group"), OutgoingMessage("hello"))
+    assert err.value.code == "SESSION_REVOKED"
+    assert account.account_id not in gateway.pool  # a dead session's client is dropped
+    with pytest.raises(SessionDead):
+        await mt.gateway().list_groups(account)
+    assert not mt.world.group_messages(GROUP)
+
+
+async def test_log_out_ends_the_session(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    await gateway.log_out(account)
+
+    assert not mt.world.sessions(ANN)
+    with pytest.raises(SessionDead) as err:
+        await mt.gateway().list_groups(account)
+    assert err.value.code == "AUTH_KEY_UNREGISTERED"
