@@ -33,9 +33,12 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def _wait_http(url: str, deadline: float) -> tuple[int, bytes]:
+def _wait_http(url: str, deadline: float, proc: subprocess.Popen[bytes] | None = None) -> tuple[int, bytes]:
     last: Exception | None = None
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise AssertionError(f"the supervisor exited with {proc.returncode}:\n{out}")
         try:
             return _get(url)
         except OSError as exc:
@@ -68,7 +71,7 @@ def test_app_role_serves_health_readiness_metrics_and_stops_on_sigterm(empty_db_
                        METRICS_PORT=str(metrics_port)))
     try:
         deadline = time.monotonic() + 30
-        status, body = _wait_http(f"http://127.0.0.1:{app_port}/healthz", deadline)
+        status, body = _wait_http(f"http://127.0.0.1:{app_port}/healthz", deadline, proc)
         assert status == 200 and b"ok" in body
         status, body = _wait_http(f"http://127.0.0.1:{app_port}/readyz", deadline)
         assert status == 200, body
@@ -95,7 +98,7 @@ def test_embedded_default_keeps_its_data_across_restarts(tmp_path):
 
     proc = _start(env)
     try:
-        status, _ = _wait_http(url, time.monotonic() + 90)
+        status, _ = _wait_http(url, time.monotonic() + 90, proc)
         assert status == 200
         port = int((tmp_path / "data" / "pg" / "postmaster.pid").read_text().splitlines()[3])
 
@@ -114,7 +117,7 @@ def test_embedded_default_keeps_its_data_across_restarts(tmp_path):
 
     proc = _start(env)
     try:
-        status, _ = _wait_http(url, time.monotonic() + 90)
+        status, _ = _wait_http(url, time.monotonic() + 90, proc)
         assert status == 200
         port = int((tmp_path / "data" / "pg" / "postmaster.pid").read_text().splitlines()[3])
 
