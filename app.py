@@ -55,7 +55,7 @@ RoleMain = Callable[[Deps, asyncio.Event], Awaitable[None]]
 async def run_bot_role(deps: Deps, stop: asyncio.Event) -> None:
     from roles.bot.role import run_bot
 
-    await run_bot(deps.settings, deps.db, deps.redis, deps.gateway, stop)
+    await run_bot(deps.settings, deps.db, deps.redis, deps.gateway, stop, cipher=deps.cipher)
 
 
 async def run_app_role(deps: Deps, stop: asyncio.Event) -> None:
@@ -65,12 +65,14 @@ async def run_app_role(deps: Deps, stop: asyncio.Event) -> None:
 
 
 async def run_worker_role(deps: Deps, stop: asyncio.Event) -> None:
-    from roles.worker.loop import run_worker
+    from roles.worker.loop import round_queue, run_worker
     from scheduler.runner import run_scheduler
 
+    queue = round_queue(deps.redis, deps.consumer, deps.settings)
     async with asyncio.TaskGroup() as group:
-        group.create_task(run_scheduler(deps.db, deps.redis, deps.settings, stop, deps.consumer))
-        group.create_task(run_worker(deps.db, deps.redis, deps.gateway, deps.settings, stop, deps.consumer))
+        group.create_task(run_scheduler(deps.db, deps.redis, queue, deps.settings, stop))
+        group.create_task(run_worker(deps.db, deps.redis, deps.gateway, deps.settings, stop, deps.consumer,
+                                     cipher=deps.cipher, queue=queue))
 
 
 ROLES: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,231 @@
+"""The flow contract as data: ``flows.yaml`` (executable cases) and ``flows.md`` (the rows).
+
+``load()`` reads and checks the YAML (unknown step or expectation names, unknown preconditions
+and malformed cases are errors, so a typo can't silently skip a check); ``row_ids()`` lists
+every row id of flows.md, which the parity suite requires to be covered.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+FLOWS_YAML = HERE / "flows.yaml"
+FLOWS_MD = HERE / "flows.md"
+
+STEP_KINDS = frozenset(
+    {
+        "send",
+        "contact",
+        "media",
+        "location",
+        "poll",
+        "album",
+        "press",
+        "forge",
+        "keypad",
+        "login_as",
+        "fault",
+        "revoke_sessions",
+        "access_mode",
+        "ban",
+        "advance_clock",
+        "given",
+        "twice",
+        "admin_press",
+    }
+)
+EXPECT_KEYS = frozenset(
+    {
+        "reply",
+        "buttons",
+        "no_buttons",
+        "contact_button",
+        "state",
+        "edited",
+        "input_deleted",
+        "answered",
+        "entities",
+        "media",
+        "admin",
+        "checks",
+        "new_messages",
+    }
+)
+CHECK_NAMES = frozenset(
+    {
+        "account_connected",
+        "session_encrypted",
+        "selected",
+        "campaign",
+        "interval",
+        "message_version",
+        "codes_sent",
+        "world_sessions",
+    }
+)
+STATES = frozenset(
+    {
+        "idle",
+        "login_phone",
+        "login_code",
+        "login_password",
+        "msg_wait",
+        "msg_confirm",
+        "int_wait",
+    }
+)
+_ROW = re.compile(r"^\|\s*((?:U\d+\.\d+)|(?:A\d+))\s*\|", re.MULTILINE)
+
+Step = dict[str, Any]
+
+
+class ContractError(ValueError):
+    """The YAML does not describe a valid contract; the message says where."""
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    case: str = ""
+    given: tuple[Step, ...] = ()
+    trigger: Step | None = None
+    expect: dict[str, Any] = field(default_factory=dict)
+    failure: tuple[str, ...] = ()
+    pending: str = ""  # a reason: the row is listed but not executable yet
+    as_admin: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.id} {self.case}".strip()
+
+    @property
+    def row(self) -> str:
+        """The flows.md row this case covers (``conv.*`` cases cover conventions, no row)."""
+        return self.id
+
+
+@dataclass(frozen=True)
+class Contract:
+    accounts: dict[str, dict[str, Any]]
+    settings: dict[str, Any]
+    given: dict[str, tuple[Step, ...]]
+    cases: tuple[Case, ...]
+
+    def rows(self) -> set[str]:
+        return {c.id for c in self.cases}
+
+    def executable(self) -> list[Case]:
+        return [c for c in self.cases if not c.pending]
+
+    def pending(self) -> dict[str, str]:
+        return {c.id: c.pending for c in self.cases if c.pending}
+
+    def expand(self, steps: tuple[Step, ...] | list[Step]) -> list[Step]:
+        """Steps with every ``given: <name>`` replaced by that precondition's steps."""
+        out: list[Step] = []
+        for step in steps:
+            if "given" in step:
+                out.extend(self.expand(self.given[str(step["given"])]))
+            else:
+                out.append(step)
+        return out
+
+
+def _step(raw: Any, where: str, given_names: set[str]) -> Step:
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise ContractError(f"{where}: a step is a mapping with one key, got {raw!r}")
+    ((kind, value),) = raw.items()
+    if kind not in STEP_KINDS:
+        raise ContractError(f"{where}: unknown step {kind!r}")
+    if kind == "given" and value not in given_names:
+        raise ContractError(f"{where}: unknown precondition {value!r}")
+    if kind == "twice":
+        _step(value, f"{where} (twice)", given_names)
+    return {str(kind): value}
+
+
+def _steps(raw: Any, where: str, given_names: set[str]) -> tuple[Step, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ContractError(f"{where}: steps must be a list")
+    return tuple(_step(item, f"{where}[{i}]", given_names) for i, item in enumerate(raw))
+
+
+def _expect(raw: Any, where: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ContractError(f"{where}: expect must be a mapping")
+    unknown = set(raw) - EXPECT_KEYS
+    if unknown:
+        raise ContractError(f"{where}: unknown expectation(s) {sorted(unknown)}")
+    checks = raw.get("checks") or {}
+    if set(checks) - CHECK_NAMES:
+        raise ContractError(f"{where}: unknown check(s) {sorted(set(checks) - CHECK_NAMES)}")
+    if "state" in raw and raw["state"] not in STATES:
+        raise ContractError(f"{where}: unknown state {raw['state']!r}")
+    for key in ("reply", "buttons", "no_buttons"):
+        if key in raw and not (isinstance(raw[key], list) and all(isinstance(x, str) for x in raw[key])):
+            raise ContractError(f"{where}: {key} must be a list of strings")
+    return dict(raw)
+
+
+def parse(data: Any) -> Contract:
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise ContractError("the contract must be a mapping with version: 1")
+    raw_given = data.get("given") or {}
+    names = set(raw_given)
+    given = {str(name): _steps(steps, f"given.{name}", names) for name, steps in raw_given.items()}
+    cases: list[Case] = []
+    for i, raw in enumerate(data.get("cases") or []):
+        where = f"cases[{i}]"
+        if not isinstance(raw, dict) or "id" not in raw:
+            raise ContractError(f"{where}: a case needs an id")
+        where = f"{where} ({raw['id']} {raw.get('case', '')})".strip()
+        pending = str(raw.get("pending") or "")
+        trigger = None
+        if not pending:
+            if "trigger" not in raw:
+                raise ContractError(f"{where}: a case needs a trigger (or a pending reason)")
+            trigger = _step(raw["trigger"], f"{where}.trigger", names)
+        unknown = set(raw) - {"id", "case", "given", "trigger", "expect", "failure", "pending", "as_admin"}
+        if unknown:
+            raise ContractError(f"{where}: unknown field(s) {sorted(unknown)}")
+        cases.append(
+            Case(
+                id=str(raw["id"]),
+                case=str(raw.get("case") or ""),
+                given=_steps(raw.get("given"), f"{where}.given", names),
+                trigger=trigger,
+                expect=_expect(raw.get("expect"), f"{where}.expect"),
+                failure=tuple(str(x) for x in raw.get("failure") or ()),
+                pending=pending,
+                as_admin=bool(raw.get("as_admin", False)),
+            )
+        )
+    names_seen = [c.name for c in cases]
+    duplicates = {n for n in names_seen if names_seen.count(n) > 1}
+    if duplicates:
+        raise ContractError(f"cases with the same id and case name: {sorted(duplicates)}")
+    return Contract(
+        accounts={str(k): dict(v) for k, v in (data.get("accounts") or {}).items()},
+        settings=dict(data.get("settings") or {}),
+        given=given,
+        cases=tuple(cases),
+    )
+
+
+def load(path: Path = FLOWS_YAML) -> Contract:
+    import yaml  # a test/tooling dependency; the running service never loads the contract
+
+    return parse(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def row_ids(path: Path = FLOWS_MD) -> list[str]:
+    """Every row id of flows.md (``U1.1`` … ``A7``), in document order."""
+    return _ROW.findall(path.read_text(encoding="utf-8"))

@@ -1,0 +1,226 @@
+"""Keyboards of the control bot; every button carries a callback class from ``callbacks``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+
+from roles.bot import callbacks as cb
+from roles.bot import texts
+
+
+def button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def markup(rows: Iterable[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[list(row) for row in rows if row])
+
+
+def main_only() -> InlineKeyboardMarkup:
+    return markup([[button(texts.BTN_MAIN, cb.MainMenu())]])
+
+
+def main_menu(*, running: bool, admin: bool) -> InlineKeyboardMarkup:
+    rows = [
+        [button(texts.BTN_ACCOUNT, cb.AccMenu()), button(texts.BTN_GROUPS, cb.GrpMenu())],
+        [button(texts.BTN_MESSAGE, cb.MsgMenu()), button(texts.BTN_INTERVAL, cb.IntMenu())],
+        [
+            button(texts.BTN_STOP, cb.BcStop()) if running else button(texts.BTN_START, cb.BcStart()),
+            button(texts.BTN_STATUS, cb.StShow()),
+        ],
+    ]
+    if admin:
+        rows.append([button(texts.BTN_ADMIN, cb.AdmMenu())])
+    return markup(rows)
+
+
+def request_access() -> InlineKeyboardMarkup:
+    return markup([[button(texts.BTN_REQUEST, cb.AccRequest())]])
+
+
+def admin_request_card(uid: int) -> InlineKeyboardMarkup:
+    return markup(
+        [[button(texts.BTN_APPROVE, cb.AdmApprove(uid=uid)), button(texts.BTN_REJECT, cb.AdmReject(uid=uid))]]
+    )
+
+
+# account ---------------------------------------------------------------------------------------
+
+
+def login_offer() -> InlineKeyboardMarkup:
+    return markup([[button(texts.BTN_LOGIN, cb.AccLogin())], [button(texts.BTN_MAIN, cb.MainMenu())]])
+
+
+def connected_account() -> InlineKeyboardMarkup:
+    return markup([[button(texts.BTN_LOGOUT, cb.AccLogout())], [button(texts.BTN_MAIN, cb.MainMenu())]])
+
+
+def logout_confirm() -> InlineKeyboardMarkup:
+    return markup([[button(texts.BTN_LOGOUT_YES, cb.AccLogoutYes()), button(texts.BTN_CANCEL, cb.AccMenu())]])
+
+
+def share_phone() -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup(
+        keyboard=[
+            [KeyboardButton(text=texts.BTN_SHARE_PHONE, request_contact=True)],
+            [KeyboardButton(text=texts.BTN_CANCEL)],
+        ],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+def remove_reply() -> ReplyKeyboardRemove:
+    return ReplyKeyboardRemove()
+
+
+def code_keypad() -> InlineKeyboardMarkup:
+    digits = [[str(d) for d in range(r, r + 3)] for r in (1, 4, 7)]
+    rows = [[button(d, cb.AccKeypad(key=d)) for d in row] for row in digits]  # type: ignore[arg-type]
+    rows.append(
+        [
+            button(texts.BTN_KP_DEL, cb.AccKeypad(key="del")),
+            button("0", cb.AccKeypad(key="0")),
+            button(texts.BTN_KP_OK, cb.AccKeypad(key="ok")),
+        ]
+    )
+    rows.append([button(texts.BTN_RESEND, cb.AccResend()), button(texts.BTN_CANCEL, cb.AccCancel())])
+    return markup(rows)
+
+
+def resend_or_cancel() -> InlineKeyboardMarkup:
+    return markup([[button(texts.BTN_RESEND, cb.AccResend()), button(texts.BTN_CANCEL, cb.AccCancel())]])
+
+
+def cancel_only() -> InlineKeyboardMarkup:
+    return markup([[button(texts.BTN_CANCEL, cb.AccCancel())]])
+
+
+# groups ----------------------------------------------------------------------------------------
+
+
+def groups_menu() -> InlineKeyboardMarkup:
+    return markup(
+        [
+            [button(texts.BTN_IMPORT, cb.GrpImport()), button(texts.BTN_LIST, cb.GrpList(page=0))],
+            [button(texts.BTN_MAIN, cb.MainMenu())],
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class GroupButton:
+    group_id: int
+    title: str
+    selected: bool
+    status: str
+    reason: str
+
+
+def group_page(groups: Sequence[GroupButton], page: int, pages: int) -> InlineKeyboardMarkup:
+    rows: list[list[InlineKeyboardButton]] = [
+        [
+            button(
+                texts.group_button(g.title, g.selected, g.status, g.reason)[:64],
+                cb.GrpToggle(gid=g.group_id, page=page),
+            )
+        ]
+        for g in groups
+    ]
+    nav = []
+    if page > 0:
+        nav.append(button(texts.BTN_PREV, cb.GrpList(page=page - 1)))
+    if page + 1 < pages:
+        nav.append(button(texts.BTN_NEXT, cb.GrpList(page=page + 1)))
+    rows.append(nav)
+    if groups:
+        rows.append(
+            [button(texts.BTN_ALL, cb.GrpAll(page=page)), button(texts.BTN_NONE, cb.GrpNone(page=page))]
+        )
+    rows.append([button(texts.BTN_DONE, cb.GrpMenu())])
+    return markup(rows)
+
+
+def session_ended() -> InlineKeyboardMarkup:
+    return login_offer()
+
+
+# message ---------------------------------------------------------------------------------------
+
+
+def message_menu() -> InlineKeyboardMarkup:
+    return markup([[button(texts.BTN_MSG_SET, cb.MsgSet())], [button(texts.BTN_MAIN, cb.MainMenu())]])
+
+
+def message_confirm() -> InlineKeyboardMarkup:
+    return markup(
+        [
+            [button(texts.BTN_MSG_SAVE, cb.MsgSave())],
+            [button(texts.BTN_MSG_NEW, cb.MsgSet()), button(texts.BTN_CANCEL, cb.AccCancel())],
+        ]
+    )
+
+
+# interval --------------------------------------------------------------------------------------
+
+
+def preset_label(minutes: int) -> str:
+    if minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min"
+
+
+def interval_menu(presets: Sequence[int], current_seconds: int | None) -> InlineKeyboardMarkup:
+    """U5.1: ``presets`` in minutes (already within bounds), the current one marked."""
+    buttons = [
+        button(
+            texts.interval_preset_caption(preset_label(m), current_seconds == m * 60), cb.IntSet(minutes=m)
+        )
+        for m in presets
+    ]
+    rows = [buttons[i : i + 4] for i in range(0, len(buttons), 4)]
+    rows.append([button(texts.BTN_INT_CUSTOM, cb.IntCustom())])
+    rows.append([button(texts.BTN_MAIN, cb.MainMenu())])
+    return markup(rows)
+
+
+# broadcast -------------------------------------------------------------------------------------
+
+FIX_BUTTONS: dict[str, tuple[str, CallbackData]] = {
+    "access": (texts.BTN_REQUEST, cb.AccRequest()),
+    "account": (texts.BTN_LOGIN, cb.AccLogin()),
+    "groups": (texts.BTN_GROUPS, cb.GrpMenu()),
+    "message": (texts.BTN_MSG_SET, cb.MsgSet()),
+    "interval": (texts.BTN_INTERVAL, cb.IntMenu()),
+}
+
+
+def missing(items: Sequence[str]) -> InlineKeyboardMarkup:
+    rows = [[button(*FIX_BUTTONS[item])] for item in items if item in FIX_BUTTONS]
+    rows.append([button(texts.BTN_MAIN, cb.MainMenu())])
+    return markup(rows)
+
+
+# status ----------------------------------------------------------------------------------------
+
+
+def status(notify_on: bool) -> InlineKeyboardMarkup:
+    return markup(
+        [
+            [
+                button(texts.BTN_REFRESH, cb.StRefresh()),
+                button(texts.notify_caption(notify_on), cb.StNotify()),
+            ],
+            [button(texts.BTN_MAIN, cb.MainMenu())],
+        ]
+    )

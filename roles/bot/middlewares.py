@@ -1,0 +1,267 @@
+"""Outer middlewares of the control bot, in the order they wrap every update.
+
+``role.build_dispatcher`` puts aiogram's FSM middleware between 3 and 4: its Redis event
+isolation runs one update per user at a time, across replicas, so FSM read-modify-write
+(the code keypad, a code typed right after the phone) can't interleave, while duplicates
+and floods are dropped on arrival without waiting for that lock.
+
+1. ``ObserveMiddleware``: one log line per update with the contract row id and outcome
+   (never a text the user typed), metrics, errors turned into a short reply, and every
+   callback query answered even when the handler forgot or failed.
+2. ``DedupeMiddleware``: an update id is handled once (polling takeover, webhook retry).
+3. ``ThrottleMiddleware``: a flood from one user is answered once with "slow down".
+4. ``AccessMiddleware``: upserts the user and applies the access decision (U1.2-U1.4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.methods import AnswerCallbackQuery, TelegramMethod
+from aiogram.methods.base import Response, TelegramType
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
+
+from domain.models import UserProfile
+from metrics import BOT_HANDLER_SECONDS, BOT_UPDATES
+from roles.bot import callbacks as cb
+from roles.bot import keyboards as kb
+from roles.bot import texts
+from services.access import AccessService, AccessView
+from storage import keys
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+DEDUPE_TTL = 24 * 3600  # seconds an update id is remembered
+
+
+# --- the per-update trace: row id, outcome, whether the callback was answered ------------------
+
+
+@dataclass
+class Trace:
+    row: str = "-"
+    outcome: str = "ok"
+    answered: bool = False
+
+
+_trace: ContextVar[Trace | None] = ContextVar("bot_trace", default=None)
+
+
+def mark(row: str, outcome: str = "ok") -> None:
+    """Name the contract row (``U3.6``) and outcome the current handler produced, for the log."""
+    trace = _trace.get()
+    if trace is not None:
+        trace.row = row
+        trace.outcome = outcome
+
+
+def current_trace() -> Trace | None:
+    return _trace.get()
+
+
+class AnswerTracker(BaseRequestMiddleware):
+    """Notes on the update's trace that answerCallbackQuery was called, whoever called it."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        if isinstance(method, AnswerCallbackQuery):
+            trace = _trace.get()
+            if trace is not None:
+                trace.answered = True
+        return await make_request(bot, method)
+
+
+def install_request_middlewares(bot: Bot) -> None:
+    """Attach the answer tracker to ``bot`` once (polling and webhook both call this)."""
+    if not getattr(bot.session, "_ab_tracker", False):
+        bot.session.middleware(AnswerTracker())
+        bot.session._ab_tracker = True  # type: ignore[attr-defined]
+
+
+def _user_of(data: dict[str, Any]) -> User | None:
+    user = data.get("event_from_user")
+    return user if isinstance(user, User) else None
+
+
+def _inner(update: Update) -> TelegramObject | None:
+    return update.message or update.callback_query
+
+
+async def say(
+    bot: Bot, event: TelegramObject | None, text: str, alert: bool = False, reply_markup: Any = None
+) -> None:
+    """Best-effort short reply: a callback notice or a chat message."""
+    try:
+        if isinstance(event, CallbackQuery):
+            trace = _trace.get()
+            if trace is None or not trace.answered:
+                await event.answer(text=text[:200], show_alert=alert)
+            if reply_markup is not None and event.from_user is not None:
+                await bot.send_message(event.from_user.id, text, reply_markup=reply_markup)
+        elif isinstance(event, Message):
+            await bot.send_message(event.chat.id, text, reply_markup=reply_markup)
+    except Exception as exc:  # a reply that fails must not hide the original outcome
+        log.warning("reply failed: %s", type(exc).__name__)
+
+
+class ObserveMiddleware(BaseMiddleware):
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        kind = event.event_type
+        BOT_UPDATES.labels(type=kind).inc()
+        trace = Trace()
+        token = _trace.set(trace)
+        started = time.perf_counter()
+        user = _user_of(data)
+        inner = _inner(event)
+        try:
+            return await handler(event, data)
+        except Exception:
+            trace.outcome = "error"
+            log.exception(
+                "update %s failed row=%s user=%s", event.update_id, trace.row, user.id if user else None
+            )
+            bot = data.get("bot")
+            if isinstance(bot, Bot):
+                await say(bot, inner, texts.ERROR, reply_markup=kb.main_only())
+            return None
+        finally:
+            if isinstance(inner, CallbackQuery) and not trace.answered:
+                with contextlib.suppress(Exception):
+                    await inner.answer()
+            elapsed = time.perf_counter() - started
+            BOT_HANDLER_SECONDS.labels(row=trace.row).observe(elapsed)
+            log.info(
+                "update=%s type=%s user=%s row=%s outcome=%s ms=%.1f",
+                event.update_id,
+                kind,
+                user.id if user else None,
+                trace.row,
+                trace.outcome,
+                elapsed * 1000,
+            )
+            _trace.reset(token)
+
+
+class DedupeMiddleware(BaseMiddleware):
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        key = keys.BOT_UPDATE_SEEN.format(update_id=event.update_id)
+        first = await self.redis.set(key, b"1", nx=True, ex=DEDUPE_TTL)
+        if not first:
+            mark("-", "duplicate")
+            trace = _trace.get()
+            if trace is not None:
+                trace.answered = True  # the first delivery answered it; don't act twice
+            return None
+        return await handler(event, data)
+
+
+class ThrottleMiddleware(BaseMiddleware):
+    """At most ``rate`` updates per second per user; the first one over gets "slow down"."""
+
+    def __init__(self, redis: aioredis.Redis, rate: float) -> None:
+        self.redis = redis
+        self.limit = max(1, int(rate))
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user = _user_of(data)
+        if user is None or not isinstance(event, Update):
+            return await handler(event, data)
+        key = keys.THROTTLE.format(user_id=user.id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, px=1000, nx=True)  # a new one-second window
+            pipe.incr(key)
+            _, count = await pipe.execute()
+        if int(count) <= self.limit:
+            return await handler(event, data)
+        mark("-", "throttled")
+        if int(count) == self.limit + 1:
+            bot = data.get("bot")
+            if isinstance(bot, Bot):
+                await say(bot, _inner(event), texts.SLOW_DOWN)
+        return None
+
+
+def profile_of(user: User) -> UserProfile:
+    return UserProfile(
+        user.id, user.first_name or "", user.last_name or "", user.username or "", user.language_code or ""
+    )
+
+
+# callbacks a user without access may still press (U1.2)
+_OPEN_CALLBACKS = (cb.AccRequest().pack(),)
+
+
+class AccessMiddleware(BaseMiddleware):
+    """Upserts the sender and injects ``access_view``; stops updates of users without access."""
+
+    def __init__(self, access: AccessService) -> None:
+        self.access = access
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user = _user_of(data)
+        if user is None or user.is_bot or not isinstance(event, Update):
+            return None
+        inner = _inner(event)
+        if isinstance(inner, Message) and inner.chat.type != "private":
+            return None  # the bot only talks in private chats
+        view = await self.access.touch(profile_of(user))
+        data["access_view"] = view
+        if view.allowed:
+            return await handler(event, data)
+        if isinstance(inner, CallbackQuery) and inner.data in _OPEN_CALLBACKS and view.can_request:
+            return await handler(event, data)
+        bot = data.get("bot")
+        if isinstance(bot, Bot):
+            await self._refuse(bot, inner, view)
+        return None
+
+    @staticmethod
+    async def _refuse(bot: Bot, event: TelegramObject | None, view: AccessView) -> None:
+        if view.status == "banned":
+            mark("U1.4", "denied")
+            await say(bot, event, texts.ACCESS_DENIED)
+            return
+        markup = None
+        if view.can_request:
+            mark("U1.2", "needs_approval")
+            text = texts.ACCESS_NEEDS_APPROVAL if view.status == "needs_approval" else texts.ACCESS_EXPIRED
+            markup = kb.request_access()
+        elif view.status == "pending":
+            mark("U1.2", "pending")
+            text = texts.ACCESS_PENDING
+        elif view.status == "expired":
+            mark("U1.3", "expired")
+            text = texts.ACCESS_EXPIRED
+        else:
+            mark("U1.3", "invitation_only")
+            text = texts.ACCESS_INVITATION_ONLY
+        if isinstance(event, CallbackQuery):
+            with contextlib.suppress(Exception):
+                await event.answer()
+            if event.from_user is not None:
+                with contextlib.suppress(Exception):
+                    await bot.send_message(event.from_user.id, text, reply_markup=markup)
+            return
+        if isinstance(event, Message):
+            with contextlib.suppress(Exception):
+                await bot.send_message(event.chat.id, text, reply_markup=markup)

@@ -1,0 +1,126 @@
+"""The notifications outbox drainer: pending rows -> Bot API messages -> delivered.
+
+Rows are written by the engine and the services in the transaction of the event that causes
+them; this loop delivers them at least once. A user who blocked the bot is remembered and
+their rows dropped; a 429 pauses the loop for the time Telegram asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.types import InlineKeyboardMarkup
+
+from domain import rules
+from domain.models import Notification
+from roles.bot import callbacks as cb
+from roles.bot import keyboards as kb
+from roles.bot import texts
+from services import notifications as kinds
+from services.notifications import NotificationService
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+IDLE_SLEEP = 1.0
+
+
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value).astimezone()
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value)
+    return None
+
+
+def _int(payload: dict[str, Any], name: str) -> int:
+    value = payload.get(name)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
+    """The text and buttons of one notification, or None for a kind this bot doesn't know."""
+    p = note.payload or {}
+    if note.kind == kinds.ROUND_SUMMARY:
+        text = texts.note_round(_int(p, "sent"), _int(p, "failed"), _int(p, "skipped"), _int(p, "total"))
+        return text, kb.markup(
+            [[kb.button(texts.BTN_STATUS, cb.StShow()), kb.button(texts.notify_caption(True), cb.StNotify())]]
+        )
+    if note.kind == kinds.SESSION_ENDED:
+        return texts.NOTE_SESSION_ENDED, kb.login_offer()
+    if note.kind == kinds.GROUP_DISABLED:
+        text = texts.note_group_disabled(str(p.get("title", "")), str(p.get("reason", "")))
+        return text, kb.markup([[kb.button(texts.BTN_GROUPS, cb.GrpMenu())]])
+    if note.kind == kinds.FLOOD_PAUSE:
+        seconds = _int(p, "seconds")
+        return texts.note_flood_pause(rules.human_duration(seconds), _when(p.get("until"))), kb.main_only()
+    if note.kind == kinds.ACCESS_EXPIRED:
+        return texts.NOTE_ACCESS_EXPIRED, kb.main_only()
+    if note.kind in (kinds.ACCESS_APPROVED, kinds.ACCESS_GRANTED):
+        return texts.ACCESS_APPROVED, kb.main_only()
+    if note.kind == kinds.ACCESS_REJECTED:
+        return texts.ACCESS_REJECTED, kb.main_only()
+    if note.kind == kinds.ACCESS_REVOKED:
+        return texts.NOTE_ACCESS_REVOKED, kb.main_only()
+    if note.kind == kinds.BROADCAST_STOPPED:
+        return texts.NOTE_BROADCAST_STOPPED, kb.main_only()
+    return None
+
+
+async def deliver_once(bot: Bot, outbox: NotificationService, limit: int = BATCH) -> int:
+    """Send one batch; returns how many were handled (delivered, dropped or failed)."""
+    pending = await outbox.pending(limit)
+    delivered: list[int] = []
+    try:
+        for note in pending:
+            rendered = render(note)
+            if rendered is None:
+                log.warning("notification %s of unknown kind %s dropped", note.notification_id, note.kind)
+                delivered.append(note.notification_id)
+                continue
+            text, markup = rendered
+            try:
+                await bot.send_message(note.user_id, text, reply_markup=markup)
+            except TelegramRetryAfter as exc:
+                log.info("notifier paused %ss by Telegram", exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+                break
+            except TelegramForbiddenError:
+                log.info("user=%s blocked the bot; notifications dropped", note.user_id)
+                await outbox.mark_bot_blocked(note.user_id)
+                continue
+            except TelegramAPIError as exc:
+                log.warning("notification %s failed: %s", note.notification_id, type(exc).__name__)
+                await outbox.mark_failed([note.notification_id])
+                continue
+            delivered.append(note.notification_id)
+    finally:
+        if delivered:
+            await outbox.mark_delivered(delivered)
+    return len(pending)
+
+
+async def run_notifier(
+    bot: Bot, outbox: NotificationService, stop: asyncio.Event, idle_sleep: float = IDLE_SLEEP
+) -> None:
+    """Drain the outbox until ``stop`` is set; errors are logged and retried after a pause."""
+    while not stop.is_set():
+        handled = 0
+        try:
+            handled = await deliver_once(bot, outbox)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("notifier batch failed")
+        if handled < BATCH:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), idle_sleep)

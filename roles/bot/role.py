@@ -1,0 +1,258 @@
+"""The bot role: aiogram against a (possibly custom) Bot API server, FSM in Redis, services injected.
+
+``run_bot`` builds the services from the supervisor's shared clients, then stands by for the
+polling lease (Telegram allows one getUpdates consumer per bot): the leader long-polls and
+drains the notifications outbox; a standby replica takes over within one lease when the
+leader dies. ``build_dispatcher`` is shared by polling and webhook mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
+from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from aiogram.types import BotCommand
+
+from accounts.gateway import AccountGateway
+from config.settings import Settings
+from domain.models import Clock, utc_now
+from roles.bot.middlewares import (
+    AccessMiddleware,
+    DedupeMiddleware,
+    ObserveMiddleware,
+    ThrottleMiddleware,
+    install_request_middlewares,
+)
+from roles.bot.notifier import run_notifier
+from roles.bot.routers import build_routers
+from services.access import AccessService
+from services.admin import AdminService
+from services.campaigns import CampaignService
+from services.groups import GroupService
+from services.login import LoginService, SessionCipherPort
+from services.messages import MessageService
+from services.notifications import NotificationService
+from services.status import StatusService
+from storage import keys
+from storage.db import Database
+from storage.lease import HeldLease, Leases
+
+log = logging.getLogger(__name__)
+
+# any well-formed token works against the sandbox; a real deployment sets BOT_TOKEN
+SANDBOX_TOKEN = "1000000001:sandbox-local-bot"
+FSM_TTL = 30 * 24 * 3600  # an abandoned input state is forgotten after a month
+EXPIRY_CHECK_SECONDS = 60.0
+MAX_CONCURRENT_UPDATES = 256  # updates handled at once by this replica (each one per user at a time)
+COMMANDS = (
+    ("start", "main menu"),
+    ("login", "connect your Telegram account"),
+    ("status", "broadcast status"),
+    ("help", "how it works"),
+    ("cancel", "cancel the current input"),
+)
+
+
+@dataclass(frozen=True)
+class BotServices:
+    """The services handlers receive by parameter name (``Dispatcher(**kwargs)``)."""
+
+    access: AccessService
+    login: LoginService
+    groups: GroupService
+    messages: MessageService
+    campaigns: CampaignService
+    status: StatusService
+    notifications: NotificationService
+    admin: AdminService
+    cipher: SessionCipherPort
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def build_services(
+    settings: Settings, db: Database, gateway: AccountGateway, cipher: SessionCipherPort, now: Clock = utc_now
+) -> BotServices:
+    access = AccessService(db, settings, now)
+    login = LoginService(db, gateway, cipher, settings, now)
+    return BotServices(
+        access=access,
+        login=login,
+        groups=GroupService(db, gateway, cipher, settings, now),
+        messages=MessageService(db, now),
+        campaigns=CampaignService(db, settings, access, now),
+        status=StatusService(db, settings, now),
+        notifications=NotificationService(db, now),
+        admin=AdminService(db, settings, login, now),
+        cipher=cipher,
+    )
+
+
+class SharedRedisStorage(RedisStorage):
+    """RedisStorage on the supervisor's client: closing the dispatcher must not close that client."""
+
+    async def close(self) -> None:
+        return None
+
+
+def fsm_key_builder() -> DefaultKeyBuilder:
+    return DefaultKeyBuilder(prefix=keys.FSM_PREFIX)
+
+
+def fsm_key(bot_id: int, user_id: int) -> StorageKey:
+    """The FSM key of a private chat (chat id = user id), as the dispatcher builds it."""
+    return StorageKey(bot_id=bot_id, chat_id=user_id, user_id=user_id)
+
+
+def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotServices) -> Dispatcher:
+    """Routers, middlewares, FSM in Redis (with per-user event isolation across replicas)."""
+    storage = SharedRedisStorage(redis, key_builder=fsm_key_builder(), state_ttl=FSM_TTL, data_ttl=FSM_TTL)
+    isolation = RedisEventIsolation(
+        redis,
+        key_builder=fsm_key_builder(),
+        lock_kwargs={"timeout": 60, "sleep": 0.02, "blocking_timeout": 30},
+    )
+    # the FSM middleware (and its per-user lock) is registered by hand below, after the cheap checks:
+    # a duplicate or a flood must be dropped on arrival, not after queueing for the user's lock
+    dp = Dispatcher(
+        storage=storage,
+        events_isolation=isolation,
+        disable_fsm=True,
+        settings=settings,
+        **services.as_kwargs(),
+    )
+    dp.update.outer_middleware(ObserveMiddleware())
+    dp.update.outer_middleware(DedupeMiddleware(redis))
+    dp.update.outer_middleware(ThrottleMiddleware(redis, settings.bot.throttle_rate))
+    dp.update.outer_middleware(dp.fsm)
+    dp.update.outer_middleware(AccessMiddleware(services.access))
+    dp.include_routers(*build_routers())
+    return dp
+
+
+def bot_token(settings: Settings) -> str:
+    token = settings.telegram.bot_token.get()
+    if not token and settings.sandbox_enabled:
+        return SANDBOX_TOKEN
+    return token
+
+
+def build_bot(settings: Settings) -> Bot:
+    """The Bot, pointed at ``settings.telegram.bot_api_url`` (the sandbox) when set."""
+    url = settings.telegram.bot_api_url or (settings.sandbox.url if settings.sandbox_enabled else "")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(url)) if url else AiohttpSession()
+    bot = Bot(bot_token(settings), session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    install_request_middlewares(bot)
+    return bot
+
+
+async def _expire_access(access: AccessService, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            expired = await access.expire_due()
+            if expired:
+                log.info("access expired for %d users", len(expired))
+        except Exception:
+            log.exception("access expiry check failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), EXPIRY_CHECK_SECONDS)
+
+
+async def run_bot(
+    settings: Settings,
+    db: Database,
+    redis: aioredis.Redis,
+    gateway: AccountGateway,
+    stop: asyncio.Event,
+    *,
+    cipher: SessionCipherPort | None = None,
+    now: Clock = utc_now,
+) -> None:
+    """Run the bot role until ``stop`` is set: polling (as the leader) plus the outbox drainer."""
+    if cipher is None:
+        from accounts.crypto import load_or_create_key
+
+        cipher = load_or_create_key(settings)
+    services = build_services(settings, db, gateway, cipher, now)
+    dp = build_dispatcher(settings, redis, services)
+    bot = build_bot(settings)
+    polling = not settings.app.webhook_url
+    leases = Leases(redis)
+
+    async def lead(held: HeldLease) -> None:
+        log.info("bot: leading (token %d), %s", held.token, "long polling" if polling else "webhook mode")
+        inner = asyncio.Event()  # set when this leadership ends, so the helpers stop too
+        helpers = [
+            asyncio.create_task(run_notifier(bot, services.notifications, inner)),
+            asyncio.create_task(_expire_access(services.access, inner)),
+        ]
+        updates: asyncio.Task[None] | None = None
+        try:
+            if polling:
+                await _prepare_polling(bot)
+                updates = asyncio.create_task(
+                    dp.start_polling(
+                        bot,
+                        handle_signals=False,
+                        close_bot_session=False,
+                        allowed_updates=dp.resolve_used_update_types(),
+                        tasks_concurrency_limit=MAX_CONCURRENT_UPDATES,
+                    )
+                )
+                # asyncio.wait, unlike awaiting the task, leaves it running when we are cancelled:
+                # aiogram must be stopped through stop_polling or its polling task lives on
+                await asyncio.wait({updates, *helpers}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (updates, *helpers):
+                    if task.done():
+                        task.result()  # a crash of polling or a helper ends this leadership
+            else:
+                await asyncio.wait(helpers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            inner.set()
+            if updates is not None and not updates.done():
+                with contextlib.suppress(RuntimeError):
+                    await dp.stop_polling()
+                await asyncio.gather(updates, return_exceptions=True)
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    try:
+        while not stop.is_set():
+            try:
+                await leases.run_as_leader(
+                    keys.POLLING_LEADER,
+                    settings.engine.lease_ttl,
+                    lead,
+                    stop,
+                    retry=min(settings.engine.lease_ttl / 3, 1.0),
+                )
+            except (OSError, aioredis.RedisError) as exc:
+                log.warning("bot: leader election failed: %s", exc)
+            except Exception:
+                log.exception("bot: polling failed; standing for election again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+    finally:
+        await bot.session.close()
+        log.info("bot: stopped")
+
+
+async def _prepare_polling(bot: Bot) -> None:
+    # getUpdates fails while a webhook is set; the command list is a nicety
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)
+        await bot.set_my_commands([BotCommand(command=c, description=d) for c, d in COMMANDS])
+    except TelegramAPIError as exc:
+        log.warning("bot: preparing polling failed: %s", type(exc).__name__)

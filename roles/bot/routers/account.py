@@ -1,0 +1,401 @@
+"""U2: connect a Telegram account (phone, code with keypad, 2FA password), show it, disconnect.
+
+Secrets typed here (code, password) are deleted from the chat right after reading and never
+logged; the login attempt (with the temporary session) stays encrypted in the FSM data.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from config.settings import Settings
+from domain import rules
+from roles.bot import callbacks as cb
+from roles.bot import keyboards as kb
+from roles.bot import texts
+from roles.bot.middlewares import mark
+from roles.bot.routers import Routes
+from roles.bot.states import Input
+from roles.bot.ui import (
+    LOGIN_AT,
+    TYPED,
+    Event,
+    delete_input,
+    leave_input,
+    load_attempt,
+    main_menu,
+    not_command,
+    save_attempt,
+    show,
+    user_id_of,
+)
+from services.login import LoginAttempt, LoginService, LoginStep, SessionCipherPort
+from services.status import StatusService
+
+log = logging.getLogger(__name__)
+routes = Routes("account")
+
+MAX_TYPED = rules.CODE_MAX_DIGITS
+
+
+# --- account menu (U2.1, U2.19) and logout (U2.20) ---------------------------------------------
+
+
+@routes.callback_query(cb.AccMenu.filter())
+async def account_menu(
+    query: CallbackQuery, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort
+) -> None:
+    await leave_input(state, login, cipher)
+    await query.answer()
+    view = await login.account(query.from_user.id)
+    if view is not None and view.connected:
+        mark("U2.19")
+        await show(
+            bot, query, texts.acc_connected(view.first_name, view.phone_masked), kb.connected_account()
+        )
+    else:
+        mark("U2.1")
+        await show(bot, query, texts.ACC_NOT_CONNECTED, kb.login_offer())
+
+
+@routes.callback_query(cb.AccLogout.filter())
+async def logout_ask(query: CallbackQuery, bot: Bot, login: LoginService) -> None:
+    await query.answer()
+    view = await login.account(query.from_user.id)
+    if view is None or not view.connected:
+        mark("U2.1", "not_connected")
+        await show(bot, query, texts.ACC_NOT_CONNECTED, kb.login_offer())
+        return
+    mark("U2.20", "confirm")
+    await show(bot, query, texts.LOGOUT_CONFIRM, kb.logout_confirm())
+
+
+@routes.callback_query(cb.AccLogoutYes.filter())
+async def logout(query: CallbackQuery, bot: Bot, login: LoginService, status: StatusService) -> None:
+    await query.answer()
+    if not await login.logout(query.from_user.id):
+        mark("U2.1", "not_connected")
+        await show(bot, query, texts.ACC_NOT_CONNECTED, kb.login_offer())
+        return
+    mark("U2.20", "disconnected")
+    await main_menu(bot, query, status, head=texts.DISCONNECTED)
+
+
+# --- phone (U2.2-U2.9) -----------------------------------------------------------------------------
+
+
+@routes.callback_query(cb.AccLogin.filter())
+@routes.message(Command("login"))
+async def login_begin(
+    event: Event, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort
+) -> None:
+    await leave_input(state, login, cipher)
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    view = await login.account(user_id_of(event))
+    if view is not None and view.connected:
+        mark("U2.19", "already_connected")
+        await show(
+            bot, event, texts.acc_connected(view.first_name, view.phone_masked), kb.connected_account()
+        )
+        return
+    mark("U2.2")
+    await state.set_state(Input.login_phone)
+    # a reply keyboard (request_contact) can only come with a new message
+    await bot.send_message(user_id_of(event), texts.ASK_PHONE, reply_markup=kb.share_phone())
+
+
+@routes.message(Input.login_phone, F.contact)
+async def phone_contact(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    status: StatusService,
+) -> None:
+    contact = message.contact
+    assert contact is not None and message.from_user is not None
+    if contact.user_id != message.from_user.id:
+        mark("U2.4", "not_own")
+        await message.answer(texts.PHONE_NOT_OWN)
+        return
+    await _send_code(message, contact.phone_number, bot, state, login, cipher, status)
+
+
+@routes.message(Input.login_phone, F.text, not_command)
+async def phone_text(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    status: StatusService,
+) -> None:
+    await _send_code(message, message.text or "", bot, state, login, cipher, status)
+
+
+@routes.message(Input.login_phone, not_command)
+async def phone_other(message: Message) -> None:
+    mark("U2.3", "not_text")
+    await message.answer(texts.PHONE_INVALID_FORMAT)
+
+
+async def _send_code(
+    message: Message,
+    raw: str,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    status: StatusService,
+) -> None:
+    step = await login.send_code(user_id_of(message), raw)
+    outcome = step.outcome
+    if outcome == "code_sent" and step.attempt is not None:
+        mark("U2.5", outcome)
+        await state.set_state(Input.login_code)
+        await save_attempt(state, cipher, step.attempt, **{TYPED: ""})
+        await message.answer(
+            texts.phone_accepted(rules.mask_phone(step.attempt.state.phone)), reply_markup=kb.remove_reply()
+        )
+        await message.answer(
+            texts.code_prompt(0, step.attempt.state.code_length), reply_markup=kb.code_keypad()
+        )
+        return
+    if outcome == "bad_phone":
+        mark("U2.3", outcome)
+        await message.answer(texts.PHONE_INVALID_FORMAT)
+        return
+    if outcome == "phone_invalid":
+        mark("U2.6", outcome)
+        await message.answer(texts.PHONE_REJECTED)
+        return
+    rows = {"phone_banned": "U2.7", "flood": "U2.8", "unreachable": "U2.9", "already_connected": "U2.19"}
+    mark(rows.get(outcome, "U2.5"), outcome)
+    await login.cancel(step.attempt)
+    await state.clear()
+    await message.answer(_ending_text(step), reply_markup=kb.remove_reply())
+    await main_menu(bot, message, status)
+
+
+def _ending_text(step: LoginStep) -> str:
+    if step.outcome == "phone_banned":
+        return texts.PHONE_BANNED
+    if step.outcome == "flood":
+        return texts.too_many_attempts(rules.human_duration(step.retry_after))
+    if step.outcome == "unreachable":
+        return texts.TELEGRAM_UNREACHABLE
+    if step.outcome == "already_connected":
+        return texts.ALREADY_CONNECTED
+    if step.outcome == "too_many":
+        return texts.LOGIN_TOO_MANY
+    return texts.ERROR
+
+
+# --- code (U2.10-U2.14, U2.17, U2.18) and password (U2.15, U2.16) ----------------------------------
+
+
+async def _attempt_or_expire(
+    event: Event,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    settings: Settings,
+) -> LoginAttempt | None:
+    """The stored attempt, or None after telling the user the login expired (U2.18)."""
+    data = await state.get_data()
+    attempt = load_attempt(data, cipher)
+    started = data.get(LOGIN_AT)
+    fresh = isinstance(started, int | float) and login.now().timestamp() - started <= settings.bot.login_ttl
+    if attempt is not None and fresh:
+        return attempt
+    mark("U2.18", "expired")
+    await login.cancel(attempt)
+    await state.clear()
+    if isinstance(event, CallbackQuery):
+        await event.answer(texts.LOGIN_EXPIRED)
+    await show(bot, event, texts.LOGIN_EXPIRED, kb.login_offer())
+    return None
+
+
+@routes.message(Input.login_code, F.text, not_command)
+async def code_text(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    settings: Settings,
+    status: StatusService,
+) -> None:
+    await delete_input(bot, message)
+    attempt = await _attempt_or_expire(message, bot, state, login, cipher, settings)
+    if attempt is None:
+        return
+    step = await login.submit_code(user_id_of(message), attempt, message.text or "")
+    await _after_step(message, step, bot, state, cipher, status)
+
+
+@routes.message(Input.login_code, not_command)
+async def code_other(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    settings: Settings,
+) -> None:
+    if await _attempt_or_expire(message, bot, state, login, cipher, settings) is None:
+        return
+    mark("U2.10", "not_text")
+    await message.answer(texts.CODE_BAD_FORMAT, reply_markup=kb.code_keypad())
+
+
+@routes.callback_query(cb.AccKeypad.filter(), Input.login_code)
+async def keypad(
+    query: CallbackQuery,
+    callback_data: cb.AccKeypad,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    settings: Settings,
+    status: StatusService,
+) -> None:
+    attempt = await _attempt_or_expire(query, bot, state, login, cipher, settings)
+    if attempt is None:
+        return
+    typed = str((await state.get_data()).get(TYPED, ""))
+    key = callback_data.key
+    if key == "ok":
+        await query.answer()
+        step = await login.submit_code(query.from_user.id, attempt, typed)
+        await _after_step(query, step, bot, state, cipher, status)
+        return
+    typed = typed[:-1] if key == "del" else (typed + key)[:MAX_TYPED]
+    await state.update_data({TYPED: typed})
+    mark("U2.5", "keypad")
+    await query.answer()
+    await show(bot, query, texts.code_prompt(len(typed), attempt.state.code_length), kb.code_keypad())
+
+
+@routes.callback_query(cb.AccResend.filter(), Input.login_code)
+async def resend(
+    query: CallbackQuery,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    settings: Settings,
+    status: StatusService,
+) -> None:
+    attempt = await _attempt_or_expire(query, bot, state, login, cipher, settings)
+    if attempt is None:
+        return
+    await query.answer()
+    step = await login.resend(query.from_user.id, attempt)
+    await _after_step(query, step, bot, state, cipher, status)
+
+
+# no not_command filter here: a password may start with "/", and it must be read (and deleted) as one
+@routes.message(Input.login_password, F.text)
+async def password_text(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    settings: Settings,
+    status: StatusService,
+) -> None:
+    await delete_input(bot, message)
+    attempt = await _attempt_or_expire(message, bot, state, login, cipher, settings)
+    if attempt is None:
+        return
+    step = await login.submit_password(user_id_of(message), attempt, message.text or "")
+    await _after_step(message, step, bot, state, cipher, status)
+
+
+@routes.message(Input.login_password)
+async def password_other(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    settings: Settings,
+) -> None:
+    if await _attempt_or_expire(message, bot, state, login, cipher, settings) is None:
+        return
+    mark("U2.14", "not_text")
+    await message.answer(texts.PASSWORD_PROMPT, reply_markup=kb.cancel_only())
+
+
+async def _after_step(
+    event: Event,
+    step: LoginStep,
+    bot: Bot,
+    state: FSMContext,
+    cipher: SessionCipherPort,
+    status: StatusService,
+) -> None:
+    """One reply and next state per login outcome (flows.md U2)."""
+    outcome = step.outcome
+    password_step = await state.get_state() == Input.login_password.state
+    if outcome == "connected" and step.account is not None:
+        mark("U2.15" if password_step else "U2.11", outcome)
+        await state.clear()
+        await main_menu(
+            bot, event, status, head=texts.connected(step.account.first_name, step.account.phone_masked)
+        )
+        return
+    if step.attempt is None:
+        await state.clear()
+        if outcome in ("expired", "session_dead"):
+            mark("U2.18", outcome)
+            await show(bot, event, texts.LOGIN_EXPIRED, kb.login_offer())
+            return
+        rows = {"too_many": "U2.16" if password_step else "U2.12", "flood": "U2.8", "unreachable": "U2.9"}
+        mark(rows.get(outcome, "U2.11"), outcome)
+        await main_menu(bot, event, status, head=_ending_text(step))
+        return
+    attempt = step.attempt
+    length = attempt.state.code_length
+    if outcome == "password_needed":
+        mark("U2.14", outcome)
+        await state.set_state(Input.login_password)
+        await save_attempt(state, cipher, attempt)
+        await show(bot, event, texts.PASSWORD_PROMPT, kb.cancel_only())
+        return
+    await save_attempt(state, cipher, attempt, **{TYPED: ""})
+    if outcome == "wrong_password":
+        mark("U2.16", outcome)
+        await show(bot, event, texts.wrong_password(step.attempts_left), kb.cancel_only())
+    elif outcome == "wrong_code":
+        mark("U2.12", outcome)
+        await show(
+            bot, event, texts.code_prompt(0, length, texts.wrong_code(step.attempts_left)), kb.code_keypad()
+        )
+    elif outcome == "code_expired":
+        mark("U2.13", outcome)
+        await show(bot, event, texts.CODE_EXPIRED, kb.resend_or_cancel())
+    elif outcome == "code_sent":
+        mark("U2.17", outcome)
+        await show(bot, event, texts.code_prompt(0, length, texts.CODE_NEW_SENT), kb.code_keypad())
+    elif outcome == "bad_code":
+        mark("U2.10", outcome)
+        await show(bot, event, texts.code_prompt(0, length, texts.CODE_BAD_FORMAT), kb.code_keypad())
+    elif outcome == "unreachable":
+        mark("U2.9", outcome)
+        markup = kb.cancel_only() if password_step else kb.code_keypad()
+        await show(bot, event, texts.TELEGRAM_UNREACHABLE, markup)
+    else:
+        mark("U2.11", outcome)
+        await show(bot, event, texts.ERROR, kb.cancel_only())

@@ -1,0 +1,72 @@
+"""U6: start (with the checklist of what is missing) and stop the broadcast."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery
+
+from domain import rules
+from roles.bot import callbacks as cb
+from roles.bot import keyboards as kb
+from roles.bot import texts
+from roles.bot.middlewares import mark
+from roles.bot.routers import Routes
+from roles.bot.ui import leave_input, show
+from services.campaigns import CampaignService
+from services.login import LoginService, SessionCipherPort
+
+log = logging.getLogger(__name__)
+routes = Routes("broadcast")
+
+
+@routes.callback_query(cb.BcStart.filter())
+async def start(
+    query: CallbackQuery,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    campaigns: CampaignService,
+) -> None:
+    await leave_input(state, login, cipher)
+    await query.answer()
+    result = await campaigns.start(query.from_user.id)
+    if result.outcome == "missing":
+        mark("U6.1", ",".join(result.missing))
+        await show(bot, query, texts.missing(list(result.missing)), kb.missing(result.missing))
+    elif result.outcome == "already_running":
+        mark("U6.3", "already_running")
+        await show(bot, query, texts.ALREADY_RUNNING, kb.main_only())
+    else:
+        mark("U6.2", "started")
+        await show(
+            bot, query, texts.started(result.groups, rules.format_interval(result.interval)), kb.main_only()
+        )
+
+
+@routes.callback_query(cb.BcStop.filter())
+async def stop(
+    query: CallbackQuery,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    campaigns: CampaignService,
+) -> None:
+    await leave_input(state, login, cipher)
+    await query.answer()
+    result = await campaigns.stop(query.from_user.id)
+    if result.outcome == "not_running":
+        mark("U6.5", "not_running")
+        await show(bot, query, texts.NOT_RUNNING, kb.main_only())
+        return
+    mark("U6.4", "stopped")
+    last = result.last_round
+    if last is None:
+        text = texts.stopped(None, None, None)
+    else:
+        text = texts.stopped(last.sent, last.failed, last.total)
+    await show(bot, query, text, kb.main_only())

@@ -1,0 +1,119 @@
+"""U5: the interval between rounds: presets within bounds, or typed (``45``, ``1h30m`` …)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from domain import rules
+from roles.bot import callbacks as cb
+from roles.bot import keyboards as kb
+from roles.bot import texts
+from roles.bot.middlewares import mark
+from roles.bot.routers import Routes
+from roles.bot.states import Input
+from roles.bot.ui import Event, leave_input, not_command, show
+from services.campaigns import CampaignService, IntervalResult
+from services.login import LoginService, SessionCipherPort
+
+log = logging.getLogger(__name__)
+routes = Routes("interval")
+
+
+def _bounds(campaigns: CampaignService) -> tuple[str, str]:
+    low, high = campaigns.bounds
+    return rules.format_interval(low), rules.format_interval(high)
+
+
+@routes.callback_query(cb.IntMenu.filter())
+async def interval_menu(
+    query: CallbackQuery,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    campaigns: CampaignService,
+) -> None:
+    await leave_input(state, login, cipher)
+    await query.answer()
+    mark("U5.1")
+    await _show_menu(bot, query, campaigns)
+
+
+async def _show_menu(bot: Bot, event: Event, campaigns: CampaignService) -> None:
+    view = await campaigns.view(event.from_user.id if event.from_user else 0)
+    current = rules.format_interval(view.interval) if view.interval else None
+    await show(
+        bot,
+        event,
+        texts.interval_menu(current, *_bounds(campaigns)),
+        kb.interval_menu(campaigns.presets(), view.interval),
+    )
+
+
+@routes.callback_query(cb.IntSet.filter())
+async def interval_preset(
+    query: CallbackQuery,
+    callback_data: cb.IntSet,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    campaigns: CampaignService,
+) -> None:
+    await leave_input(state, login, cipher)
+    result = await campaigns.set_interval(query.from_user.id, callback_data.minutes * 60)
+    if result.outcome != "ok":
+        # only a forged or outdated preset can be out of bounds
+        mark("U5.2", result.outcome)
+        await query.answer(texts.interval_bad(*_bounds(campaigns)), show_alert=True)
+        await _show_menu(bot, query, campaigns)
+        return
+    mark("U5.2")
+    await query.answer()
+    await show(bot, query, _saved(result), kb.main_only())
+
+
+def _saved(result: IntervalResult) -> str:
+    assert result.interval is not None
+    return texts.interval_saved(
+        rules.format_interval(result.interval), result.next_run_at if result.running else None
+    )
+
+
+@routes.callback_query(cb.IntCustom.filter())
+async def interval_custom(
+    query: CallbackQuery,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    campaigns: CampaignService,
+) -> None:
+    await leave_input(state, login, cipher)
+    mark("U5.3")
+    await state.set_state(Input.int_wait)
+    await query.answer()
+    await show(bot, query, texts.interval_ask(*_bounds(campaigns)), kb.cancel_only())
+
+
+@routes.message(Input.int_wait, F.text, not_command)
+async def interval_typed(message: Message, state: FSMContext, campaigns: CampaignService) -> None:
+    assert message.from_user is not None
+    result = await campaigns.set_interval_text(message.from_user.id, message.text or "")
+    if result.outcome != "ok":
+        mark("U5.5", result.outcome)
+        await message.answer(texts.interval_bad(*_bounds(campaigns)), reply_markup=kb.cancel_only())
+        return
+    mark("U5.4")
+    await state.clear()
+    await message.answer(_saved(result), reply_markup=kb.main_only())
+
+
+@routes.message(Input.int_wait, not_command)
+async def interval_other(message: Message, campaigns: CampaignService) -> None:
+    mark("U5.5", "not_text")
+    await message.answer(texts.interval_bad(*_bounds(campaigns)), reply_markup=kb.cancel_only())

@@ -1,0 +1,103 @@
+"""U7: the broadcast status, refresh, and the round-report toggle."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from domain import rules
+from roles.bot import callbacks as cb
+from roles.bot import keyboards as kb
+from roles.bot import texts
+from roles.bot.middlewares import mark
+from roles.bot.routers import Routes
+from roles.bot.ui import Event, leave_input, show, user_id_of
+from services.login import LoginService, SessionCipherPort
+from services.notifications import NotificationService
+from services.status import StatusService, StatusView
+
+log = logging.getLogger(__name__)
+routes = Routes("status")
+
+
+def render(view: StatusView) -> str:
+    last = view.last_round
+    last_dict: dict[str, object] | None = None
+    if last is not None:
+        last_dict = {
+            "started_at": last.started_at or last.planned_at,
+            "sent": last.sent,
+            "failed": last.failed,
+            "skipped": last.skipped,
+            "pending": last.pending,
+        }
+    outcomes = [
+        (
+            g.title,
+            texts.OUTCOME_WORDS.get(g.status, g.status)
+            + (f" ({texts.reason_text(g.error_code)})" if g.error_code and g.status != "sent" else ""),
+        )
+        for g in view.group_outcomes
+    ]
+    text = texts.status_card(
+        running=view.running,
+        interval=rules.format_interval(view.interval) if view.interval else None,
+        next_run=view.next_run_at,
+        last_round=last_dict,
+        groups=outcomes,
+        more=view.more_groups,
+        paused_until=view.paused_until,
+        disabled=[(g.title, g.reason) for g in view.disabled_groups],
+    )
+    if view.global_paused:
+        text += "\n" + texts.GLOBAL_PAUSE
+    return text
+
+
+async def _show(bot: Bot, event: Event, status: StatusService) -> None:
+    view = await status.status(user_id_of(event))
+    await show(bot, event, render(view), kb.status(view.notify_rounds))
+
+
+@routes.callback_query(cb.StShow.filter())
+@routes.callback_query(cb.StRefresh.filter())
+async def show_status(
+    query: CallbackQuery,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    status: StatusService,
+) -> None:
+    await leave_input(state, login, cipher)
+    mark("U7.1")
+    await query.answer()
+    await _show(bot, query, status)
+
+
+@routes.message(Command("status"))
+async def status_command(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    status: StatusService,
+) -> None:
+    await leave_input(state, login, cipher)
+    mark("U7.1")
+    await _show(bot, message, status)
+
+
+@routes.callback_query(cb.StNotify.filter())
+async def toggle_notify(
+    query: CallbackQuery, bot: Bot, status: StatusService, notifications: NotificationService
+) -> None:
+    enabled = await notifications.toggle_round_summaries(query.from_user.id)
+    mark("U7.1", "notify_on" if enabled else "notify_off")
+    await query.answer(texts.NOTIFY_ON if enabled else texts.NOTIFY_OFF)
+    await _show(bot, query, status)

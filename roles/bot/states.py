@@ -1,0 +1,28 @@
+"""FSM input states of the control bot (kept in Redis, so they survive a restart).
+
+State names are ``Input:<name>``; the part after the colon is the state name of
+flows.md (``login_phone`` …), which the parity suite reads back from Redis.
+"""
+
+from __future__ import annotations
+
+from aiogram.fsm.state import State, StatesGroup
+
+
+class Input(StatesGroup):
+    login_phone = State()
+    login_code = State()
+    login_password = State()
+    msg_wait = State()
+    msg_confirm = State()
+    int_wait = State()
+
+
+LOGIN_STATES = (Input.login_phone, Input.login_code, Input.login_password)
+
+
+def short_name(state: str | None) -> str:
+    """``Input:login_code`` -> ``login_code``; no state -> ``idle``."""
+    if not state:
+        return "idle"
+    return state.rpartition(":")[2]

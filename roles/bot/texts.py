@@ -1,0 +1,416 @@
+"""Every user-visible wording of the control bot, in one place.
+
+Texts are HTML (the bot's default parse mode); anything that comes from a user or
+from Telegram (names, titles, message snippets) goes through ``esc``. The message
+preview is the one exception: it is sent with the user's own entities and no parse
+mode, exactly as it will be posted.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+
+# button captions -------------------------------------------------------------------------------
+BTN_MAIN = "🏠 Main menu"
+BTN_ACCOUNT = "👤 Account"
+BTN_GROUPS = "👥 Groups"
+BTN_MESSAGE = "✉️ Message"
+BTN_INTERVAL = "⏱ Interval"
+BTN_START = "▶️ Start broadcast"
+BTN_STOP = "⏹ Stop broadcast"
+BTN_STATUS = "📊 Status"
+BTN_ADMIN = "🛠 Admin"
+BTN_REQUEST = "🙋 Request access"
+BTN_LOGIN = "🔑 Connect account"
+BTN_LOGOUT = "🚪 Disconnect"
+BTN_LOGOUT_YES = "Yes, disconnect"
+BTN_CANCEL = "✖️ Cancel"
+BTN_SHARE_PHONE = "📱 Share my number"
+BTN_RESEND = "🔁 Send a new code"
+BTN_KP_DEL = "⌫"
+BTN_KP_OK = "✅ OK"
+BTN_IMPORT = "🔄 Import groups"
+BTN_LIST = "📋 Choose groups"
+BTN_PREV = "◀️ Back"
+BTN_NEXT = "Next ▶️"
+BTN_ALL = "☑️ All on page"
+BTN_NONE = "🔲 None on page"
+BTN_DONE = "✔️ Done"
+BTN_MSG_SET = "✏️ Set message"
+BTN_MSG_NEW = "✏️ Send another"
+BTN_MSG_SAVE = "💾 Save"
+BTN_INT_CUSTOM = "✍️ Custom"
+BTN_REFRESH = "🔄 Refresh"
+BTN_APPROVE = "✅ Approve"
+BTN_REJECT = "⛔ Reject"
+
+# the reply-keyboard Cancel button sends this text; it is read like /cancel
+CANCEL_WORDS = frozenset({"cancel", BTN_CANCEL.lower(), "/cancel"})
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def hhmm(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    return moment.strftime("%H:%M UTC")
+
+
+def notify_caption(on: bool) -> str:
+    return "🔔 Round reports: on" if on else "🔕 Round reports: off"
+
+
+def interval_preset_caption(label: str, current: bool) -> str:
+    return f"• {label} •" if current else label
+
+
+# U1 --------------------------------------------------------------------------------------------
+WELCOME = (
+    "👋 <b>Welcome!</b> I post your message to your Telegram groups on a schedule, "
+    "from your own account.\n"
+    "Steps: connect your account, choose groups, set the message and the interval, then start."
+)
+ACCESS_NEEDS_APPROVAL = "🔒 Access needs approval by an administrator. Press the button to send a request."
+ACCESS_PENDING = "⏳ Your access request is waiting for approval; you'll get a message here."
+ACCESS_REQUESTED = "📨 Request sent. Access needs approval; you'll get a message when an admin decides."
+ACCESS_INVITATION_ONLY = "🔒 Access by invitation only. Ask an administrator to grant you access."
+ACCESS_EXPIRED = "⌛ Your access has expired. Ask an administrator to extend it."
+ACCESS_DENIED = "⛔ Access denied."
+ACCESS_APPROVED = "✅ Access approved. Press /start to begin."
+ACCESS_REJECTED = "⛔ Your access request was rejected."
+
+
+def admin_access_request(uid: int, name: str, username: str) -> str:
+    handle = f" @{esc(username)}" if username else ""
+    return f"🙋 <b>Access request</b>\n{esc(name) or 'User'}{handle} (id {uid}) asks for access."
+
+
+def main_card(
+    *,
+    phone_masked: str | None,
+    account_name: str | None,
+    selected: int,
+    total: int,
+    message_snippet: str | None,
+    interval: str | None,
+    running: bool,
+    next_run: datetime | None,
+    paused_until: datetime | None = None,
+) -> str:
+    account = f"{esc(account_name or '')} ({esc(phone_masked)})".strip() if phone_masked else "not connected"
+    message = f"“{esc(message_snippet)}”" if message_snippet is not None else "not set"
+    state = "▶️ running" if running else "⏸ stopped"
+    lines = [
+        "🏠 <b>Main menu</b>",
+        f"👤 Account: {account}",
+        f"👥 Groups: {selected} selected of {total}",
+        f"✉️ Message: {message}",
+        f"⏱ Interval: {esc(interval) if interval else 'not set'}",
+        f"📣 Broadcast: {state}",
+    ]
+    if running:
+        lines.append(f"🕒 Next run: {hhmm(next_run)}")
+    if paused_until is not None:
+        lines.append(f"⏳ Paused by Telegram until {hhmm(paused_until)}")
+    return "\n".join(lines)
+
+
+HELP = (
+    "ℹ️ <b>How it works</b>\n"
+    "1. Connect your Telegram account — /login or 👤 Account.\n"
+    "2. Import and choose groups — 👥 Groups.\n"
+    "3. Set the message to post — ✉️ Message.\n"
+    "4. Set the interval — ⏱ Interval.\n"
+    "5. Start the broadcast — ▶️ Start.\n"
+    "/start shows the main menu, /status the broadcast status, /cancel stops any input."
+)
+UNKNOWN_TEXT = "🤷 I didn't understand that. Use the menu below."
+CANCELLED = "✖️ Cancelled."
+SLOW_DOWN = "🐢 Slow down, please — too many requests at once."
+STALE = "⚠️ This button is outdated."
+NOT_YOURS = "⚠️ That item isn't available."
+ERROR = "⚠️ Something went wrong. Please try again."
+NOT_ALLOWED = "⛔ Not allowed."
+ADMIN_MENU_SOON = "🛠 Admin menu: coming soon."
+GLOBAL_PAUSE = "⏸ Sending is paused by the administrator; schedules are kept."
+
+
+def admin_decided(uid: int, approved: bool, already: bool) -> str:
+    what = "approved" if approved else "rejected"
+    return (
+        f"{'ℹ️' if already else '✅'} Access request of user {uid}: {what}{' (already)' if already else ''}."
+    )
+
+
+# U2 --------------------------------------------------------------------------------------------
+ACC_NOT_CONNECTED = (
+    "👤 <b>Account</b>\nNo Telegram account is connected. I post from your own account, so connect it "
+    "first: I'll ask for your phone number and the login code Telegram sends you."
+)
+
+
+def acc_connected(name: str, phone_masked: str) -> str:
+    return f"👤 <b>Account</b>\n✅ Connected as {esc(name)} ({esc(phone_masked)})."
+
+
+def connected(name: str, phone_masked: str) -> str:
+    return f"✅ Connected as {esc(name)} ({esc(phone_masked)})."
+
+
+ASK_PHONE = (
+    "📱 Send your phone number in international format, e.g. <code>+1 555 012 3456</code>, "
+    "or press “Share my number”."
+)
+PHONE_INVALID_FORMAT = "❌ That's not a phone number. Example: <code>+1 555 012 3456</code>"
+PHONE_NOT_OWN = "❌ Please share your own number, not someone else's contact."
+PHONE_REJECTED = "❌ Telegram rejected this number. Check it and send it again."
+PHONE_BANNED = "⛔ This number is banned by Telegram."
+TELEGRAM_UNREACHABLE = "📡 Telegram is unreachable, try again later."
+
+
+def phone_accepted(phone_masked: str) -> str:
+    return f"📱 Number accepted: {esc(phone_masked)}."
+
+
+def too_many_attempts(duration: str) -> str:
+    return f"⏳ Too many attempts, try again in {esc(duration)}."
+
+
+def code_prompt(typed: int, length: int, note: str = "") -> str:
+    dots = "•" * typed + "○" * max(0, length - typed) if length else "•" * typed
+    head = f"{note}\n" if note else ""
+    return (
+        f"{head}📨 The code was sent to your Telegram app. Type it here with spaces "
+        f"(<code>1 2 3 4 5</code>) or use the keypad.\nCode: {dots}"
+    )
+
+
+CODE_BAD_FORMAT = "❌ Send the code you received (4–8 digits)."
+CODE_NEW_SENT = "🔁 New code sent."
+CODE_EXPIRED = "⌛ The code expired. Ask for a new one."
+PASSWORD_PROMPT = "🔐 Two-step verification is on; send your password (it is deleted from the chat)."
+LOGIN_CANCELLED = "✖️ Login cancelled."
+LOGIN_EXPIRED = "⌛ Login expired, start again."
+LOGIN_TOO_MANY = "⛔ Too many wrong attempts; the login is cancelled."
+SESSION_ENDED = "🔌 Your session ended, connect again."
+LOGOUT_CONFIRM = "🚪 Disconnect the account? A running broadcast stops."
+DISCONNECTED = "🔌 Disconnected. The account session was closed and deleted."
+ALREADY_CONNECTED = "✅ An account is already connected. Disconnect it first to connect another."
+
+
+def wrong_code(left: int) -> str:
+    return f"❌ Wrong code, {left} attempts left."
+
+
+def wrong_password(left: int) -> str:
+    return f"❌ Wrong password, {left} attempts left."
+
+
+# U3 --------------------------------------------------------------------------------------------
+CONNECT_FIRST = "🔑 Connect your account first."
+IMPORTING = "⏳ Importing…"
+
+
+def groups_menu(selected: int, total: int, disabled: int) -> str:
+    lines = ["👥 <b>Groups</b>", f"Selected: {selected} of {total}"]
+    if disabled:
+        lines.append(f"⚠️ Disabled: {disabled}")
+    if not total:
+        lines.append("No groups yet: press “Import groups”.")
+    return "\n".join(lines)
+
+
+def imported(total: int, new: int, updated: int, gone: int) -> str:
+    return f"🔄 Imported {total}: {new} new, {updated} updated, {gone} gone."
+
+
+def group_page(page: int, pages: int, selected: int, total: int) -> str:
+    return (
+        f"👥 <b>Choose groups</b> — page {page + 1} of {max(pages, 1)}\n"
+        f"Selected: {selected} of {total}. Tap a group to switch it."
+    )
+
+
+NO_GROUPS = "No groups yet: press “Import groups”."
+
+
+def group_button(title: str, selected: bool, status: str, reason: str) -> str:
+    if status != "active":
+        return f"⚠️ {title} ({reason_text(reason or status)})"
+    return f"{'✅' if selected else '⬜'} {title}"
+
+
+REASONS = {
+    "CHAT_WRITE_FORBIDDEN": "can't write",
+    "USER_BANNED_IN_CHANNEL": "banned",
+    "CHANNEL_PRIVATE": "private",
+    "CHAT_ADMIN_REQUIRED": "admins only",
+    "CHAT_RESTRICTED": "restricted",
+    "CHAT_SEND_PLAIN_FORBIDDEN": "text not allowed",
+    "CHAT_SEND_MEDIA_FORBIDDEN": "media not allowed",
+    "CHANNEL_INVALID": "gone",
+    "PEER_ID_INVALID": "gone",
+    "gone": "gone",
+    "disabled": "disabled",
+}
+
+
+def reason_text(reason: str) -> str:
+    return REASONS.get(reason, reason.replace("_", " ").lower() or "disabled")
+
+
+def group_disabled(reason: str) -> str:
+    return f"⚠️ This group is disabled: {reason_text(reason)}."
+
+
+def limit_reached(limit: int) -> str:
+    return f"⚠️ Limit reached: at most {limit} groups."
+
+
+PAGE_GONE = "⚠️ That page doesn't exist any more."
+
+# U4 --------------------------------------------------------------------------------------------
+MSG_NOT_SET = "✉️ <b>Message</b>\nNot set yet."
+MSG_CURRENT = "✉️ <b>Message</b> (version {version}) — the preview follows:"
+MSG_ASK = "✏️ Send the message to broadcast: text, or a photo/video/document/GIF with a caption."
+MSG_PREVIEW_HEAD = "👀 Preview — this is exactly what will be posted:"
+MSG_CONFIRM = "Save this message?"
+MSG_UNSUPPORTED = "❌ Unsupported: send text, or a photo/video/document/GIF with caption."
+MSG_EMPTY = "❌ The message is empty."
+MSG_FILE_FAILED = "❌ I couldn't download that file; send it again."
+MSG_SAVE_EXPIRED = "⚠️ Nothing to save; send the message again."
+
+
+def msg_too_long(length: int, limit: int) -> str:
+    return f"❌ Too long: {length}/{limit} characters."
+
+
+def msg_saved(version: int, running: bool) -> str:
+    tail = " The running broadcast uses it from its next round." if running else ""
+    return f"💾 Saved (version {version}).{tail}"
+
+
+# U5 --------------------------------------------------------------------------------------------
+def interval_menu(current: str | None, low: str, high: str) -> str:
+    shown = esc(current) if current else "not set"
+    return f"⏱ <b>Interval</b>\nCurrent: {shown}\nChoose a preset or send your own ({low} – {high})."
+
+
+def interval_ask(low: str, high: str) -> str:
+    return f"✍️ Send an interval: 45, 45m, 1h30m, 2h (min {low}, max {high})."
+
+
+def interval_bad(low: str, high: str) -> str:
+    return f"❌ Send an interval between {low} and {high}, e.g. 1h30m."
+
+
+def interval_saved(every: str, next_run: datetime | None) -> str:
+    if next_run is None:
+        return f"⏱ Saved: every {esc(every)}."
+    return f"⏱ Saved: every {esc(every)}, next at {hhmm(next_run)}."
+
+
+# U6 --------------------------------------------------------------------------------------------
+MISSING_LABELS = {
+    "access": "access to the bot",
+    "account": "a connected account",
+    "groups": "selected active groups",
+    "message": "a message",
+    "interval": "an interval",
+}
+
+
+def missing(items: list[str]) -> str:
+    lines = ["📋 <b>Not ready to start.</b> Missing:"]
+    lines += [f"• {MISSING_LABELS.get(item, item)}" for item in items]
+    return "\n".join(lines)
+
+
+def started(groups: int, every: str) -> str:
+    return f"▶️ Started: {groups} groups every {esc(every)}. The first round starts now."
+
+
+ALREADY_RUNNING = "ℹ️ Already running."
+NOT_RUNNING = "ℹ️ Not running."
+
+
+def stopped(sent: int | None, failed: int | None, total: int | None) -> str:
+    if total is None:
+        return "⏹ Stopped."
+    return f"⏹ Stopped; last round {sent or 0} sent, {failed or 0} failed of {total}."
+
+
+# U7 --------------------------------------------------------------------------------------------
+def status_card(
+    *,
+    running: bool,
+    interval: str | None,
+    next_run: datetime | None,
+    last_round: dict[str, object] | None,
+    groups: list[tuple[str, str]],
+    more: int,
+    paused_until: datetime | None,
+    disabled: list[tuple[str, str]],
+) -> str:
+    lines = [
+        "📊 <b>Status</b>",
+        f"State: {'▶️ running' if running else '⏸ stopped'}",
+        f"Interval: {esc(interval) if interval else 'not set'}",
+        f"Next run: {hhmm(next_run) if running else '—'}",
+    ]
+    if paused_until is not None:
+        lines.append(f"⏳ Flood pause until {hhmm(paused_until)}")
+    if last_round:
+        started_at = last_round.get("started_at")
+        when = hhmm(started_at) if isinstance(started_at, datetime) else "—"
+        lines.append(
+            f"Last round ({when}): {last_round.get('sent', 0)} sent, {last_round.get('failed', 0)} failed, "
+            f"{last_round.get('skipped', 0)} skipped, {last_round.get('pending', 0)} pending"
+        )
+        for title, outcome in groups:
+            lines.append(f"  • {esc(title)}: {esc(outcome)}")
+        if more:
+            lines.append(f"  … and {more} more")
+    else:
+        lines.append("Last round: none yet")
+    if disabled:
+        lines.append("Disabled groups:")
+        lines += [f"  ⚠️ {esc(title)} ({reason_text(reason)})" for title, reason in disabled]
+    return "\n".join(lines)
+
+
+OUTCOME_WORDS = {
+    "sent": "✅ sent",
+    "failed": "❌ failed",
+    "skipped": "⏭ skipped",
+    "pending": "⏳ pending",
+    "sending": "⏳ sending",
+    "flood_wait": "⏳ waiting (flood)",
+    "unknown": "❔ unknown",
+}
+
+NOTIFY_ON = "🔔 Round reports on."
+NOTIFY_OFF = "🔕 Round reports off."
+
+# notifications the bot sends on its own ------------------------------------------------------------
+
+
+def note_round(sent: int, failed: int, skipped: int, total: int) -> str:
+    return f"📣 Round finished: {sent} sent, {failed} failed, {skipped} skipped of {total}."
+
+
+def note_group_disabled(title: str, reason: str) -> str:
+    return f"⚠️ Group “{esc(title)}” was disabled: {reason_text(reason)}. It is skipped from now on."
+
+
+def note_flood_pause(duration: str, until: datetime | None) -> str:
+    return f"⏳ Telegram asked to wait {esc(duration)}; resuming at {hhmm(until)}."
+
+
+NOTE_SESSION_ENDED = "🔌 Your Telegram session ended, so the broadcast stopped. Connect again."
+NOTE_ACCESS_EXPIRED = "⌛ Your access expired, so the broadcast stopped."
+NOTE_ACCESS_REVOKED = "⛔ Your access was revoked by an administrator; the broadcast stopped."
+NOTE_BROADCAST_STOPPED = "⏹ An administrator stopped your broadcast."

@@ -1,0 +1,208 @@
+"""The parity harness: the sandbox in-process on a free port, the real bot role polling it.
+
+The bot is ``roles.bot.role.run_bot`` itself, against a fresh migrated PostgreSQL database and
+a flushed Redis database, with the sandbox account gateway. Its clock is shifted by the
+``advance_clock`` step (login TTL). ``settle()`` waits until the bot has handled every update
+pushed so far, read from its own handler metric, so cases need no sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from accounts.crypto import SessionCipher, generate_key
+from accounts.sandbox_gateway import SandboxGateway
+from config.settings import BotSettings, SandboxSettings, Secret, Settings, TelegramSettings
+from contract import Contract
+from metrics import BOT_HANDLER_SECONDS
+from roles.bot.role import fsm_key, fsm_key_builder, run_bot
+from roles.bot.states import short_name
+from sandbox.client import SandboxClient
+from sandbox.server import SandboxServer, run_sandbox
+from services.admin import Actor, AdminService
+from services.login import LoginService
+from storage.db import Database
+from storage.migrator import apply_migrations
+
+TOKEN = "424242:parity-suite-token"
+BOT_ID = 424242
+ADMIN = 9000  # receives access-request cards
+ADMIN_USER = 9001  # the case user of ``as_admin`` cases
+DEMO_WORLD = Path(__file__).resolve().parents[2] / "sandbox" / "demo_world.json"
+SETTLE_TIMEOUT = 15.0
+
+
+class ShiftClock:
+    """The bot's clock: real time plus an offset the ``advance_clock`` step moves."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+
+def handled_updates() -> float:
+    """Updates the bot finished handling (every update passes ObserveMiddleware's ``finally``)."""
+    total = 0.0
+    for metric in BOT_HANDLER_SECONDS.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                total += sample.value
+    return total
+
+
+@dataclass
+class Harness:
+    sandbox: SandboxServer
+    client: SandboxClient
+    db: Database
+    redis: aioredis.Redis
+    settings: Settings
+    clock: ShiftClock
+    cipher: SessionCipher
+    admin: AdminService
+    db_url: str
+    baseline: float = 0.0
+    pushed: int = 0
+    next_uid: int = 100_001
+    created: set[int] = field(default_factory=set)
+
+    async def new_user(self, first_name: str = "Parity") -> int:
+        uid = self.next_uid
+        self.next_uid += 1
+        await self.ensure_user(uid, first_name)
+        return uid
+
+    async def ensure_user(self, uid: int, first_name: str = "Parity") -> None:
+        if uid not in self.created:
+            await self.client.create_user(uid, first_name, username=f"user{uid}")
+            self.created.add(uid)
+
+    def count_pushed(self, updates: int = 1) -> None:
+        self.pushed += updates
+
+    async def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:  # noqa: ASYNC109
+        """Wait until every pushed update was handled (the bot answers them in order per user)."""
+        deadline = time.monotonic() + timeout
+        while handled_updates() - self.baseline < self.pushed:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the bot handled {handled_updates() - self.baseline:.0f} of "
+                                   f"{self.pushed} updates within {timeout}s")
+            await asyncio.sleep(0.005)
+
+    async def state(self, uid: int) -> str:
+        raw = await self.redis.get(fsm_key_builder().build(fsm_key(BOT_ID, uid), "state"))
+        return short_name(raw.decode() if isinstance(raw, bytes) else raw)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.db.connection() as conn:
+            return await conn.fetchval(sql, *args)
+
+    async def set_mode(self, mode: str) -> None:
+        await self.admin.set_mode(Actor.system("parity"), mode)
+
+    async def ban(self, uid: int) -> None:
+        await self.admin.ban(Actor.system("parity"), uid)
+
+
+def parity_settings(sandbox_url: str, overrides: dict[str, Any] | None = None) -> Settings:
+    bot = BotSettings(admin_ids=(ADMIN, ADMIN_USER), throttle_rate=50.0)
+    if overrides:
+        bot = replace(bot, **{k: v for k, v in overrides.items() if hasattr(bot, k)})
+    return Settings(
+        role="bot",
+        telegram=TelegramSettings(bot_token=Secret(TOKEN), bot_api_url=sandbox_url, gateway="sandbox"),
+        sandbox=SandboxSettings(enabled=True, host="127.0.0.1", port=0, rate_limits=False, seed_file=""),
+        bot=bot,
+    )
+
+
+async def _fresh_database(pg_server_url: str) -> str:
+    name = f"parity_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(pg_server_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = pg_server_url.rpartition("/")[0] + f"/{name}"
+    await apply_migrations(url)
+    return url
+
+
+async def _drop_database(pg_server_url: str, url: str) -> None:
+    name = url.rpartition("/")[2]
+    conn = await asyncpg.connect(pg_server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def start_harness(pg_server_url: str, redis_server_url: str, contract: Contract | None = None,
+                        redis_db: int = 7) -> AsyncIterator[Harness]:
+    """Sandbox + migrated database + flushed Redis + the real bot; everything torn down after."""
+    sandbox = await run_sandbox(SandboxSettings(host="127.0.0.1", port=0, rate_limits=False, seed_file=""))
+    client = SandboxClient(sandbox.url)
+    await client.add_accounts(json.loads(DEMO_WORLD.read_text(encoding="utf-8"))["accounts"])
+    db_url = await _fresh_database(pg_server_url)
+    db = await Database.connect(db_url, min_size=1, max_size=10)
+    redis = aioredis.Redis.from_url(_redis_db_url(redis_server_url, redis_db))
+    await redis.flushdb()
+    settings = parity_settings(sandbox.url, contract.settings if contract else None)
+    clock = ShiftClock()
+    cipher = SessionCipher(generate_key())
+    gateway = SandboxGateway(sandbox.url)
+    admin = AdminService(db, settings, LoginService(db, gateway, cipher, settings, clock), clock)
+    stop = asyncio.Event()
+    harness = Harness(sandbox, client, db, redis, settings, clock, cipher, admin, db_url,
+                      baseline=handled_updates())
+    await harness.ensure_user(ADMIN, "Admin")
+    await harness.ensure_user(ADMIN_USER, "Ada")
+    bot_task = asyncio.create_task(run_bot(settings, db, redis, gateway, stop, cipher=cipher, now=clock))
+    try:
+        await _wait_polling(sandbox, bot_task)
+        yield harness
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(bot_task, 10)
+        await gateway.close()
+        await client.close()
+        await sandbox.close()
+        await redis.flushdb()
+        await redis.aclose()
+        await db.close()
+        await _drop_database(pg_server_url, db_url)
+
+
+def _redis_db_url(url: str, index: int) -> str:
+    head, _, tail = url.rstrip("/").rpartition("/")
+    if tail.isdigit():
+        return f"{head}/{index}"
+    return f"{url.rstrip('/')}/{index}"
+
+
+async def _wait_polling(sandbox: SandboxServer, bot_task: asyncio.Task[None], timeout: float = 15.0) -> None:  # noqa: ASYNC109
+    """Until the bot's first getUpdates reached the sandbox (the bot is the polling leader)."""
+    deadline = time.monotonic() + timeout
+    while not any(e.method == "getUpdates" for e in sandbox.events.since(0)):
+        if bot_task.done():
+            bot_task.result()
+            raise RuntimeError("the bot stopped before polling")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the bot did not start polling")
+        await asyncio.sleep(0.01)

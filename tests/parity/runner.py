@@ -1,0 +1,419 @@
+"""Executes one contract case through the sandbox's control API and checks what the user saw.
+
+Everything the runner looks at is what a person would see (messages, edits, deletions,
+buttons, callback notices, the admin's chat) plus the FSM state in Redis and a few stored
+facts (``checks``). See contract/flows.yaml for the step and expectation vocabulary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from contract import Case, Contract, Step
+from roles.bot import texts
+from tests.parity.harness import ADMIN, ADMIN_USER, Harness
+
+# results of this session, for the coverage test and the terminal summary: case name -> outcome
+RESULTS: dict[str, str] = {}
+
+ALWAYS_FAILURE = (texts.ERROR,)  # never shown in a passing case
+OTHER_PHONE = "+15550009999"
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+Json = dict[str, Any]
+
+
+class CaseFailed(AssertionError):
+    pass
+
+
+def _glob(pattern: str, value: str) -> bool:
+    # '*' stands for one ':'-separated segment
+    regex = "^" + ":".join("[^:]*" if part == "*" else re.escape(part) for part in pattern.split(":")) + "$"
+    return re.match(regex, value) is not None
+
+
+def _buttons(message: Json) -> list[Json]:
+    markup = message.get("reply_markup") or {}
+    return [b for row in markup.get("inline_keyboard") or [] for b in row]
+
+
+def _phrase_in(phrase: str, haystack: str) -> bool:
+    if phrase.startswith("re:"):
+        return re.search(phrase[3:], haystack, re.IGNORECASE) is not None
+    return phrase.lower() in haystack.lower()
+
+
+def _spaced(digits: str) -> str:
+    return " ".join(digits)
+
+
+def _phone_spaced(phone: str) -> str:
+    digits = phone.lstrip("+")
+    return f"+{digits[0]} {digits[1:4]} {digits[4:7]} {digits[7:]}"
+
+
+@dataclass
+class Output:
+    """What changed in a chat: new bot messages, edited ones, deletions, the callback answer."""
+
+    new: list[Json] = field(default_factory=list)
+    changed: list[Json] = field(default_factory=list)
+    answer: Json | None = None
+
+    @property
+    def shown(self) -> list[Json]:
+        return self.new + self.changed
+
+    @property
+    def haystack(self) -> str:
+        parts = []
+        for m in self.shown:
+            parts.append(m.get("text") or "")
+            parts += [b.get("text", "") for b in _buttons(m)]
+        if self.answer and self.answer.get("text"):
+            parts.append(str(self.answer["text"]))
+        return "\n".join(parts)
+
+    @property
+    def callback_ids(self) -> list[str]:
+        return [b["callback_data"] for m in self.shown for b in _buttons(m) if "callback_data" in b]
+
+
+def diff(before: list[Json], after: list[Json]) -> Output:
+    old = {m["message_id"]: m for m in before}
+    out = Output()
+    for m in after:
+        if m["from"] != "bot" or m.get("deleted"):
+            continue
+        previous = old.get(m["message_id"])
+        if previous is None:
+            out.new.append(m)
+        elif any(previous.get(k) != m.get(k) for k in ("text", "reply_markup", "edited", "media", "entities")):
+            out.changed.append(m)
+    return out
+
+
+class CaseRunner:
+    """Runs one case for a fresh user; ``run()`` raises CaseFailed listing every broken expectation."""
+
+    def __init__(self, harness: Harness, contract: Contract, case: Case) -> None:
+        self.h = harness
+        self.contract = contract
+        self.case = case
+        self.uid = 0
+        self.account: str | None = None
+        self.last_answer: Json | None = None
+        self.last_pressed: int | None = None
+        self.last_sent: list[int] = []
+        self.mode_changed = False
+        self.start_codes: dict[str, int] = {}
+        self.start_sessions: dict[str, int] = {}
+
+    # --- templates ------------------------------------------------------------------------------
+
+    def _account(self) -> dict[str, Any]:
+        if self.account is None:
+            raise CaseFailed("a template needs an account: add a login_as step")
+        return self.contract.accounts[self.account]
+
+    async def render(self, value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"repeat", "times"}:
+            return str(value["repeat"]) * int(value["times"])
+        if isinstance(value, dict):
+            return {k: await self.render(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [await self.render(v) for v in value]
+        if not isinstance(value, str) or "{" not in value:
+            return value
+        names = set(_PLACEHOLDER.findall(value))
+        values: dict[str, str] = {"uid": str(self.uid), "admin": str(ADMIN)}
+        if names & {"phone", "phone_spaced", "password", "name", "code", "code_spaced", "wrong_code_spaced"}:
+            acc = self._account()
+            values.update(phone=acc["phone"], phone_spaced=_phone_spaced(acc["phone"]),
+                          password=str(acc.get("password", "")), name=str(acc.get("name", "")))
+            if names & {"code", "code_spaced", "wrong_code_spaced"}:
+                code = await self.h.client.latest_code(acc["phone"])
+                wrong = f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+                values.update(code=code, code_spaced=_spaced(code), wrong_code_spaced=_spaced(wrong))
+        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), value)
+
+    # --- steps ----------------------------------------------------------------------------------
+
+    async def _newest_with(self, uid: int, data: str | None, text: str | None = None, index: int = 0) -> tuple[int, str]:
+        chat = await self.h.client.chat(uid)
+        for message in reversed(chat):
+            if message["from"] != "bot" or message.get("deleted"):
+                continue
+            matches = [b for b in _buttons(message) if "callback_data" in b
+                       and (data is None or _glob(data, b["callback_data"]))
+                       and (text is None or b.get("text", "").startswith(text))]
+            if len(matches) > index:
+                return message["message_id"], matches[index]["callback_data"]
+        raise CaseFailed(f"no bot message offers a button {data!r} {text or ''} in the chat of {uid}")
+
+    async def _press(self, uid: int, message_id: int, data: str) -> Json:
+        self.h.count_pushed()
+        self.last_pressed = message_id
+        answer = await self.h.client.press(uid, message_id, data, timeout=5.0)
+        await self.h.settle()
+        if not answer.get("answered"):
+            raise CaseFailed(f"callback {data!r} was not answered")
+        self.last_answer = answer
+        return answer
+
+    async def _send(self, body: Json) -> None:
+        result = await self.h.client.send(self.uid, body)
+        ids = [int(i) for i in result.get("message_ids") or [result["message_id"]]]
+        self.last_sent = ids
+        self.h.count_pushed(len(ids))
+        await self.h.settle()
+
+    async def step(self, step: Step) -> None:
+        (kind, raw), = step.items()
+        if kind == "twice":
+            await self._twice(raw)
+            return
+        value = await self.render(raw)
+        uid = self.uid
+        if kind == "send":
+            await self._send(value if isinstance(value, dict) else {"text": str(value)})
+        elif kind == "contact":
+            if value == "own":
+                body: Json = {"contact": {"phone": self._account()["phone"]}}
+            else:
+                body = {"contact": {"phone": OTHER_PHONE, "user_id": uid + 500_000, "first_name": "Other"}}
+            await self._send(body)
+        elif kind == "media":
+            spec = {k: v for k, v in value.items() if k != "kind"}
+            await self._send({value["kind"]: spec})
+        elif kind == "location":
+            await self._send({"location": {"latitude": 52.5, "longitude": 13.4}})
+        elif kind == "poll":
+            await self._send({"poll": {"question": "Lunch?", "options": ["Yes", "No"]}})
+        elif kind == "album":
+            await self._send({"media_group": [{"photo": {"caption": f"part {i}"}} for i in range(int(value))]})
+        elif kind == "press":
+            spec = value if isinstance(value, dict) else {"data": value}
+            message_id, data = await self._newest_with(uid, spec.get("data"), spec.get("text"),
+                                                       int(spec.get("index", 0)))
+            await self._press(uid, message_id, data)
+        elif kind == "admin_press":
+            message_id, data = await self._newest_with(ADMIN, str(value))
+            await self._press(ADMIN, message_id, data)
+        elif kind == "forge":
+            chat = await self.h.client.chat(uid)
+            bot_messages = [m for m in chat if m["from"] == "bot" and not m.get("deleted")]
+            if not bot_messages:
+                raise CaseFailed("forge needs a bot message to press on")
+            await self._press(uid, bot_messages[-1]["message_id"], str(value))
+        elif kind == "keypad":
+            for key in [*str(value), "ok"]:
+                message_id, data = await self._newest_with(uid, f"acc:kp:{key}")
+                await self._press(uid, message_id, data)
+        elif kind == "login_as":
+            self.account = str(value)
+        elif kind == "fault":
+            await self.h.client.add_fault(phone=self._account()["phone"], **value)
+        elif kind == "revoke_sessions":
+            await self.h.client.revoke_sessions(self.contract.accounts[str(value)]["phone"])
+        elif kind == "access_mode":
+            self.mode_changed = True
+            await self.h.set_mode(str(value))
+        elif kind == "ban":
+            await self.h.ban(uid)
+        elif kind == "advance_clock":
+            self.h.clock.offset += float(value)
+        else:  # pragma: no cover - contract.load rejects unknown steps
+            raise CaseFailed(f"unknown step {kind}")
+
+    async def _twice(self, raw: Step) -> None:
+        (kind, value), = raw.items()
+        if kind != "press":
+            raise CaseFailed("twice supports press only")
+        message_id, data = await self._newest_with(self.uid, str(await self.render(value)))
+        self.h.count_pushed(2)
+        answers = await asyncio.gather(*(self.h.client.press(self.uid, message_id, data, timeout=5.0)
+                                         for _ in range(2)))
+        await self.h.settle()
+        if not all(a.get("answered") for a in answers):
+            raise CaseFailed("a double tap left a callback unanswered")
+        self.last_pressed = message_id
+        texts_ = [a.get("text") or "" for a in answers]
+        self.last_answer = {"answered": True, "text": "\n".join(texts_)}
+
+    # --- the case -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        case = self.case
+        self.uid = ADMIN_USER if case.as_admin else await self.h.new_user()
+        try:
+            for name, acc in self.contract.accounts.items():
+                self.start_codes[name] = len(await self.h.client.codes(acc["phone"]))
+                self.start_sessions[name] = len(await self.h.client.sessions(acc["phone"]))
+            for step in self.contract.expand(case.given):
+                await self.step(step)
+            before = await self.h.client.chat(self.uid)
+            admin_before = await self.h.client.chat(ADMIN)
+            self.last_answer = None
+            self.last_pressed = None
+            self.last_sent = []
+            assert case.trigger is not None
+            for step in self.contract.expand([case.trigger]):
+                await self.step(step)
+            after = await self.h.client.chat(self.uid)
+            output = diff(before, after)
+            output.answer = self.last_answer
+            problems = await self.check(output, after, diff(admin_before, await self.h.client.chat(ADMIN)))
+        finally:
+            await self.cleanup()
+        if problems:
+            shown = output.haystack.replace("\n", " | ")[:1500]
+            raise CaseFailed(f"{case.name}: " + "; ".join(problems) + f"\n  the bot showed: {shown}")
+
+    async def cleanup(self) -> None:
+        await self.h.client.clear_faults()
+        self.h.clock.offset = 0.0
+        if self.mode_changed:
+            await self.h.set_mode("open")
+
+    async def check(self, out: Output, chat: list[Json], admin_out: Output) -> list[str]:
+        expect = self.case.expect
+        problems: list[str] = []
+        hay = out.haystack
+        for phrase in expect.get("reply", []):
+            phrase = await self.render(phrase)
+            if not _phrase_in(phrase, hay):
+                problems.append(f"reply lacks {phrase!r}")
+        for phrase in [*self.case.failure, *ALWAYS_FAILURE]:
+            phrase = await self.render(phrase)
+            if _phrase_in(phrase, hay):
+                problems.append(f"reply shows the failure phrase {phrase!r}")
+        ids = out.callback_ids
+        for pattern in expect.get("buttons", []):
+            pattern = await self.render(pattern)
+            if not any(_glob(pattern, i) for i in ids):
+                problems.append(f"no button {pattern!r} (buttons: {ids})")
+        for pattern in expect.get("no_buttons", []):
+            pattern = await self.render(pattern)
+            if any(_glob(pattern, i) for i in ids):
+                problems.append(f"button {pattern!r} must not be offered")
+        if expect.get("contact_button"):
+            found = any(b.get("request_contact") for m in out.new
+                        for row in (m.get("reply_markup") or {}).get("keyboard") or [] for b in row)
+            if not found:
+                problems.append("no 'share my number' reply keyboard")
+        if "state" in expect:
+            state = await self.h.state(self.uid)
+            if state != expect["state"]:
+                problems.append(f"state is {state!r}, expected {expect['state']!r}")
+        if expect.get("edited"):
+            if self.last_pressed is None:
+                problems.append("edited expects a press trigger")
+            elif out.new or self.last_pressed not in [m["message_id"] for m in out.changed]:
+                problems.append(f"the pressed message was not edited in place (new: {len(out.new)})")
+        if expect.get("input_deleted"):
+            by_id = {m["message_id"]: m for m in chat}
+            if not self.last_sent or not all(by_id.get(i, {}).get("deleted") for i in self.last_sent):
+                problems.append("the user's message was not deleted from the chat")
+        if "new_messages" in expect and len(out.new) != int(expect["new_messages"]):
+            problems.append(f"{len(out.new)} new messages, expected {expect['new_messages']}")
+        for wanted in expect.get("entities", []):
+            if not any(_has_entity(m, wanted) for m in out.shown):
+                problems.append(f"no message carries the entity {wanted}")
+        if "media" in expect and not any((m.get("media") or {}).get("kind") == expect["media"] for m in out.new):
+            problems.append(f"no new {expect['media']} message")
+        if "admin" in expect:
+            admin_hay = admin_out.haystack
+            for phrase in expect["admin"].get("reply", []):
+                phrase = await self.render(phrase)
+                if not _phrase_in(phrase, admin_hay):
+                    problems.append(f"admin's chat lacks {phrase!r}")
+            for pattern in expect["admin"].get("buttons", []):
+                pattern = await self.render(pattern)
+                if not any(_glob(pattern, i) for i in admin_out.callback_ids):
+                    problems.append(f"admin's chat has no button {pattern!r}")
+        for name, wanted in (expect.get("checks") or {}).items():
+            got = await self.fact(name)
+            if got != wanted:
+                problems.append(f"check {name}: {got!r}, expected {wanted!r}")
+        return problems
+
+    async def fact(self, name: str) -> Any:
+        uid = self.uid
+        h = self.h
+        if name == "account_connected":
+            return await h.fetchval("SELECT status = 'connected' FROM accounts WHERE user_id = $1", uid) or False
+        if name == "session_encrypted":
+            blob = await h.fetchval("SELECT session_enc FROM accounts WHERE user_id = $1", uid)
+            if blob is None:
+                return False
+            raw = bytes(blob)
+            return b"sbx_" not in raw and h.cipher.decrypt(raw).startswith("sbx_")
+        if name == "selected":
+            return await h.fetchval("SELECT count(*) FROM groups WHERE user_id = $1 AND selected "
+                                    "AND status = 'active'", uid)
+        if name == "campaign":
+            return await h.fetchval("SELECT status FROM campaigns WHERE user_id = $1", uid) or "stopped"
+        if name == "interval":
+            return await h.fetchval("SELECT interval_seconds FROM campaigns WHERE user_id = $1", uid)
+        if name == "message_version":
+            return await h.fetchval("SELECT max(version) FROM messages WHERE user_id = $1", uid)
+        if name in ("codes_sent", "world_sessions"):
+            alias = self.account or next(iter(self.contract.accounts))
+            phone = self.contract.accounts[alias]["phone"]
+            if name == "codes_sent":
+                return len(await h.client.codes(phone)) - self.start_codes[alias]
+            return len(await h.client.sessions(phone)) - self.start_sessions[alias]
+        raise CaseFailed(f"unknown check {name}")
+
+
+def _has_entity(message: Json, wanted: Json) -> bool:
+    return any(all(e.get(k) == v for k, v in wanted.items()) for e in message.get("entities") or [])
+
+
+async def run_case(harness: Harness, contract: Contract, case: Case) -> None:
+    """Run ``case`` and record its outcome in ``RESULTS``."""
+    try:
+        await CaseRunner(harness, contract, case).run()
+    except BaseException:
+        RESULTS[case.name] = "failed"
+        raise
+    RESULTS[case.name] = "passed"
+
+
+def coverage(contract: Contract, rows: list[str]) -> tuple[list[str], list[str], dict[str, str], list[str]]:
+    """(executed rows, missing rows, pending rows with reasons, failed rows) from ``RESULTS``."""
+    executed, missing, failed = [], [], []
+    pending = contract.pending()
+    for row in rows:
+        cases = [c for c in contract.executable() if c.id == row]
+        outcomes = [RESULTS.get(c.name) for c in cases]
+        if any(o == "failed" for o in outcomes):
+            failed.append(row)
+        elif row in pending:
+            continue  # listed with a reason; its executable cases (if any) still must pass
+        elif cases and all(o == "passed" for o in outcomes):
+            executed.append(row)
+        else:
+            missing.append(row)
+    return executed, missing, pending, failed
+
+
+def summary(contract: Contract, rows: list[str]) -> str:
+    executed, missing, pending, failed = coverage(contract, rows)
+    lines = [f"flow contract: rows executed {len(executed)} / rows in contract {len(rows)}"
+             f" (cases passed {sum(1 for v in RESULTS.values() if v == 'passed')}"
+             f" / executable {len(contract.executable())})"]
+    if failed:
+        lines.append("  failed rows: " + ", ".join(failed))
+    if missing:
+        lines.append("  rows without an executed case: " + ", ".join(missing))
+    for row, reason in sorted(pending.items()):
+        ran = [c for c in contract.executable() if c.id == row and RESULTS.get(c.name) == "passed"]
+        partial = f" ({len(ran)} case(s) executed)" if ran else ""
+        lines.append(f"  pending {row}{partial}: {reason}")
+    return "\n".join(lines)

@@ -1,0 +1,155 @@
+"""The bot's runtime guarantees: flood throttling, update-id dedupe, state that survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update
+
+import contract
+from accounts.sandbox_gateway import SandboxGateway
+from roles.bot import texts
+from roles.bot.role import build_bot, build_dispatcher, build_services
+from services import notifications
+from services.notifications import NotificationService
+from tests.parity.harness import Harness
+from tests.parity.runner import CaseRunner
+
+pytestmark = [pytest.mark.parity, pytest.mark.asyncio(loop_scope="module")]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def second_bot(harness: Harness) -> AsyncIterator[tuple[Dispatcher, Bot]]:
+    """Another bot process as far as state goes: new dispatcher, new services, same DB and Redis."""
+    gateway = SandboxGateway(harness.sandbox.url)
+    services = build_services(harness.settings, harness.db, gateway, harness.cipher, harness.clock)
+    dp = build_dispatcher(harness.settings, harness.redis, services)
+    bot = build_bot(harness.settings)
+    yield dp, bot
+    await bot.session.close()
+    await gateway.close()
+
+
+def _text_update(update_id: int, uid: int, text: str, message_id: int = 900_000) -> Update:
+    user: dict[str, Any] = {"id": uid, "is_bot": False, "first_name": "Runtime"}
+    return Update.model_validate({"update_id": update_id, "message": {
+        "message_id": message_id, "date": 1_700_000_000, "chat": {"id": uid, "type": "private"},
+        "from": user, "text": text}})
+
+
+async def _bot_texts(harness: Harness, uid: int) -> list[str]:
+    return [m["text"] for m in await harness.client.chat(uid) if m["from"] == "bot"]
+
+
+async def test_a_flood_is_answered_once_with_slow_down(harness: Harness) -> None:
+    uid = await harness.new_user("Flood")
+    flood = harness.settings.bot.throttle_rate * 2
+    results = await asyncio.gather(*(harness.client.send_text(uid, f"hello {i}") for i in range(int(flood))))
+    harness.count_pushed(len(results))
+    await harness.settle()
+    replies = await _bot_texts(harness, uid)
+    slow = [t for t in replies if t == texts.SLOW_DOWN]
+    handled = [t for t in replies if "didn't understand" in t]
+    assert len(slow) == 1, replies[-5:]
+    assert 1 <= len(handled) <= harness.settings.bot.throttle_rate
+
+
+async def test_an_update_delivered_twice_acts_once(harness: Harness, second_bot: tuple[Dispatcher, Bot]) -> None:
+    dp, bot = second_bot
+    uid = await harness.new_user("Twice")
+    update = _text_update(2_000_000_001, uid, "/start")
+    await dp.feed_update(bot, update)
+    await dp.feed_update(bot, update)  # a polling takeover or a webhook retry delivers it again
+    harness.count_pushed(2)  # both deliveries pass the bot's handler metric that settle() reads
+    replies = await _bot_texts(harness, uid)
+    assert len([t for t in replies if "Welcome" in t]) == 1, replies
+
+
+async def test_a_login_survives_a_restart(harness: Harness, flow_contract: contract.Contract,
+                                          second_bot: tuple[Dispatcher, Bot]) -> None:
+    runner = CaseRunner(harness, flow_contract, contract.Case(id="restart"))
+    runner.uid = await harness.new_user("Restart")
+    for step in flow_contract.expand([{"given": "code_alice"}]):
+        await runner.step(step)
+    assert await harness.state(runner.uid) == "login_code"
+    code = await harness.client.latest_code(flow_contract.accounts["alice"]["phone"])
+    dp, bot = second_bot  # knows nothing of the first bot but what is in Redis and PostgreSQL
+    await dp.feed_update(bot, _text_update(2_000_000_101, runner.uid, " ".join(code)))
+    harness.count_pushed()
+    assert await harness.state(runner.uid) == "idle"
+    assert any("Connected as Alice" in t for t in await _bot_texts(harness, runner.uid))
+    assert await harness.fetchval("SELECT status FROM accounts WHERE user_id = $1", runner.uid) == "connected"
+
+
+async def _wait_for(predicate: Any, timeout: float = 8.0) -> None:  # noqa: ASYNC109
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_notifications_from_the_outbox_are_delivered(harness: Harness) -> None:
+    uid = await harness.new_user("Notified")
+    harness.count_pushed()
+    await harness.client.send_text(uid, "/start")  # the outbox refers to known users
+    await harness.settle()
+    async with harness.db.transaction() as conn:
+        note = await NotificationService.enqueue(conn, uid, notifications.GROUP_DISABLED,
+                                                 {"group_id": 1, "title": "Alpha <Club>",
+                                                  "reason": "CHAT_WRITE_FORBIDDEN"})
+    assert note is not None
+
+    async def delivered() -> bool:
+        return bool(await harness.fetchval(
+            "SELECT delivered_at IS NOT NULL FROM notifications WHERE notification_id = $1", note))
+
+    await _wait_for(delivered)
+    shown = [t for t in await _bot_texts(harness, uid) if "Alpha <Club>" in t]
+    assert len(shown) == 1 and "can't write" in shown[0]
+
+
+async def test_a_user_who_blocked_the_bot_is_remembered(harness: Harness) -> None:
+    uid = await harness.new_user("Blocker")
+    harness.count_pushed()
+    await harness.client.send_text(uid, "/start")
+    await harness.settle()
+    await harness.client.block(uid)
+    async with harness.db.transaction() as conn:
+        await NotificationService.enqueue(conn, uid, notifications.SESSION_ENDED, {"reason": "SESSION_REVOKED"})
+
+    async def blocked() -> bool:
+        return bool(await harness.fetchval("SELECT bot_blocked FROM users WHERE user_id = $1", uid))
+
+    await _wait_for(blocked)
+    assert await harness.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1 "
+                                  "AND delivered_at IS NULL", uid) == 0
+
+
+async def test_status_shows_the_last_round_group_by_group(harness: Harness, flow_contract: contract.Contract) -> None:
+    runner = CaseRunner(harness, flow_contract, contract.Case(id="status"))
+    runner.uid = uid = await harness.new_user("Status")
+    for step in flow_contract.expand([{"given": "boris_imported"}, {"given": "message_set"}]):
+        await runner.step(step)
+    # a round as the engine writes it: 12 attempts, 9 sent, 1 failed, 2 still pending
+    async with harness.db.transaction() as conn:
+        message_id = await conn.fetchval("SELECT max(message_id) FROM messages WHERE user_id = $1", uid)
+        round_id = await conn.fetchval(
+            "INSERT INTO rounds (user_id, message_id, planned_at, started_at) VALUES ($1, $2, now(), now()) "
+            "RETURNING round_id", uid, message_id)
+        await conn.execute(
+            """INSERT INTO attempts (round_id, group_id, peer_id, access_hash, kind, status, error_code)
+               SELECT $1, group_id, peer_id, access_hash, kind,
+                      CASE WHEN n <= 9 THEN 'sent' WHEN n = 10 THEN 'failed' ELSE 'pending' END,
+                      CASE WHEN n = 10 THEN 'USER_BANNED_IN_CHANNEL' ELSE '' END
+               FROM (SELECT g.*, row_number() OVER (ORDER BY title, group_id) AS n
+                     FROM groups g WHERE user_id = $2) AS numbered""", round_id, uid)
+    await runner.step({"send": "/status"})
+    shown = (await _bot_texts(harness, uid))[-1]
+    assert "9 sent, 1 failed, 0 skipped, 2 pending" in shown
+    assert shown.count("✅ sent") == 9 and "and 2 more" in shown
+    assert "Disabled groups:" in shown and "(can't write)" in shown  # the read-only channel

@@ -1,0 +1,75 @@
+"""Callback data: the wire format equals the ids of flows.md, fits 64 bytes, and refuses forgeries."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from aiogram.filters.callback_data import MAX_CALLBACK_LENGTH
+
+import contract
+from roles.bot import callbacks as cb
+
+# placeholder -> a concrete value, to turn flows.md's id templates into wire data
+PLACEHOLDERS = {"<d>": "7", "<gid>": "123", "<p>": "4", "<p±1>": "5", "<m>": "60", "<minutes>": "90",
+                "<uid>": "42"}
+ADMIN_LATER = re.compile(r"^adm:(?!menu$|approve:|reject:)")  # A rows: the admin flows come later
+
+
+def flow_ids() -> list[str]:
+    text = contract.FLOWS_MD.read_text(encoding="utf-8")
+    ids = set(re.findall(r"`([a-z]+:[a-z]+(?::[^`\s]+)?)`", text))
+    ids -= {"area:action[:arg…]", "grp:t", "grp:all", "adm:mode"}  # prose, not ids
+    out = []
+    for raw in sorted(ids):
+        for placeholder, value in PLACEHOLDERS.items():
+            raw = raw.replace(placeholder, value)
+        if not ADMIN_LATER.match(raw):
+            out.append(raw)
+    return out
+
+
+def test_flow_ids_are_found() -> None:
+    ids = flow_ids()
+    assert "grp:t:123:4" in ids and "acc:kp:7" in ids and "menu:main" in ids and len(ids) >= 30
+
+
+@pytest.mark.parametrize("data", flow_ids())
+def test_every_id_of_flows_md_round_trips(data: str) -> None:
+    parsed = cb.parse(data)
+    assert parsed is not None, f"{data} matches no callback class"
+    assert parsed.pack() == data
+
+
+def test_classes_pack_the_documented_wire_format() -> None:
+    assert cb.GrpToggle(gid=5, page=0).pack() == "grp:t:5:0"
+    assert cb.AccKeypad(key="3").pack() == "acc:kp:3"
+    assert cb.AccKeypad(key="del").pack() == "acc:kp:del"
+    assert cb.AccLogoutYes().pack() == "acc:logout:yes"
+    assert cb.AccLogout().pack() == "acc:logout"
+    assert cb.IntSet(minutes=1440).pack() == "int:set:1440"
+    assert cb.AdmApprove(uid=42).pack() == "adm:approve:42"
+    assert isinstance(cb.parse("acc:logout"), cb.AccLogout)
+    assert isinstance(cb.parse("acc:logout:yes"), cb.AccLogoutYes)
+    assert isinstance(cb.parse("grp:all:2"), cb.GrpAll)
+
+
+def test_largest_values_fit_telegrams_limit() -> None:
+    widest = [cb.GrpToggle(gid=2**63 - 1, page=100_000), cb.AdmApprove(uid=2**63 - 1),
+              cb.GrpList(page=100_000), cb.IntSet(minutes=100_000)]
+    for data in widest:
+        assert len(data.pack().encode()) <= MAX_CALLBACK_LENGTH
+
+
+@pytest.mark.parametrize("forged", [
+    "", "grp", "grp:t", "grp:t:1", "grp:t:abc:0", "grp:t:0:0", "grp:t:-1:0", "grp:t:1:-1",
+    "grp:t:99999999999999999999999:0", "grp:t:1:0:extra", "grp:list:100001", "int:set:0", "int:set:x",
+    "acc:kp:x", "acc:kp:10", "acc:logout:no", "menu:other", "zzz:main", "adm:approve:0",
+    "grp:t:1:" + "9" * 70,
+])
+def test_forged_or_malformed_data_matches_nothing(forged: str) -> None:
+    assert cb.parse(forged) is None
+
+
+def test_over_long_data_is_refused_before_parsing() -> None:
+    assert cb.parse("menu:main" + " " * 60) is None

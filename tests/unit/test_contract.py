@@ -1,0 +1,51 @@
+"""The flow contract file: it loads, covers every row of flows.md, and typos are errors."""
+
+from __future__ import annotations
+
+import pytest
+
+import contract
+
+
+def test_contract_covers_every_row_of_flows_md() -> None:
+    loaded = contract.load()
+    rows = contract.row_ids()
+    assert len(rows) == len(set(rows)) >= 50
+    assert set(rows) <= loaded.rows()
+    user_rows = {r for r in rows if r.startswith("U")}
+    assert not user_rows & set(loaded.pending()), "U rows must be executable"
+
+
+def test_preconditions_expand_recursively() -> None:
+    loaded = contract.load()
+    steps = loaded.expand([{"given": "connected"}])
+    assert steps[0] == {"send": "/start"}
+    assert all("given" not in s for s in steps)
+
+
+BASE = {"version": 1, "given": {"started": [{"send": "/start"}]}}
+
+
+@pytest.mark.parametrize(("case", "error"), [
+    ({"id": "U1.1", "trigger": {"sned": "/start"}}, "unknown step"),
+    ({"id": "U1.1", "trigger": {"send": "/start"}, "expect": {"replly": ["x"]}}, "unknown expectation"),
+    ({"id": "U1.1", "trigger": {"send": "/start"}, "expect": {"state": "lgoin_code"}}, "unknown state"),
+    ({"id": "U1.1", "trigger": {"send": "/start"}, "expect": {"checks": {"nope": 1}}}, "unknown check"),
+    ({"id": "U1.1", "given": [{"given": "strated"}], "trigger": {"send": "/start"}}, "unknown precondition"),
+    ({"id": "U1.1"}, "needs a trigger"),
+    ({"id": "U1.1", "trigger": {"send": "/start"}, "extra": 1}, "unknown field"),
+])
+def test_typos_are_errors(case: dict[str, object], error: str) -> None:
+    with pytest.raises(contract.ContractError, match=error):
+        contract.parse({**BASE, "cases": [case]})
+
+
+def test_duplicate_case_names_are_errors() -> None:
+    case = {"id": "U1.1", "trigger": {"send": "/start"}}
+    with pytest.raises(contract.ContractError, match="same id"):
+        contract.parse({**BASE, "cases": [case, case]})
+
+
+def test_pending_rows_need_no_trigger() -> None:
+    parsed = contract.parse({**BASE, "cases": [{"id": "A1", "pending": "later"}]})
+    assert parsed.pending() == {"A1": "later"} and parsed.executable() == []
