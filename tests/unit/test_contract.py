@@ -49,3 +49,15 @@ def test_duplicate_case_names_are_errors() -> None:
 def test_pending_rows_need_no_trigger() -> None:
     parsed = contract.parse({**BASE, "cases": [{"id": "A1", "pending": "later"}]})
     assert parsed.pending() == {"A1": "later"} and parsed.executable() == []
+
+
+def test_the_contract_copy_of_flows_md_matches_the_spec() -> None:
+    """contract/flows.md is the project's copy of ../shared/spec/flows.md; the row ids must not drift."""
+    from pathlib import Path
+
+    import contract
+
+    spec = Path(__file__).resolve().parents[3] / "shared" / "spec" / "flows.md"
+    if not spec.is_file():
+        pytest.skip("no ../shared/spec beside this checkout")
+    assert contract.row_ids() == contract.row_ids(spec)
