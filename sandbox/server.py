@@ -20,6 +20,7 @@ from sandbox.chats import Chats
 from sandbox.control import setup_control_routes
 from sandbox.events import EventLog
 from sandbox.mtproto import MTProtoServer, start_beside_sandbox
+from sandbox.web_routes import setup_web_routes
 from sandbox.world import World, load_world_file
 from sandbox.world_api import WORLD_KEY, setup_world_routes
 
@@ -47,6 +48,7 @@ def build_app(settings: SandboxSettings, seed: dict[str, Any] | None = None) -> 
     app[BOTAPI_KEY] = setup_botapi_routes(app, chats, events)
     setup_control_routes(app, chats, world, events)
     setup_world_routes(app, world)  # also sets app[WORLD_KEY]
+    setup_web_routes(app, chats, world, events)
     return app
 
 
