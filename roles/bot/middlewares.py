@@ -35,6 +35,7 @@ from metrics import BOT_HANDLER_SECONDS, BOT_UPDATES
 from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
 from roles.bot import texts
+from roles.bot.retry import RetryAfter
 from services.access import AccessService, AccessView
 from storage import keys
 
@@ -87,8 +88,9 @@ class AnswerTracker(BaseRequestMiddleware):
 
 
 def install_request_middlewares(bot: Bot) -> None:
-    """Attach the answer tracker to ``bot`` once (polling and webhook both call this)."""
+    """Attach the 429 retry and the answer tracker to ``bot`` once (polling and webhook both call this)."""
     if not getattr(bot.session, "_ab_tracker", False):
+        bot.session.middleware(RetryAfter())
         bot.session.middleware(AnswerTracker())
         bot.session._ab_tracker = True  # type: ignore[attr-defined]
 
