@@ -121,6 +121,7 @@ async def run_sandbox(
             break
     url = f"http://{settings.host}:{port}"
     logger.info("sandbox Telegram listening on %s (Bot API at %s/bot<token>/<method>)", url, url)
+    logger.info("web chat page: %s/  (chat with the bot, read login codes, watch group feeds)", url)
     # demo accounts only: their phones and 2FA passwords are meant to be shown to the person trying it
     for line in app[WORLD_KEY].demo_summary():
         logger.info("sandbox account: %s", line)
