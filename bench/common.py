@@ -1,0 +1,238 @@
+"""Shared pieces of the engine benchmarks: servers, a seeded world, counters, a null gateway.
+
+Each benchmark starts its own embedded PostgreSQL and Redis (under a temp dir, removed at the
+end) so that figures are not disturbed by anything else, and prints its figures with a ratio
+against a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from accounts.crypto import SessionCipher, generate_key
+from accounts.gateway import AccountRef, GroupInfo, GroupRef, LoginState, OutgoingMessage, SignedIn
+from config.settings import EngineSettings, Settings
+from storage.db import Database
+from storage.embedded import EmbeddedPostgres, EmbeddedRedis
+from storage.migrator import apply_migrations
+
+
+@dataclass
+class Servers:
+    base: Path
+    pg: EmbeddedPostgres
+    redis: EmbeddedRedis
+    pg_url: str
+    redis_url: str
+
+
+@contextlib.contextmanager
+def servers() -> Iterator[Servers]:
+    base = Path(tempfile.mkdtemp(prefix="bench-servers-"))
+    pg = EmbeddedPostgres(base / "pg", port=0)
+    rd = EmbeddedRedis(base / "redis", port=0)
+    try:
+        pg_url = pg.start()
+        redis_url = rd.start()
+        yield Servers(base, pg, rd, pg_url, redis_url)
+    finally:
+        rd.stop()
+        pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def fresh_database(pg_url: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    head = pg_url.rpartition("/")[0]
+    conn = await asyncpg.connect(head + "/postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = f"{head}/{name}"
+    await apply_migrations(url)
+    return url
+
+
+def engine_settings(**changes: Any) -> Settings:
+    return Settings(engine=replace(EngineSettings(), **changes))
+
+
+async def seed(
+    conn: asyncpg.Connection,
+    cipher: SessionCipher,
+    users: range,
+    groups: int,
+    *,
+    interval: int = 3600,
+    due_offset: float = -1.0,
+    session: str = "s",
+) -> None:
+    """Users with a connected account, ``groups`` selected groups, a message and a due campaign (bulk SQL)."""
+    ids = list(users)
+    enc = cipher.encrypt(session)
+    await conn.execute(
+        "INSERT INTO users (user_id, access_status) SELECT u, 'granted' FROM unnest($1::bigint[]) u", ids
+    )
+    await conn.execute(
+        """INSERT INTO accounts (user_id, phone, tg_user_id, session_enc)
+           SELECT u, '+1' || (5550000000 + u), u, $2 FROM unnest($1::bigint[]) u""",
+        ids,
+        enc,
+    )
+    await conn.execute(
+        """INSERT INTO groups (user_id, peer_id, access_hash, kind, selected)
+           SELECT u, u * 100000 + g, 1, 'supergroup', true
+           FROM unnest($1::bigint[]) u, generate_series(1, $2) g""",
+        ids,
+        groups,
+    )
+    await conn.execute(
+        "INSERT INTO messages (user_id, version, text) SELECT u, 1, 'bench' FROM unnest($1::bigint[]) u", ids
+    )
+    await conn.execute(
+        """INSERT INTO campaigns (user_id, status, interval_seconds, next_run_at, started_at)
+           SELECT u, 'running', $2, now() + make_interval(secs => $3) + make_interval(secs => u * 0.000001),
+                  now() - interval '1 day'
+           FROM unnest($1::bigint[]) u""",
+        ids,
+        interval,
+        due_offset,
+    )
+
+
+def new_cipher() -> SessionCipher:
+    return SessionCipher(generate_key())
+
+
+class NullGateway:
+    """A zero-latency gateway: every send succeeds at once."""
+
+    def __init__(self) -> None:
+        self.ids = itertools.count(1)
+        self.sends = 0
+
+    async def send_message(self, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:
+        self.sends += 1
+        return next(self.ids)
+
+    async def send_code(self, name: str, phone: str) -> LoginState:
+        raise NotImplementedError
+
+    async def resend_code(self, state: LoginState) -> LoginState:
+        raise NotImplementedError
+
+    async def sign_in(self, state: LoginState, code: str) -> SignedIn:
+        raise NotImplementedError
+
+    async def check_password(self, state: LoginState, password: str) -> SignedIn:
+        raise NotImplementedError
+
+    async def cancel_login(self, state: LoginState) -> None:
+        return None
+
+    async def list_groups(self, account: AccountRef) -> list[GroupInfo]:
+        return []
+
+    async def log_out(self, account: AccountRef) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class Counts:
+    db_statements: int = 0  # round trips to PostgreSQL: statements, BEGIN/COMMIT, pool resets
+    redis_commands: int = 0  # commands the client sent (an EVALSHA counts one; a pipeline its items)
+
+
+COUNTS = Counts()
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[Counts]:
+    """Count client-side DB statements and Redis commands while the block runs (monkeypatched)."""
+    from redis.asyncio.client import Pipeline, Redis
+
+    conn_cls = asyncpg.connection.Connection
+    original_execute, original_inner = conn_cls.execute, conn_cls._execute
+    original_command, original_pipeline = Redis.execute_command, Pipeline.execute
+    counts = Counts()
+
+    async def execute(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+        if not args:  # with args it goes through _execute, counted there
+            counts.db_statements += 1
+        return await original_execute(self, query, *args, **kw)
+
+    async def inner(self: Any, *args: Any, **kw: Any) -> Any:
+        counts.db_statements += 1
+        return await original_inner(self, *args, **kw)
+
+    async def command(self: Any, *args: Any, **kw: Any) -> Any:
+        counts.redis_commands += 1
+        return await original_command(self, *args, **kw)
+
+    async def pipeline(self: Any, *args: Any, **kw: Any) -> Any:
+        counts.redis_commands += len(self.command_stack)
+        return await original_pipeline(self, *args, **kw)
+
+    conn_cls.execute, conn_cls._execute = execute, inner  # type: ignore[method-assign]
+    Redis.execute_command, Pipeline.execute = command, pipeline  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        conn_cls.execute, conn_cls._execute = original_execute, original_inner  # type: ignore[method-assign]
+        Redis.execute_command, Pipeline.execute = original_command, original_pipeline  # type: ignore[method-assign]
+
+
+async def redis_server_calls(client: aioredis.Redis) -> int:
+    """Commands executed by the Redis server so far (INFO commandstats; scripts' inner calls included)."""
+    stats = await client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_") and k != "cmdstat_info")
+
+
+async def pg_transactions(conn: asyncpg.Connection) -> int:
+    value = await conn.fetchval(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+    )
+    return int(value)
+
+
+@contextlib.asynccontextmanager
+async def database(url: str, size: int = 20) -> AsyncIterator[Database]:
+    db = await Database.connect(url, min_size=2, max_size=size)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+def machine() -> str:
+    import os
+    import platform
+
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} cores ({cpu}), {system}, Python {platform.python_version()}"
+
+
+def now() -> float:
+    return time.perf_counter()

@@ -1,0 +1,132 @@
+"""Scheduler tick cost with 10k and 100k campaigns and the same number due.
+
+    .venv/bin/python -m bench.scheduler_tick [--due 500] [--groups 5] [--repeat 5]
+
+A tick (SchedulerJobs.tick: lock the due campaigns, create their rounds and attempts in one
+transaction, advance next_run_at, enqueue the jobs) is timed with 10,000 and with 100,000 running
+campaigns, ``--due`` of them due each time (the others due in the future). Between repeats the
+created rounds are removed and the due campaigns made due again. The baseline is the 10k case:
+the ratio 100k/10k should stay near 1 (target <= 2) because the due scan reads the
+``(status, next_run_at)`` index range of the due rows only. For contrast, a naive scan that reads
+every running campaign and filters in Python is timed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+
+import redis.asyncio as aioredis
+
+from bench.common import database, engine_settings, fresh_database, machine, new_cipher, seed, servers
+from roles.worker.loop import round_queue
+from scheduler.jobs import SchedulerJobs
+from storage.db import Database
+from storage.lease import Leases
+
+
+async def build(pg_url: str, total: int, due: int, groups: int) -> str:
+    url = await fresh_database(pg_url)
+    cipher = new_cipher()
+    async with database(url, 4) as db, db.connection() as conn:
+        # the due ones with groups and a message (they get rounds); the rest only a campaign row
+        await seed(conn, cipher, range(1, due + 1), groups, due_offset=-1)
+        await conn.execute(
+            "INSERT INTO users (user_id) SELECT g FROM generate_series($1::bigint, $2) g", due + 1, total
+        )
+        await conn.execute(
+            """INSERT INTO campaigns (user_id, status, interval_seconds, next_run_at)
+               SELECT g, 'running', 3600, now() + interval '10 minutes' + (g || ' milliseconds')::interval
+               FROM generate_series($1::bigint, $2) g""",
+            due + 1,
+            total,
+        )
+        await conn.execute("VACUUM ANALYZE")
+    return url
+
+
+async def reset(db: Database, due: int) -> None:
+    async with db.transaction() as conn:
+        await conn.execute("DELETE FROM rounds")
+        await conn.execute(
+            "UPDATE campaigns SET next_run_at = now() - interval '1 second', last_round_id = NULL "
+            "WHERE user_id <= $1",
+            due,
+        )
+    async with db.connection() as conn:
+        await conn.execute("VACUUM ANALYZE campaigns, rounds, attempts")
+
+
+async def time_ticks(
+    pg_url: str, redis: aioredis.Redis, total: int, due: int, groups: int, repeat: int
+) -> tuple[float, float, float]:
+    url = await build(pg_url, total, due, groups)
+    settings = engine_settings()
+    async with database(url, 8) as db:
+        queue = round_queue(redis, "tick", settings)
+        jobs = SchedulerJobs(db, queue, Leases(redis), settings.engine, redis)
+        ticks, idle, naive = [], [], []
+        for _ in range(repeat):
+            await reset(db, due)
+            await redis.flushall()
+            started = time.perf_counter()
+            result = await jobs.tick()
+            ticks.append(time.perf_counter() - started)
+            assert result.created == due, result
+            started = time.perf_counter()
+            assert (await jobs.tick()).created == 0  # nothing due: the cost of a quiet tick
+            idle.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            async with db.connection() as conn:
+                rows = await conn.fetch(
+                    "SELECT user_id, next_run_at, paused_until FROM campaigns WHERE status = 'running'"
+                )
+                now = await conn.fetchval("SELECT now()")
+            _ = [r for r in rows if r["next_run_at"] <= now]
+            naive.append(time.perf_counter() - started)
+    return statistics.median(ticks), statistics.median(idle), statistics.median(naive)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--due", type=int, default=500)
+    parser.add_argument("--groups", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    results = {}
+    with servers() as srv:
+        redis = aioredis.Redis.from_url(srv.redis_url)
+        try:
+            for total in (10_000, 100_000):
+                results[total] = await time_ticks(
+                    srv.pg_url, redis, total, args.due, args.groups, args.repeat
+                )
+        finally:
+            await redis.aclose()
+    print(f"machine: {machine()}")
+    print(
+        f"{args.due} campaigns due per tick, {args.groups} groups each ({args.due * args.groups} attempts); "
+        f"median of {args.repeat}"
+    )
+    for total, (tick, idle, naive) in results.items():
+        print(
+            f"{total:>7,} campaigns: tick {tick * 1000:7.1f} ms "
+            f"({tick / args.due * 1e6:.0f} us per due campaign), "
+            f"quiet tick {idle * 1000:5.1f} ms, naive full scan {naive * 1000:7.1f} ms"
+        )
+    small, big = results[10_000], results[100_000]
+    print(
+        f"ratio 100k/10k (baseline 10k): tick {big[0] / small[0]:.2f}, quiet tick {big[1] / small[1]:.2f}, "
+        f"naive scan {big[2] / small[2]:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main())

@@ -1,0 +1,179 @@
+"""The worker loop: fetch round jobs, run up to ``worker_concurrency`` at once, heartbeat, stop cleanly.
+
+Graceful stop: no new job is fetched; running jobs finish the send in flight, write its outcome
+and hand their job back to the queue (same job id, no delay) before the lock is released, so
+another worker continues the round at once. Jobs still running after the lease are abandoned:
+the queue reclaims them from this consumer and their lock expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from accounts.gateway import AccountGateway
+from config.settings import Settings
+from metrics import WORKER_HEARTBEATS, WORKERS_LIVE
+from roles.worker.executor import DB_ERRORS, Cipher, RoundExecutor, settle_quietly
+from roles.worker.pacing import Pacing
+from services import engine
+from storage import keys
+from storage.db import Database
+from storage.lease import Leases
+from storage.queue import Job, JobQueue
+
+log = logging.getLogger(__name__)
+
+FETCH_BLOCK_MS = 1000
+BUSY_BLOCK_MIN_MS, BUSY_BLOCK_MAX_MS = 10, 250
+# a job failing with these is retried after a pause (database or Redis restarting, a flush)
+RETRYABLE: tuple[type[BaseException], ...] = (*DB_ERRORS, RedisError)
+ERROR_BACKOFF = 1.0
+
+
+def round_queue(redis: Redis, consumer_name: str, settings: Settings) -> JobQueue:
+    """The queue of round jobs as every engine component opens it."""
+    lease_ms = int(settings.engine.lease_ttl * 1000)
+    return JobQueue(redis, engine.ROUNDS_QUEUE, consumer_name, lease_ms=lease_ms)
+
+
+async def run_worker(
+    db: Database,
+    redis: Redis,
+    gateway: AccountGateway,
+    settings: Settings,
+    stop: asyncio.Event,
+    consumer_name: str,
+    *,
+    cipher: Cipher | None = None,
+    queue: JobQueue | None = None,
+) -> None:
+    """Run round jobs until ``stop`` is set, then finish or hand back the jobs in flight."""
+    if cipher is None:
+        from accounts.crypto import load_or_create_key
+
+        cipher = load_or_create_key(settings)
+    queue = queue or round_queue(redis, consumer_name, settings)
+    stopping = asyncio.Event()
+    executor = RoundExecutor(db, queue, Leases(redis), gateway, cipher, settings.engine,
+                             Pacing(redis, settings.engine), stopping)
+    worker = _Worker(executor, queue, redis, settings, consumer_name, stopping)
+    await worker.run(stop)
+
+
+class _Worker:
+    def __init__(self, executor: RoundExecutor, queue: JobQueue, redis: Redis, settings: Settings,
+                 consumer: str, stopping: asyncio.Event) -> None:
+        self.executor = executor
+        self.queue = queue
+        self.redis = redis
+        self.settings = settings
+        self.consumer = consumer
+        self.stopping = stopping
+        self.concurrency = max(1, settings.engine.worker_concurrency)
+        self.running: set[asyncio.Task[None]] = set()
+        self.slots = asyncio.Semaphore(self.concurrency)
+        self.rng = random.Random()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        lease = self.settings.engine.lease_ttl
+        background = asyncio.Event()  # maintenance and heartbeats outlive the fetch loop a little
+        tasks = [
+            asyncio.create_task(self.queue.run_maintenance(background, interval=min(1.0, lease / 10))),
+            asyncio.create_task(self._heartbeats(background)),
+            asyncio.create_task(_relay(stop, self.stopping)),  # jobs see the stop before the next send
+        ]
+        log.info("worker %s: started, %d concurrent jobs", self.consumer, self.concurrency)
+        try:
+            await self._fetch_loop(stop)
+        finally:
+            self.stopping.set()
+            if self.running:
+                log.info("worker %s: stopping, %d jobs in flight", self.consumer, len(self.running))
+                _, late = await asyncio.wait(self.running, timeout=lease)
+                for task in late:
+                    task.cancel()
+            background.set()
+            tasks[-1].cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.zrem(keys.WORKER_HEARTBEAT, self.consumer)
+            log.info("worker %s: stopped", self.consumer)
+
+    async def _fetch_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.slots.acquire()
+            free = 1
+            while free < self.concurrency and not self.slots.locked():
+                await self.slots.acquire()
+                free += 1
+            jobs: list[Job] = []
+            try:
+                if not stop.is_set():
+                    jobs = await self.queue.fetch(count=free, block_ms=self._block_ms())
+            except (RedisError, OSError) as exc:
+                log.warning("worker %s: fetch failed: %s", self.consumer, exc)
+                jobs = []
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), ERROR_BACKOFF)
+            for job in jobs:
+                task = asyncio.create_task(self._run_job(job))
+                self.running.add(task)
+                task.add_done_callback(self.running.discard)
+            for _ in range(free - len(jobs)):
+                self.slots.release()
+
+    def _block_ms(self) -> int:
+        """How long a fetch may wait for a ready job.
+
+        A continuation re-queued by a running job lands in the delayed set, which does not wake a
+        fetch already blocked on the stream; while jobs run, short blocks keep that extra wait to
+        a fraction of the gap.
+        """
+        if not self.running:
+            return FETCH_BLOCK_MS
+        return int(min(BUSY_BLOCK_MAX_MS, max(BUSY_BLOCK_MIN_MS, self.settings.engine.gap_min * 1000 / 4)))
+
+    async def _run_job(self, job: Job) -> None:
+        try:
+            result = await self.executor.run(job)
+            log.debug("job %s: %s", job.id, result.value)
+        except asyncio.CancelledError:
+            raise
+        except RETRYABLE as exc:
+            log.warning("job %s failed: %s; retried later", job.id, exc)
+            await settle_quietly(self.queue, job, ERROR_BACKOFF + self.rng.uniform(0, ERROR_BACKOFF))
+        except Exception:
+            log.exception("job %s failed", job.id)
+            await settle_quietly(self.queue, job, ERROR_BACKOFF * 5)
+        finally:
+            self.slots.release()
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
+        interval = max(0.5, min(5.0, self.settings.engine.lease_ttl / 3))
+        while not stop.is_set():
+            now_ms = int(time.time() * 1000)
+            stale = now_ms - int(self.settings.engine.lease_ttl * 1000)
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.zadd(keys.WORKER_HEARTBEAT, {self.consumer: now_ms})
+                pipe.zremrangebyscore(keys.WORKER_HEARTBEAT, "-inf", stale)
+                pipe.zcard(keys.WORKER_HEARTBEAT)
+                _, _, live = await pipe.execute()
+                WORKERS_LIVE.set(int(live))
+                WORKER_HEARTBEATS.inc()
+            except (RedisError, OSError) as exc:
+                log.warning("worker %s: heartbeat failed: %s", self.consumer, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()

@@ -1,0 +1,168 @@
+"""The scheduler's two periodic jobs: the due scan (tick) and reconciliation.
+
+Tick: running, due, unpaused campaigns without an unfinished round get a round with its attempts
+(one transaction), then a job ``round:<id>`` each, and ``next_run_at`` moves to
+``planned + interval`` (missed rounds skipped). The database constraints (one round per
+``(user, planned_at)``, one open round per user) make double rounds impossible even when two
+schedulers run at once; ``FOR UPDATE SKIP LOCKED`` makes them split the due rows.
+
+Reconciliation: an unfinished round whose job is not queued and whose user lock has no holder,
+seen so for longer than the lease, is enqueued again. This is what makes losing Redis (a flush,
+a restart) harmless: the database knows every round that still has work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from config.settings import EngineSettings
+from metrics import CAMPAIGNS_RUNNING, ROUNDS, SCHEDULER_LAG, SCHEDULER_TICKS, WORKERS_LIVE
+from roles.worker.executor import DB_ERRORS
+from services import engine
+from storage import keys
+from storage.db import Database
+from storage.lease import Leases
+from storage.queue import JobQueue
+from storage.repositories import rounds
+
+log = logging.getLogger(__name__)
+
+DUE_BATCH = 500  # campaigns locked and turned into rounds per transaction
+MAX_PER_TICK = 5_000  # bound on one tick's work; the rest is due at the next tick
+OPEN_ROUNDS_LIMIT = 20_000  # rounds examined per reconciliation
+REDIS_CHUNK = 64  # concurrent Redis calls per chunk (one connection each in the pool)
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
+
+
+@dataclass(frozen=True)
+class TickResult:
+    due: int
+    created: int
+    enqueued: int
+    paused: bool = False
+
+
+class SchedulerJobs:
+    """State and logic of the scheduler's jobs; the runner calls them under the leader lease."""
+
+    def __init__(self, db: Database, queue: JobQueue, leases: Leases, settings: EngineSettings,
+                 redis: Redis | None = None) -> None:
+        self.db = db
+        self.queue = queue
+        self.leases = leases
+        self.settings = settings
+        self.redis = redis
+        self._suspects: dict[int, float] = {}  # round id -> first seen without job and holder
+
+    async def tick(self) -> TickResult:
+        """One due scan; errors are counted and logged, never raised (the next tick retries)."""
+        try:
+            result = await self._tick()
+        except DB_ERRORS + REDIS_ERRORS as exc:
+            SCHEDULER_TICKS.labels("error").inc()
+            log.warning("scheduler tick failed: %s", exc)
+            return TickResult(0, 0, 0)
+        SCHEDULER_TICKS.labels("paused" if result.paused else "ok").inc()
+        return result
+
+    async def _tick(self) -> TickResult:
+        async with self.db.connection() as conn:
+            if await rounds.global_pause(conn):
+                SCHEDULER_LAG.set(0)
+                return TickResult(0, 0, 0, paused=True)
+        due_total = created_total = enqueued = 0
+        first = True
+        while created_total < MAX_PER_TICK:
+            async with self.db.transaction() as conn:
+                now, due = await rounds.lock_due_campaigns(conn, DUE_BATCH)
+                created = await rounds.create_rounds(conn, due)
+                await rounds.advance_campaigns(conn, [
+                    (d.user_id, engine.next_run_after(d.next_run_at, d.interval_seconds, now)) for d in due])
+            if first:
+                SCHEDULER_LAG.set(max(0.0, (now - due[0].next_run_at).total_seconds()) if due else 0.0)
+                first = False
+            due_total += len(due)
+            created_total += len(created)
+            if created:
+                ROUNDS.labels("created").inc(len(created))
+                log.info("scheduler: %d rounds created for %d due campaigns", len(created), len(due))
+            # after the commit: a crash in between leaves rounds without a job, which
+            # reconciliation finds; enqueueing first could run a job for a round that never was
+            added = await _chunked(self._enqueue, created)
+            enqueued += sum(added)
+            if len(due) < DUE_BATCH:
+                break
+        return TickResult(due_total, created_total, enqueued)
+
+    async def reconcile(self) -> int:
+        """Enqueue again the rounds that lost their job; returns how many were enqueued."""
+        try:
+            enqueued = await self._reconcile()
+            await self._gauges()
+        except DB_ERRORS + REDIS_ERRORS as exc:
+            log.warning("reconciliation failed: %s", exc)
+            return 0
+        return enqueued
+
+    async def _reconcile(self) -> int:
+        lease = self.settings.lease_ttl
+        async with self.db.connection() as conn:
+            # a round created moments ago is being enqueued by the tick that created it
+            open_rounds = await rounds.open_rounds(conn, timedelta(seconds=self.settings.tick * 2),
+                                                   OPEN_ROUNDS_LIMIT)
+        queued = await _chunked(lambda r: self.queue.is_queued(engine.job_id(r.round_id)), open_rounds)
+        holders = await _chunked(lambda r: self.leases.holder(keys.USER_LOCK.format(user_id=r.user_id)),
+                                 open_rounds)
+        now = time.monotonic()
+        orphans = []
+        seen = set()
+        for r, is_queued, holder in zip(open_rounds, queued, holders, strict=True):
+            if is_queued or holder is not None:
+                continue
+            seen.add(r.round_id)
+            first = self._suspects.setdefault(r.round_id, now)
+            if now - first >= lease:
+                orphans.append(r)
+        self._suspects = {k: v for k, v in self._suspects.items() if k in seen}
+        added = await _chunked(self._enqueue, orphans)
+        for r, ok in zip(orphans, added, strict=True):
+            self._suspects.pop(r.round_id, None)
+            if ok:
+                log.warning("user %s round %s: no job and no lock holder for %.0fs; enqueued again",
+                            r.user_id, r.round_id, lease)
+        if orphans:
+            ROUNDS.labels("reconciled").inc(sum(added))
+        return sum(added)
+
+    async def _enqueue(self, r: rounds.CreatedRound | rounds.OpenRound) -> bool:
+        return await self.queue.enqueue(engine.job_id(r.round_id), engine.job_payload(r.round_id, r.user_id))
+
+    async def _gauges(self) -> None:
+        async with self.db.connection() as conn:
+            CAMPAIGNS_RUNNING.set(await rounds.count_running_campaigns(conn))
+        await self.queue.depth()
+        if self.redis is not None:
+            fresh_since = int((time.time() - self.settings.lease_ttl) * 1000)
+            WORKERS_LIVE.set(await self.redis.zcount(keys.WORKER_HEARTBEAT, fresh_since, "+inf"))
+
+
+async def _chunked(call: Callable[[Item], Awaitable[T]], items: Sequence[Item]) -> list[T]:
+    """``call`` for each item, a chunk at a time, so a big batch doesn't open a connection per call."""
+    out: list[T] = []
+    for i in range(0, len(items), REDIS_CHUNK):
+        out.extend(await asyncio.gather(*(call(item) for item in items[i:i + REDIS_CHUNK])))
+    return out

@@ -1,0 +1,161 @@
+"""Rules of the broadcast engine (engine.md), as pure functions: no I/O, no clock of their own.
+
+The scheduler and the worker (``scheduler/``, ``roles/worker/``) do the I/O; what to do with a
+due time, a gap, a retry or an error from Telegram is decided here, so each rule is testable on
+its own and the error table of engine.md lives in one function (``decide``).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from config.settings import EngineSettings
+from domain.errors import (
+    AccountThrottled,
+    FloodWait,
+    GatewayError,
+    GroupClosed,
+    GroupMigrated,
+    MessageRejected,
+    SessionDead,
+    TransientError,
+)
+
+ROUNDS_QUEUE = "rounds"  # name of the job queue that carries round jobs
+JOB_PREFIX = "round:"
+
+# notification kinds the engine queues (rendered by the bot, see services/notifications.py)
+ROUND_SUMMARY = "round_summary"
+SESSION_ENDED = "session_ended"
+GROUP_DISABLED = "group_disabled"
+FLOOD_PAUSE = "flood_pause"
+MESSAGE_REJECTED = "message_rejected"
+
+AttemptStatus = Literal["pending", "sending", "sent", "failed", "skipped", "flood_wait", "unknown"]
+FINAL_STATUSES: frozenset[str] = frozenset({"sent", "failed", "skipped", "unknown"})
+OPEN_STATUSES: frozenset[str] = frozenset({"pending", "sending", "flood_wait"})
+
+# How long a flood wait makes the account's gap wider, and by how much.
+WIDEN_FACTOR = 2.0
+WIDEN_MIN_SECONDS = 600.0
+
+
+def job_id(round_id: int) -> str:
+    """The dedupe id of a round's job (continuations reuse it)."""
+    return f"{JOB_PREFIX}{round_id}"
+
+
+def job_payload(round_id: int, user_id: int) -> dict[str, int]:
+    return {"round_id": round_id, "user_id": user_id}
+
+
+def round_id_of(job: str) -> int | None:
+    if not job.startswith(JOB_PREFIX):
+        return None
+    try:
+        return int(job[len(JOB_PREFIX):])
+    except ValueError:
+        return None
+
+
+def next_run_after(planned: datetime, interval_seconds: int, now: datetime) -> datetime:
+    """The next due time after a round planned at ``planned``: no drift, missed rounds skipped.
+
+    ``planned + interval`` when that is still in the future; otherwise the first multiple of the
+    interval after ``now`` (a late round is never followed by a burst of catch-up rounds).
+    """
+    step = timedelta(seconds=interval_seconds)
+    following = planned + step
+    if following > now:
+        return following
+    missed = (now - planned) // step
+    return planned + step * (missed + 1)
+
+
+def account_gap(settings: EngineSettings, rng: random.Random, widen: float = 1.0) -> float:
+    """Seconds between two sends of one account: uniform in [gap_min, gap_max], times ``widen``."""
+    low, high = settings.gap_min, max(settings.gap_min, settings.gap_max)
+    return rng.uniform(low, high) * max(1.0, widen)
+
+
+def jitter(settings: EngineSettings, rng: random.Random) -> float:
+    """Extra delay added to continuations so jobs of many users don't line up."""
+    spread = min(1.0, (settings.gap_max - settings.gap_min) / 4 + settings.gap_min / 4)
+    return rng.uniform(0.0, max(0.0, spread))
+
+
+def retry_delay(tries: int, settings: EngineSettings) -> float:
+    """Exponential backoff for transient errors: retry_base doubling per try, capped at retry_max."""
+    return float(min(settings.retry_max, settings.retry_base * 2 ** max(0, tries - 1)))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one failed send leads to (engine.md's error table, one row)."""
+
+    status: AttemptStatus  # new status of the attempt
+    code: str
+    detail: str
+    outcome: str  # SENDS metric label
+    retry_in: float | None = None  # attempt may be tried again after this many seconds
+    account_wait: float = 0.0  # nothing from this account before this many seconds
+    group_wait: float = 0.0  # nothing to this group before this many seconds
+    widen_gap: bool = False
+    pause_for: float | None = None  # campaign paused this many seconds; the round ends here
+    stop_campaign: bool = False  # account dead: disconnect it, stop the campaign, end the round
+    disable_group: bool = False
+    notify: str | None = None
+    end_batch: bool = False  # no further send in this job
+    flood_kind: str | None = None  # FLOOD_WAITS metric label
+
+    @property
+    def ends_round(self) -> bool:
+        return self.pause_for is not None or self.stop_campaign
+
+    @property
+    def has_side_effects(self) -> bool:
+        return self.ends_round or self.disable_group or self.notify is not None
+
+
+def decide(error: GatewayError, tries: int, settings: EngineSettings) -> Decision:
+    """Map a domain error from the gateway to what happens, as engine.md's table says.
+
+    ``tries`` counts sends of this attempt including the one that failed. ``GroupMigrated`` is
+    not decided here: the executor re-targets the attempt and sends again.
+    """
+    code, detail = error.code, error.detail
+    if isinstance(error, FloodWait):
+        seconds = float(error.seconds)
+        if error.is_slow_mode:
+            # slow mode limits one group, not the account: other groups go on
+            if seconds <= settings.flood_inline_max:
+                return Decision("flood_wait", code, detail, "flood_wait", retry_in=seconds,
+                                group_wait=seconds, flood_kind="slow_mode")
+            return Decision("skipped", code, detail, "skipped", group_wait=seconds, flood_kind="slow_mode")
+        if seconds <= settings.flood_inline_max:
+            return Decision("flood_wait", code, detail, "flood_wait", retry_in=seconds, account_wait=seconds,
+                            widen_gap=True, end_batch=True, flood_kind="flood_wait")
+        return Decision("skipped", code, detail, "flood_wait", account_wait=seconds, widen_gap=True,
+                        pause_for=seconds, notify=FLOOD_PAUSE, end_batch=True, flood_kind="flood_wait_long")
+    if isinstance(error, AccountThrottled):
+        pause = float(settings.peer_flood_pause)
+        return Decision("skipped", code, detail, "peer_flood", account_wait=pause, pause_for=pause,
+                        notify=FLOOD_PAUSE, end_batch=True, flood_kind="peer_flood")
+    if isinstance(error, GroupClosed):
+        return Decision("failed", code, detail, "group_closed", disable_group=True, notify=GROUP_DISABLED)
+    if isinstance(error, SessionDead):
+        return Decision("failed", code, detail, "session_dead", stop_campaign=True, notify=SESSION_ENDED,
+                        end_batch=True)
+    if isinstance(error, TransientError):
+        if tries < settings.retry_tries:
+            return Decision("pending", code, detail, "retry", retry_in=retry_delay(tries, settings))
+        return Decision("failed", code, detail, "failed")
+    if isinstance(error, MessageRejected):
+        return Decision("failed", code, detail, "rejected", notify=MESSAGE_REJECTED)
+    if isinstance(error, GroupMigrated):
+        # a second migration in a row for the same attempt: give up on this group for the round
+        return Decision("failed", code, detail, "failed")
+    return Decision("failed", code, detail, "failed")

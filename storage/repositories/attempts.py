@@ -1,0 +1,385 @@
+"""SQL for attempts: the durable state machine behind "at most one send per (round, group)".
+
+``pending | flood_wait -> sending`` is a conditional UPDATE committed before the send: only the
+caller whose UPDATE returned the row may send, and a row left in ``sending`` by a crash becomes
+``unknown`` and is never sent again. The statements are shaped for the executor's budget of
+about one statement per send: a job opens with one statement (context, crash recovery and the
+batch), each send claims its attempt in the statement that also records the previous outcome,
+and the last outcome is written together with the question "what is left in this round?".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+FINAL = ("sent", "failed", "skipped", "unknown")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An attempt that may be sent now."""
+
+    attempt_id: int
+    group_id: int
+    peer_id: int
+    access_hash: int
+    kind: str
+    tries: int
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """Everything a job needs, read in its first statement."""
+
+    round_id: int
+    user_id: int
+    message_id: int
+    planned_at: datetime
+    started_at: datetime | None
+    first_start: bool  # this job started the round (round lag is measured once)
+    finished: bool
+    campaign_status: str
+    paused_until: datetime | None
+    global_pause: bool
+    account_id: int | None
+    account_status: str | None
+    session_enc: bytes | None
+    text: str
+    entities: list[dict[str, Any]]
+    media_id: int | None
+    lost: int  # attempts found in ``sending`` and turned ``unknown``
+    account_hint: datetime | None  # end of the latest account-wide flood wait of this round
+    now: datetime
+    candidates: list[Candidate]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one send, written where the attempt is still ``sending``."""
+
+    attempt_id: int
+    status: str  # sent | failed | skipped | unknown | pending (retry) | flood_wait
+    code: str = ""
+    detail: str = ""
+    sent_message_id: int | None = None
+    retry_in: float | None = None  # not_before = now + retry_in
+    flood: bool = False  # retry_in is a flood hint (also kept in retry_after)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in FINAL
+
+
+@dataclass(frozen=True)
+class Claimed:
+    attempt_id: int
+    peer_id: int
+    access_hash: int
+    kind: str
+    tries: int
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """Open attempts of a round: how many, how many may go now, when the next waiting one may."""
+
+    open: int
+    ready: int
+    earliest: datetime | None
+    now: datetime
+
+
+_START = """
+WITH lost AS (
+    UPDATE attempts
+    SET status = 'unknown', error_code = 'INTERRUPTED',
+        error_detail = 'the worker stopped during the send', finished_at = now(), updated_at = now()
+    WHERE attempt_id IN (SELECT attempt_id FROM attempts WHERE round_id = $1 AND status = 'sending'
+                         ORDER BY attempt_id FOR UPDATE)
+      AND status = 'sending'
+      AND EXISTS (SELECT 1 FROM rounds WHERE round_id = $1 AND user_id = $3)
+    RETURNING attempt_id
+), started AS (
+    UPDATE rounds SET started_at = now()
+    WHERE round_id = $1 AND user_id = $3 AND started_at IS NULL AND finished_at IS NULL
+    RETURNING started_at
+), ctx AS (
+    SELECT r.round_id, r.user_id, r.message_id, r.planned_at,
+           coalesce(r.started_at, (SELECT started_at FROM started)) AS started_at,
+           EXISTS (SELECT 1 FROM started) AS first_start,
+           r.finished_at IS NOT NULL AS finished,
+           -- a round planned before the campaign was last started belongs to a stopped run
+           CASE WHEN c.started_at IS NOT NULL AND r.planned_at < c.started_at THEN 'stopped'
+                ELSE c.status END AS campaign_status,
+           c.paused_until,
+           coalesce((SELECT s.value = 'true'::jsonb FROM settings s WHERE s.key = 'global_pause'), false)
+               AS global_pause,
+           a.account_id, a.status AS account_status, a.session_enc,
+           m.text, m.entities, m.media_id,
+           (SELECT count(*) FROM lost)::int AS lost,
+           (SELECT max(f.not_before) FROM attempts f
+            WHERE f.round_id = $1 AND f.status = 'flood_wait' AND f.error_code = 'FLOOD_WAIT')
+               AS account_hint,
+           now() AS now
+    FROM rounds r
+    JOIN campaigns c ON c.user_id = r.user_id
+    JOIN messages m ON m.message_id = r.message_id
+    LEFT JOIN accounts a ON a.user_id = r.user_id
+    WHERE r.round_id = $1
+)
+SELECT ctx.*, t.attempt_id, t.group_id, t.peer_id, t.access_hash, t.kind, t.tries
+FROM ctx
+LEFT JOIN LATERAL (
+    SELECT t.attempt_id, t.group_id, t.peer_id, t.access_hash, t.kind, t.tries
+    FROM attempts t
+    WHERE t.round_id = ctx.round_id AND ctx.user_id = $3 AND t.status IN ('pending', 'flood_wait')
+      AND (t.not_before IS NULL OR t.not_before <= now())
+    ORDER BY t.attempt_id
+    LIMIT $2
+) t ON NOT ctx.finished
+ORDER BY t.attempt_id
+"""
+
+def _outcome_sql(n: int) -> str:
+    """The outcome CTE ``done``; its seven parameters start at ``$n`` (see ``_outcome_args``)."""
+    a = [f"${n + i}" for i in range(7)]
+    return f"""
+done AS (
+    UPDATE attempts
+    SET status = {a[1]}::text,
+        error_code = CASE WHEN {a[2]}::text = '' THEN error_code ELSE {a[2]}::text END,
+        error_detail = CASE WHEN {a[2]}::text = '' THEN error_detail ELSE {a[3]}::text END,
+        sent_message_id = coalesce({a[4]}::bigint, sent_message_id),
+        not_before = CASE WHEN {a[5]}::float8 IS NULL THEN NULL
+                          ELSE now() + make_interval(secs => {a[5]}::float8) END,
+        retry_after = CASE WHEN {a[6]}::bool THEN now() + make_interval(secs => {a[5]}::float8)
+                           ELSE retry_after END,
+        finished_at = CASE WHEN {a[1]}::text IN ('sent', 'failed', 'skipped', 'unknown') THEN now() END,
+        updated_at = now()
+    WHERE attempt_id = {a[0]}::bigint AND status = 'sending'
+    RETURNING attempt_id
+)"""
+
+
+# The claim re-checks, in the same statement, everything engine.md lists "before each send":
+# campaign running and not paused, no global pause, attempt still pending, round open with the
+# message version this job loaded.
+_CLAIM = "WITH " + _outcome_sql(2) + """, claim AS (
+    UPDATE attempts t
+    SET status = 'sending', tries = t.tries + 1, sending_at = now(), updated_at = now()
+    FROM rounds r, campaigns c
+    WHERE t.attempt_id = $1 AND t.status IN ('pending', 'flood_wait')
+      AND (t.not_before IS NULL OR t.not_before <= now())
+      AND r.round_id = t.round_id AND r.finished_at IS NULL AND r.message_id = $9
+      AND c.user_id = r.user_id AND c.status = 'running'
+      AND (c.started_at IS NULL OR r.planned_at >= c.started_at)
+      AND (c.paused_until IS NULL OR c.paused_until <= now())
+      AND NOT coalesce((SELECT s.value = 'true'::jsonb FROM settings s WHERE s.key = 'global_pause'), false)
+    RETURNING t.attempt_id, t.peer_id, t.access_hash, t.kind, t.tries
+)
+SELECT (SELECT count(*) FROM done)::int AS written, claim.*
+FROM (SELECT 1) AS one LEFT JOIN claim ON true
+"""
+
+_FLUSH = "WITH " + _outcome_sql(2) + """
+SELECT (SELECT count(*) FROM done)::int AS written,
+       count(t.attempt_id)::int AS open,
+       count(t.attempt_id) FILTER (WHERE t.not_before IS NULL OR t.not_before <= now())::int AS ready,
+       min(t.not_before) FILTER (WHERE t.not_before > now()) AS earliest,
+       now() AS now
+FROM attempts t
+WHERE t.round_id = $1 AND t.status IN ('pending', 'sending', 'flood_wait') AND t.attempt_id <> $2
+"""
+
+_WRITE = "WITH " + _outcome_sql(1) + " SELECT count(*)::int AS written FROM done"
+
+
+def _outcome_args(outcome: Outcome | None) -> list[Any]:
+    if outcome is None:
+        return [0, "sent", "", "", None, None, False]
+    return [outcome.attempt_id, outcome.status, outcome.code, outcome.detail[:500], outcome.sent_message_id,
+            outcome.retry_in, outcome.flood]
+
+
+async def start_batch(
+    conn: asyncpg.Connection, round_id: int, user_id: int, limit: int
+) -> RoundContext | None:
+    """Open a job: recover interrupted sends, mark the round started, read context and batch.
+
+    Must run while holding the lock of ``user_id``: any attempt still in ``sending`` then belongs
+    to a holder that is gone, so it becomes ``unknown`` (never sent again). When the round is not
+    that user's (a wrong job payload), nothing is changed and the context has no candidates: the
+    caller compares ``user_id``. None: no such round.
+    """
+    rows = await conn.fetch(_START, round_id, limit, user_id)
+    if not rows:
+        return None
+    head = rows[0]
+    candidates = [
+        Candidate(r["attempt_id"], r["group_id"], r["peer_id"], r["access_hash"], r["kind"], r["tries"])
+        for r in rows if r["attempt_id"] is not None
+    ]
+    entities = head["entities"]
+    return RoundContext(
+        round_id=head["round_id"], user_id=head["user_id"], message_id=head["message_id"],
+        planned_at=head["planned_at"], started_at=head["started_at"], first_start=head["first_start"],
+        finished=head["finished"], campaign_status=head["campaign_status"], paused_until=head["paused_until"],
+        global_pause=head["global_pause"], account_id=head["account_id"],
+        account_status=head["account_status"],
+        session_enc=bytes(head["session_enc"]) if head["session_enc"] is not None else None,
+        text=head["text"], entities=list(entities) if isinstance(entities, list) else [],
+        media_id=head["media_id"], lost=head["lost"], account_hint=head["account_hint"], now=head["now"],
+        candidates=candidates,
+    )
+
+
+async def claim(
+    conn: asyncpg.Connection, attempt_id: int, message_id: int, previous: Outcome | None = None
+) -> tuple[Claimed | None, bool]:
+    """Write ``previous`` (if any) and move ``attempt_id`` to ``sending`` if every check passes.
+
+    Returns the claimed attempt (None: not claimable now) and whether ``previous`` was written.
+    """
+    row = await conn.fetchrow(_CLAIM, attempt_id, *_outcome_args(previous), message_id)
+    assert row is not None
+    claimed = None
+    if row["attempt_id"] is not None:
+        claimed = Claimed(row["attempt_id"], row["peer_id"], row["access_hash"], row["kind"], row["tries"])
+    return claimed, bool(row["written"])
+
+
+async def write_outcome(conn: asyncpg.Connection, outcome: Outcome) -> bool:
+    """Record the result of a send; False if the attempt was no longer ``sending``."""
+    row = await conn.fetchrow(_WRITE, *_outcome_args(outcome))
+    return bool(row and row["written"])
+
+
+async def flush_and_remaining(
+    conn: asyncpg.Connection, round_id: int, last: Outcome | None
+) -> tuple[bool, Remaining]:
+    """Write the job's last outcome (if any) and count what is still open in the round."""
+    row = await conn.fetchrow(_FLUSH, round_id, *_outcome_args(last))
+    assert row is not None
+    remaining = Remaining(row["open"], row["ready"], row["earliest"], row["now"])
+    if last is not None and last.is_open:
+        # the snapshot of this statement still shows ``last`` as sending: count its new state here
+        ready = last.retry_in is None or last.retry_in <= 0
+        remaining = Remaining(remaining.open + 1, remaining.ready + int(ready), remaining.earliest,
+                              row["now"])
+        if not ready and last.retry_in is not None:
+            at = row["now"] + timedelta(seconds=last.retry_in)
+            earliest = at if remaining.earliest is None else min(remaining.earliest, at)
+            remaining = Remaining(remaining.open, remaining.ready, earliest, row["now"])
+    return bool(row["written"]), remaining
+
+
+async def skip_open(conn: asyncpg.Connection, round_id: int, code: str, detail: str) -> int:
+    """End the round early: every attempt not yet sent becomes ``skipped`` with the reason."""
+    result = await conn.execute(
+        """
+        UPDATE attempts
+        SET status = 'skipped', error_code = $2, error_detail = $3, finished_at = now(), updated_at = now()
+        WHERE round_id = $1 AND status IN ('pending', 'flood_wait')
+        """,
+        round_id,
+        code,
+        detail[:500],
+    )
+    return int(result.split()[-1])
+
+
+async def mark_skipped(conn: asyncpg.Connection, attempt_id: int, code: str, detail: str) -> bool:
+    """Skip one attempt that was never claimed (e.g. its group is in a long slow mode)."""
+    result = await conn.execute(
+        """
+        UPDATE attempts
+        SET status = 'skipped', error_code = $2, error_detail = $3, finished_at = now(), updated_at = now()
+        WHERE attempt_id = $1 AND status IN ('pending', 'flood_wait')
+        """,
+        attempt_id,
+        code,
+        detail[:500],
+    )
+    return bool(result.endswith(" 1"))
+
+
+async def defer(conn: asyncpg.Connection, attempt_id: int, seconds: float) -> None:
+    """Put off a pending attempt (its group has a slow-mode hint) so the round's count knows when."""
+    await conn.execute(
+        """
+        UPDATE attempts SET not_before = now() + make_interval(secs => $2), updated_at = now()
+        WHERE attempt_id = $1 AND status IN ('pending', 'flood_wait')
+        """,
+        attempt_id,
+        float(seconds),
+    )
+
+
+async def disable_group(conn: asyncpg.Connection, group_id: int, reason: str) -> str | None:
+    """Disable an active group with the reason; returns its title, None if it was not active."""
+    title: str | None = await conn.fetchval(
+        """
+        UPDATE groups SET status = 'disabled', reason = $2, updated_at = now()
+        WHERE group_id = $1 AND status = 'active'
+        RETURNING title
+        """,
+        group_id,
+        reason,
+    )
+    return title
+
+
+@dataclass(frozen=True)
+class Retarget:
+    """What a group migration leads to: send again to ``peer`` or skip (already in the round)."""
+
+    send: bool
+    peer_id: int
+    access_hash: int
+    kind: str
+
+
+async def retarget(
+    conn: asyncpg.Connection, attempt_id: int, round_id: int, user_id: int, group_id: int,
+    new_peer_id: int, new_access_hash: int,
+) -> Retarget:
+    """Point a group (and this attempt) at the supergroup it became.
+
+    If the user already has the new supergroup as another group row, the old row is marked
+    ``gone``; when that row has its own attempt in this round, this one is skipped so the
+    supergroup gets one post, not two.
+    """
+    other = await conn.fetchrow(
+        "SELECT group_id FROM groups WHERE user_id = $1 AND peer_id = $2 AND group_id <> $3",
+        user_id, new_peer_id, group_id,
+    )
+    if other is not None:
+        await conn.execute(
+            "UPDATE groups SET status = 'gone', reason = 'CHAT_MIGRATED', updated_at = now() "
+            "WHERE group_id = $1",
+            group_id,
+        )
+        in_round = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM attempts WHERE round_id = $1 AND group_id = $2)",
+            round_id, other["group_id"],
+        )
+        if in_round:
+            return Retarget(False, new_peer_id, new_access_hash, "supergroup")
+    else:
+        await conn.execute(
+            """
+            UPDATE groups SET peer_id = $2, access_hash = $3, kind = 'supergroup', updated_at = now()
+            WHERE group_id = $1
+            """,
+            group_id, new_peer_id, new_access_hash,
+        )
+    await conn.execute(
+        "UPDATE attempts SET peer_id = $2, access_hash = $3, kind = 'supergroup', updated_at = now() "
+        "WHERE attempt_id = $1",
+        attempt_id, new_peer_id, new_access_hash,
+    )
+    return Retarget(True, new_peer_id, new_access_hash, "supergroup")

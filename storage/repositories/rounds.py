@@ -1,0 +1,264 @@
+"""SQL for rounds and the campaign side of the engine: due scan, round creation, completion.
+
+Repositories take a connection and never commit; the scheduler tick and the worker's job own
+their transactions. Times come from the database clock (``now()``) so that every replica agrees
+on what is due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class DueCampaign:
+    user_id: int
+    next_run_at: datetime
+    interval_seconds: int
+
+
+@dataclass(frozen=True)
+class CreatedRound:
+    round_id: int
+    user_id: int
+    planned_at: datetime
+    message_id: int
+    total: int
+
+
+@dataclass(frozen=True)
+class OpenRound:
+    round_id: int
+    user_id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FinishedRound:
+    round_id: int
+    user_id: int
+    status: str
+    total: int
+    sent: int
+    failed: int
+    skipped: int
+    unknown: int
+    planned_at: datetime
+    started_at: datetime | None
+    finished_at: datetime
+
+    def summary(self) -> dict[str, int]:
+        return {"round_id": self.round_id, "total": self.total, "sent": self.sent, "failed": self.failed,
+                "skipped": self.skipped, "unknown": self.unknown}
+
+
+DUE_QUERY = """
+SELECT c.user_id, c.next_run_at, c.interval_seconds, now() AS now
+FROM campaigns c
+WHERE c.status = 'running'
+  AND c.next_run_at <= now()
+  AND c.interval_seconds IS NOT NULL
+  AND (c.paused_until IS NULL OR c.paused_until <= now())
+  AND NOT EXISTS (SELECT 1 FROM rounds r WHERE r.user_id = c.user_id AND r.finished_at IS NULL)
+ORDER BY c.next_run_at
+LIMIT $1
+FOR UPDATE OF c SKIP LOCKED
+"""
+
+
+async def db_now(conn: asyncpg.Connection) -> datetime:
+    value: datetime = await conn.fetchval("SELECT now()")
+    return value
+
+
+async def global_pause(conn: asyncpg.Connection) -> bool:
+    """The admin kill switch (settings key ``global_pause``)."""
+    value = await conn.fetchval(
+        "SELECT coalesce((SELECT value = 'true'::jsonb FROM settings WHERE key = 'global_pause'), false)")
+    return bool(value)
+
+
+async def lock_due_campaigns(conn: asyncpg.Connection, limit: int) -> tuple[datetime, list[DueCampaign]]:
+    """Running, due, unpaused campaigns without an unfinished round, locked for this transaction.
+
+    Served by ``campaigns_status_next_run_at_idx`` (a range scan over the due rows only) and, for
+    the open-round check, by ``rounds_user_id_open_idx``. ``SKIP LOCKED`` lets two schedulers
+    split the work instead of waiting on each other; after a row is locked PostgreSQL re-checks
+    ``next_run_at`` against the latest version, so a campaign another scheduler just advanced
+    is not taken again.
+    """
+    rows = await conn.fetch(DUE_QUERY, limit)
+    now = rows[0]["now"] if rows else await db_now(conn)
+    return now, [DueCampaign(r["user_id"], r["next_run_at"], r["interval_seconds"]) for r in rows]
+
+
+async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) -> list[CreatedRound]:
+    """One round per due campaign with its attempts, from one snapshot (a single statement).
+
+    The round keeps the message version current now and the attempts copy the selected active
+    groups (peer id, access hash, kind), so later edits change the next round, not this one. A
+    campaign with no message or no selected active group gets no round. A conflict with the
+    unique ``(user_id, planned_at)`` or the one-open-round index (another scheduler won the race)
+    is skipped, not raised.
+    """
+    if not due:
+        return []
+    rows = await conn.fetch(
+        """
+        WITH due AS (
+            SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) AS d(user_id, planned_at)
+        ), msg AS (
+            SELECT DISTINCT ON (m.user_id) m.user_id, m.message_id
+            FROM messages m JOIN due USING (user_id)
+            ORDER BY m.user_id, m.version DESC
+        ), sel AS (
+            SELECT g.user_id, g.group_id, g.peer_id, g.access_hash, g.kind
+            FROM groups g JOIN due USING (user_id)
+            WHERE g.selected AND g.status = 'active'
+        ), cnt AS (
+            SELECT user_id, count(*)::int AS n FROM sel GROUP BY user_id
+        ), new_rounds AS (
+            INSERT INTO rounds (user_id, message_id, planned_at, total)
+            SELECT due.user_id, msg.message_id, due.planned_at, cnt.n
+            FROM due JOIN msg USING (user_id) JOIN cnt USING (user_id)
+            ON CONFLICT DO NOTHING
+            RETURNING round_id, user_id, planned_at, message_id, total
+        ), new_attempts AS (
+            INSERT INTO attempts (round_id, group_id, peer_id, access_hash, kind)
+            SELECT nr.round_id, sel.group_id, sel.peer_id, sel.access_hash, sel.kind
+            FROM new_rounds nr JOIN sel USING (user_id)
+            ORDER BY nr.round_id, sel.group_id
+            RETURNING round_id
+        )
+        SELECT nr.round_id, nr.user_id, nr.planned_at, nr.message_id, nr.total FROM new_rounds nr
+        """,
+        [d.user_id for d in due],
+        [d.next_run_at for d in due],
+    )
+    return [CreatedRound(r["round_id"], r["user_id"], r["planned_at"], r["message_id"], r["total"])
+            for r in rows]
+
+
+async def advance_campaigns(conn: asyncpg.Connection, next_runs: Sequence[tuple[int, datetime]]) -> None:
+    """Set each campaign's ``next_run_at`` (computed by ``services.engine.next_run_after``)."""
+    if not next_runs:
+        return
+    await conn.execute(
+        """
+        UPDATE campaigns c SET next_run_at = v.next_run_at, updated_at = now()
+        FROM unnest($1::bigint[], $2::timestamptz[]) AS v(user_id, next_run_at)
+        WHERE c.user_id = v.user_id AND c.status = 'running'
+        """,
+        [user_id for user_id, _ in next_runs],
+        [at for _, at in next_runs],
+    )
+
+
+async def open_rounds(conn: asyncpg.Connection, older_than: timedelta, limit: int) -> list[OpenRound]:
+    """Unfinished rounds created more than ``older_than`` ago, oldest first (``rounds_open_idx``)."""
+    rows = await conn.fetch(
+        """
+        SELECT round_id, user_id, created_at FROM rounds
+        WHERE finished_at IS NULL AND created_at <= now() - $1::interval
+        ORDER BY created_at
+        LIMIT $2
+        """,
+        older_than,
+        limit,
+    )
+    return [OpenRound(r["round_id"], r["user_id"], r["created_at"]) for r in rows]
+
+
+async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "done") -> FinishedRound | None:
+    """Close the round if no attempt is open: counters from the attempts, campaign.last_round_id.
+
+    Returns None when the round is already finished or still has open attempts, so calling it
+    twice (a duplicate job) finishes and notifies once.
+    """
+    row = await conn.fetchrow(
+        """
+        WITH counts AS (
+            SELECT count(*) FILTER (WHERE status = 'sent')::int AS sent,
+                   count(*) FILTER (WHERE status = 'failed')::int AS failed,
+                   count(*) FILTER (WHERE status = 'skipped')::int AS skipped,
+                   count(*) FILTER (WHERE status = 'unknown')::int AS unknown,
+                   count(*) FILTER (WHERE status IN ('pending', 'sending', 'flood_wait'))::int AS open
+            FROM attempts WHERE round_id = $1
+        ), fin AS (
+            UPDATE rounds r
+            SET finished_at = now(), status = $2, started_at = coalesce(r.started_at, now()),
+                sent = counts.sent, failed = counts.failed, skipped = counts.skipped,
+                unknown = counts.unknown
+            FROM counts
+            WHERE r.round_id = $1 AND r.finished_at IS NULL AND counts.open = 0
+            RETURNING r.round_id, r.user_id, r.status, r.total, r.sent, r.failed, r.skipped, r.unknown,
+                      r.planned_at, r.started_at, r.finished_at
+        ), camp AS (
+            UPDATE campaigns c SET last_round_id = fin.round_id, updated_at = now()
+            FROM fin WHERE c.user_id = fin.user_id
+        )
+        SELECT * FROM fin
+        """,
+        round_id,
+        status,
+    )
+    if row is None:
+        return None
+    return FinishedRound(
+        round_id=row["round_id"], user_id=row["user_id"], status=row["status"], total=row["total"],
+        sent=row["sent"], failed=row["failed"], skipped=row["skipped"], unknown=row["unknown"],
+        planned_at=row["planned_at"], started_at=row["started_at"], finished_at=row["finished_at"],
+    )
+
+
+async def pause_campaign(
+    conn: asyncpg.Connection, user_id: int, seconds: float, reason: str
+) -> datetime | None:
+    """Pause a running campaign for ``seconds`` (never shortening a longer pause); returns the end."""
+    value: datetime | None = await conn.fetchval(
+        """
+        UPDATE campaigns
+        SET paused_until = greatest(coalesce(paused_until, now()), now() + make_interval(secs => $2)),
+            pause_reason = $3, updated_at = now()
+        WHERE user_id = $1 AND status = 'running'
+        RETURNING paused_until
+        """,
+        user_id,
+        float(seconds),
+        reason,
+    )
+    return value
+
+
+async def stop_campaign(conn: asyncpg.Connection, user_id: int) -> bool:
+    status = await conn.execute(
+        """
+        UPDATE campaigns SET status = 'stopped', stopped_at = now(), updated_at = now()
+        WHERE user_id = $1 AND status = 'running'
+        """,
+        user_id,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def disconnect_account(conn: asyncpg.Connection, user_id: int, reason: str) -> bool:
+    """The session is dead: forget it (a disconnected account never keeps its session)."""
+    status = await conn.execute(
+        """
+        UPDATE accounts SET status = 'disconnected', session_enc = NULL, disconnected_reason = $2,
+                            updated_at = now()
+        WHERE user_id = $1 AND status = 'connected'
+        """,
+        user_id,
+        reason,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def count_running_campaigns(conn: asyncpg.Connection) -> int:
+    value = await conn.fetchval("SELECT count(*) FROM campaigns WHERE status = 'running'")
+    return int(value or 0)
