@@ -60,8 +60,12 @@ async def run_bot_role(deps: Deps, stop: asyncio.Event) -> None:
 
 async def run_app_role(deps: Deps, stop: asyncio.Event) -> None:
     from roles.app.server import run_app
+    from roles.bot.role import build_webhook_target
 
-    await run_app(deps.settings, deps.db, deps.redis, stop, deps.gateway, deps.cipher)
+    webhook = None
+    if deps.settings.app.webhook_url:  # webhook mode: the bot's updates arrive here, not by polling
+        webhook = build_webhook_target(deps.settings, deps.db, deps.redis, deps.gateway, deps.cipher)
+    await run_app(deps.settings, deps.db, deps.redis, stop, deps.gateway, deps.cipher, webhook=webhook)
 
 
 async def run_worker_role(deps: Deps, stop: asyncio.Event) -> None:
@@ -183,7 +187,11 @@ async def run_roles(settings: Settings, stop: asyncio.Event) -> None:
                                 mtproto=settings.sandbox.mtproto_port >= 0,
                                 mtproto_key_file=mtproto_key_file(settings))
         db = await Database.connect(db_url, settings.database.pool_min, settings.database.pool_max)
-        redis = aioredis.Redis.from_url(redis_url, health_check_interval=30)
+        # a blocking pool waits for a free connection instead of failing past max_connections, which
+        # many concurrent jobs (lock, queue and pacing calls each) would otherwise hit
+        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=200, timeout=20,
+                                                        health_check_interval=30)
+        redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
         gateway = build_gateway(settings)
         metrics_runner = await serve_metrics(settings, roles)
         deps = Deps(settings, db, redis, gateway, load_or_create_key(settings), consumer_name())

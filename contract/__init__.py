@@ -36,6 +36,8 @@ STEP_KINDS = frozenset(
         "given",
         "twice",
         "admin_press",
+        "admin_send",
+        "admin_forge",
     }
 )
 EXPECT_KEYS = frozenset(
@@ -53,6 +55,7 @@ EXPECT_KEYS = frozenset(
         "admin",
         "checks",
         "new_messages",
+        "notified",
     }
 )
 CHECK_NAMES = frozenset(
@@ -65,6 +68,11 @@ CHECK_NAMES = frozenset(
         "message_version",
         "codes_sent",
         "world_sessions",
+        "audit",
+        "banned",
+        "access",
+        "access_mode",
+        "global_paused",
     }
 )
 STATES = frozenset(
@@ -76,6 +84,8 @@ STATES = frozenset(
         "msg_wait",
         "msg_confirm",
         "int_wait",
+        "announce_wait",
+        "announce_confirm",
     }
 )
 _ROW = re.compile(r"^\|\s*((?:U\d+\.\d+)|(?:A\d+))\s*\|", re.MULTILINE)
@@ -169,7 +179,7 @@ def _expect(raw: Any, where: str) -> dict[str, Any]:
         raise ContractError(f"{where}: unknown check(s) {sorted(set(checks) - CHECK_NAMES)}")
     if "state" in raw and raw["state"] not in STATES:
         raise ContractError(f"{where}: unknown state {raw['state']!r}")
-    for key in ("reply", "buttons", "no_buttons"):
+    for key in ("reply", "buttons", "no_buttons", "notified"):
         if key in raw and not (isinstance(raw[key], list) and all(isinstance(x, str) for x in raw[key])):
             raise ContractError(f"{where}: {key} must be a list of strings")
     return dict(raw)

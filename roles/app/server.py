@@ -1,4 +1,4 @@
-"""The app role: health, readiness, metrics and the HTTP admin API over aiohttp."""
+"""The app role: health, readiness, metrics, the HTTP admin API and (in webhook mode) the bot's webhook."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from aiogram import Bot, Dispatcher
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -15,9 +16,10 @@ from config.settings import Settings
 from metrics import HTTP_REQUESTS
 from metrics.http import metrics_handler
 from roles.app.api import ROUTE_TABLES
-from roles.app.auth import auth_middleware
+from roles.app.auth import PUBLIC_PATHS, auth_middleware
 from roles.app.deps import DB, REDIS, Services, build_services, setup_dependencies
 from roles.app.errors import error_middleware
+from roles.app.webhook import WEBHOOK_PATH, WebhookTarget, setup_webhook
 from services.login import SessionCipherPort
 from storage.db import Database
 from storage.migrator import is_at_head
@@ -78,12 +80,16 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def build_app(db: Database, redis: aioredis.Redis, settings: Settings | None = None,
-              services: Services | None = None) -> web.Application:
-    """The app role's application; the admin API is mounted when ``services`` are given."""
+              services: Services | None = None, webhook: WebhookTarget | None = None) -> web.Application:
+    """The app role's application; the admin API is mounted when ``services`` are given, the bot's
+    webhook when ``webhook`` is (it checks its own secret token instead of a bearer token)."""
     settings = settings or Settings()
+    public = PUBLIC_PATHS | {WEBHOOK_PATH} if webhook is not None else PUBLIC_PATHS
     app = web.Application(middlewares=[
-        metrics_middleware, error_middleware, auth_middleware(settings.app.admin_tokens)])
+        metrics_middleware, error_middleware, auth_middleware(settings.app.admin_tokens, public)])
     setup_dependencies(app, settings, db, redis, services)
+    if webhook is not None:
+        setup_webhook(app, webhook)
     app[OPENAPI] = OPENAPI_PATH.read_bytes()
     app.add_routes(routes)
     app.router.add_get("/metrics", metrics_handler)
@@ -94,11 +100,17 @@ def build_app(db: Database, redis: aioredis.Redis, settings: Settings | None = N
 
 
 async def run_app(settings: Settings, db: Database, redis: aioredis.Redis, stop: asyncio.Event,
-                  gateway: AccountGateway, cipher: SessionCipherPort) -> None:
+                  gateway: AccountGateway, cipher: SessionCipherPort,
+                  webhook: tuple[Bot, Dispatcher] | None = None) -> None:
+    """Serve until ``stop``; ``webhook`` (the bot and its dispatcher) mounts ``/telegram/webhook``."""
     services = build_services(settings, db, redis, gateway, cipher)
     if not settings.app.admin_tokens:
         log.warning("ADMIN_API_TOKENS is empty: every admin API route answers 401")
-    runner = web.AppRunner(build_app(db, redis, settings, services), access_log=None)
+    target = None
+    if webhook is not None:
+        target = WebhookTarget(webhook[0], webhook[1], settings.app.webhook_secret.get())
+        log.info("app role: serving the bot's webhook on %s", WEBHOOK_PATH)
+    runner = web.AppRunner(build_app(db, redis, settings, services, target), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.app.host, settings.app.port)
     await site.start()

@@ -160,11 +160,58 @@ class StNotify(CallbackData, prefix="st"):
     action: Literal["notify"] = "notify"
 
 
-# ---- admin (A rows; the entry point and the access-request card) ----------------------------
+# ---- admin (A rows) -------------------------------------------------------------------------
+
+AccessModeName = Literal["open", "approval", "whitelist"]
 
 
 class AdmMenu(CallbackData, prefix="adm"):
     action: Literal["menu"] = "menu"
+
+
+class AdmUsers(CallbackData, prefix="adm"):
+    action: Literal["users"] = "users"
+    page: Page
+
+
+class AdmUser(CallbackData, prefix="adm"):
+    action: Literal["u"] = "u"
+    uid: UserId
+
+
+class AdmGrant(CallbackData, prefix="adm"):
+    action: Literal["grant"] = "grant"
+    uid: UserId
+    days: Days
+
+
+class AdmRevoke(CallbackData, prefix="adm"):
+    action: Literal["revoke"] = "revoke"
+    uid: UserId
+
+
+class AdmBan(CallbackData, prefix="adm"):
+    action: Literal["ban"] = "ban"
+    uid: UserId
+
+
+class AdmUnban(CallbackData, prefix="adm"):
+    action: Literal["unban"] = "unban"
+    uid: UserId
+
+
+class AdmStop(CallbackData, prefix="adm"):
+    action: Literal["stop"] = "stop"
+    uid: UserId
+
+
+class AdmLogout(CallbackData, prefix="adm"):
+    action: Literal["logout"] = "logout"
+    uid: UserId
+
+
+class AdmPending(CallbackData, prefix="adm"):
+    action: Literal["pending"] = "pending"
 
 
 class AdmApprove(CallbackData, prefix="adm"):
@@ -175,6 +222,59 @@ class AdmApprove(CallbackData, prefix="adm"):
 class AdmReject(CallbackData, prefix="adm"):
     action: Literal["reject"] = "reject"
     uid: UserId
+
+
+class AdmModeMenu(CallbackData, prefix="adm"):
+    action: Literal["mode"] = "mode"
+
+
+class AdmMode(CallbackData, prefix="adm"):
+    action: Literal["mode"] = "mode"
+    mode: AccessModeName
+
+
+class AdmRuntime(CallbackData, prefix="adm"):
+    action: Literal["runtime"] = "runtime"
+
+
+class AdmPause(CallbackData, prefix="adm"):
+    action: Literal["pause"] = "pause"
+
+
+class AdmResume(CallbackData, prefix="adm"):
+    action: Literal["resume"] = "resume"
+
+
+class AdmAnnounce(CallbackData, prefix="adm"):
+    action: Literal["announce"] = "announce"
+
+
+class AdmAnnounceSend(CallbackData, prefix="adm"):
+    action: Literal["announce"] = "announce"
+    confirm: Literal["send"] = "send"
+
+
+ADMIN: tuple[type[CallbackData], ...] = (
+    AdmMenu,
+    AdmUsers,
+    AdmUser,
+    AdmGrant,
+    AdmRevoke,
+    AdmBan,
+    AdmUnban,
+    AdmStop,
+    AdmLogout,
+    AdmPending,
+    AdmApprove,
+    AdmReject,
+    AdmModeMenu,
+    AdmMode,
+    AdmRuntime,
+    AdmPause,
+    AdmResume,
+    AdmAnnounce,
+    AdmAnnounceSend,
+)
 
 
 ALL: tuple[type[CallbackData], ...] = (
@@ -204,9 +304,7 @@ ALL: tuple[type[CallbackData], ...] = (
     StShow,
     StRefresh,
     StNotify,
-    AdmMenu,
-    AdmApprove,
-    AdmReject,
+    *ADMIN,
 )
 
 

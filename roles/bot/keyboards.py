@@ -224,3 +224,102 @@ def status(notify_on: bool) -> InlineKeyboardMarkup:
             [button(texts.BTN_MAIN, cb.MainMenu())],
         ]
     )
+
+
+# admin -------------------------------------------------------------------------------------------
+
+GRANT_DAYS = (7, 30, 0)  # the grant presets of a user card; 0 = no expiry
+
+
+def admin_back() -> list[InlineKeyboardButton]:
+    return [button(texts.BTN_ADM_BACK, cb.AdmMenu())]
+
+
+def admin_menu(*, paused: bool) -> InlineKeyboardMarkup:
+    if paused:
+        switch = button(texts.BTN_ADM_RESUME, cb.AdmResume())
+    else:
+        switch = button(texts.BTN_ADM_PAUSE, cb.AdmPause())
+    return markup(
+        [
+            [
+                button(texts.BTN_ADM_USERS, cb.AdmUsers(page=0)),
+                button(texts.BTN_ADM_PENDING, cb.AdmPending()),
+            ],
+            [button(texts.BTN_ADM_RUNTIME, cb.AdmRuntime()), button(texts.BTN_ADM_MODE, cb.AdmModeMenu())],
+            [switch, button(texts.BTN_ADM_ANNOUNCE, cb.AdmAnnounce())],
+            [button(texts.BTN_MAIN, cb.MainMenu())],
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class UserButton:
+    user_id: int
+    caption: str
+
+
+def admin_users(users: Sequence[UserButton], page: int, pages: int) -> InlineKeyboardMarkup:
+    rows: list[list[InlineKeyboardButton]] = [[button(u.caption, cb.AdmUser(uid=u.user_id))] for u in users]
+    nav = []
+    if page > 0:
+        nav.append(button(texts.BTN_PREV, cb.AdmUsers(page=page - 1)))
+    if page + 1 < pages:
+        nav.append(button(texts.BTN_NEXT, cb.AdmUsers(page=page + 1)))
+    rows.append(nav)
+    rows.append(admin_back())
+    return markup(rows)
+
+
+def admin_user_card(uid: int, *, banned: bool, page: int = 0) -> InlineKeyboardMarkup:
+    if banned:
+        ban = button(texts.BTN_ADM_UNBAN, cb.AdmUnban(uid=uid))
+    else:
+        ban = button(texts.BTN_ADM_BAN, cb.AdmBan(uid=uid))
+    return markup(
+        [
+            [button(texts.grant_caption(days), cb.AdmGrant(uid=uid, days=days)) for days in GRANT_DAYS],
+            [button(texts.BTN_ADM_REVOKE, cb.AdmRevoke(uid=uid)), ban],
+            [
+                button(texts.BTN_ADM_STOP, cb.AdmStop(uid=uid)),
+                button(texts.BTN_ADM_LOGOUT, cb.AdmLogout(uid=uid)),
+            ],
+            [button(texts.BTN_ADM_USERS, cb.AdmUsers(page=page)), *admin_back()],
+        ]
+    )
+
+
+def admin_pending(users: Sequence[tuple[int, str]]) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            button(texts.pending_caption(True, name, uid), cb.AdmApprove(uid=uid)),
+            button(texts.pending_caption(False, name, uid), cb.AdmReject(uid=uid)),
+        ]
+        for uid, name in users
+    ]
+    rows.append([button(texts.BTN_REFRESH, cb.AdmPending()), *admin_back()])
+    return markup(rows)
+
+
+def admin_modes(current: str) -> InlineKeyboardMarkup:
+    modes = ("open", "approval", "whitelist")
+    return markup(
+        [
+            [button(texts.mode_caption(m, m == current), cb.AdmMode(mode=m)) for m in modes],  # type: ignore[arg-type]
+            admin_back(),
+        ]
+    )
+
+
+def admin_runtime() -> InlineKeyboardMarkup:
+    return markup([[button(texts.BTN_REFRESH, cb.AdmRuntime()), *admin_back()]])
+
+
+def announce_confirm() -> InlineKeyboardMarkup:
+    return markup(
+        [[button(texts.BTN_ADM_SEND, cb.AdmAnnounceSend()), button(texts.BTN_CANCEL, cb.AccCancel())]]
+    )
+
+
+def admin_only() -> InlineKeyboardMarkup:
+    return markup([admin_back()])

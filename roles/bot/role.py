@@ -4,6 +4,10 @@
 polling lease (Telegram allows one getUpdates consumer per bot): the leader long-polls and
 drains the notifications outbox; a standby replica takes over within one lease when the
 leader dies. ``build_dispatcher`` is shared by polling and webhook mode.
+
+Webhook mode (``settings.app.webhook_url`` set): the leader calls setWebhook with the secret
+token instead of polling and still drains the outbox; updates reach the app role's
+``/telegram/webhook`` on every app replica, through a dispatcher from ``build_webhook_target``.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.types import BotCommand
 
 from accounts.gateway import AccountGateway
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 from domain.models import Clock, utc_now
+from roles.bot.announcer import Announcer
 from roles.bot.middlewares import (
     AccessMiddleware,
     DedupeMiddleware,
@@ -44,6 +49,7 @@ from services.groups import GroupService
 from services.login import LoginService, SessionCipherPort
 from services.messages import MessageService
 from services.notifications import NotificationService
+from services.runtime import RuntimeService
 from services.status import StatusService
 from storage import keys
 from storage.db import Database
@@ -55,6 +61,8 @@ log = logging.getLogger(__name__)
 SANDBOX_TOKEN = "1000000001:sandbox-local-bot"
 FSM_TTL = 30 * 24 * 3600  # an abandoned input state is forgotten after a month
 EXPIRY_CHECK_SECONDS = 60.0
+WEBHOOK_MAX_CONNECTIONS = 40
+_SECRET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_CONCURRENT_UPDATES = 256  # updates handled at once by this replica (each one per user at a time)
 COMMANDS = (
     ("start", "main menu"),
@@ -118,7 +126,11 @@ def fsm_key(bot_id: int, user_id: int) -> StorageKey:
 
 
 def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotServices) -> Dispatcher:
-    """Routers, middlewares, FSM in Redis (with per-user event isolation across replicas)."""
+    """Routers, middlewares, FSM in Redis (with per-user event isolation across replicas).
+
+    Besides the services, handlers get ``runtime`` (A5, the admin API's service) and
+    ``announcer`` (A7; ``close_dispatcher`` waits for its running announcement).
+    """
     storage = SharedRedisStorage(redis, key_builder=fsm_key_builder(), state_ttl=FSM_TTL, data_ttl=FSM_TTL)
     isolation = RedisEventIsolation(
         redis,
@@ -140,7 +152,39 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(AccessMiddleware(services.access))
     dp.include_routers(*build_routers())
+    dp["runtime"] = RuntimeService(services.admin, redis, settings, now=services.admin.now)
+    dp["announcer"] = Announcer(services.notifications, services.admin)
     return dp
+
+
+async def close_dispatcher(dp: Dispatcher) -> None:
+    """Let a running announcement finish (or cut it after a while) before the bot session closes."""
+    announcer = dp.workflow_data.get("announcer")
+    if isinstance(announcer, Announcer):
+        await announcer.close()
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The webhook's secret token; webhook mode refuses to start without a valid one."""
+    secret = settings.app.webhook_secret.get()
+    if not secret or len(secret) > 256 or not set(secret) <= _SECRET_CHARS:
+        raise SettingsError("WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
+                            "when WEBHOOK_URL is set")
+    return secret
+
+
+def build_webhook_target(
+    settings: Settings,
+    db: Database,
+    redis: aioredis.Redis,
+    gateway: AccountGateway,
+    cipher: SessionCipherPort,
+    now: Clock = utc_now,
+) -> tuple[Bot, Dispatcher]:
+    """The bot and dispatcher the app role feeds webhook updates into (the same routers as polling)."""
+    webhook_secret(settings)
+    services = build_services(settings, db, gateway, cipher, now)
+    return build_bot(settings), build_dispatcher(settings, redis, services)
 
 
 def bot_token(settings: Settings) -> str:
@@ -159,7 +203,7 @@ def build_bot(settings: Settings) -> Bot:
     return bot
 
 
-async def _expire_access(access: AccessService, stop: asyncio.Event) -> None:
+async def _expire_access(access: AccessService, stop: asyncio.Event, every: float) -> None:
     while not stop.is_set():
         try:
             expired = await access.expire_due()
@@ -168,7 +212,7 @@ async def _expire_access(access: AccessService, stop: asyncio.Event) -> None:
         except Exception:
             log.exception("access expiry check failed")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), EXPIRY_CHECK_SECONDS)
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def run_bot(
@@ -180,8 +224,12 @@ async def run_bot(
     *,
     cipher: SessionCipherPort | None = None,
     now: Clock = utc_now,
+    expiry_every: float = EXPIRY_CHECK_SECONDS,
 ) -> None:
-    """Run the bot role until ``stop`` is set: polling (as the leader) plus the outbox drainer."""
+    """Run the bot role until ``stop`` is set: polling or setWebhook (as the leader) plus the outbox
+    drainer and the access-expiry check (every ``expiry_every`` seconds)."""
+    polling = not settings.app.webhook_url
+    secret = "" if polling else webhook_secret(settings)
     if cipher is None:
         from accounts.crypto import load_or_create_key
 
@@ -189,7 +237,6 @@ async def run_bot(
     services = build_services(settings, db, gateway, cipher, now)
     dp = build_dispatcher(settings, redis, services)
     bot = build_bot(settings)
-    polling = not settings.app.webhook_url
     leases = Leases(redis)
 
     async def lead(held: HeldLease) -> None:
@@ -197,7 +244,7 @@ async def run_bot(
         inner = asyncio.Event()  # set when this leadership ends, so the helpers stop too
         helpers = [
             asyncio.create_task(run_notifier(bot, services.notifications, inner)),
-            asyncio.create_task(_expire_access(services.access, inner)),
+            asyncio.create_task(_expire_access(services.access, inner, expiry_every)),
         ]
         updates: asyncio.Task[None] | None = None
         try:
@@ -219,7 +266,11 @@ async def run_bot(
                     if task.done():
                         task.result()  # a crash of polling or a helper ends this leadership
             else:
+                await _set_webhook(bot, dp, settings.app.webhook_url, secret)
                 await asyncio.wait(helpers, return_when=asyncio.FIRST_COMPLETED)
+                for task in helpers:
+                    if task.done():
+                        task.result()
         finally:
             inner.set()
             if updates is not None and not updates.done():
@@ -245,6 +296,7 @@ async def run_bot(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
     finally:
+        await close_dispatcher(dp)
         await bot.session.close()
         log.info("bot: stopped")
 
@@ -256,3 +308,20 @@ async def _prepare_polling(bot: Bot) -> None:
         await bot.set_my_commands([BotCommand(command=c, description=d) for c, d in COMMANDS])
     except TelegramAPIError as exc:
         log.warning("bot: preparing polling failed: %s", type(exc).__name__)
+
+
+async def _set_webhook(bot: Bot, dp: Dispatcher, url: str, secret: str) -> None:
+    # the leader (re)registers the webhook once per leadership; a failure ends the leadership,
+    # so a replica tries again within a lease instead of silently receiving nothing
+    await bot.set_webhook(
+        url,
+        secret_token=secret,
+        allowed_updates=dp.resolve_used_update_types(),
+        max_connections=WEBHOOK_MAX_CONNECTIONS,
+        drop_pending_updates=False,
+    )
+    log.info("bot: webhook set (%s)", url.split("?", 1)[0])
+    try:
+        await bot.set_my_commands([BotCommand(command=c, description=d) for c, d in COMMANDS])
+    except TelegramAPIError as exc:
+        log.warning("bot: setting the command list failed: %s", type(exc).__name__)

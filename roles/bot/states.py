@@ -16,6 +16,8 @@ class Input(StatesGroup):
     msg_wait = State()
     msg_confirm = State()
     int_wait = State()
+    announce_wait = State()  # A7: an admin types the announcement
+    announce_confirm = State()  # A7: its preview waits for adm:announce:send
 
 
 LOGIN_STATES = (Input.login_phone, Input.login_code, Input.login_password)

@@ -9,6 +9,7 @@ mode, exactly as it will be posted.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 # button captions -------------------------------------------------------------------------------
@@ -134,7 +135,6 @@ STALE = "⚠️ This button is outdated."
 NOT_YOURS = "⚠️ That item isn't available."
 ERROR = "⚠️ Something went wrong. Please try again."
 NOT_ALLOWED = "⛔ Not allowed."
-ADMIN_MENU_SOON = "🛠 Admin menu: coming soon."
 GLOBAL_PAUSE = "⏸ Sending is paused by the administrator; schedules are kept."
 
 
@@ -143,6 +143,10 @@ def admin_decided(uid: int, approved: bool, already: bool) -> str:
     return (
         f"{'ℹ️' if already else '✅'} Access request of user {uid}: {what}{' (already)' if already else ''}."
     )
+
+
+def admin_request_gone(uid: int) -> str:
+    return f"ℹ️ User {uid} has no pending access request (already decided)."
 
 
 # U2 --------------------------------------------------------------------------------------------
@@ -414,3 +418,216 @@ NOTE_SESSION_ENDED = "🔌 Your Telegram session ended, so the broadcast stopped
 NOTE_ACCESS_EXPIRED = "⌛ Your access expired, so the broadcast stopped."
 NOTE_ACCESS_REVOKED = "⛔ Your access was revoked by an administrator; the broadcast stopped."
 NOTE_BROADCAST_STOPPED = "⏹ An administrator stopped your broadcast."
+
+
+# A admin ------------------------------------------------------------------------------------------
+BTN_ADM_USERS = "👥 Users"
+BTN_ADM_PENDING = "🙋 Access requests"
+BTN_ADM_RUNTIME = "⚙️ Runtime"
+BTN_ADM_MODE = "🔐 Access mode"
+BTN_ADM_PAUSE = "⏸ Pause all sending"
+BTN_ADM_RESUME = "▶️ Resume sending"
+BTN_ADM_ANNOUNCE = "📣 Announcement"
+BTN_ADM_BACK = "🛠 Admin menu"
+BTN_ADM_REVOKE = "🚫 Revoke access"
+BTN_ADM_BAN = "⛔ Ban"
+BTN_ADM_UNBAN = "♻️ Unban"
+BTN_ADM_STOP = "⏹ Stop broadcast"
+BTN_ADM_LOGOUT = "🔌 Log out account"
+BTN_ADM_SEND = "📣 Send to everyone"
+
+MODE_WORDS = {
+    "open": "open — everyone may use the bot",
+    "approval": "approval — new users request access, an admin decides",
+    "whitelist": "whitelist — only users an admin granted access",
+}
+ACCESS_WORDS = {
+    "allowed": "✅ allowed",
+    "needs_approval": "🔒 needs approval",
+    "pending": "⏳ request pending",
+    "invitation_only": "🔒 not invited",
+    "banned": "⛔ banned",
+    "expired": "⌛ expired",
+}
+ACCESS_ICONS = {"allowed": "✅", "pending": "⏳", "banned": "⛔", "expired": "⌛"}
+
+
+def grant_caption(days: int) -> str:
+    return "✅ Grant, no expiry" if days == 0 else f"✅ Grant {days} days"
+
+
+def mode_caption(mode: str, current: bool) -> str:
+    return f"• {mode} •" if current else mode
+
+
+def admin_menu(*, users: int, connected: int, running: int, pending: int, mode: str, paused: bool,
+               head: str = "") -> str:
+    lines = [head, ""] if head else []
+    lines += [
+        "🛠 <b>Admin</b>",
+        f"Users: {users}",
+        f"Connected accounts: {connected}",
+        f"Running broadcasts: {running}",
+        f"Pending requests: {pending}",
+        f"Access mode: {esc(mode)}",
+        "Sending: ⏸ paused for everyone" if paused else "Sending: ▶️ on",
+    ]
+    return "\n".join(lines)
+
+
+PAUSED = "⏸ All sending is paused: no send starts; schedules are kept."
+RESUMED = "▶️ Sending resumed; schedules go on."
+ALREADY_PAUSED = "ℹ️ Sending was already paused."
+ALREADY_RESUMED = "ℹ️ Sending was not paused."
+
+
+def users_page(page: int, pages: int, total: int) -> str:
+    return (f"👥 <b>Users</b> — page {page + 1} of {max(pages, 1)} ({total} in all)\n"
+            "Newest first. Tap a user for the card.")
+
+
+def user_button(name: str, uid: int, access: str, running: bool) -> str:
+    icon = ACCESS_ICONS.get(access, "🔒")
+    caption = f"{icon}{' ▶️' if running else ''} {name} · {uid}"
+    return caption[:64]
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
+
+
+def user_card(
+    *, uid: int, name: str, username: str, access: str, access_status: str, expires_at: datetime | None,
+    phone_masked: str, account_name: str, disconnected_reason: str, groups_selected: int, groups_total: int,
+    groups_disabled: int, running: bool, interval: str | None, next_run: datetime | None,
+    last_seen: datetime | None, head: str = "",
+) -> str:
+    handle = f" @{esc(username)}" if username else ""
+    if phone_masked:
+        account = f"{esc(account_name)} ({esc(phone_masked)})".strip()
+        if disconnected_reason:
+            account += f", disconnected ({esc(disconnected_reason)})"
+    else:
+        account = "not connected"
+    if access_status == "granted":
+        expiry = f"until {_day(expires_at)}" if expires_at is not None else "no expiry"
+    else:
+        expiry = "—"
+    broadcast = "⏸ stopped"
+    if running:
+        broadcast = f"▶️ running every {esc(interval or '?')}, next at {hhmm(next_run)}"
+    lines = [head, ""] if head else []
+    lines += [
+        f"👤 <b>{esc(name)}</b>{handle} (id {uid})",
+        f"Access: {ACCESS_WORDS.get(access, esc(access))}",
+        f"Expires: {expiry}",
+        f"Account: {account}",
+        f"Groups: {groups_selected} selected of {groups_total}, {groups_disabled} disabled",
+        f"Broadcast: {broadcast}",
+        f"Last seen: {_day(last_seen)}",
+    ]
+    return "\n".join(lines)
+
+
+ACTION_OK = {
+    "grant": "✅ Access granted",
+    "revoke": "🚫 Access revoked",
+    "ban": "⛔ User banned",
+    "unban": "♻️ User unbanned",
+    "stop": "⏹ Broadcast stopped",
+    "logout": "🔌 Account logged out",
+}
+ACTION_NO_CHANGE = {
+    "grant": "ℹ️ Access was already granted",
+    "revoke": "ℹ️ Access was already revoked",
+    "ban": "ℹ️ Already banned",
+    "unban": "ℹ️ Not banned",
+    "stop": "ℹ️ No broadcast was running",
+    "logout": "ℹ️ No account was connected",
+}
+
+
+def admin_action(action: str, outcome: str, days: int | None = None) -> str:
+    if outcome == "no_change":
+        return ACTION_NO_CHANGE.get(action, "ℹ️ Nothing changed")
+    text = ACTION_OK.get(action, "✅ Done")
+    if action == "grant" and days is not None:
+        text += " (no expiry)" if days == 0 else f" for {days} days"
+    return text + "."
+
+
+def pending_list(items: Sequence[tuple[int, str, datetime | None]], more: int, head: str = "") -> str:
+    lines = [head, ""] if head else []
+    lines.append(f"🙋 <b>Access requests</b> ({len(items) + more} pending)")
+    if not items:
+        lines.append("No pending requests.")
+    for uid, name, requested in items:
+        lines.append(f"• {esc(name)} (id {uid}), asked {_day(requested)}")
+    if more:
+        lines.append(f"… and {more} more")
+    return "\n".join(lines)
+
+
+def pending_caption(approve: bool, name: str, uid: int) -> str:
+    return f"{'✅' if approve else '⛔'} {name} · {uid}"[:64]
+
+
+def mode_menu(current: str, head: str = "") -> str:
+    lines = [head, ""] if head else []
+    lines.append(f"🔐 <b>Access mode</b>: {esc(current)}")
+    lines += [f"• {text}" for text in MODE_WORDS.values()]
+    return "\n".join(lines)
+
+
+def mode_set(mode: str, changed: bool, stopped: int) -> str:
+    if not changed:
+        return f"ℹ️ Access mode was already {esc(mode)}."
+    tail = f" {stopped} broadcast(s) of users without access stopped." if stopped else ""
+    return f"✅ Access mode: {esc(mode)}.{tail}"
+
+
+def runtime(
+    *, ready: int, delayed: int, in_progress: int, workers: Sequence[tuple[str, float]], running: int,
+    open_rounds: int, sends: Mapping[str, int], flood_paused: int, lag: float, paused: bool,
+) -> str:
+    sent = ", ".join(f"{esc(k)} {v}" for k, v in sends.items()) or "none"
+    lines = [
+        "⚙️ <b>Runtime</b>",
+        f"Queue: {ready} ready, {delayed} delayed, {in_progress} in progress",
+        f"Live workers: {len(workers)}",
+    ]
+    lines += [f"  • {esc(name)} ({age:.0f} s ago)" for name, age in workers[:5]]
+    if len(workers) > 5:
+        lines.append(f"  … and {len(workers) - 5} more")
+    lines += [
+        f"Running broadcasts: {running} ({open_rounds} rounds in progress)",
+        f"Sends in the last hour: {sent}",
+        f"Flood pauses: {flood_paused}",
+        f"Scheduler lag: {lag:.1f} s",
+        "Sending: ⏸ paused for everyone" if paused else "Sending: ▶️ on",
+    ]
+    return "\n".join(lines)
+
+
+def announce_ask(targets: int) -> str:
+    return (f"📣 Send the announcement text. It goes to {targets} users of the bot "
+            "(banned users and users who blocked the bot excluded).")
+
+
+ANNOUNCE_UNSUPPORTED = "❌ Send the announcement as text (formatting is kept)."
+ANNOUNCE_PREVIEW_HEAD = "👀 Preview — every user gets exactly this:"
+ANNOUNCE_NOTHING = "⚠️ Nothing to send; start the announcement again."
+ANNOUNCE_BUSY = "ℹ️ An announcement is being sent already; wait for its report."
+
+
+def announce_confirm(targets: int) -> str:
+    return f"Send it to {targets} users? Delivery is paced within Telegram's limits."
+
+
+def announce_started(targets: int) -> str:
+    return f"📣 Sending the announcement to {targets} users… I'll report here when it's done."
+
+
+def announce_report(delivered: int, blocked: int, failed: int, total: int) -> str:
+    return (f"📣 Announcement done: delivered to {delivered} of {total}, "
+            f"{blocked} blocked the bot, {failed} failed.")

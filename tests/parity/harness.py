@@ -4,6 +4,10 @@ The bot is ``roles.bot.role.run_bot`` itself, against a fresh migrated PostgreSQ
 a flushed Redis database, with the sandbox account gateway. Its clock is shifted by the
 ``advance_clock`` step (login TTL). ``settle()`` waits until the bot has handled every update
 pushed so far, read from its own handler metric, so cases need no sleeps.
+
+``start_harness(..., webhook=True)`` runs the same bot in webhook mode instead: the app role's
+aiohttp application serves ``/telegram/webhook`` on a free port, the bot role registers it with
+setWebhook (and the secret token) and the sandbox POSTs every update there.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,13 +27,24 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from aiohttp import web
 
 from accounts.crypto import SessionCipher, generate_key
 from accounts.sandbox_gateway import SandboxGateway
-from config.settings import BotSettings, SandboxSettings, Secret, Settings, TelegramSettings
+from config.settings import (
+    AppSettings,
+    BotSettings,
+    EngineSettings,
+    SandboxSettings,
+    Secret,
+    Settings,
+    TelegramSettings,
+)
 from contract import Contract
 from metrics import BOT_HANDLER_SECONDS
-from roles.bot.role import fsm_key, fsm_key_builder, run_bot
+from roles.app.server import build_app
+from roles.app.webhook import WEBHOOK_PATH, WebhookTarget
+from roles.bot.role import build_webhook_target, fsm_key, fsm_key_builder, run_bot
 from roles.bot.states import short_name
 from sandbox.client import SandboxClient
 from sandbox.server import SandboxServer, run_sandbox
@@ -42,6 +59,7 @@ ADMIN = 9000  # receives access-request cards
 ADMIN_USER = 9001  # the case user of ``as_admin`` cases
 DEMO_WORLD = Path(__file__).resolve().parents[2] / "sandbox" / "demo_world.json"
 SETTLE_TIMEOUT = 15.0
+EXPIRY_EVERY = 0.5  # seconds between the bot's access-expiry checks (a minute in production)
 
 
 class ShiftClock:
@@ -75,6 +93,7 @@ class Harness:
     cipher: SessionCipher
     admin: AdminService
     db_url: str
+    app_url: str = ""  # webhook mode: the app role's base URL
     baseline: float = 0.0
     pushed: int = 0
     next_uid: int = 100_001
@@ -153,8 +172,13 @@ async def _drop_database(pg_server_url: str, url: str) -> None:
 
 @contextlib.asynccontextmanager
 async def start_harness(pg_server_url: str, redis_server_url: str, contract: Contract | None = None,
-                        redis_db: int = 7) -> AsyncIterator[Harness]:
-    """Sandbox + migrated database + flushed Redis + the real bot; everything torn down after."""
+                        redis_db: int = 7, *, webhook: bool = False,
+                        engine: EngineSettings | None = None) -> AsyncIterator[Harness]:
+    """Sandbox + migrated database + flushed Redis + the real bot; everything torn down after.
+
+    ``webhook``: updates reach the bot through the app role's webhook instead of long polling.
+    ``engine``: engine settings for tests that run the worker next to the bot.
+    """
     sandbox = await run_sandbox(SandboxSettings(host="127.0.0.1", port=0, rate_limits=False, seed_file=""))
     client = SandboxClient(sandbox.url)
     await client.add_accounts(json.loads(DEMO_WORLD.read_text(encoding="utf-8"))["accounts"])
@@ -163,23 +187,43 @@ async def start_harness(pg_server_url: str, redis_server_url: str, contract: Con
     redis = aioredis.Redis.from_url(_redis_db_url(redis_server_url, redis_db))
     await redis.flushdb()
     settings = parity_settings(sandbox.url, contract.settings if contract else None)
+    if engine is not None:
+        settings = replace(settings, engine=engine)
     clock = ShiftClock()
     cipher = SessionCipher(generate_key())
     gateway = SandboxGateway(sandbox.url)
+    app_runner: web.AppRunner | None = None
+    app_url = ""
+    if webhook:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        app_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        settings = replace(settings, app=AppSettings(webhook_url=app_url + WEBHOOK_PATH,
+                                                     webhook_secret=Secret(secrets.token_urlsafe(24))))
+        bot, dp = build_webhook_target(settings, db, redis, gateway, cipher, now=clock)
+        target = WebhookTarget(bot, dp, settings.app.webhook_secret.get())
+        app_runner = web.AppRunner(build_app(db, redis, settings, webhook=target), access_log=None)
+        await app_runner.setup()
+        await web.SockSite(app_runner, listener).start()
     admin = AdminService(db, settings, LoginService(db, gateway, cipher, settings, clock), clock)
     stop = asyncio.Event()
-    harness = Harness(sandbox, client, db, redis, settings, clock, cipher, admin, db_url,
+    harness = Harness(sandbox, client, db, redis, settings, clock, cipher, admin, db_url, app_url,
                       baseline=handled_updates())
     await harness.ensure_user(ADMIN, "Admin")
     await harness.ensure_user(ADMIN_USER, "Ada")
-    bot_task = asyncio.create_task(run_bot(settings, db, redis, gateway, stop, cipher=cipher, now=clock))
+    bot_task = asyncio.create_task(run_bot(settings, db, redis, gateway, stop, cipher=cipher, now=clock,
+                                           expiry_every=EXPIRY_EVERY))
     try:
-        await _wait_polling(sandbox, bot_task)
+        # the sandbox logs a call when it completes, so a long poll shows only when it returns; the
+        # last call before polling starts is setMyCommands (updates sent before the poll just wait)
+        await _wait_listening(sandbox, bot_task, "setWebhook" if webhook else "setMyCommands")
         yield harness
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(bot_task, 10)
+        if app_runner is not None:
+            await app_runner.cleanup()
         await gateway.close()
         await client.close()
         await sandbox.close()
@@ -196,13 +240,14 @@ def _redis_db_url(url: str, index: int) -> str:
     return f"{url.rstrip('/')}/{index}"
 
 
-async def _wait_polling(sandbox: SandboxServer, bot_task: asyncio.Task[None], timeout: float = 15.0) -> None:  # noqa: ASYNC109
-    """Until the bot's first getUpdates reached the sandbox (the bot is the polling leader)."""
+async def _wait_listening(sandbox: SandboxServer, bot_task: asyncio.Task[None], method: str,
+                          timeout: float = 15.0) -> None:  # noqa: ASYNC109
+    """Until the bot, as the leader, made the call ``method`` that precedes polling (or the webhook)."""
     deadline = time.monotonic() + timeout
-    while not any(e.method == "getUpdates" for e in sandbox.events.since(0)):
+    while not any(e.method == method for e in sandbox.events.since(0)):
         if bot_task.done():
             bot_task.result()
-            raise RuntimeError("the bot stopped before polling")
+            raise RuntimeError(f"the bot stopped before calling {method}")
         if time.monotonic() > deadline:
-            raise TimeoutError("the bot did not start polling")
+            raise TimeoutError(f"the bot did not call {method}")
         await asyncio.sleep(0.01)

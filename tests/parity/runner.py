@@ -14,6 +14,8 @@ from typing import Any
 
 from contract import Case, Contract, Step
 from roles.bot import texts
+from services.admin import Actor
+from storage.repositories import settings as settings_repo
 from tests.parity.harness import ADMIN, ADMIN_USER, Harness
 
 # results of this session, for the coverage test and the terminal summary: case name -> outcome
@@ -21,6 +23,7 @@ RESULTS: dict[str, str] = {}
 
 ALWAYS_FAILURE = (texts.ERROR,)  # never shown in a passing case
 OTHER_PHONE = "+15550009999"
+NOTIFIED_TIMEOUT = 60.0  # an announcement to every user of the suite takes a few seconds at 25/s
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 Json = dict[str, Any]
@@ -107,11 +110,13 @@ class CaseRunner:
         self.uid = 0
         self.account: str | None = None
         self.last_answer: Json | None = None
+        self.answered_uid: int | None = None  # whose press last_answer belongs to
         self.last_pressed: int | None = None
         self.last_sent: list[int] = []
         self.mode_changed = False
         self.start_codes: dict[str, int] = {}
         self.start_sessions: dict[str, int] = {}
+        self.audit_start = 0
 
     # --- templates ------------------------------------------------------------------------------
 
@@ -163,10 +168,18 @@ class CaseRunner:
         if not answer.get("answered"):
             raise CaseFailed(f"callback {data!r} was not answered")
         self.last_answer = answer
+        self.answered_uid = uid
         return answer
 
-    async def _send(self, body: Json) -> None:
-        result = await self.h.client.send(self.uid, body)
+    async def _forge(self, uid: int, data: str) -> None:
+        chat = await self.h.client.chat(uid)
+        bot_messages = [m for m in chat if m["from"] == "bot" and not m.get("deleted")]
+        if not bot_messages:
+            raise CaseFailed("forge needs a bot message to press on")
+        await self._press(uid, bot_messages[-1]["message_id"], data)
+
+    async def _send(self, body: Json, uid: int | None = None) -> None:
+        result = await self.h.client.send(self.uid if uid is None else uid, body)
         ids = [int(i) for i in result.get("message_ids") or [result["message_id"]]]
         self.last_sent = ids
         self.h.count_pushed(len(ids))
@@ -204,12 +217,12 @@ class CaseRunner:
         elif kind == "admin_press":
             message_id, data = await self._newest_with(ADMIN, str(value))
             await self._press(ADMIN, message_id, data)
+        elif kind == "admin_send":
+            await self._send({"text": str(value)}, uid=ADMIN)
+        elif kind == "admin_forge":
+            await self._forge(ADMIN, str(value))
         elif kind == "forge":
-            chat = await self.h.client.chat(uid)
-            bot_messages = [m for m in chat if m["from"] == "bot" and not m.get("deleted")]
-            if not bot_messages:
-                raise CaseFailed("forge needs a bot message to press on")
-            await self._press(uid, bot_messages[-1]["message_id"], str(value))
+            await self._forge(uid, str(value))
         elif kind == "keypad":
             for key in [*str(value), "ok"]:
                 message_id, data = await self._newest_with(uid, f"acc:kp:{key}")
@@ -244,6 +257,7 @@ class CaseRunner:
         self.last_pressed = message_id
         texts_ = [a.get("text") or "" for a in answers]
         self.last_answer = {"answered": True, "text": "\n".join(texts_)}
+        self.answered_uid = self.uid
 
     # --- the case -------------------------------------------------------------------------------
 
@@ -258,27 +272,56 @@ class CaseRunner:
                 await self.step(step)
             before = await self.h.client.chat(self.uid)
             admin_before = await self.h.client.chat(ADMIN)
+            self.audit_start = int(await self.h.fetchval("SELECT coalesce(max(audit_id), 0) FROM audit_log"))
             self.last_answer = None
+            self.answered_uid = None
             self.last_pressed = None
             self.last_sent = []
             assert case.trigger is not None
             for step in self.contract.expand([case.trigger]):
                 await self.step(step)
+            problems = await self.wait_notified(before)
             after = await self.h.client.chat(self.uid)
             output = diff(before, after)
-            output.answer = self.last_answer
-            problems = await self.check(output, after, diff(admin_before, await self.h.client.chat(ADMIN)))
+            admin_out = diff(admin_before, await self.h.client.chat(ADMIN))
+            if self.answered_uid == ADMIN and self.uid != ADMIN:
+                admin_out.answer = self.last_answer
+            else:
+                output.answer = self.last_answer
+            problems += await self.check(output, after, admin_out)
         finally:
             await self.cleanup()
         if problems:
             shown = output.haystack.replace("\n", " | ")[:1500]
-            raise CaseFailed(f"{case.name}: " + "; ".join(problems) + f"\n  the bot showed: {shown}")
+            admin_shown = admin_out.haystack.replace("\n", " | ")[:1500]
+            raise CaseFailed(f"{case.name}: " + "; ".join(problems) + f"\n  the bot showed: {shown}"
+                             + (f"\n  the admin saw: {admin_shown}" if admin_shown else ""))
 
     async def cleanup(self) -> None:
         await self.h.client.clear_faults()
         self.h.clock.offset = 0.0
-        if self.mode_changed:
+        # the switches are global: admin cases may have flipped them through the bot itself
+        async with self.h.db.connection() as conn:
+            mode = await settings_repo.access_mode(conn)
+        if self.mode_changed or mode != "open":
             await self.h.set_mode("open")
+        if await self.h.admin.global_paused():
+            await self.h.admin.resume(Actor.system("parity"))
+
+    async def wait_notified(self, before: list[Json]) -> list[str]:
+        """Phrases the bot sends on its own (outbox, announcements) arrive after the trigger settled."""
+        wanted = [await self.render(p) for p in self.case.expect.get("notified", [])]
+        if not wanted:
+            return []
+        deadline = asyncio.get_running_loop().time() + NOTIFIED_TIMEOUT
+        while True:
+            hay = diff(before, await self.h.client.chat(self.uid)).haystack
+            missing = [p for p in wanted if not _phrase_in(p, hay)]
+            if not missing:
+                return []
+            if asyncio.get_running_loop().time() > deadline:
+                return [f"not notified: {p!r}" for p in missing]
+            await asyncio.sleep(0.1)
 
     async def check(self, out: Output, chat: list[Json], admin_out: Output) -> list[str]:
         expect = self.case.expect
@@ -336,8 +379,16 @@ class CaseRunner:
                 pattern = await self.render(pattern)
                 if not any(_glob(pattern, i) for i in admin_out.callback_ids):
                     problems.append(f"admin's chat has no button {pattern!r}")
+            for pattern in expect["admin"].get("no_buttons", []):
+                pattern = await self.render(pattern)
+                if any(_glob(pattern, i) for i in admin_out.callback_ids):
+                    problems.append(f"admin's chat offers the button {pattern!r}")
+            for phrase in [*self.case.failure, *ALWAYS_FAILURE]:
+                if _phrase_in(await self.render(phrase), admin_hay):
+                    problems.append(f"admin's chat shows the failure phrase {phrase!r}")
         for name, wanted in (expect.get("checks") or {}).items():
             got = await self.fact(name)
+            wanted = await self.render(wanted)
             if got != wanted:
                 problems.append(f"check {name}: {got!r}, expected {wanted!r}")
         return problems
@@ -362,6 +413,20 @@ class CaseRunner:
             return await h.fetchval("SELECT interval_seconds FROM campaigns WHERE user_id = $1", uid)
         if name == "message_version":
             return await h.fetchval("SELECT max(version) FROM messages WHERE user_id = $1", uid)
+        if name == "audit":  # the audit rows written since the trigger started, "action:outcome"
+            async with h.db.connection() as conn:
+                rows = await conn.fetch("SELECT action, outcome FROM audit_log WHERE audit_id > $1 "
+                                        "ORDER BY audit_id", self.audit_start)
+            return [f"{r['action']}:{r['outcome']}" for r in rows]
+        if name == "banned":
+            return bool(await h.fetchval("SELECT banned FROM users WHERE user_id = $1", uid))
+        if name == "access":
+            return await h.fetchval("SELECT access_status FROM users WHERE user_id = $1", uid)
+        if name == "access_mode":
+            async with h.db.connection() as conn:
+                return await settings_repo.access_mode(conn)
+        if name == "global_paused":
+            return await h.admin.global_paused()
         if name in ("codes_sent", "world_sessions"):
             alias = self.account or next(iter(self.contract.accounts))
             phone = self.contract.accounts[alias]["phone"]
