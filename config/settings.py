@@ -95,6 +95,19 @@ class AppSettings:
     webhook_secret: Secret = field(default_factory=lambda: Secret(""))
 
 
+WEBHOOK_SECRET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def check_webhook(app: AppSettings) -> None:
+    """Webhook mode needs a secret Telegram accepts: 1-256 characters of A-Z, a-z, 0-9, _ and -."""
+    if not app.webhook_url:
+        return
+    secret = app.webhook_secret.get()
+    if not secret or len(secret) > 256 or not set(secret) <= WEBHOOK_SECRET_CHARS:
+        raise SettingsError("WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
+                            "when WEBHOOK_URL is set")
+
+
 @dataclass(frozen=True)
 class BotSettings:
     admin_ids: tuple[int, ...] = ()
@@ -317,6 +330,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         raise SettingsError(f"ROLE must be one of {', '.join(ROLES)}")
     if settings.engine.gap_min > settings.engine.gap_max:
         raise SettingsError("GAP_MIN must not exceed GAP_MAX")
+    check_webhook(settings.app)
     return settings
 
 

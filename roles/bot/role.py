@@ -30,7 +30,7 @@ from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.types import BotCommand
 
 from accounts.gateway import AccountGateway
-from config.settings import Settings, SettingsError
+from config.settings import Settings, check_webhook
 from domain.models import Clock, utc_now
 from roles.bot.announcer import Announcer
 from roles.bot.middlewares import (
@@ -62,7 +62,6 @@ SANDBOX_TOKEN = "1000000001:sandbox-local-bot"
 FSM_TTL = 30 * 24 * 3600  # an abandoned input state is forgotten after a month
 EXPIRY_CHECK_SECONDS = 60.0
 WEBHOOK_MAX_CONNECTIONS = 40
-_SECRET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_CONCURRENT_UPDATES = 256  # updates handled at once by this replica (each one per user at a time)
 COMMANDS = (
     ("start", "main menu"),
@@ -166,11 +165,8 @@ async def close_dispatcher(dp: Dispatcher) -> None:
 
 def webhook_secret(settings: Settings) -> str:
     """The webhook's secret token; webhook mode refuses to start without a valid one."""
-    secret = settings.app.webhook_secret.get()
-    if not secret or len(secret) > 256 or not set(secret) <= _SECRET_CHARS:
-        raise SettingsError("WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
-                            "when WEBHOOK_URL is set")
-    return secret
+    check_webhook(settings.app)
+    return settings.app.webhook_secret.get()
 
 
 def build_webhook_target(

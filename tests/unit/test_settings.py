@@ -256,3 +256,15 @@ def test_sandbox_auto_value_means_undecided() -> None:
     settings = load_settings({"SANDBOX_ENABLED": "auto"}, env_file=None)
     assert settings.sandbox.enabled is None
     assert settings.sandbox_enabled is True
+
+
+@pytest.mark.parametrize("secret", ["", "has space", "x" * 257, "semi;colon"])
+def test_webhook_mode_refuses_an_invalid_secret_at_load(secret):
+    env = {"WEBHOOK_URL": "https://bot.example.org/telegram/webhook", "WEBHOOK_SECRET": secret}
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
+        load_settings(env, env_file=None)
+
+
+def test_webhook_mode_accepts_a_valid_secret():
+    env = {"WEBHOOK_URL": "https://bot.example.org/telegram/webhook", "WEBHOOK_SECRET": "Abc_123-x"}
+    assert load_settings(env, env_file=None).app.webhook_secret.get() == "Abc_123-x"
