@@ -12,8 +12,8 @@ from roles.bot import callbacks as cb
 
 # placeholder -> a concrete value, to turn flows.md's id templates into wire data
 PLACEHOLDERS = {"<d>": "7", "<gid>": "123", "<p>": "4", "<p±1>": "5", "<m>": "60", "<minutes>": "90",
-                "<uid>": "42"}
-ADMIN_LATER = re.compile(r"^adm:(?!menu$|approve:|reject:)")  # A rows: the admin flows come later
+                "<uid>": "42", "<days>": "30",
+                "<open|approval|whitelist>": "approval"}
 
 
 def flow_ids() -> list[str]:
@@ -24,8 +24,7 @@ def flow_ids() -> list[str]:
     for raw in sorted(ids):
         for placeholder, value in PLACEHOLDERS.items():
             raw = raw.replace(placeholder, value)
-        if not ADMIN_LATER.match(raw):
-            out.append(raw)
+        out.append(raw)
     return out
 
 
