@@ -13,7 +13,8 @@ from accounts.gateway import AccountGateway, AccountRef, GroupInfo
 from config.settings import Settings
 from domain import rules
 from domain.errors import SessionDead
-from domain.models import Clock, GroupRecord, utc_now
+from domain.models import AccountRecord, Clock, GroupRecord, utc_now
+from services.locks import LOCK_WAIT, AccountLock, holding
 from services.login import SessionCipherPort
 from storage.db import Database
 from storage.repositories import accounts, campaigns, groups, users
@@ -124,12 +125,18 @@ class GroupService:
         cipher: SessionCipherPort,
         settings: Settings,
         now: Clock = utc_now,
+        *,
+        lock: AccountLock | None = None,
+        lock_wait: float = LOCK_WAIT,
     ) -> None:
+        """``lock`` is the per-user lock the worker sends under; None (no locking) is for unit tests only."""
         self.db = db
         self.gateway = gateway
         self.cipher = cipher
         self.settings = settings
         self.now = now
+        self.lock = lock
+        self.lock_wait = lock_wait
 
     @property
     def limit(self) -> int:
@@ -144,21 +151,23 @@ class GroupService:
         imported disabled (``READ_ONLY_REASON``) and unselected. Raises ``NotConnected``; on
         ``SessionDead`` (U3.4) the account is marked disconnected and the broadcast stopped, then
         the error is re-raised. Other gateway errors (``FloodWait``, ``TransientError``) propagate.
+        The account is used under the per-user lock: ``Busy`` when a broadcast batch keeps it
+        longer than ``lock_wait`` ("your broadcast is sending right now, try again in a moment").
         """
-        async with self.db.connection() as conn:
-            record = await accounts.get(conn, user_id)
-        if record is None or record.session_enc is None or not record.connected:
-            raise NotConnected(user_id)
-        try:
-            ref = AccountRef(record.account_id, self.cipher.decrypt(record.session_enc))
-        except SessionDecryptError:
-            await self._session_ended(user_id, "session_undecryptable")
-            raise SessionDead("SESSION_UNDECRYPTABLE") from None
-        try:
-            listed = await self.gateway.list_groups(ref)
-        except SessionDead as exc:
-            await self._session_ended(user_id, exc.code)
-            raise
+        await self._connected(user_id)  # fail fast, without waiting for the lock
+        # the session is used under the user's lock, never while a broadcast batch sends on it
+        async with holding(self.lock, user_id, self.lock_wait):
+            record, sealed = await self._connected(user_id)
+            try:
+                ref = AccountRef(record.account_id, self.cipher.decrypt(sealed))
+            except SessionDecryptError:
+                await self._session_ended(user_id, "session_undecryptable")
+                raise SessionDead("SESSION_UNDECRYPTABLE") from None
+            try:
+                listed = await self.gateway.list_groups(ref)
+            except SessionDead as exc:
+                await self._session_ended(user_id, exc.code)
+                raise
         imported = _dedupe(listed)
         now = self.now()
         async with self.db.transaction() as conn:
@@ -239,6 +248,14 @@ class GroupService:
     ) -> list[GroupRecord]:
         total = (await groups.counts(conn, user_id)).total
         return await groups.page(conn, user_id, rules.clamp_page(page, total, size) * size, size)
+
+    async def _connected(self, user_id: int) -> tuple[AccountRecord, bytes]:
+        """The connected account and its sealed session; raises ``NotConnected``."""
+        async with self.db.connection() as conn:
+            record = await accounts.get(conn, user_id)
+        if record is None or record.session_enc is None or not record.connected:
+            raise NotConnected(user_id)
+        return record, record.session_enc
 
     async def _session_ended(self, user_id: int, reason: str) -> None:
         now = self.now()

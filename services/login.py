@@ -37,6 +37,8 @@ from domain.errors import (
 )
 from domain.models import AccountRecord, Clock, utc_now
 from metrics import LOGINS
+from services.engine import WIDEN_FACTOR
+from services.locks import LOCK_WAIT, AccountLock, holding
 from storage.db import Database
 from storage.repositories import accounts, campaigns, groups, users
 
@@ -142,12 +144,18 @@ class LoginService:
         cipher: SessionCipherPort,
         settings: Settings,
         now: Clock = utc_now,
+        *,
+        lock: AccountLock | None = None,
+        lock_wait: float = LOCK_WAIT,
     ) -> None:
+        """``lock`` is the per-user lock the worker sends under; None (no locking) is for unit tests only."""
         self.db = db
         self.gateway = gateway
         self.cipher = cipher
         self.settings = settings
         self.now = now
+        self.lock = lock
+        self.lock_wait = lock_wait
 
     @staticmethod
     def session_name(user_id: int) -> str:
@@ -259,24 +267,40 @@ class LoginService:
     async def logout(self, user_id: int, reason: str = "logout") -> bool:
         """U2.20: stop the broadcast, log out at Telegram (best effort), delete the session.
 
-        Returns False when no account was connected.
+        Returns False when no account was connected. The broadcast is stopped first, so a batch
+        sending for the user stops before its next send and lets go of the per-user lock; the
+        session is then deleted and logged out under that lock, never while a send uses it.
+        Raises ``Busy`` when the lock is not free within ``logout_wait`` (the broadcast stays
+        stopped and the account connected; calling again finishes the logout).
         """
         now = self.now()
         async with self.db.transaction() as conn:
-            record = await accounts.get(conn, user_id, for_update=True)
+            record = await accounts.get(conn, user_id)
             if record is None or not record.connected:
                 return False
-            ref = self._ref(record)
             await campaigns.stop(conn, user_id, now)
-            await accounts.disconnect(conn, user_id, reason, now)
-        # the network call happens after the commit: the session is gone here whatever Telegram says
-        if ref is not None:
-            try:
-                await self.gateway.log_out(ref)
-            except Exception as exc:  # best effort by contract (U2.20)
-                log.warning("log_out at Telegram failed user_id=%s error=%s", user_id, type(exc).__name__)
+        async with holding(self.lock, user_id, self.logout_wait):
+            async with self.db.transaction() as conn:
+                record = await accounts.get(conn, user_id, for_update=True)
+                if record is None or not record.connected:
+                    return False
+                ref = self._ref(record)
+                await campaigns.stop(conn, user_id, now)  # in case it was started again meanwhile
+                await accounts.disconnect(conn, user_id, reason, now)
+            # the network call happens after the commit: the session is gone here whatever Telegram says
+            if ref is not None:
+                try:
+                    await self.gateway.log_out(ref)
+                except Exception as exc:  # best effort by contract (U2.20)
+                    log.warning("log_out at Telegram failed user_id=%s error=%s", user_id, type(exc).__name__)
         log.info("account disconnected user_id=%s reason=%s", user_id, reason)
         return True
+
+    @property
+    def logout_wait(self) -> float:
+        """How long logout waits for the lock: a stopped batch may still be in its pacing wait
+        (up to a widened gap) before it notices the stop, plus the usual ``lock_wait``."""
+        return self.settings.engine.gap_max * WIDEN_FACTOR + 1.0 + self.lock_wait
 
     # --- internals ------------------------------------------------------------------------------
 

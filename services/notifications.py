@@ -5,10 +5,17 @@ Kinds and their payloads (the bot renders them):
   user turned round summaries off, ``st:notify``)
 - ``session_ended``: {reason} (broadcast stopped, offer ``acc:login``)
 - ``group_disabled``: {group_id, title, reason} (dedupe key ``group_disabled:<group_id>:<reason>``)
-- ``flood_pause``: {seconds, until} ("Telegram asked to wait 2 h; resuming at HH:MM")
-- ``access_expired``: {} (broadcast stopped)
+- ``flood_pause``: {seconds, until, code} (dedupe key ``flood_pause:<round_id>``); ``code`` is
+  ``FLOOD_WAIT`` for a long flood wait ("Telegram asked to wait 2 h; resuming at HH:MM") or
+  ``PEER_FLOOD`` when Telegram limited the account ("Telegram limited your account; broadcast
+  paused until HH:MM"); rows written before ``code`` existed read as a flood wait
+- ``message_rejected``: {round_id, code, detail}: Telegram refused the message itself
+  (MESSAGE_TOO_LONG, MEDIA_INVALID, entity errors); told once per round (dedupe key
+  ``message_rejected:<round_id>``), the campaign keeps going; offer ``msg:menu``
+- ``access_expired``: {broadcast_stopped} (broadcast stopped)
 - ``access_approved`` / ``access_rejected`` / ``access_granted`` {days, expires_at} /
-  ``access_revoked`` / ``broadcast_stopped`` {by: "admin"}: outcomes of admin actions (A2, A3)
+  ``access_revoked`` {broadcast_stopped} / ``broadcast_stopped`` {by: "admin"}: outcomes of admin
+  actions (A2, A3)
 """
 
 from __future__ import annotations
@@ -31,12 +38,19 @@ ROUND_SUMMARY = "round_summary"
 SESSION_ENDED = "session_ended"
 GROUP_DISABLED = "group_disabled"
 FLOOD_PAUSE = "flood_pause"
+MESSAGE_REJECTED = "message_rejected"
 ACCESS_EXPIRED = "access_expired"
 ACCESS_APPROVED = "access_approved"
 ACCESS_REJECTED = "access_rejected"
 ACCESS_GRANTED = "access_granted"
 ACCESS_REVOKED = "access_revoked"
 BROADCAST_STOPPED = "broadcast_stopped"
+
+# every kind above: what producers may queue and the bot must be able to render
+KINDS: frozenset[str] = frozenset({
+    ROUND_SUMMARY, SESSION_ENDED, GROUP_DISABLED, FLOOD_PAUSE, MESSAGE_REJECTED, ACCESS_EXPIRED,
+    ACCESS_APPROVED, ACCESS_REJECTED, ACCESS_GRANTED, ACCESS_REVOKED, BROADCAST_STOPPED,
+})
 
 MAX_DELIVERY_TRIES = 5
 

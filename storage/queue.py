@@ -23,9 +23,9 @@ import math
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from redis.asyncio import Redis
@@ -37,6 +37,7 @@ from storage import keys
 log = logging.getLogger(__name__)
 
 PROMOTE_LIMIT = 500  # delayed jobs moved per promote call
+BATCH_LIMIT = 1000  # enqueues or acks sent together in one script call
 _SERVER_TIMER_MS = 100  # resolution of BLOCK timeouts in redis-server (hz 10)
 _PRUNE_EVERY = 60.0  # seconds between prunes of dead consumers in run_maintenance
 
@@ -76,6 +77,26 @@ local function promote(stream, delayed, payloads, dedupe, now, limit)
   return #due
 end
 
+-- Entries as one JSON text, [[entry id, job id, payload, earlier deliveries], ...]: the client
+-- decodes a batch in one call instead of walking nested replies element by element. Payloads are
+-- JSON already (written by enqueue), so they are spliced in as they are.
+local function json_string(value)
+  -- entry ids and usual job ids need no escaping; anything else goes through cjson
+  if string.find(value, '[^%w:_%-%.]') then return cjson.encode(value) end
+  return '"' .. value .. '"'
+end
+
+local function encode_entries(entries)
+  local out = {}
+  for i, e in ipairs(entries) do
+    local f = {}
+    for k = 1, #e[2], 2 do f[e[2][k]] = e[2][k + 1] end
+    out[i] = '[' .. json_string(e[1]) .. ',' .. json_string(f['j'] or '') .. ',' .. (f['p'] or '{}')
+             .. ',' .. (tonumber(f['n']) or 0) .. ']'
+  end
+  return '[' .. table.concat(out, ',') .. ']'
+end
+
 local function read_group(stream, group, consumer, count)
   local r = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
   if type(r) == 'table' and r.err then
@@ -88,11 +109,19 @@ local function read_group(stream, group, consumer, count)
 end
 """
 
-# KEYS: stream, delayed, payloads, dedupe. ARGV: job id, payload, delay ms. -> 1 enqueued, 0 duplicate
+# KEYS: stream, delayed, payloads, dedupe. ARGV: (job id, payload, delay ms) triples, in order.
+# -> per job: 1 enqueued, 0 duplicate (also of an earlier job of the same call)
 _ENQUEUE = _LUA_PRELUDE + """
-if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then return 0 end
-put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], tonumber(ARGV[3]))
-return 1
+local out = {}
+for i = 1, #ARGV, 3 do
+  if redis.call('HEXISTS', KEYS[4], ARGV[i]) == 1 then
+    out[#out + 1] = 0
+  else
+    put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]))
+    out[#out + 1] = 1
+  end
+end
+return out
 """
 
 # KEYS: stream, delayed, payloads, dedupe. ARGV: limit. -> number promoted
@@ -102,31 +131,45 @@ return promote(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now_ms(), tonumber(ARGV[1]))
 
 # Promote, then a non-blocking group read: one round trip per fetch while jobs are flowing.
 # KEYS: stream, delayed, payloads, dedupe. ARGV: group, consumer, count, promote limit.
-# -> {ms until the next delayed job is due or -1, entries}
+# -> {ms until the next delayed job is due or -1, entries as JSON (see encode_entries)}
 _FETCH = _LUA_PRELUDE + """
 local now = now_ms()
 promote(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, tonumber(ARGV[4]))
 local entries = read_group(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 if entries.err then return entries end
 local wait = -1
-local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-if head[2] then wait = math.max(0, tonumber(head[2]) - now) end
-return {wait, entries}
+if #entries == 0 then  -- the wait only matters to a fetch that got nothing
+  local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if head[2] then wait = math.max(0, tonumber(head[2]) - now) end
+end
+return {wait, encode_entries(entries)}
 """
 
 # KEYS: stream, dedupe. ARGV: group, then (entry id, job id) pairs. -> entries acknowledged
 # The marker is cleared only when it still names this entry: a stale ack (the job was reclaimed
-# and re-queued meanwhile) must not clear the marker of the job's next instance.
+# and re-queued meanwhile) must not clear the marker of the job's next instance. Variadic
+# XACK/XDEL/HMGET/HDEL per chunk (unpack has a stack limit) instead of four calls per job.
 _ACK = """
 local acked = 0
-for i = 2, #ARGV, 2 do
-  local eid, job = ARGV[i], ARGV[i + 1]
-  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], eid)
-  redis.call('XDEL', KEYS[1], eid)
-  if redis.call('HGET', KEYS[2], job) == eid then redis.call('HDEL', KEYS[2], job) end
+local n = (#ARGV - 1) / 2
+for first = 0, n - 1, _ACK_CHUNK do
+  local last = math.min(n, first + _ACK_CHUNK) - 1
+  local ids, jobs = {}, {}
+  for i = first, last do
+    ids[#ids + 1] = ARGV[2 + 2 * i]
+    jobs[#jobs + 1] = ARGV[3 + 2 * i]
+  end
+  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+  redis.call('XDEL', KEYS[1], unpack(ids))
+  local marks = redis.call('HMGET', KEYS[2], unpack(jobs))
+  local done = {}
+  for k = 1, #jobs do
+    if marks[k] == ids[k] then done[#done + 1] = jobs[k] end
+  end
+  if #done > 0 then redis.call('HDEL', KEYS[2], unpack(done)) end
 end
 return acked
-"""
+""".replace("_ACK_CHUNK", "1000")
 
 # KEYS: stream, delayed, payloads, dedupe. ARGV: group, entry id, job id, payload, delay ms.
 # -> 1 re-enqueued, 0 another instance of the job id is already queued (nothing added)
@@ -257,6 +300,12 @@ def _fields(raw: Any) -> dict[str, Any]:
     return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
 
 
+def _decode_entries(raw: Any) -> list[Job]:
+    """Jobs from the fetch script's JSON (see ``encode_entries`` in the Lua prelude)."""
+    return [Job(id=job_id, entry_id=entry_id, payload=payload, deliveries=int(earlier) + 1)
+            for entry_id, job_id, payload, earlier in orjson.loads(raw)]
+
+
 def _stream_entries(resp: Any) -> list[Any]:
     """Entries of the single stream in an XREADGROUP reply (RESP2 list or RESP3 dict)."""
     if not resp:
@@ -265,6 +314,54 @@ def _stream_entries(resp: Any) -> list[Any]:
         entries = next(iter(resp.values()))
         return list(entries[0] if entries and isinstance(entries[0], list) else entries)
     return list(resp[0][1])
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Coalescer(Generic[T, R]):
+    """Concurrent calls go to Redis together: while one batch is on its way, the calls made
+    meanwhile wait and go in the next round trip, as one script call (what a pipelining client
+    such as ioredis does for BullMQ). A lone call goes at once, alone."""
+
+    def __init__(self, send: Callable[[list[T]], Awaitable[list[R]]], limit: int = BATCH_LIMIT) -> None:
+        self._send = send
+        self._limit = limit
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[R] = loop.create_future()
+        self._waiting.append((item, result))
+        task = self._task
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._task = loop.create_task(self._drain())
+        return await result
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:self._limit], self._waiting[self._limit:]
+                try:
+                    results = await self._send([item for item, _ in batch])
+                except Exception as exc:  # each caller gets the error its own call would have raised
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                except BaseException:
+                    self._waiting = batch + self._waiting
+                    raise
+                for (_, waiter), value in zip(batch, results, strict=True):
+                    if not waiter.done():
+                        waiter.set_result(value)
+        finally:
+            # cancelled (the loop is closing): nobody is left waiting forever
+            waiting, self._waiting = self._waiting, []
+            for _, waiter in waiting:
+                waiter.cancel()
 
 
 class JobQueue:
@@ -294,6 +391,8 @@ class JobQueue:
         self._reclaim = redis.register_script(_RECLAIM)
         self._depth = redis.register_script(_DEPTH)
         self._prune = redis.register_script(_PRUNE)
+        self._enqueues: _Coalescer[tuple[str, bytes, int], bool] = _Coalescer(self._enqueue_batch)
+        self._acks: _Coalescer[Job, None] = _Coalescer(self._ack_batch)
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if missing (fetch and reclaim also do it)."""
@@ -304,11 +403,22 @@ class JobQueue:
                 raise
 
     async def enqueue(self, job_id: str, payload: dict[str, Any], delay: float = 0.0) -> bool:
-        """Add a job unless its id is already ready, delayed or running; False for a duplicate."""
-        added = await self._enqueue(
-            keys=self._all_keys, args=[job_id, orjson.dumps(payload), _ms(delay)])
-        JOBS.labels("enqueued" if added else "duplicate").inc()
-        return bool(added)
+        """Add a job unless its id is already ready, delayed or running; False for a duplicate.
+
+        Concurrent enqueues share round trips (one script call per batch, in call order).
+        """
+        return await self._enqueues.submit((job_id, orjson.dumps(payload), _ms(delay)))
+
+    async def _enqueue_batch(self, items: list[tuple[str, bytes, int]]) -> list[bool]:
+        args: list[str | bytes | int] = []
+        for item in items:
+            args += item
+        added = [bool(int(a)) for a in await self._enqueue(keys=self._all_keys, args=args)]
+        if n := sum(added):
+            JOBS.labels("enqueued").inc(n)
+        if len(added) - n:
+            JOBS.labels("duplicate").inc(len(added) - n)
+        return added
 
     async def fetch(self, count: int = 10, block_ms: int = 1000) -> list[Job]:
         """Up to ``count`` jobs for this consumer, waiting at most ``block_ms`` for the first.
@@ -322,7 +432,7 @@ class JobQueue:
         while True:
             wait_ms, raw = await self._fetch(
                 keys=self._all_keys, args=[self.group, self.consumer, count, promote_limit])
-            jobs = self._jobs(raw)
+            jobs = _decode_entries(raw)
             remaining = int((deadline - loop.time()) * 1000)
             if jobs or remaining <= 0:
                 break
@@ -348,18 +458,24 @@ class JobQueue:
         return jobs
 
     async def ack(self, job: Job) -> None:
-        """Acknowledge one job after its outcome is durable; frees its dedupe id."""
-        await self.ack_many([job])
+        """Acknowledge one job after its outcome is durable; frees its dedupe id.
+
+        Acks of concurrent jobs share round trips; this returns once this job's ack is done.
+        """
+        await self._acks.submit(job)
 
     async def ack_many(self, jobs: Sequence[Job]) -> None:
         """Acknowledge several jobs in one round trip."""
-        if not jobs:
-            return
+        if jobs:
+            await self._ack_batch(list(jobs))
+
+    async def _ack_batch(self, jobs: list[Job]) -> list[None]:
         args: list[str] = [self.group]
         for job in jobs:
             args += [job.entry_id, job.id]
         await self._ack(keys=[self.stream, self.dedupe], args=args)
         JOBS.labels("acked").inc(len(jobs))
+        return [None] * len(jobs)
 
     async def requeue(self, job: Job, delay: float, payload: dict[str, Any] | None = None) -> bool:
         """Acknowledge ``job`` and enqueue the same job id with ``delay``, atomically.

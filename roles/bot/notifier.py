@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiogram import Bot
@@ -30,16 +30,37 @@ log = logging.getLogger(__name__)
 BATCH = 50
 IDLE_SLEEP = 1.0
 
+PEER_FLOOD = "PEER_FLOOD"  # flood_pause code when Telegram limited the whole account
+DETAIL_MAX = 200  # characters of Telegram's error detail shown to the user
+
+
+# texts of the engine's newer notifications (kept here while roles/bot/texts.py is being edited)
+def note_message_rejected(code: str, detail: str) -> str:
+    text = (f"✉️ Telegram rejected your message ({texts.esc(code)}): fix it with “{texts.BTN_MSG_SET}” in "
+            "the message menu. The broadcast keeps running and uses the new message from its next round.")
+    if detail:
+        text += f"\n<i>{texts.esc(detail[:DETAIL_MAX])}</i>"
+    return text
+
+
+def note_peer_flood(until: datetime | None) -> str:
+    return f"🚫 Telegram limited your account; broadcast paused until {texts.hhmm(until)}."
+
 
 def _when(value: Any) -> datetime | None:
+    """A payload time as an aware UTC datetime (``texts.hhmm`` prints it as UTC)."""
+    moment: datetime | None = None
     if isinstance(value, datetime):
-        return value
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value).astimezone()
-    if isinstance(value, str):
+        moment = value
+    elif isinstance(value, int | float):
+        with contextlib.suppress(ValueError, OverflowError, OSError):
+            moment = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, str):
         with contextlib.suppress(ValueError):
-            return datetime.fromisoformat(value)
-    return None
+            moment = datetime.fromisoformat(value)
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _int(payload: dict[str, Any], name: str) -> int:
@@ -48,7 +69,11 @@ def _int(payload: dict[str, Any], name: str) -> int:
 
 
 def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
-    """The text and buttons of one notification, or None for a kind this bot doesn't know."""
+    """The text and buttons of one notification, or None for a kind this bot doesn't know.
+
+    Every kind in ``services.notifications.KINDS`` renders; a missing or malformed payload field
+    renders as a neutral value rather than failing.
+    """
     p = note.payload or {}
     if note.kind == kinds.ROUND_SUMMARY:
         text = texts.note_round(_int(p, "sent"), _int(p, "failed"), _int(p, "skipped"), _int(p, "total"))
@@ -61,8 +86,14 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
         text = texts.note_group_disabled(str(p.get("title", "")), str(p.get("reason", "")))
         return text, kb.markup([[kb.button(texts.BTN_GROUPS, cb.GrpMenu())]])
     if note.kind == kinds.FLOOD_PAUSE:
-        seconds = _int(p, "seconds")
-        return texts.note_flood_pause(rules.human_duration(seconds), _when(p.get("until"))), kb.main_only()
+        until = _when(p.get("until"))
+        if p.get("code") == PEER_FLOOD:
+            return note_peer_flood(until), kb.main_only()
+        return texts.note_flood_pause(rules.human_duration(_int(p, "seconds")), until), kb.main_only()
+    if note.kind == kinds.MESSAGE_REJECTED:
+        text = note_message_rejected(str(p.get("code") or "MESSAGE_REJECTED"), str(p.get("detail") or ""))
+        return text, kb.markup([[kb.button(texts.BTN_MESSAGE, cb.MsgMenu())],
+                                [kb.button(texts.BTN_MAIN, cb.MainMenu())]])
     if note.kind == kinds.ACCESS_EXPIRED:
         return texts.NOTE_ACCESS_EXPIRED, kb.main_only()
     if note.kind in (kinds.ACCESS_APPROVED, kinds.ACCESS_GRANTED):
@@ -76,16 +107,27 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
     return None
 
 
+def _render_safely(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
+    try:
+        rendered = render(note)
+    except Exception:  # one unreadable row must not stop the drainer
+        log.exception("notification %s of kind %s cannot be rendered", note.notification_id, note.kind)
+        return None
+    if rendered is None:
+        log.warning("notification %s of unknown kind %s not delivered", note.notification_id, note.kind)
+    return rendered
+
+
 async def deliver_once(bot: Bot, outbox: NotificationService, limit: int = BATCH) -> int:
     """Send one batch; returns how many were handled (delivered, dropped or failed)."""
     pending = await outbox.pending(limit)
     delivered: list[int] = []
     try:
         for note in pending:
-            rendered = render(note)
+            rendered = _render_safely(note)
             if rendered is None:
-                log.warning("notification %s of unknown kind %s dropped", note.notification_id, note.kind)
-                delivered.append(note.notification_id)
+                # a failed try: left for a bot that can render it, given up after MAX_DELIVERY_TRIES
+                await outbox.mark_failed([note.notification_id])
                 continue
             text, markup = rendered
             try:

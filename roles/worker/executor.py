@@ -34,12 +34,12 @@ from metrics import FLOOD_WAIT_SECONDS, FLOOD_WAITS, ROUND_LAG, ROUNDS, SENDS
 from roles.worker.pacing import PaceState, Pacing
 from services import engine
 from services.notifications import NotificationService
-from storage import keys
 from storage.db import Database
 from storage.lease import HeldLease, Leases
 from storage.queue import Job, JobQueue
 from storage.repositories import attempts, rounds
 from storage.repositories.attempts import Candidate, Claimed, Outcome, Remaining, RoundContext
+from storage.user_lock import UserLock
 
 # what a database restart looks like from here (InternalClientError: a connection cut mid-query)
 DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -164,6 +164,11 @@ class RoundExecutor:
         self.max_inline_wait = max(settings.gap_max * engine.WIDEN_FACTOR + 1.0, 2.0)
         self.send_timeout = max(settings.lease_ttl, 30.0)
 
+    @property
+    def user_lock(self) -> UserLock:
+        """The per-user lock, as the services take it around their own uses of the session."""
+        return UserLock(self.leases, self.settings.lease_ttl)
+
     # --- job -----------------------------------------------------------------------------------
 
     async def run(self, job: Job) -> JobResult:
@@ -179,11 +184,11 @@ class RoundExecutor:
             if user_id is None:
                 await self.queue.ack(job)
                 return JobResult.GONE
-        lease = await self.leases.acquire(keys.USER_LOCK.format(user_id=user_id), self.settings.lease_ttl)
+        lease = await self.user_lock.try_acquire(user_id)
         if lease is None:
             await self.queue.requeue(job, self._busy_delay())
             return JobResult.BUSY
-        async with self.leases.keep(lease) as held, self.queue.claimed(job):
+        async with self.user_lock.keep(lease) as held, self.queue.claimed(job):
             conn = _Conn(self.db)
             try:
                 return await self._locked(job, round_id, user_id, held, conn)
