@@ -19,6 +19,8 @@ from services.admin import Actor, AdminService
 from services.login import LoginService, SessionCipherPort
 from services.runtime import RuntimeService
 from storage.db import Database
+from storage.lease import Leases
+from storage.user_lock import UserLock
 
 API_ACTOR_NAME = "api"
 
@@ -39,7 +41,9 @@ SERVICES = web.AppKey("services", Services)
 
 def build_services(settings: Settings, db: Database, redis: aioredis.Redis, gateway: AccountGateway,
                    cipher: SessionCipherPort, now: Clock = utc_now) -> Services:
-    login = LoginService(db, gateway, cipher, settings, now=now)
+    # the lock the worker sends under: a forced logout never closes a session a batch is sending on
+    lock = UserLock(Leases(redis), settings.engine.lease_ttl)
+    login = LoginService(db, gateway, cipher, settings, now=now, lock=lock)
     admin = AdminService(db, settings, login, now=now)
     return Services(
         admin=admin,

@@ -54,6 +54,7 @@ from services.status import StatusService
 from storage import keys
 from storage.db import Database
 from storage.lease import HeldLease, Leases
+from storage.user_lock import UserLock
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +92,21 @@ class BotServices:
 
 
 def build_services(
-    settings: Settings, db: Database, gateway: AccountGateway, cipher: SessionCipherPort, now: Clock = utc_now
+    settings: Settings,
+    db: Database,
+    redis: aioredis.Redis,
+    gateway: AccountGateway,
+    cipher: SessionCipherPort,
+    now: Clock = utc_now,
 ) -> BotServices:
     access = AccessService(db, settings, now)
-    login = LoginService(db, gateway, cipher, settings, now)
+    # the lock the worker sends under: import and logout never use a session a batch is sending on
+    lock = UserLock(Leases(redis), settings.engine.lease_ttl)
+    login = LoginService(db, gateway, cipher, settings, now, lock=lock)
     return BotServices(
         access=access,
         login=login,
-        groups=GroupService(db, gateway, cipher, settings, now),
+        groups=GroupService(db, gateway, cipher, settings, now, lock=lock),
         messages=MessageService(db, now),
         campaigns=CampaignService(db, settings, access, now),
         status=StatusService(db, settings, now),
@@ -179,7 +187,7 @@ def build_webhook_target(
 ) -> tuple[Bot, Dispatcher]:
     """The bot and dispatcher the app role feeds webhook updates into (the same routers as polling)."""
     webhook_secret(settings)
-    services = build_services(settings, db, gateway, cipher, now)
+    services = build_services(settings, db, redis, gateway, cipher, now)
     return build_bot(settings), build_dispatcher(settings, redis, services)
 
 
@@ -230,7 +238,7 @@ async def run_bot(
         from accounts.crypto import load_or_create_key
 
         cipher = load_or_create_key(settings)
-    services = build_services(settings, db, gateway, cipher, now)
+    services = build_services(settings, db, redis, gateway, cipher, now)
     dp = build_dispatcher(settings, redis, services)
     bot = build_bot(settings)
     leases = Leases(redis)

@@ -203,6 +203,10 @@ SESSION_ENDED = "🔌 Your session ended, connect again."
 LOGOUT_CONFIRM = "🚪 Disconnect the account? A running broadcast stops."
 DISCONNECTED = "🔌 Disconnected. The account session was closed and deleted."
 ALREADY_CONNECTED = "✅ An account is already connected. Disconnect it first to connect another."
+# the per-user lock is held by a broadcast batch (services.locks.Busy)
+BROADCAST_BUSY = "⏳ Your broadcast is sending right now; try again in a moment."
+# logout stops the broadcast before it waits for the lock, so only the disconnect is left to do
+LOGOUT_BUSY = f"{BROADCAST_BUSY}\nThe broadcast stopped; press “Disconnect” again to finish the logout."
 
 
 def wrong_code(left: int) -> str:
@@ -545,6 +549,12 @@ ACTION_NO_CHANGE = {
     "stop": "ℹ️ No broadcast was running",
     "logout": "ℹ️ No account was connected",
 }
+
+
+ADMIN_LOGOUT_BUSY = (
+    "⏳ The user's broadcast is sending right now; try again in a moment. "
+    "The broadcast stopped; press “Log out account” again to finish the logout."
+)
 
 
 def admin_action(action: str, outcome: str, days: int | None = None) -> str:

@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.parity, pytest.mark.asyncio(loop_scope="module")]
 async def second_bot(harness: Harness) -> AsyncIterator[tuple[Dispatcher, Bot]]:
     """Another bot process as far as state goes: new dispatcher, new services, same DB and Redis."""
     gateway = SandboxGateway(harness.sandbox.url)
-    services = build_services(harness.settings, harness.db, gateway, harness.cipher, harness.clock)
+    services = build_services(harness.settings, harness.db, harness.redis, gateway, harness.cipher,
+                              harness.clock)
     dp = build_dispatcher(harness.settings, harness.redis, services)
     bot = build_bot(harness.settings)
     yield dp, bot

@@ -8,8 +8,9 @@ from domain.rules import clamp_page, page_count
 from roles.app import deps
 from roles.app.api import params
 from roles.app.api.views import action_result, user_card, user_page
-from roles.app.errors import NotFound, json_response
+from roles.app.errors import ApiError, NotFound, json_response
 from services.admin import Actor, AdminService, UserPage
+from services.locks import Busy
 
 routes = web.RouteTableDef()
 
@@ -17,6 +18,8 @@ GRANT_DAYS = (0, 7, 30)  # the A2 presets; 0 = no expiry
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1_000_000
 FILTERS = ("all", "pending")  # pending: access requests waiting for approval (A3), oldest first
+BUSY_MESSAGE = ("the user's broadcast is sending right now; it is stopped, the account is still connected: "
+                "try again in a moment")
 
 
 @routes.get("/api/users")
@@ -92,5 +95,9 @@ async def unban(request: web.Request) -> web.Response:
 
 @routes.post("/api/users/{user_id}/logout")
 async def force_logout(request: web.Request) -> web.Response:
-    result = await deps.services(request).admin.force_logout(deps.actor(request), params.user_id(request))
+    try:
+        result = await deps.services(request).admin.force_logout(deps.actor(request), params.user_id(request))
+    except Busy:
+        # the broadcast is stopped already; the account stays connected until the call is repeated
+        raise ApiError(409, BUSY_MESSAGE, code="busy") from None
     return json_response(action_result(result))

@@ -34,6 +34,7 @@ from roles.bot.ui import (
     show,
     user_id_of,
 )
+from services.locks import Busy
 from services.login import LoginAttempt, LoginService, LoginStep, SessionCipherPort
 from services.status import StatusService
 
@@ -78,7 +79,14 @@ async def logout_ask(query: CallbackQuery, bot: Bot, login: LoginService) -> Non
 @routes.callback_query(cb.AccLogoutYes.filter())
 async def logout(query: CallbackQuery, bot: Bot, login: LoginService, status: StatusService) -> None:
     await query.answer()
-    if not await login.logout(query.from_user.id):
+    try:
+        disconnected = await login.logout(query.from_user.id)
+    except Busy:
+        # the broadcast is stopped already; the account stays connected until the next press
+        mark("U2.20", "busy")
+        await show(bot, query, texts.LOGOUT_BUSY, kb.connected_account())
+        return
+    if not disconnected:
         mark("U2.1", "not_connected")
         await show(bot, query, texts.ACC_NOT_CONNECTED, kb.login_offer())
         return

@@ -31,6 +31,7 @@ from roles.bot.states import Input
 from roles.bot.ui import Event, chat_id_of, leave_input, main_menu, not_command, show, user_id_of
 from services.access import AccessService
 from services.admin import Actor, AdminResult, AdminService, NotAllowed, UserCard
+from services.locks import Busy
 from services.login import LoginService, SessionCipherPort
 from services.runtime import RuntimeService
 from services.status import StatusService
@@ -260,7 +261,14 @@ async def user_action(query: CallbackQuery, callback_data: UserAction, bot: Bot,
     early = isinstance(callback_data, cb.AdmLogout)
     if early:
         await _answer(query)
-    result = await _perform(admin, _actor(query), callback_data)
+    try:
+        result = await _perform(admin, _actor(query), callback_data)
+    except Busy:
+        # only a logout waits for the user's lock; its broadcast is stopped, the account still connected
+        mark("A2", f"{callback_data.action}:busy")
+        if not await show_card(bot, query, admin, callback_data.uid, head=texts.ADMIN_LOGOUT_BUSY):
+            await show_users(bot, query, admin, 0)
+        return
     mark("A2", f"{callback_data.action}:{result.outcome}")
     if result.outcome == "not_found":
         if not early:

@@ -17,6 +17,7 @@ from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.ui import leave_input, show
 from services.groups import GroupPage, GroupService, NotConnected
+from services.locks import Busy
 from services.login import LoginService, SessionCipherPort
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,11 @@ async def import_groups(query: CallbackQuery, bot: Bot, login: LoginService, gro
     except TransientError:
         mark("U3.3", "unreachable")
         await show(bot, query, texts.TELEGRAM_UNREACHABLE, kb.groups_menu())
+        return
+    except Busy:
+        # a broadcast batch is sending on the session: nothing was read or changed
+        mark("U3.3", "busy")
+        await show(bot, query, texts.BROADCAST_BUSY, kb.groups_menu())
         return
     mark("U3.3")
     await _show_page(
