@@ -117,6 +117,7 @@ class BotSettings:
     interval_max: int = 1440 * 60
     selection_limit: int = 100
     throttle_rate: float = 10.0  # updates per second per user before "slow down"
+    lock_wait: float = 5.0  # how long an import or logout waits for a sending batch before "busy"
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ ENV_MAP: dict[str, tuple[str, str]] = {
     "INTERVAL_MAX_SECONDS": ("bot", "interval_max"),
     "SELECTION_LIMIT": ("bot", "selection_limit"),
     "THROTTLE_RATE": ("bot", "throttle_rate"),
+    "LOCK_WAIT_SECONDS": ("bot", "lock_wait"),
     "BATCH_SIZE": ("engine", "batch_size"),
     "GAP_MIN": ("engine", "gap_min"),
     "GAP_MAX": ("engine", "gap_max"),

@@ -19,6 +19,7 @@ from config.settings import Settings
 from domain import rules
 from domain.models import AuditEntry, Clock, utc_now
 from services import notifications
+from services.locks import Busy
 from services.login import LoginService
 from storage.db import Database
 from storage.repositories import accounts, audit, campaigns, groups, messages, users
@@ -300,7 +301,13 @@ class AdminService:
     async def force_logout(self, actor: Actor, user_id: int) -> AdminResult:
         """A2 ``adm:logout``: as the user's own logout (broadcast stopped, session deleted); they are told."""
         await self.authorize(actor, "logout", user_id)
-        disconnected = await self.login.logout(user_id, reason="admin")
+        try:
+            disconnected = await self.login.logout(user_id, reason="admin")
+        except Busy:
+            # the broadcast is stopped already; the session is still in use by a send
+            async with self.db.transaction() as conn:
+                await self._audit(conn, actor, "logout", user_id, "failed", {"result": "busy"})
+            raise
         now = self.now()
         async with self.db.transaction() as conn:
             if not disconnected:

@@ -43,7 +43,7 @@ def build_services(settings: Settings, db: Database, redis: aioredis.Redis, gate
                    cipher: SessionCipherPort, now: Clock = utc_now) -> Services:
     # the lock the worker sends under: a forced logout never closes a session a batch is sending on
     lock = UserLock(Leases(redis), settings.engine.lease_ttl)
-    login = LoginService(db, gateway, cipher, settings, now=now, lock=lock)
+    login = LoginService(db, gateway, cipher, settings, now=now, lock=lock, lock_wait=settings.bot.lock_wait)
     admin = AdminService(db, settings, login, now=now)
     return Services(
         admin=admin,

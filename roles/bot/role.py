@@ -102,11 +102,11 @@ def build_services(
     access = AccessService(db, settings, now)
     # the lock the worker sends under: import and logout never use a session a batch is sending on
     lock = UserLock(Leases(redis), settings.engine.lease_ttl)
-    login = LoginService(db, gateway, cipher, settings, now, lock=lock)
+    login = LoginService(db, gateway, cipher, settings, now, lock=lock, lock_wait=settings.bot.lock_wait)
     return BotServices(
         access=access,
         login=login,
-        groups=GroupService(db, gateway, cipher, settings, now, lock=lock),
+        groups=GroupService(db, gateway, cipher, settings, now, lock=lock, lock_wait=settings.bot.lock_wait),
         messages=MessageService(db, now),
         campaigns=CampaignService(db, settings, access, now),
         status=StatusService(db, settings, now),

@@ -68,6 +68,9 @@ async def test_logout_is_409_busy_while_a_batch_holds_the_lock(
         assert await account(db_pool) == ("connected", "stopped")  # stopped before the wait
         assert gateway.logged_out == []  # the session was not used while the batch held it
         assert not held.lost.is_set() and await lock.holder(UID) == lease.token
+        busy_row = (await audit_rows(db_pool))[-1]
+        assert (busy_row["action"], busy_row["outcome"]) == ("logout", "failed")
+        assert '"result": "busy"' in busy_row["detail"]
     assert await lock.holder(UID) is None
 
     response = await client.post(PATH, headers=AUTH)
