@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,36 +19,25 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from accounts.crypto import SessionCipher, generate_key
-from accounts.gateway import AccountRef, GroupInfo, GroupRef, LoginState, OutgoingMessage, SignedIn
+from accounts.crypto import SessionCipher
+from accounts.gateway import AccountRef, GroupRef, OutgoingMessage
 from config.settings import EngineSettings, Settings
 from storage.db import Database
-from storage.embedded import EmbeddedPostgres, EmbeddedRedis
 from storage.migrator import apply_migrations
 
-
-@dataclass
-class Servers:
-    base: Path
-    pg: EmbeddedPostgres
-    redis: EmbeddedRedis
-    pg_url: str
-    redis_url: str
+# the test suite's servers, send-only gateway and cipher: the same world the engine tests run in
+from tests.chaos.cluster import Servers
+from tests.integration.engine_support import SendOnlyGateway
+from tests.integration.engine_support import new_cipher as new_cipher
 
 
 @contextlib.contextmanager
 def servers() -> Iterator[Servers]:
-    base = Path(tempfile.mkdtemp(prefix="bench-servers-"))
-    pg = EmbeddedPostgres(base / "pg", port=0)
-    rd = EmbeddedRedis(base / "redis", port=0)
+    started = Servers.start()
     try:
-        pg_url = pg.start()
-        redis_url = rd.start()
-        yield Servers(base, pg, rd, pg_url, redis_url)
+        yield started
     finally:
-        rd.stop()
-        pg.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        started.stop()
 
 
 async def fresh_database(pg_url: str) -> str:
@@ -113,11 +100,7 @@ async def seed(
     )
 
 
-def new_cipher() -> SessionCipher:
-    return SessionCipher(generate_key())
-
-
-class NullGateway:
+class NullGateway(SendOnlyGateway):
     """A zero-latency gateway: every send succeeds at once."""
 
     def __init__(self) -> None:
@@ -127,30 +110,6 @@ class NullGateway:
     async def send_message(self, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:
         self.sends += 1
         return next(self.ids)
-
-    async def send_code(self, name: str, phone: str) -> LoginState:
-        raise NotImplementedError
-
-    async def resend_code(self, state: LoginState) -> LoginState:
-        raise NotImplementedError
-
-    async def sign_in(self, state: LoginState, code: str) -> SignedIn:
-        raise NotImplementedError
-
-    async def check_password(self, state: LoginState, password: str) -> SignedIn:
-        raise NotImplementedError
-
-    async def cancel_login(self, state: LoginState) -> None:
-        return None
-
-    async def list_groups(self, account: AccountRef) -> list[GroupInfo]:
-        return []
-
-    async def log_out(self, account: AccountRef) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
 
 @dataclass

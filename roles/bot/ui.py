@@ -150,3 +150,11 @@ async def leave_input(state: FSMContext, login: LoginService, cipher: SessionCip
     if current is not None or await state.get_data():
         await state.clear()
     return current
+
+
+async def leave_and_answer(
+    query: CallbackQuery, state: FSMContext, login: LoginService, cipher: SessionCipherPort
+) -> None:
+    """A menu button: drop any input in progress, then stop the button's spinner."""
+    await leave_input(state, login, cipher)
+    await query.answer()

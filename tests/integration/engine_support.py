@@ -51,11 +51,39 @@ class SendCall:
     message_id: int | None = None
 
 
+class SendOnlyGateway:
+    """The AccountGateway methods an engine run never calls: no login, no group list."""
+
+    async def send_code(self, name: str, phone: str) -> LoginState:
+        raise NotImplementedError
+
+    async def resend_code(self, state: LoginState) -> LoginState:
+        raise NotImplementedError
+
+    async def sign_in(self, state: LoginState, code: str) -> SignedIn:
+        raise NotImplementedError
+
+    async def check_password(self, state: LoginState, password: str) -> SignedIn:
+        raise NotImplementedError
+
+    async def cancel_login(self, state: LoginState) -> None:
+        return None
+
+    async def list_groups(self, account: AccountRef) -> list[GroupInfo]:
+        return []
+
+    async def log_out(self, account: AccountRef) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 Hook = Callable[["FakeSender", AccountRef, GroupRef], Awaitable[None]]
 
 
 @dataclass
-class FakeSender:
+class FakeSender(SendOnlyGateway):
     """An AccountGateway whose sends are recorded; faults per peer id raise domain errors in order."""
 
     latency: float = 0.0
@@ -94,30 +122,6 @@ class FakeSender:
             return message_id
         finally:
             self.in_flight[account.account_id] -= 1
-
-    async def send_code(self, name: str, phone: str) -> LoginState:
-        raise NotImplementedError
-
-    async def resend_code(self, state: LoginState) -> LoginState:
-        raise NotImplementedError
-
-    async def sign_in(self, state: LoginState, code: str) -> SignedIn:
-        raise NotImplementedError
-
-    async def check_password(self, state: LoginState, password: str) -> SignedIn:
-        raise NotImplementedError
-
-    async def cancel_login(self, state: LoginState) -> None:
-        return None
-
-    async def list_groups(self, account: AccountRef) -> list[GroupInfo]:
-        return []
-
-    async def log_out(self, account: AccountRef) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,7 +21,7 @@ from services.login import LoginService
 from storage.db import Database
 from storage.lease import Leases
 from storage.user_lock import UserLock
-from tests.integration.engine_support import Engine, FakeSender, new_cipher, seed_user, settings_with
+from tests.integration.engine_support import Engine, FakeSender, seed_user, settings_with
 from tests.integration.services_support import group
 
 pytestmark = pytest.mark.integration
@@ -60,18 +59,6 @@ class SessionUser(FakeSender):
 
     def used(self, what: str) -> list[tuple[float, float]]:
         return [(s, e) for w, s, e in self.uses if w == what]
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await Database.connect(db_url, max_size=20)
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def cipher() -> SessionCipher:
-    return new_cipher()
 
 
 def _settings(**engine: float) -> Settings:

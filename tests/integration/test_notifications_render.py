@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import importlib
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +24,7 @@ from services import engine
 from services import notifications as kinds
 from services.notifications import NotificationService
 from storage.db import Database
-from tests.integration.engine_support import Engine, FakeSender, new_cipher, seed_user, settings_with
+from tests.integration.engine_support import Engine, FakeSender, seed_user, settings_with
 
 pytestmark = pytest.mark.integration
 
@@ -191,18 +190,6 @@ class RecordingBot:
     async def send_message(self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None,
                            **_: Any) -> None:
         self.sent.append((chat_id, text, reply_markup))
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await Database.connect(db_url, max_size=10)
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def cipher() -> SessionCipher:
-    return new_cipher()
 
 
 async def test_what_the_engine_queues_is_delivered_and_unknown_kinds_never_stop_the_drainer(

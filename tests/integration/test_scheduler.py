@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,21 +18,9 @@ from storage import keys
 from storage.db import Database
 from storage.lease import Leases
 from storage.repositories import rounds
-from tests.integration.engine_support import Engine, FakeSender, new_cipher, seed_user, settings_with
+from tests.integration.engine_support import Engine, FakeSender, seed_user, settings_with
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await Database.connect(db_url, max_size=20)
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def cipher() -> SessionCipher:
-    return new_cipher()
 
 
 @pytest.fixture

@@ -39,25 +39,12 @@ from tests.integration.engine_support import (
     Engine,
     FakeSender,
     attempt_rows,
-    new_cipher,
     open_round_count,
     seed_user,
     settings_with,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await Database.connect(db_url, max_size=20)
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def cipher() -> SessionCipher:
-    return new_cipher()
 
 
 async def start_round(eng: Engine) -> list[int]:

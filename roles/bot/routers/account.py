@@ -7,6 +7,7 @@ logged; the login attempt (with the temporary session) stays encrypted in the FS
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiogram import Bot, F
 from aiogram.filters import Command
@@ -26,6 +27,7 @@ from roles.bot.ui import (
     TYPED,
     Event,
     delete_input,
+    leave_and_answer,
     leave_input,
     load_attempt,
     main_menu,
@@ -51,8 +53,7 @@ MAX_TYPED = rules.CODE_MAX_DIGITS
 async def account_menu(
     query: CallbackQuery, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort
 ) -> None:
-    await leave_input(state, login, cipher)
-    await query.answer()
+    await leave_and_answer(query, state, login, cipher)
     view = await login.account(query.from_user.id)
     if view is not None and view.connected:
         mark("U2.19")
@@ -233,6 +234,25 @@ async def _attempt_or_expire(
     return None
 
 
+async def _submit_typed(
+    message: Message,
+    submit: Callable[[int, LoginAttempt, str], Awaitable[LoginStep]],
+    bot: Bot,
+    state: FSMContext,
+    login: LoginService,
+    cipher: SessionCipherPort,
+    settings: Settings,
+    status: StatusService,
+) -> None:
+    """A typed code or password: deleted from the chat first, then given to ``submit``."""
+    await delete_input(bot, message)
+    attempt = await _attempt_or_expire(message, bot, state, login, cipher, settings)
+    if attempt is None:
+        return
+    step = await submit(user_id_of(message), attempt, message.text or "")
+    await _after_step(message, step, bot, state, cipher, status)
+
+
 @routes.message(Input.login_code, F.text, not_command)
 async def code_text(
     message: Message,
@@ -243,12 +263,7 @@ async def code_text(
     settings: Settings,
     status: StatusService,
 ) -> None:
-    await delete_input(bot, message)
-    attempt = await _attempt_or_expire(message, bot, state, login, cipher, settings)
-    if attempt is None:
-        return
-    step = await login.submit_code(user_id_of(message), attempt, message.text or "")
-    await _after_step(message, step, bot, state, cipher, status)
+    await _submit_typed(message, login.submit_code, bot, state, login, cipher, settings, status)
 
 
 @routes.message(Input.login_code, not_command)
@@ -323,12 +338,7 @@ async def password_text(
     settings: Settings,
     status: StatusService,
 ) -> None:
-    await delete_input(bot, message)
-    attempt = await _attempt_or_expire(message, bot, state, login, cipher, settings)
-    if attempt is None:
-        return
-    step = await login.submit_password(user_id_of(message), attempt, message.text or "")
-    await _after_step(message, step, bot, state, cipher, status)
+    await _submit_typed(message, login.submit_password, bot, state, login, cipher, settings, status)
 
 
 @routes.message(Input.login_password)

@@ -14,7 +14,7 @@ from roles.bot import keyboards as kb
 from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
-from roles.bot.ui import leave_input, show
+from roles.bot.ui import leave_and_answer, show
 from services.campaigns import CampaignService
 from services.login import LoginService, SessionCipherPort
 
@@ -31,8 +31,7 @@ async def start(
     cipher: SessionCipherPort,
     campaigns: CampaignService,
 ) -> None:
-    await leave_input(state, login, cipher)
-    await query.answer()
+    await leave_and_answer(query, state, login, cipher)
     result = await campaigns.start(query.from_user.id)
     if result.outcome == "missing":
         mark("U6.1", ",".join(result.missing))
@@ -56,8 +55,7 @@ async def stop(
     cipher: SessionCipherPort,
     campaigns: CampaignService,
 ) -> None:
-    await leave_input(state, login, cipher)
-    await query.answer()
+    await leave_and_answer(query, state, login, cipher)
     result = await campaigns.stop(query.from_user.id)
     if result.outcome == "not_running":
         mark("U6.5", "not_running")

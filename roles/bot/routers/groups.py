@@ -15,7 +15,7 @@ from roles.bot import keyboards as kb
 from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
-from roles.bot.ui import leave_input, show
+from roles.bot.ui import leave_and_answer, show
 from services.groups import GroupPage, GroupService, NotConnected
 from services.locks import Busy
 from services.login import LoginService, SessionCipherPort
@@ -60,8 +60,7 @@ async def groups_menu(
     cipher: SessionCipherPort,
     groups: GroupService,
 ) -> None:
-    await leave_input(state, login, cipher)
-    await query.answer()
+    await leave_and_answer(query, state, login, cipher)
     if not await _connected(login, query.from_user.id):
         await _connect_first(bot, query)
         return

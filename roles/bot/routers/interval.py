@@ -15,7 +15,7 @@ from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import Input
-from roles.bot.ui import Event, leave_input, not_command, show
+from roles.bot.ui import Event, leave_and_answer, leave_input, not_command, show
 from services.campaigns import CampaignService, IntervalResult
 from services.login import LoginService, SessionCipherPort
 
@@ -37,8 +37,7 @@ async def interval_menu(
     cipher: SessionCipherPort,
     campaigns: CampaignService,
 ) -> None:
-    await leave_input(state, login, cipher)
-    await query.answer()
+    await leave_and_answer(query, state, login, cipher)
     mark("U5.1")
     await _show_menu(bot, query, campaigns)
 

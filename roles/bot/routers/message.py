@@ -22,7 +22,7 @@ from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import Input
-from roles.bot.ui import chat_id_of, leave_input, not_command, show
+from roles.bot.ui import chat_id_of, leave_and_answer, leave_input, not_command, show
 from services.campaigns import CampaignService
 from services.login import LoginService, SessionCipherPort
 from services.messages import MediaNotFound, MessageDraft, MessageInvalid, MessageService
@@ -81,8 +81,7 @@ async def message_menu(
     cipher: SessionCipherPort,
     messages: MessageService,
 ) -> None:
-    await leave_input(state, login, cipher)
-    await query.answer()
+    await leave_and_answer(query, state, login, cipher)
     current = await messages.current(query.from_user.id)
     mark("U4.1", "set" if current else "not_set")
     if current is None:

@@ -17,7 +17,7 @@ from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import LOGIN_STATES
-from roles.bot.ui import leave_input, main_menu, show
+from roles.bot.ui import LOGIN_STATE_NAMES, leave_and_answer, leave_input, main_menu, show
 from services.access import AccessService, AccessView
 from services.login import LoginService, SessionCipherPort
 from services.status import StatusService
@@ -58,8 +58,7 @@ async def main(
     status: StatusService,
 ) -> None:
     mark("U1.5")
-    await leave_input(state, login, cipher)
-    await query.answer()
+    await leave_and_answer(query, state, login, cipher)
     await main_menu(bot, query, status)
 
 
@@ -67,6 +66,16 @@ async def main(
 async def help_(message: Message) -> None:
     mark("U1.6")
     await message.answer(texts.HELP, reply_markup=kb.main_only())
+
+
+async def _leave_cancelled(
+    state: FSMContext, login: LoginService, cipher: SessionCipherPort
+) -> tuple[str | None, str]:
+    """Leave any input state; the state left and its "cancelled" text (U2.21 inside a login)."""
+    left = await leave_input(state, login, cipher)
+    in_login = left in LOGIN_STATE_NAMES
+    mark("U2.21" if in_login else "conv.cancel", "cancelled" if left else "idle")
+    return left, texts.LOGIN_CANCELLED if in_login else texts.CANCELLED
 
 
 def _cancel_text(message: Message, raw_state: str | None = None) -> bool:
@@ -85,11 +94,9 @@ async def cancel_typed(
     cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    left = await leave_input(state, login, cipher)
-    in_login = left in {s.state for s in LOGIN_STATES}
-    mark("U2.21" if in_login else "conv.cancel", "cancelled" if left else "idle")
+    left, cancelled = await _leave_cancelled(state, login, cipher)
     if left is not None:
-        await _cancelled(bot, message.chat.id, texts.LOGIN_CANCELLED if in_login else texts.CANCELLED)
+        await _cancelled(bot, message.chat.id, cancelled)
     await main_menu(bot, message, status)
 
 
@@ -102,16 +109,14 @@ async def cancel_pressed(
     cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    left = await leave_input(state, login, cipher)
-    in_login = left in {s.state for s in LOGIN_STATES}
-    mark("U2.21" if in_login else "conv.cancel", "cancelled" if left else "idle")
-    await query.answer(texts.LOGIN_CANCELLED if in_login else texts.CANCELLED)
-    if in_login and left == LOGIN_STATES[0].state:
-        await _cancelled(bot, query.from_user.id, texts.LOGIN_CANCELLED)
+    left, cancelled = await _leave_cancelled(state, login, cipher)
+    await query.answer(cancelled)
+    if left == LOGIN_STATES[0].state:
+        # the phone step: a new message takes the "share my number" keyboard away
+        await _cancelled(bot, query.from_user.id, cancelled)
         await main_menu(bot, query, status)
         return
-    head = texts.LOGIN_CANCELLED if in_login else texts.CANCELLED
-    await main_menu(bot, query, status, head=head if left else "")
+    await main_menu(bot, query, status, head=cancelled if left else "")
 
 
 @routes.callback_query(cb.AccRequest.filter())

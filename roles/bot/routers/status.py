@@ -7,7 +7,7 @@ import logging
 from aiogram import Bot
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery
 
 from domain import rules
 from roles.bot import callbacks as cb
@@ -65,23 +65,9 @@ async def _show(bot: Bot, event: Event, status: StatusService) -> None:
 
 @routes.callback_query(cb.StShow.filter())
 @routes.callback_query(cb.StRefresh.filter())
-async def show_status(
-    query: CallbackQuery,
-    bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
-    status: StatusService,
-) -> None:
-    await leave_input(state, login, cipher)
-    mark("U7.1")
-    await query.answer()
-    await _show(bot, query, status)
-
-
 @routes.message(Command("status"))
-async def status_command(
-    message: Message,
+async def show_status(
+    event: Event,
     bot: Bot,
     state: FSMContext,
     login: LoginService,
@@ -90,7 +76,9 @@ async def status_command(
 ) -> None:
     await leave_input(state, login, cipher)
     mark("U7.1")
-    await _show(bot, message, status)
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    await _show(bot, event, status)
 
 
 @routes.callback_query(cb.StNotify.filter())
