@@ -101,17 +101,9 @@ def configure_logging(level: str) -> None:
 
 
 def build_gateway(settings: Settings) -> AccountGateway:
-    if settings.gateway_kind == "sandbox":
-        from accounts.sandbox_gateway import SandboxGateway
+    from accounts.factory import build_gateway as select_gateway
 
-        return SandboxGateway(settings.sandbox.url)
-    from accounts.telethon import TelethonGateway
-
-    if settings.sandbox_enabled:  # the real Telethon adapter against the sandbox's MTProto endpoint
-        from accounts.telethon.sandbox import SandboxClientFactory
-
-        return TelethonGateway(settings, factory=SandboxClientFactory.from_settings(settings))
-    return TelethonGateway(settings)
+    return select_gateway(settings)
 
 
 def mtproto_key_file(settings: Settings) -> Path:

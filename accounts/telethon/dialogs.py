@@ -1,4 +1,4 @@
-"""Listing the groups an account can post to.
+"""Listing the groups an account is in, and whether it can post to each.
 
 ``GroupInfo.peer_id`` is Telegram's raw id (``Chat.id`` / ``Channel.id``, always positive),
 not Telethon's "marked" id (-id, -100id): ``kind`` says which input peer to build
@@ -39,9 +39,10 @@ def _can_send(entity: Any) -> bool:
 def group_info(entity: Any) -> GroupInfo | None:
     """The group behind a dialog entity, or ``None`` for anything the broadcast can't use.
 
-    Kept: basic groups and supergroups the account is in (``can_send`` False when restrictions
-    forbid writing, so the caller can show why), and broadcast channels only where the account
-    may post. Left, kicked, migrated and deactivated chats, users and bots are dropped.
+    Kept: basic groups, supergroups and broadcast channels the account is in, ``can_send`` False
+    where it may not write (restrictions; a channel it doesn't own or administer with the right to
+    post), so the caller shows them disabled with the reason, as the sandbox adapter does for the
+    same dialogs. Left, kicked, migrated and deactivated chats, users and bots are dropped.
     """
     if isinstance(entity, types.Chat):
         if entity.left or entity.deactivated or entity.migrated_to is not None:
@@ -55,16 +56,16 @@ def group_info(entity: Any) -> GroupInfo | None:
             return GroupInfo(peer_id=entity.id, access_hash=entity.access_hash or 0, kind="supergroup",
                              title=entity.title, can_send=_can_send(entity))
         rights = entity.admin_rights
-        if entity.creator or (rights is not None and rights.post_messages):
-            return GroupInfo(peer_id=entity.id, access_hash=entity.access_hash or 0, kind="channel",
-                             title=entity.title, can_send=True)
+        return GroupInfo(peer_id=entity.id, access_hash=entity.access_hash or 0, kind="channel",
+                         title=entity.title,
+                         can_send=bool(entity.creator or (rights is not None and rights.post_messages)))
     return None
 
 
 class DialogMethods(GatewayBase):
     @mapped("dialogs")
     async def list_groups(self, account: AccountRef) -> list[GroupInfo]:
-        """Every group (and postable channel) in the account's dialogs, archived ones included."""
+        """Every group and channel in the account's dialogs, archived ones included."""
         groups: list[GroupInfo] = []
         async with self._pool.lease(account) as client:
             async for dialog in client.iter_dialogs(ignore_migrated=True):

@@ -12,7 +12,6 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 
 import contract
-from accounts.sandbox_gateway import SandboxGateway
 from roles.bot import texts
 from roles.bot.role import build_bot, build_dispatcher, build_services
 from services import notifications
@@ -26,7 +25,7 @@ pytestmark = [pytest.mark.parity, pytest.mark.asyncio(loop_scope="module")]
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def second_bot(harness: Harness) -> AsyncIterator[tuple[Dispatcher, Bot]]:
     """Another bot process as far as state goes: new dispatcher, new services, same DB and Redis."""
-    gateway = SandboxGateway(harness.sandbox.url)
+    gateway = harness.new_gateway()  # through the same selection as the supervisor's
     services = build_services(harness.settings, harness.db, harness.redis, gateway, harness.cipher,
                               harness.clock)
     dp = build_dispatcher(harness.settings, harness.redis, services)

@@ -1,4 +1,9 @@
-"""Every case of contract/flows.yaml, executed against the real bot through the sandbox's Bot API."""
+"""Every case of contract/flows.yaml, executed against the real bot through the sandbox's Bot API.
+
+With the sandbox gateway the whole contract runs; with the Telethon gateway (over the sandbox's
+MTProto endpoint) the rows where the account gateway does the work: every U2 (login) case and the
+group import rows U3.3 and U3.4.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,61 @@ import pytest
 
 import contract
 from tests.parity.harness import Harness
-from tests.parity.runner import RESULTS, run_case, summary
+from tests.parity.runner import results, run_case, summary
 
 pytestmark = [pytest.mark.parity, pytest.mark.asyncio(loop_scope="module")]
 
 CONTRACT = contract.load()
 CASES = CONTRACT.executable()
+TELETHON_ROWS = frozenset({"U3.3", "U3.4"})
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def runs_with(gateway: str, row: str) -> bool:
+    return gateway == "sandbox" or row.startswith("U2.") or row in TELETHON_ROWS
+
+
+def cases_for(gateway: str) -> list[contract.Case]:
+    return [c for c in CASES if runs_with(gateway, c.id)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.name != "test_case":
+        return
+    params = [pytest.param(gateway, case, id=f"{gateway}-{case.name}")
+              for gateway in ("sandbox", "telethon") for case in cases_for(gateway)]
+    # module scope: one harness per gateway, its cases in a row
+    metafunc.parametrize(("gateway_kind", "case"), params, indirect=["gateway_kind"], scope="module")
+
+
 async def test_case(harness: Harness, case: contract.Case) -> None:
     await run_case(harness, CONTRACT, case)
 
 
+@pytest.mark.gateways("sandbox", "telethon")
 async def test_every_row_is_executed(harness: Harness) -> None:
-    """Fails when a row of flows.md has no executed passing case; pending rows are reported."""
-    rows = contract.row_ids()
-    assert rows, "flows.md lists no rows"
-    unknown = CONTRACT.rows() - set(rows) - {c.id for c in CONTRACT.cases if c.id.startswith("conv.")}
+    """Fails when a row of flows.md this gateway runs has no executed passing case; pending rows are
+    reported. The sandbox gateway runs every row, the Telethon gateway the U2 rows, U3.3 and U3.4."""
+    all_rows = contract.row_ids()
+    assert all_rows, "flows.md lists no rows"
+    unknown = CONTRACT.rows() - set(all_rows) - {c.id for c in CONTRACT.cases if c.id.startswith("conv.")}
     assert not unknown, f"contract cases name rows flows.md doesn't have: {sorted(unknown)}"
+    gateway = harness.gateway_kind
+    rows = [r for r in all_rows if runs_with(gateway, r)]
+    cases = cases_for(gateway)
     # run here whatever this session hasn't run yet (e.g. when this test is selected alone)
     errors = []
-    for case in CASES:
-        if case.name not in RESULTS:
+    outcomes = results(gateway)
+    for case in cases:
+        if case.name not in outcomes:
             try:
                 await run_case(harness, CONTRACT, case)
             except AssertionError as exc:
                 errors.append(str(exc))
-    text = summary(CONTRACT, rows)  # printed at the end of the run by conftest's terminal summary
+    text = summary(CONTRACT, all_rows)  # printed at the end of the run by conftest's terminal summary
     user_rows = [r for r in rows if r.startswith("U")]
     pending_user_rows = [r for r in user_rows if r in CONTRACT.pending()]
     assert not pending_user_rows, f"U rows may not be pending: {pending_user_rows}"
     not_run = [r for r in rows if r not in CONTRACT.pending()
-               and not any(c.id == r and RESULTS.get(c.name) == "passed" for c in CASES)]
-    assert not not_run, f"rows of flows.md without an executed passing case: {not_run}\n{text}"
+               and not any(c.id == r and outcomes.get(c.name) == "passed" for c in cases)]
+    assert not not_run, f"rows of flows.md without an executed passing case ({gateway}): {not_run}\n{text}"
     assert not errors, "\n".join(errors)

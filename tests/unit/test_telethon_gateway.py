@@ -441,8 +441,9 @@ ADMIN = types.ChatAdminRights(post_messages=True)
         (_channel(10, megagroup=True, creator=True, default_banned_rights=MUTED), (10, 100, "supergroup", True)),
         (_channel(11, megagroup=True, left=True), None),
         (_channel(12, megagroup=True, gigagroup=True), (12, 120, "supergroup", False)),
-        (_channel(13, broadcast=True), None),
-        (_channel(14, broadcast=True, admin_rights=types.ChatAdminRights(pin_messages=True)), None),
+        (_channel(13, broadcast=True), (13, 130, "channel", False)),
+        (_channel(14, broadcast=True, admin_rights=types.ChatAdminRights(pin_messages=True)),
+         (14, 140, "channel", False)),
         (_channel(15, broadcast=True, admin_rights=ADMIN), (15, 150, "channel", True)),
         (_channel(16, broadcast=True, creator=True), (16, 160, "channel", True)),
         (types.User(id=17, first_name="someone"), None),
@@ -464,7 +465,8 @@ async def test_list_groups(gateway: TelethonGateway, world: FakeTelegram) -> Non
                      _channel(4, broadcast=True)]
     account = AccountRef(9, "fake:k9:2:1")
     groups = await gateway.list_groups(account)
-    assert [(g.peer_id, g.kind) for g in groups] == [(1, "group"), (3, "supergroup")]
+    assert [(g.peer_id, g.kind, g.can_send) for g in groups] == [
+        (1, "group", True), (3, "supergroup", True), (4, "channel", False)]
     assert 9 in gateway.pool  # the client stays for the next call
 
 
