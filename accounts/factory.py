@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Final
 
 from accounts.gateway import AccountGateway
-from config.settings import Settings, SettingsError
+from config.settings import GATEWAYS, Settings, SettingsError
 
-GATEWAY_KINDS: Final = ("sandbox", "telethon")
+GATEWAY_KINDS: Final = GATEWAYS
 
 
 def build_gateway(settings: Settings, *, mtproto_public_key: str | None = None) -> AccountGateway:

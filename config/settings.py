@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 ROLES = ("bot", "app", "worker", "all", "sandbox")
+GATEWAYS = ("sandbox", "telethon")
 SANDBOX_BOT_TOKEN = "1000000001:sandbox-bot-token"  # only ever sent to the local sandbox
 PLACEHOLDERS = {"", "changeme", "change-me", "placeholder", "secret", "xxx", "todo", "your-key-here"}
 
@@ -333,6 +334,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     if settings.engine.gap_min > settings.engine.gap_max:
         raise SettingsError("GAP_MIN must not exceed GAP_MAX")
     check_webhook(settings.app)
+    if settings.telegram.gateway and settings.telegram.gateway not in GATEWAYS:
+        raise SettingsError(f"ACCOUNT_GATEWAY must be one of {', '.join(GATEWAYS)} (or empty)")
     return settings
 
 

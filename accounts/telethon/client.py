@@ -43,7 +43,7 @@ class TelethonClientFactory:
             timeout=int(self.timeout),
             # The engine decides about every wait: no sleeping on FLOOD_WAIT inside Telethon.
             flood_sleep_threshold=0,
-            # 3 tries leave room for a DC switch (PHONE_MIGRATE) plus one retry after a 5xx;
+            # 3 retries (4 attempts) leave room for a DC switch (PHONE_MIGRATE) plus retries after a 5xx;
             # the last error is raised instead of Telethon's "Request was unsuccessful".
             request_retries=3,
             raise_last_call_error=True,

@@ -268,3 +268,9 @@ def test_webhook_mode_refuses_an_invalid_secret_at_load(secret):
 def test_webhook_mode_accepts_a_valid_secret():
     env = {"WEBHOOK_URL": "https://bot.example.org/telegram/webhook", "WEBHOOK_SECRET": "Abc_123-x"}
     assert load_settings(env, env_file=None).app.webhook_secret.get() == "Abc_123-x"
+
+
+def test_an_unknown_account_gateway_is_refused_at_load():
+    with pytest.raises(SettingsError, match="ACCOUNT_GATEWAY"):
+        load_settings({"ACCOUNT_GATEWAY": "pyrogram"}, env_file=None)
+    assert load_settings({"ACCOUNT_GATEWAY": "telethon"}, env_file=None).telegram.gateway == "telethon"
