@@ -346,7 +346,7 @@ class World:
             closed = sum(1 for m in account.memberships.values() if not m.can_send or m.banned)
             slow = sum(1 for g in groups if g.slow_mode)
             lock = f"2FA password {account.password!r}" if account.password else "no 2FA"
-            lines.append(f"{account.phone}  {account.first_name}  {lock}  {len(groups)} groups "
+            lines.append(f"{account.phone}  {account.first_name}  {lock}  {len(groups)} chats "
                          f"({closed} not writable, {slow} with slow mode)")
         return lines
 

@@ -147,10 +147,12 @@ class GroupService:
 
         New groups come unselected, known ones keep their selection (title, access hash and
         kind refreshed; gone/disabled ones listed as writable become active again), groups no
-        longer listed are marked gone and unselected, groups the account cannot write to are
-        imported disabled (``READ_ONLY_REASON``) and unselected. Raises ``NotConnected``; on
-        ``SessionDead`` (U3.4) the account is marked disconnected and the broadcast stopped, then
-        the error is re-raised. Other gateway errors (``FloodWait``, ``TransientError``) propagate.
+        longer listed are marked gone and unselected, groups and supergroups the account cannot
+        write to are imported disabled (``READ_ONLY_REASON``) and unselected. Broadcast channels it
+        cannot post to are not imported at all (one imported earlier is marked gone). Raises
+        ``NotConnected``; on ``SessionDead`` (U3.4) the account is marked disconnected and the
+        broadcast stopped, then the error is re-raised. Other gateway errors (``FloodWait``,
+        ``TransientError``) propagate.
         The account is used under the per-user lock: ``Busy`` when a broadcast batch keeps it
         longer than ``lock_wait`` ("your broadcast is sending right now, try again in a moment").
         """
@@ -266,19 +268,25 @@ class GroupService:
 
 
 def _dedupe(listed: list[GroupInfo]) -> list[ImportedGroup]:
-    """One row per peer (the last listing wins), disabled when the account can't write there."""
-    by_peer: dict[int, ImportedGroup] = {}
-    for info in listed:
-        writable = info.can_send
-        by_peer[info.peer_id] = ImportedGroup(
+    """One row per peer (the last listing wins), disabled when the account can't write there.
+
+    Broadcast channels the account cannot post to are left out: following news channels is not
+    having somewhere to broadcast, and listing each of them disabled would bury the real groups.
+    Both gateway adapters list them (``can_send`` False), so the rule lives here, once.
+    """
+    by_peer = {info.peer_id: info for info in listed}
+    return [
+        ImportedGroup(
             peer_id=info.peer_id,
             access_hash=info.access_hash,
             kind=info.kind,
             title=info.title,
-            status="active" if writable else "disabled",
-            reason="" if writable else READ_ONLY_REASON,
+            status="active" if info.can_send else "disabled",
+            reason="" if info.can_send else READ_ONLY_REASON,
         )
-    return list(by_peer.values())
+        for info in by_peer.values()
+        if info.can_send or info.kind != "channel"
+    ]
 
 
 def _item(record: GroupRecord) -> GroupItem:

@@ -41,8 +41,9 @@ def group_info(entity: Any) -> GroupInfo | None:
 
     Kept: basic groups, supergroups and broadcast channels the account is in, ``can_send`` False
     where it may not write (restrictions; a channel it doesn't own or administer with the right to
-    post), so the caller shows them disabled with the reason, as the sandbox adapter does for the
-    same dialogs. Left, kicked, migrated and deactivated chats, users and bots are dropped.
+    post), exactly as the sandbox adapter lists the same dialogs; the import rule (GroupService)
+    decides what to keep: read-only channels are left out, closed groups are shown disabled.
+    Left, kicked, migrated and deactivated chats, users and bots are dropped here.
     """
     if isinstance(entity, types.Chat):
         if entity.left or entity.deactivated or entity.migrated_to is not None:

@@ -65,6 +65,44 @@ async def test_import_merges_new_updated_and_gone(env: Env) -> None:
     assert (await _titles(env))["Beta"] == (False, "active", "")
 
 
+async def test_read_only_channels_are_left_out_and_closed_groups_listed_disabled(env: Env) -> None:
+    await env.connect(UID)
+    env.gateway.groups = [
+        group(1, "Own channel", kind="channel"),  # admin with post rights: a broadcast target
+        group(2, "News", can_send=False, kind="channel"),  # only followed
+        group(3, "Muted supergroup", can_send=False),
+        group(4, "Muted basic group", can_send=False, kind="group"),
+        group(5, "Chat"),
+    ]
+    first = await env.groups.import_groups(UID)
+    assert (first.total, first.new, first.updated, first.gone, first.disabled) == (4, 4, 0, 0, 2)
+    assert await _titles(env) == {
+        "Own channel": (False, "active", ""),
+        "Muted supergroup": (False, "disabled", READ_ONLY_REASON),
+        "Muted basic group": (False, "disabled", READ_ONLY_REASON),
+        "Chat": (False, "active", ""),
+    }
+    counts = await env.groups.counts(UID)
+    assert (counts.total, counts.active, counts.disabled, counts.gone) == (4, 2, 2, 0)
+
+    # a channel imported while it could be posted to (selected, even) loses the post right: gone
+    own = next(i.group_id for i in (await env.groups.page(UID, 0)).items if i.title == "Own channel")
+    assert (await env.groups.toggle(UID, own)).outcome == "selected"
+    env.gateway.groups[0] = group(1, "Own channel", can_send=False, kind="channel")
+    second = await env.groups.import_groups(UID)
+    assert (second.total, second.new, second.updated, second.gone, second.disabled) == (3, 0, 3, 1, 2)
+    assert (await _titles(env))["Own channel"] == (False, "gone", GONE_REASON)
+    assert "News" not in await _titles(env)
+    toggled = await env.groups.toggle(UID, own)
+    assert toggled.outcome == "disabled" and toggled.reason == GONE_REASON
+
+    # the post right back: active again, unselected
+    env.gateway.groups[0] = group(1, "Own channel", kind="channel")
+    third = await env.groups.import_groups(UID)
+    assert (third.new, third.updated, third.gone) == (0, 4, 0)
+    assert (await _titles(env))["Own channel"] == (False, "active", "")
+
+
 async def test_revoked_session_on_import_disconnects_and_stops(env: Env) -> None:
     await env.ready(UID)
     assert (await env.campaigns.start(UID)).outcome == "started"

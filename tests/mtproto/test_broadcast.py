@@ -58,7 +58,7 @@ async def test_list_groups_imports_what_the_account_can_post_to(mt: MTSandbox) -
         SLOW: GroupInfo(SLOW, hash_of(ANN, SLOW), "supergroup", "Slow group", True),
         NEW_SUPER: GroupInfo(NEW_SUPER, hash_of(ANN, NEW_SUPER), "supergroup", "Upgraded group", True),
     }  # the upgraded basic group is left out; someone else's channel is listed, not writable (as by
-    # the sandbox adapter), so the import shows it disabled
+    # the sandbox adapter), and the import leaves it out (services.groups decides, for both adapters)
 
 
 async def test_text_with_entities_lands_in_every_kind_of_group(mt: MTSandbox) -> None:

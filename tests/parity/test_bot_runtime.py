@@ -152,4 +152,4 @@ async def test_status_shows_the_last_round_group_by_group(harness: Harness, flow
     shown = (await _bot_texts(harness, uid))[-1]
     assert "9 sent, 1 failed, 0 skipped, 2 pending" in shown
     assert shown.count("✅ sent") == 9 and "and 2 more" in shown
-    assert "Disabled groups:" in shown and "(can't write)" in shown  # the read-only channel
+    assert "Disabled groups:" in shown and "(can't write)" in shown  # the read-only supergroup
