@@ -5,6 +5,8 @@ isolation runs one update per user at a time, across replicas, so FSM read-modif
 (the code keypad, a code typed right after the phone) can't interleave, while duplicates
 and floods are dropped on arrival without waiting for that lock.
 
+0. ``InFlightMiddleware``: counts the updates being handled, so a shutdown lets them finish
+   (polling has already acknowledged them to Telegram; cutting one would lose it).
 1. ``ObserveMiddleware``: one log line per update with the contract row id and outcome
    (never a text the user typed), metrics, errors turned into a short reply, and every
    callback query answered even when the handler forgot or failed.
@@ -15,6 +17,7 @@ and floods are dropped on arrival without waiting for that lock.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -44,6 +47,50 @@ log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 DEDUPE_TTL = 24 * 3600  # seconds an update id is remembered
+
+
+# --- updates in flight: a shutdown waits for them ----------------------------------------------
+
+
+class InFlightMiddleware(BaseMiddleware):
+    """Tracks the tasks handling updates; ``drain`` waits for them, then cancels what is left.
+
+    aiogram runs each polled update as its own task and ``stop_polling`` doesn't wait for those
+    tasks, while the offset of the next getUpdates has already told Telegram they were received.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        task = asyncio.current_task()
+        if task is None or task in self._tasks:  # re-entry (a nested feed) is counted once
+            return await handler(event, data)
+        self._tasks.add(task)
+        self._idle.clear()
+        try:
+            return await handler(event, data)
+        finally:
+            self._tasks.discard(task)
+            if not self._tasks:
+                self._idle.set()
+
+    async def drain(self, grace: float) -> int:
+        """Wait up to ``grace`` seconds for running handlers; cancel the rest and return their number."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace)
+        left = list(self._tasks)
+        for task in left:
+            task.cancel()
+        if left:
+            log.warning("bot: %d update handler(s) still running after %.0f s; cancelled", len(left), grace)
+            await asyncio.gather(*left, return_exceptions=True)
+        return len(left)
 
 
 # --- the per-update trace: row id, outcome, whether the callback was answered ------------------

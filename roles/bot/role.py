@@ -36,6 +36,7 @@ from roles.bot.announcer import Announcer
 from roles.bot.middlewares import (
     AccessMiddleware,
     DedupeMiddleware,
+    InFlightMiddleware,
     ObserveMiddleware,
     ThrottleMiddleware,
     install_request_middlewares,
@@ -64,6 +65,7 @@ FSM_TTL = 30 * 24 * 3600  # an abandoned input state is forgotten after a month
 EXPIRY_CHECK_SECONDS = 60.0
 WEBHOOK_MAX_CONNECTIONS = 40
 MAX_CONCURRENT_UPDATES = 256  # updates handled at once by this replica (each one per user at a time)
+SHUTDOWN_GRACE = 10.0  # seconds a stopping bot gives the updates it is handling
 COMMANDS = (
     ("start", "main menu"),
     ("login", "connect your Telegram account"),
@@ -153,6 +155,8 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
         settings=settings,
         **services.as_kwargs(),
     )
+    dp["in_flight"] = in_flight = InFlightMiddleware()
+    dp.update.outer_middleware(in_flight)
     dp.update.outer_middleware(ObserveMiddleware())
     dp.update.outer_middleware(DedupeMiddleware(redis))
     dp.update.outer_middleware(ThrottleMiddleware(redis, settings.bot.throttle_rate))
@@ -164,8 +168,12 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     return dp
 
 
-async def close_dispatcher(dp: Dispatcher) -> None:
-    """Let a running announcement finish (or cut it after a while) before the bot session closes."""
+async def close_dispatcher(dp: Dispatcher, grace: float = SHUTDOWN_GRACE) -> None:
+    """Let the updates being handled finish (up to ``grace`` seconds, then they are cancelled) and a
+    running announcement finish (or cut it after a while), before the bot session closes."""
+    in_flight = dp.workflow_data.get("in_flight")
+    if isinstance(in_flight, InFlightMiddleware):
+        await in_flight.drain(grace)
     announcer = dp.workflow_data.get("announcer")
     if isinstance(announcer, Announcer):
         await announcer.close()
