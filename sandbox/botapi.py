@@ -518,6 +518,7 @@ class BotApi:
         if action not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
         user.chat_action, user.chat_action_ms = action, now_ms()
+        self.chats.changes.notify()
         return True
 
     # ------------------------------------------------------------ edits and deletes
@@ -548,6 +549,7 @@ class BotApi:
             raise bad_request(NOT_MODIFIED)
         message.text, message.entities, message.reply_markup = text, entities, markup
         message.edit_date = int(time.time())
+        self.chats.changes.notify()
         return self.chats.telegram_message(message)
 
     async def edit_message_text(self, call: Call) -> Json:
@@ -582,6 +584,7 @@ class BotApi:
         if message is None:
             raise bad_request("message to delete not found")
         message.deleted = True
+        self.chats.changes.notify()
         return True
 
     async def delete_messages(self, call: Call) -> bool:
@@ -594,6 +597,7 @@ class BotApi:
             message = self.chats.message(user.user_id, int(message_id))
             if message is not None:
                 message.deleted = True
+        self.chats.changes.notify()
         return True
 
     # ------------------------------------------------------------ callbacks, files, chats

@@ -23,6 +23,7 @@ from typing import Any
 
 from config.settings import SandboxSettings
 from sandbox import formatting
+from sandbox.changes import Changes
 
 Entity = dict[str, Any]
 Json = dict[str, Any]
@@ -348,6 +349,7 @@ class Chats:
 
     def __init__(self, settings: SandboxSettings, on_user_text: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        self.changes = Changes()  # users and messages as the control API shows them
         self.rate_limits = settings.rate_limits
         self.callback_ttl = 15.0  # Telegram stops accepting an answer after about 15 s
         self._on_user_text = on_user_text
@@ -382,6 +384,7 @@ class Chats:
         self.files.clear()
         self._chat_buckets: dict[int, _Bucket] = {}
         self._global_bucket = _Bucket(GLOBAL_RATE, GLOBAL_BURST)
+        self.changes.notify()
 
     # ------------------------------------------------------------ the bot
 
@@ -411,6 +414,7 @@ class Chats:
         else:
             user.first_name, user.username, user.last_name = first_name, username, last_name
             user.language_code = language_code
+        self.changes.notify()
         return user
 
     def user(self, user_id: int) -> ChatUser:
@@ -424,6 +428,7 @@ class Chats:
         if user.blocked == blocked:
             return
         user.blocked = blocked
+        self.changes.notify()
         old, new = ("member", "kicked") if blocked else ("kicked", "member")
         self.push_update("my_chat_member", {
             "chat": user.telegram_chat(), "from": user.telegram_user(), "date": int(time.time()),
@@ -474,6 +479,7 @@ class Chats:
 
     def _store(self, message: ChatMessage) -> ChatMessage:
         self._messages[message.chat_id][message.message_id] = message
+        self.changes.notify()
         return message
 
     def _new_id(self, chat_id: int) -> int:

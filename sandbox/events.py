@@ -10,6 +10,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from sandbox.changes import Changes
+
 Api = Literal["bot", "world"]
 
 
@@ -37,6 +39,7 @@ class EventLog:
         self._events: list[Event] = []
         self._seq = 0
         self._limit = limit
+        self.changes = Changes()
 
     def record(
         self,
@@ -56,6 +59,7 @@ class EventLog:
         self._events.append(event)
         if len(self._events) > self._limit:
             del self._events[: len(self._events) - self._limit]
+        self.changes.notify()
         return event
 
     def since(self, seq: int = 0) -> list[Event]:

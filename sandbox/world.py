@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from config.settings import SandboxSettings
+from sandbox.changes import Changes
 from sandbox.events import EventLog
 
 DEMO_WORLD: Final = Path(__file__).with_name("demo_world.json")
@@ -290,6 +291,7 @@ class World:
     def __init__(self, settings: SandboxSettings, events: EventLog) -> None:
         self.settings = settings
         self.events = events
+        self.changes = Changes()  # accounts, codes, group feeds and faults as the control API shows them
         # Login thresholds (attributes so tests can shorten them).
         self.max_code_attempts = 5  # wrong codes answered PHONE_CODE_INVALID; the next try floods
         self.max_password_attempts = 5
@@ -317,6 +319,7 @@ class World:
                       self._send_times):
             store.clear()
         self._faults.clear()
+        self.changes.notify()
 
     def seed(self, data: Mapping[str, Any]) -> list[str]:
         """Add or replace accounts: ``{"accounts": [...]}`` or one account object.
@@ -329,6 +332,7 @@ class World:
         parsed = [self._parse_account(item) for item in items]
         for account, groups in parsed:
             self._install(account, groups)
+        self.changes.notify()
         return [account.phone for account, _ in parsed]
 
     def observe_chat_text(self, text: str) -> None:
@@ -338,6 +342,7 @@ class World:
         for pending in self._pending.values():
             if pending.code.state == "live" and pending.code.code in text:
                 pending.code.state = "voided"
+                self.changes.notify()
 
     def demo_summary(self) -> list[str]:
         lines = []
@@ -426,6 +431,7 @@ class World:
             deliver=bool(spec.get("deliver", False)),
         )
         self._faults.append(fault)
+        self.changes.notify()
         return fault.to_dict()
 
     def faults(self) -> list[dict[str, Any]]:
@@ -434,6 +440,7 @@ class World:
     def clear_faults(self) -> int:
         count = len(self._faults)
         self._faults.clear()
+        self.changes.notify()
         return count
 
     # --- login (adapter side) -----------------------------------------------------------------
@@ -594,6 +601,8 @@ class World:
             self.events.record("world", method, ok=False, phone=call.phone, group_id=call.group_id,
                                error="INTERNAL")
             raise
+        finally:
+            self.changes.notify()  # even a failed call may have issued a code or consumed a fault
         self.events.record("world", method, ok=True, phone=call.phone, group_id=call.group_id)
 
     async def _take_faults(self, call: str, phone: str | None, group_id: int | None) -> Fault | None:
@@ -613,6 +622,7 @@ class World:
                 taken.remaining -= 1
                 if taken.remaining == 0:
                     self._faults.remove(taken)
+                self.changes.notify()  # shown before a latency fault's wait, not after it
         if latency is not None:
             await asyncio.sleep(latency.seconds or 0.0)
         return error
