@@ -19,10 +19,11 @@ from config.settings import Settings
 from domain import rules
 from domain.models import AuditEntry, Clock, utc_now
 from services import notifications
+from services.announcements import AnnouncementBusy, StartedAnnouncement
 from services.locks import Busy
 from services.login import LoginService
 from storage.db import Database
-from storage.repositories import accounts, audit, campaigns, groups, messages, users
+from storage.repositories import accounts, announcements, audit, campaigns, groups, messages, users
 from storage.repositories import settings as settings_repo
 from storage.repositories import status as status_repo
 from storage.repositories.users import UserListRow
@@ -374,11 +375,42 @@ class AdminService:
         async with self.db.connection() as conn:
             return await users.announce_targets(conn)
 
+    async def start_announcement(
+        self, actor: Actor, text: str, entities: list[dict[str, Any]], report_to: int | None
+    ) -> StartedAnnouncement:
+        """A7 confirmed: the announcement and one pending delivery per target, written in one transaction
+        with its ``started`` audit row; the bot's leader delivers it (``services.announcements``).
+
+        Raises ``AnnouncementBusy`` while another announcement is still being sent.
+        """
+        await self.authorize(actor, "announce")
+        now = self.now()
+        try:
+            async with self.db.transaction() as conn:
+                targets = await users.announce_targets(conn)
+                announcement_id = await announcements.create(
+                    conn, text=text, entities=entities, created_by_kind=actor.kind, created_by=actor.user_id,
+                    report_to=report_to, now=now,
+                )
+                total = await announcements.add_targets(conn, announcement_id, targets, now)
+                await self._audit(conn, actor, "announce", None, "ok",
+                                  {"announcement_id": announcement_id, "targets": total, "state": "started"})
+        except asyncpg.UniqueViolationError as exc:  # announcements_running_idx: one at a time
+            raise AnnouncementBusy from exc
+        log.info("announcement=%s to %d users started by actor=%s", announcement_id, total,
+                 actor.user_id or actor.name)
+        return StartedAnnouncement(announcement_id, total)
+
+    async def announcing(self) -> bool:
+        """Whether an announcement is still being sent (a new one would be refused as busy)."""
+        async with self.db.connection() as conn:
+            return bool(await announcements.running(conn))
+
     async def record(
         self, actor: Actor, action: str, target_user_id: int | None = None,
         outcome: Literal["ok", "denied", "failed"] = "ok", detail: dict[str, Any] | None = None,
     ) -> None:
-        """Write an audit row for an action performed outside this service (A7's delivery counts)."""
+        """Write an audit row for an action performed outside this service."""
         await self.authorize(actor, action, target_user_id)
         async with self.db.transaction() as conn:
             await self._audit(conn, actor, action, target_user_id, outcome, detail)

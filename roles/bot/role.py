@@ -138,7 +138,7 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     """Routers, middlewares, FSM in Redis (with per-user event isolation across replicas).
 
     Besides the services, handlers get ``runtime`` (A5, the admin API's service) and
-    ``announcer`` (A7; ``close_dispatcher`` waits for its running announcement).
+    ``announcer`` (A7; the leader runs its delivery loop, a confirmation wakes it).
     """
     storage = SharedRedisStorage(redis, key_builder=fsm_key_builder(), state_ttl=FSM_TTL, data_ttl=FSM_TTL)
     isolation = RedisEventIsolation(
@@ -248,6 +248,8 @@ async def run_bot(
         cipher = load_or_create_key(settings)
     services = build_services(settings, db, redis, gateway, cipher, now)
     dp = build_dispatcher(settings, redis, services)
+    announcer = dp["announcer"]
+    assert isinstance(announcer, Announcer)
     bot = build_bot(settings)
     leases = Leases(redis)
 
@@ -257,6 +259,8 @@ async def run_bot(
         helpers = [
             asyncio.create_task(run_notifier(bot, services.notifications, inner)),
             asyncio.create_task(_expire_access(services.access, inner, expiry_every)),
+            # A7: only the leader delivers announcements; unfinished ones are resumed here
+            announcer.start(bot, inner),
         ]
         updates: asyncio.Task[None] | None = None
         try:
@@ -285,6 +289,8 @@ async def run_bot(
                         task.result()
         finally:
             inner.set()
+            if held.lost.is_set():
+                announcer.halt()  # another replica may lead already: no announcement send after the lease
             if updates is not None and not updates.done():
                 with contextlib.suppress(RuntimeError):
                     await dp.stop_polling()

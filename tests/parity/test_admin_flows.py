@@ -25,6 +25,7 @@ from services.notifications import NotificationService
 from services.runtime import RuntimeService
 from storage import keys
 from storage.queue import JobQueue
+from storage.repositories import users
 from tests.parity.harness import ADMIN, ADMIN_USER, Harness, parity_settings
 from tests.parity.runner import CaseRunner
 
@@ -246,3 +247,60 @@ async def test_access_expiry_stops_the_broadcast_and_tells_the_user(
     finally:
         harness.clock.offset = 0.0
         await harness.set_mode("open")
+
+
+async def test_a_restarted_bot_resumes_an_unfinished_announcement(harness: Harness) -> None:
+    """What a crash mid-announcement leaves: some targets delivered, one send cut in flight, the rest
+    pending. The restarted bot, as the leader, resumes it on start: each pending target gets the notice
+    once, nobody gets it twice, and the one report counts the whole announcement."""
+    notice = "Resumed notice"
+    uids = list(range(850_001, 850_011))
+    for uid in uids:
+        await harness.ensure_user(uid, "Resumed")
+        async with harness.db.transaction() as conn:
+            await users.ensure(conn, uid)
+    await harness.stop_bot()
+    started = await harness.admin.start_announcement(Actor.admin(ADMIN_USER), notice, [], report_to=ADMIN_USER)
+    aid = started.announcement_id
+    earlier, cut = uids[:3], uids[3]
+    async with harness.db.transaction() as conn:
+        await conn.execute("UPDATE announcement_deliveries SET status = 'delivered', attempts = 1 "
+                           "WHERE announcement_id = $1 AND user_id = ANY($2::bigint[])", aid, earlier)
+        await conn.execute("UPDATE announcement_deliveries SET status = 'sending', attempts = 1 "
+                           "WHERE announcement_id = $1 AND user_id = $2", aid, cut)
+    seen = len(await harness.client.chat(ADMIN_USER))
+    harness.bot_task, harness.bot_stop = harness.start_bot(harness.gateway)
+
+    async def done() -> bool:
+        status = await harness.fetchval("SELECT status FROM announcements WHERE announcement_id = $1", aid)
+        return bool(status == "done")
+
+    await wait_for(done, timeout=30)
+    async with harness.db.connection() as conn:
+        row = await conn.fetchrow("SELECT total, delivered, blocked, failed FROM announcements "
+                                  "WHERE announcement_id = $1", aid)
+        targets = await conn.fetch("SELECT user_id, status FROM announcement_deliveries "
+                                   "WHERE announcement_id = $1", aid)
+    assert row["total"] == started.targets == len(targets) and set(uids) <= {t["user_id"] for t in targets}
+    sent_now = 0
+    for target in targets:
+        got = [m for m in await harness.client.chat(target["user_id"]) if m.get("text") == notice]
+        if target["user_id"] in (*earlier, cut):
+            assert not got, target  # sent (or maybe sent) by the crashed run: never again
+        else:
+            assert len(got) == (target["status"] == "delivered"), target
+        sent_now += len(got)
+    assert row["delivered"] == len(earlier) + sent_now
+    assert row["failed"] >= 1 and row["delivered"] + row["blocked"] + row["failed"] == row["total"]
+    assert {t["status"] for t in targets if t["user_id"] == cut} == {"failed"}
+
+    async def reports() -> list[str]:
+        chat = (await harness.client.chat(ADMIN_USER))[seen:]
+        return [m["text"] for m in chat if "Announcement done" in (m.get("text") or "")]
+
+    async def reported() -> bool:
+        return bool(await reports())
+
+    await wait_for(reported)
+    await asyncio.sleep(0.3)  # a second report would show by now
+    assert await reports() == [texts.announce_report(row["delivered"], row["blocked"], row["failed"], row["total"])]

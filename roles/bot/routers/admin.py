@@ -24,13 +24,14 @@ from domain import rules
 from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
 from roles.bot import texts
-from roles.bot.announcer import Announcement, Announcer
+from roles.bot.announcer import Announcer
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import Input
 from roles.bot.ui import Event, chat_id_of, leave_input, main_menu, not_command, show, user_id_of
 from services.access import AccessService
 from services.admin import Actor, AdminResult, AdminService, NotAllowed, UserCard
+from services.announcements import AnnouncementBusy
 from services.locks import Busy
 from services.login import LoginService, SessionCipherPort
 from services.runtime import RuntimeService
@@ -384,10 +385,10 @@ def _entities(raw: list[MessageEntity] | None) -> list[dict[str, Any]]:
 @only.callback_query(cb.AdmAnnounce.filter())
 async def announce(
     query: CallbackQuery, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort,
-    admin: AdminService, announcer: Announcer,
+    admin: AdminService,
 ) -> None:
     await leave_input(state, login, cipher)
-    if announcer.busy:
+    if await admin.announcing():
         mark("A7", "busy")
         await _answer(query, texts.ANNOUNCE_BUSY)
         return
@@ -433,7 +434,7 @@ async def announce_text(message: Message, bot: Bot, state: FSMContext, admin: Ad
 async def announce_send(
     query: CallbackQuery, bot: Bot, state: FSMContext, admin: AdminService, announcer: Announcer
 ) -> None:
-    if announcer.busy:
+    if await admin.announcing():
         mark("A7", "busy")
         await _answer(query, texts.ANNOUNCE_BUSY)
         return
@@ -447,10 +448,14 @@ async def announce_send(
         await show_menu(bot, query, admin)
         return
     entities = [e for e in raw_entities if isinstance(e, dict)] if isinstance(raw_entities, list) else []
-    actor = _actor(query)
-    targets = await admin.announce_targets(actor)
-    await admin.record(actor, "announce", detail={"targets": len(targets), "state": "started"})
-    announcer.start(bot, actor, targets, Announcement(text, entities), report_to=query.from_user.id)
+    try:
+        # stored with all its targets; the leader's announcer delivers it (at once if that is this process)
+        started = await admin.start_announcement(_actor(query), text, entities, report_to=query.from_user.id)
+    except AnnouncementBusy:  # confirmed elsewhere a moment ago
+        mark("A7", "busy")
+        await _answer(query, texts.ANNOUNCE_BUSY)
+        return
+    announcer.wake()
     mark("A7", "started")
     await _answer(query)
     message = query.message
@@ -459,7 +464,7 @@ async def announce_send(
             await bot.edit_message_reply_markup(chat_id=message.chat.id, message_id=message.message_id,
                                                 reply_markup=None)
     await bot.send_message(
-        chat_id_of(query), texts.announce_started(len(targets)), reply_markup=kb.admin_only()
+        chat_id_of(query), texts.announce_started(started.targets), reply_markup=kb.admin_only()
     )
 
 
