@@ -32,13 +32,19 @@ def _dispatcher(release: asyncio.Event, started: asyncio.Event, done: list[str])
     return dp
 
 
-async def test_close_waits_for_a_handler_in_flight() -> None:
+async def _handling(text: str) -> tuple[Dispatcher, asyncio.Event, list[str], asyncio.Task[Any]]:
+    """A dispatcher with one update in its handler, held there until the returned event is set."""
     release, started = asyncio.Event(), asyncio.Event()
     done: list[str] = []
     dp = _dispatcher(release, started, done)
     bot = Bot("123456:unused-no-requests-are-made")
-    handling = asyncio.create_task(dp.feed_update(bot, _update(1, "first")))
+    handling = asyncio.create_task(dp.feed_update(bot, _update(1, text)))
     await started.wait()
+    return dp, release, done, handling
+
+
+async def test_close_waits_for_a_handler_in_flight() -> None:
+    dp, release, done, handling = await _handling("first")
     assert len(dp["in_flight"]) == 1
 
     closing = asyncio.create_task(close_dispatcher(dp, grace=5.0))
@@ -52,13 +58,7 @@ async def test_close_waits_for_a_handler_in_flight() -> None:
 
 
 async def test_close_cancels_a_handler_past_the_grace_period() -> None:
-    release, started = asyncio.Event(), asyncio.Event()
-    done: list[str] = []
-    dp = _dispatcher(release, started, done)
-    bot = Bot("123456:unused-no-requests-are-made")
-    handling = asyncio.create_task(dp.feed_update(bot, _update(2, "stuck")))
-    await started.wait()
-
+    dp, _, done, handling = await _handling("stuck")
     in_flight: InFlightMiddleware = dp["in_flight"]
     assert await in_flight.drain(0.05) == 1
     assert handling.cancelled()
