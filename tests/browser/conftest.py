@@ -111,6 +111,8 @@ def stack_env(database_url: str, redis_url: str, data_dir: Path, sandbox_port: i
         SANDBOX_ENABLED="1",
         SANDBOX_HOST="127.0.0.1",
         SANDBOX_PORT=str(sandbox_port),
+        # not the default 8082: another run of the suite on this machine may hold it
+        SANDBOX_MTPROTO_PORT=str(free_port()),
         BOT_TOKEN=BOT_TOKEN,
         # the test clicks faster than a person; past the per-chat rate the bot's replies get 429
         SANDBOX_RATE_LIMITS="0",
