@@ -30,8 +30,9 @@ migrate: $(STAMP)
 	$(BIN)/python app.py migrate
 
 # ROLE=all runs the bot, the admin API and the workers in one supervisor; with no DATABASE_URL/REDIS_URL
-# it starts the embedded servers under ./data, with no Telegram credentials the sandbox.
-run: migrate
+# it starts the embedded servers under ./data, with no Telegram credentials the sandbox. The supervisor
+# applies the migrations itself once the database is up (`make migrate` does only that).
+run: $(STAMP)
 	ROLE=all $(BIN)/python app.py
 
 # Each step stops the recipe on failure; pytest's exit code 5 (no tests collected) fails too.
