@@ -9,14 +9,12 @@ from typing import Literal
 import asyncpg
 
 from accounts.crypto import SessionDecryptError
-from accounts.gateway import AccountGateway, AccountRef, GroupInfo
-from config.settings import Settings
+from accounts.gateway import AccountRef, GroupInfo
 from domain import rules
 from domain.errors import SessionDead
-from domain.models import AccountRecord, Clock, GroupRecord, utc_now
-from services.locks import LOCK_WAIT, AccountLock, holding
-from services.login import SessionCipherPort
-from storage.db import Database
+from domain.models import AccountRecord, GroupRecord
+from services.locks import holding
+from services.login import SessionServiceBase
 from storage.repositories import accounts, campaigns, groups, users
 from storage.repositories.groups import ImportedGroup
 
@@ -115,28 +113,8 @@ class BulkResult:
     limit: int
 
 
-class GroupService:
+class GroupService(SessionServiceBase):
     """U3: groups belong to the user; every action checks ownership (forged ids are not_found)."""
-
-    def __init__(
-        self,
-        db: Database,
-        gateway: AccountGateway,
-        cipher: SessionCipherPort,
-        settings: Settings,
-        now: Clock = utc_now,
-        *,
-        lock: AccountLock | None = None,
-        lock_wait: float = LOCK_WAIT,
-    ) -> None:
-        """``lock`` is the per-user lock the worker sends under; None (no locking) is for unit tests only."""
-        self.db = db
-        self.gateway = gateway
-        self.cipher = cipher
-        self.settings = settings
-        self.now = now
-        self.lock = lock
-        self.lock_wait = lock_wait
 
     @property
     def limit(self) -> int:

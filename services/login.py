@@ -76,6 +76,31 @@ class SessionCipherPort(Protocol):
     def decrypt(self, token: bytes) -> str: ...
 
 
+class SessionServiceBase:
+    """The ports of a service that uses an account's Telegram session outside the worker (login,
+    group import), and the per-user lock it takes so that it never does so beside a broadcast batch."""
+
+    def __init__(
+        self,
+        db: Database,
+        gateway: AccountGateway,
+        cipher: SessionCipherPort,
+        settings: Settings,
+        now: Clock = utc_now,
+        *,
+        lock: AccountLock | None = None,
+        lock_wait: float = LOCK_WAIT,
+    ) -> None:
+        """``lock`` is the per-user lock the worker sends under; None (no locking) is for unit tests only."""
+        self.db = db
+        self.gateway = gateway
+        self.cipher = cipher
+        self.settings = settings
+        self.now = now
+        self.lock = lock
+        self.lock_wait = lock_wait
+
+
 @dataclass(frozen=True)
 class LoginAttempt:
     """A login in progress, kept by the bot in its FSM data between steps.
@@ -134,28 +159,8 @@ class LoginStep:
     retry_after: int = 0  # seconds, for flood
 
 
-class LoginService:
+class LoginService(SessionServiceBase):
     """U2: send the code, check it (and the 2FA password), store the session encrypted, log out."""
-
-    def __init__(
-        self,
-        db: Database,
-        gateway: AccountGateway,
-        cipher: SessionCipherPort,
-        settings: Settings,
-        now: Clock = utc_now,
-        *,
-        lock: AccountLock | None = None,
-        lock_wait: float = LOCK_WAIT,
-    ) -> None:
-        """``lock`` is the per-user lock the worker sends under; None (no locking) is for unit tests only."""
-        self.db = db
-        self.gateway = gateway
-        self.cipher = cipher
-        self.settings = settings
-        self.now = now
-        self.lock = lock
-        self.lock_wait = lock_wait
 
     @staticmethod
     def session_name(user_id: int) -> str:
