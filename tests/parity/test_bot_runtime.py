@@ -153,3 +153,24 @@ async def test_status_shows_the_last_round_group_by_group(harness: Harness, flow
     assert "9 sent, 1 failed, 0 skipped, 2 pending" in shown
     assert shown.count("✅ sent") == 9 and "and 2 more" in shown
     assert "Disabled groups:" in shown and "(can't write)" in shown  # the read-only supergroup
+
+
+async def test_a_slow_login_step_shows_typing(harness: Harness, flow_contract: contract.Contract) -> None:
+    runner = CaseRunner(harness, flow_contract, contract.Case(id="typing"))
+    runner.uid = uid = await harness.new_user("Typing")
+    for step in flow_contract.expand([{"given": "login_phone"}, {"login_as": "alice"}]):
+        await runner.step(step)
+    phone = flow_contract.accounts["alice"]["phone"]
+    # Telegram takes 1.5 s to send the code: past the second after which the chat shows "typing…"
+    await harness.client.add_fault("send_code", "latency", phone=phone, seconds=1.5, times=1)
+    mark = harness.sandbox.events.since(0)[-1].seq
+    await runner.step({"send": phone})
+    actions = [e for e in harness.sandbox.events.since(mark) if e.method == "sendChatAction" and e.ok]
+    assert actions and all(e.user_id in (None, uid) for e in actions)
+    assert await harness.state(uid) == "login_code"
+    # a quick step sends none: the code itself, answered at once
+    mark = harness.sandbox.events.since(0)[-1].seq
+    code = await harness.client.latest_code(phone)
+    await runner.step({"send": " ".join(code)})
+    assert await harness.state(uid) == "idle"
+    assert [e for e in harness.sandbox.events.since(mark) if e.method == "sendChatAction"] == []

@@ -26,6 +26,7 @@ from roles.bot.ui import (
     LOGIN_AT,
     TYPED,
     Event,
+    chat_id_of,
     delete_input,
     leave_and_answer,
     leave_input,
@@ -34,6 +35,7 @@ from roles.bot.ui import (
     not_command,
     save_attempt,
     show,
+    typing_while,
     user_id_of,
 )
 from services.locks import Busy
@@ -164,7 +166,8 @@ async def _send_code(
     cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    step = await login.send_code(user_id_of(message), raw)
+    async with typing_while(bot, chat_id_of(message)):
+        step = await login.send_code(user_id_of(message), raw)
     outcome = step.outcome
     if outcome == "code_sent" and step.attempt is not None:
         mark("U2.5", outcome)
@@ -249,7 +252,8 @@ async def _submit_typed(
     attempt = await _attempt_or_expire(message, bot, state, login, cipher, settings)
     if attempt is None:
         return
-    step = await submit(user_id_of(message), attempt, message.text or "")
+    async with typing_while(bot, chat_id_of(message)):
+        step = await submit(user_id_of(message), attempt, message.text or "")
     await _after_step(message, step, bot, state, cipher, status)
 
 
@@ -299,7 +303,8 @@ async def keypad(
     key = callback_data.key
     if key == "ok":
         await query.answer()
-        step = await login.submit_code(query.from_user.id, attempt, typed)
+        async with typing_while(bot, chat_id_of(query)):
+            step = await login.submit_code(query.from_user.id, attempt, typed)
         await _after_step(query, step, bot, state, cipher, status)
         return
     typed = typed[:-1] if key == "del" else (typed + key)[:MAX_TYPED]
@@ -323,7 +328,8 @@ async def resend(
     if attempt is None:
         return
     await query.answer()
-    step = await login.resend(query.from_user.id, attempt)
+    async with typing_while(bot, chat_id_of(query)):
+        step = await login.resend(query.from_user.id, attempt)
     await _after_step(query, step, bot, state, cipher, status)
 
 
