@@ -183,6 +183,7 @@ TABLE: Final[dict[str, Rule]] = {
     "NETWORK": _transient,  # the sandbox world's name for a dropped connection
     "INVALID_BUFFER": _transient,  # the server closed the MTProto connection with an error code
     # Telethon says this one may be temporary; a dead key shows as AUTH_KEY_UNREGISTERED instead.
+    # If it outlasts every retry of a send, the engine ends the session (services.engine.decide).
     "AUTH_KEY_NOT_FOUND": _transient,
 }
 

@@ -120,6 +120,15 @@ class Decision:
         return self.ends_round or self.disable_group or self.notify is not None
 
 
+# MTProto's -404: the server doesn't know the account's auth key (Telethon's AuthKeyNotFound)
+KEY_NOT_FOUND = "AUTH_KEY_NOT_FOUND"
+
+
+def _session_dead(code: str, detail: str) -> Decision:
+    return Decision("failed", code, detail, "session_dead", stop_campaign=True, notify=SESSION_ENDED,
+                    end_batch=True)
+
+
 def decide(error: GatewayError, tries: int, settings: EngineSettings) -> Decision:
     """Map a domain error from the gateway to what happens, as engine.md's table says.
 
@@ -147,11 +156,14 @@ def decide(error: GatewayError, tries: int, settings: EngineSettings) -> Decisio
     if isinstance(error, GroupClosed):
         return Decision("failed", code, detail, "group_closed", disable_group=True, notify=GROUP_DISABLED)
     if isinstance(error, SessionDead):
-        return Decision("failed", code, detail, "session_dead", stop_campaign=True, notify=SESSION_ENDED,
-                        end_batch=True)
+        return _session_dead(code, detail)
     if isinstance(error, TransientError):
         if tries < settings.retry_tries:
             return Decision("pending", code, detail, "retry", retry_in=retry_delay(tries, settings))
+        if code == KEY_NOT_FOUND:
+            # the server may forget an auth key for a while, so this was retried like any outage; still
+            # unknown after every backoff, the session is gone and the user must connect again
+            return _session_dead(code, detail)
         return Decision("failed", code, detail, "failed")
     if isinstance(error, MessageRejected):
         return Decision("failed", code, detail, "rejected", notify=MESSAGE_REJECTED)

@@ -522,6 +522,28 @@ async def test_transient_errors_are_retried_with_backoff_then_failed(
     assert len(gateway.calls) == 3 + 3 + 1
 
 
+async def test_an_auth_key_the_server_keeps_forgetting_ends_the_session_after_the_retries(
+    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
+) -> None:
+    eng, gateway, seeded, round_id = await seeded_engine(
+        db, redis_client, cipher, groups=3, retry_base=0.05, retry_max=0.1, retry_tries=3)
+    gateway.faults[seeded.peer_ids[0]] = [TransientError("AUTH_KEY_NOT_FOUND")]  # forgotten for a moment
+    gateway.faults[seeded.peer_ids[1]] = [TransientError("AUTH_KEY_NOT_FOUND")] * 3  # and for good
+
+    await eng.run_until_done([round_id])
+
+    rows = {r["group_id"]: r for r in await attempt_rows(db, round_id)}
+    assert (rows[seeded.group_ids[0]]["status"], rows[seeded.group_ids[0]]["tries"]) == ("sent", 2)
+    second = rows[seeded.group_ids[1]]
+    assert (second["status"], second["tries"], second["error_code"]) == ("failed", 3, "AUTH_KEY_NOT_FOUND")
+    assert rows[seeded.group_ids[2]]["status"] == "sent"  # sent while the other one waited for its retries
+    account = await fetchrow(db, "SELECT status, session_enc, disconnected_reason FROM accounts WHERE user_id = 1")
+    assert tuple(account) == ("disconnected", None, "AUTH_KEY_NOT_FOUND")
+    assert await fetchval(db, "SELECT status FROM campaigns WHERE user_id = 1") == "stopped"
+    [note] = await notifications(db, engine.SESSION_ENDED)
+    assert note["payload"]["reason"] == "AUTH_KEY_NOT_FOUND"
+
+
 async def test_rejected_message_fails_the_attempt_tells_the_user_and_goes_on(
     db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
 ) -> None:
