@@ -43,6 +43,8 @@ CAMPAIGNS_RUNNING = Gauge("campaigns_running", "Campaigns in state running", reg
 BOT_UPDATES = Counter("bot_updates_total", "Bot updates by type", ["type"], registry=REGISTRY)
 BOT_HANDLER_SECONDS = Histogram("bot_handler_seconds", "Bot handler latency", ["row"], registry=REGISTRY)
 LOGINS = Counter("login_outcomes_total", "Login steps by outcome", ["outcome"], registry=REGISTRY)
+ANNOUNCEMENT_SENDS = Counter("announcement_sends_total", "A7 announcement messages by outcome", ["outcome"],
+                             registry=REGISTRY)
 
 # app
 HTTP_REQUESTS = Counter("http_requests_total", "Admin API requests", ["route", "status"], registry=REGISTRY)

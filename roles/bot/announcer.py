@@ -33,6 +33,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import MessageEntity
 
+from metrics import ANNOUNCEMENT_SENDS
 from roles.bot import keyboards as kb
 from roles.bot import texts
 from services.admin import AdminService
@@ -222,6 +223,7 @@ class Announcer:
             except TelegramRetryAfter as exc:
                 # Telegram's flood control: nobody gets a message before the time it names
                 report.retries += 1
+                ANNOUNCEMENT_SENDS.labels("retry_after").inc()
                 log.info("announcement paused %ss by Telegram", exc.retry_after)
                 self._next_at = asyncio.get_running_loop().time() + max(float(exc.retry_after), self.interval)
                 if journal is not None:
@@ -240,6 +242,7 @@ class Announcer:
             break
         else:
             report.failed += 1
+        ANNOUNCEMENT_SENDS.labels(outcome).inc()
         if journal is not None:
             await journal.record(user_id, outcome)
         return True

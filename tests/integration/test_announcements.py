@@ -15,6 +15,7 @@ from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import SendMessage
 
 from domain.models import UserProfile
+from metrics import REGISTRY
 from roles.bot import texts
 from roles.bot.announcer import Announcer
 from services.admin import Actor, NotAllowed
@@ -230,7 +231,13 @@ async def test_the_schema_keeps_one_running_announcement_and_known_statuses(env:
 # --- the announcer --------------------------------------------------------------------------------
 
 
+def sends_counted() -> dict[str, float]:
+    return {outcome: REGISTRY.get_sample_value("announcement_sends_total", {"outcome": outcome}) or 0.0
+            for outcome in ("delivered", "blocked", "failed", "retry_after")}
+
+
 async def test_an_announcement_resumes_after_a_crash_and_everyone_gets_it_once(env: Env) -> None:
+    counted = sends_counted()
     started = await env.admin.start_announcement(ADMIN, NOTICE, [], report_to=ADMIN_ID)
     aid = started.announcement_id
     bot = FakeBot({READERS[3]: [blocked(READERS[3])], READERS[8]: [retry_after(0)]})
@@ -255,6 +262,9 @@ async def test_an_announcement_resumes_after_a_crash_and_everyone_gets_it_once(e
     assert (row.status, row.delivered, row.blocked, row.failed, row.retries) == (
         "done", started.targets - 1, 1, 0, 1)
     assert await env.fetchval("SELECT bot_blocked FROM users WHERE user_id = $1", READERS[3]) is True
+    now = sends_counted()
+    assert {k: now[k] - counted[k] for k in now} == {
+        "delivered": started.targets - 1, "blocked": 1, "failed": 0, "retry_after": 1}
 
 
 async def test_a_send_cut_by_a_crash_is_counted_failed_and_never_sent_twice(env: Env) -> None:
