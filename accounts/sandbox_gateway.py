@@ -19,9 +19,18 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from accounts.errors import NETWORK_ERROR, TIMEOUT, UNEXPECTED, Operation, to_domain
+from accounts.errors import (
+    NETWORK_ERROR,
+    PAYMENT_REQUIRED,
+    SETUP_EMAIL_REQUIRED,
+    TIMEOUT,
+    UNEXPECTED,
+    Operation,
+    to_domain,
+)
 from accounts.gateway import (
     AccountRef,
+    CodeDelivery,
     GroupInfo,
     GroupKind,
     GroupRef,
@@ -80,14 +89,15 @@ class SandboxGateway:
 
     async def send_code(self, name: str, phone: str) -> LoginState:
         sent = await self._call("send_code", "login", {"phone": phone})
+        delivery = _delivery(sent)
         return LoginState(name=name, phone=str(sent["phone"]), session=str(sent["session"]),
-                          phone_code_hash=str(sent["phone_code_hash"]),
-                          code_length=int(sent.get("code_length", 5)))
+                          phone_code_hash=str(sent["phone_code_hash"])).with_delivery(delivery)
 
     async def resend_code(self, state: LoginState) -> LoginState:
         sent = await self._call("resend_code", "login", {
             "phone": state.phone, "session": state.session, "phone_code_hash": state.phone_code_hash})
-        return state.with_code(str(sent["session"]), str(sent["phone_code_hash"]))
+        delivery = _delivery(sent)
+        return state.with_code(str(sent["session"]), str(sent["phone_code_hash"])).with_delivery(delivery)
 
     async def sign_in(self, state: LoginState, code: str) -> SignedIn:
         """Raises ``PasswordNeeded`` when two-step verification is on."""
@@ -195,6 +205,18 @@ class SandboxGateway:
         if not answer["ok"]:
             raise map_error(answer, operation)
         return answer
+
+
+_BLOCKING: Final = {"setup_email_required": SETUP_EMAIL_REQUIRED, "payment_required": PAYMENT_REQUIRED}
+
+
+def _delivery(sent: Mapping[str, Any]) -> CodeDelivery:
+    """Where the world sent the code; a type that ends the login becomes ``LoginBlocked``."""
+    kind = str(sent.get("type") or "app")
+    if kind in _BLOCKING:
+        raise to_domain(_BLOCKING[kind], rpc_code=None, operation="login")
+    return CodeDelivery(type=kind, length=int(sent.get("code_length") or 5), hint=str(sent.get("hint") or ""),
+                        next_type=str(sent.get("next_type") or ""))
 
 
 def _signed_in(done: Mapping[str, Any]) -> SignedIn:

@@ -47,6 +47,15 @@ TEXT_LIMIT: Final = 4096
 CAPTION_LIMIT: Final = 1024
 MEDIA_LIMIT: Final = 50 * 1024 * 1024
 CODE_LENGTH: Final = 5
+# auth.SentCodeType as the world names it. The last two are not deliveries: Telegram answers them
+# instead of sending a code, and the login can only go on in the official app.
+CODE_TYPES: Final = (
+    "app", "sms", "call", "flash_call", "missed_call", "email", "fragment_sms", "firebase_sms",
+    "sms_word", "sms_phrase",
+)
+BLOCKING_CODE_TYPES: Final = ("setup_email_required", "payment_required")
+EMAIL_CODE_LENGTH: Final = 6  # Telegram's email codes are longer than its SMS/app codes
+MISSED_CALL_PREFIX: Final = "+4477009"  # the calling number is this prefix + the code
 LATENCY: Final = "LATENCY"
 NETWORK: Final = "NETWORK"
 
@@ -178,6 +187,10 @@ class Account:
     banned: bool = False
     deactivated: bool = False
     memberships: dict[int, Membership] = field(default_factory=dict)
+    # How send_code delivers (first item) and what each resend moves on to; past the end a
+    # resend answers SEND_CODE_UNAVAILABLE, as Telegram does when no other way is left.
+    code_types: tuple[str, ...] = ("app", "sms")
+    email: str = ""
 
 
 @dataclass
@@ -189,6 +202,8 @@ class LoginCode:
     issued: float  # monotonic
     ttl: float
     state: str = "live"  # live | used | replaced | voided | cancelled | expired
+    type: str = "app"
+    calling_number: str = ""  # missed_call: the number that called; its last digits are the code
 
     def current_state(self, now: float) -> str:
         if self.state == "live" and now - self.issued > self.ttl:
@@ -201,6 +216,8 @@ class LoginCode:
             "date": self.date,
             "expires_at": round(self.date + self.ttl, 3),
             "state": self.current_state(now),
+            "type": self.type,
+            **({"calling_number": self.calling_number} if self.calling_number else {}),
         }
 
 
@@ -216,6 +233,7 @@ class PendingLogin:
     wrong_passwords: int = 0
     awaiting_password: bool = False
     old_codes: set[str] = field(default_factory=set)  # replaced by a resend: "expired" if typed
+    delivery: int = 0  # index into the account's code_types
 
 
 @dataclass
@@ -355,10 +373,19 @@ class World:
                          f"({closed} not writable, {slow} with slow mode)")
         return lines
 
+    def set_code_types(self, phone: str, raw: Any) -> list[str]:
+        """Change how an account's login codes are delivered (``KeyError`` for an unknown account,
+        ``ValueError`` for an unknown type); logins already under way keep their codes."""
+        norm = self._known_phone(phone)
+        account = self._accounts[norm]
+        account.code_types = parse_code_types(raw, norm)
+        self.changes.notify()
+        return list(account.code_types)
+
     def accounts(self) -> list[dict[str, Any]]:
         return [
             {"phone": a.phone, "first_name": a.first_name, "user_id": a.user_id,
-             "has_password": a.password is not None, "banned": a.banned,
+             "has_password": a.password is not None, "banned": a.banned, "code_types": list(a.code_types),
              "groups": [self._dialog(a, m) for m in a.memberships.values()]}
             for a in self._accounts.values()
         ]
@@ -453,34 +480,42 @@ class World:
             account = self._login_account(norm)
             self._check_login_flood(account.phone)
             self._count_code_request(account.phone)
+            first = account.code_types[0]
+            if first in BLOCKING_CODE_TYPES:
+                return self._blocked_code(account, first)
             pending = self._pending.get(session) if session else None
             if pending is None:
                 token = "tmp_" + secrets.token_urlsafe(24)
-                pending = PendingLogin(token, account.phone, "", self._new_code(account.phone, set()))
+                pending = PendingLogin(token, account.phone, "", self._new_code(account.phone, set(), first))
                 self._pending[token] = pending
             else:
                 self._retire(pending, "replaced")
                 pending.phone = account.phone
-                pending.code = self._new_code(account.phone, pending.old_codes)
+                pending.code = self._new_code(account.phone, pending.old_codes, first)
                 pending.wrong_codes = pending.wrong_passwords = 0
                 pending.awaiting_password = False
+            pending.delivery = 0
             pending.phone_code_hash = secrets.token_hex(8)
-            return self._sent_code(pending)
+            return self._sent_code(pending, account)
 
     async def resend_code(self, phone: str, session: str, phone_code_hash: str) -> dict[str, Any]:
         norm = normalise_phone(phone)
         with self._recorded("resend_code", norm or str(phone)):
             await self._fault_gate("resend_code", norm, None)
             pending = self._pending_for(session, norm, phone_code_hash)
-            self._login_account(norm)
+            account = self._login_account(norm)
             self._check_login_flood(pending.phone)
+            following = pending.delivery + 1
+            if following >= len(account.code_types) or account.code_types[following] in BLOCKING_CODE_TYPES:
+                raise WorldError("SEND_CODE_UNAVAILABLE")
             self._count_code_request(pending.phone)
             self._retire(pending, "replaced")
-            pending.code = self._new_code(pending.phone, pending.old_codes)
+            pending.delivery = following
+            pending.code = self._new_code(pending.phone, pending.old_codes, account.code_types[following])
             pending.phone_code_hash = secrets.token_hex(8)
             pending.wrong_codes = pending.wrong_passwords = 0
             pending.awaiting_password = False
-            return self._sent_code(pending)
+            return self._sent_code(pending, account)
 
     async def sign_in(self, phone: str, session: str, phone_code_hash: str, code: str) -> dict[str, Any]:
         norm = normalise_phone(phone)
@@ -682,11 +717,14 @@ class World:
             raise WorldError("FLOOD_WAIT", seconds=_wait(times[0] + self.send_code_window - now))
         times.append(now)
 
-    def _new_code(self, phone: str, avoid: set[str]) -> LoginCode:
+    def _new_code(self, phone: str, avoid: set[str], kind: str = "app") -> LoginCode:
+        length = code_length(kind)
         code = None
         while code is None or code in avoid:
-            code = f"{secrets.randbelow(10 ** CODE_LENGTH):0{CODE_LENGTH}d}"
-        record = LoginCode(code, _now_ms_date(), time.monotonic(), self.settings.code_ttl)
+            code = f"{secrets.randbelow(10 ** length):0{length}d}"
+        record = LoginCode(code, _now_ms_date(), time.monotonic(), self.settings.code_ttl, type=kind)
+        if kind in ("missed_call", "flash_call"):
+            record.calling_number = MISSED_CALL_PREFIX + code
         self._codes.setdefault(phone, []).append(record)
         return record
 
@@ -697,9 +735,21 @@ class World:
             pending.code.state = state
 
     @staticmethod
-    def _sent_code(pending: PendingLogin) -> dict[str, Any]:
+    def _sent_code(pending: PendingLogin, account: Account) -> dict[str, Any]:
+        """The answer to send_code/resend_code: ``type``, ``code_length``, ``hint``, ``next_type``."""
+        kind = pending.code.type
+        following = pending.delivery + 1
+        next_type = account.code_types[following] if following < len(account.code_types) else ""
         return {"session": pending.token, "phone": pending.phone,
-                "phone_code_hash": pending.phone_code_hash, "code_length": CODE_LENGTH, "type": "app"}
+                "phone_code_hash": pending.phone_code_hash, "code_length": code_length(kind), "type": kind,
+                "hint": _code_hint(kind, account),
+                "next_type": "" if next_type in BLOCKING_CODE_TYPES else next_type}
+
+    @staticmethod
+    def _blocked_code(account: Account, kind: str) -> dict[str, Any]:
+        """send_code for an account Telegram won't send a code to here: no code, no pending login."""
+        return {"session": "", "phone": account.phone, "phone_code_hash": secrets.token_hex(8),
+                "code_length": 0, "type": kind, "hint": "", "next_type": ""}
 
     def _finish_login(self, pending: PendingLogin, account: Account) -> dict[str, Any]:
         self._pending.pop(pending.token, None)
@@ -801,6 +851,8 @@ class World:
             password=str(password) if password else None,
             banned=bool(item.get("banned", False)),
             deactivated=bool(item.get("deactivated", False)),
+            code_types=parse_code_types(item.get("code_types", item.get("code_type")), phone),
+            email=str(item.get("email") or ""),
         )
         groups = item.get("groups") or []
         if not isinstance(groups, list):
@@ -849,12 +901,49 @@ class World:
                     target.id, Membership(target.id, _access_hash(account.phone, target.id)))
 
 
+def code_length(kind: str) -> int:
+    return EMAIL_CODE_LENGTH if kind == "email" else CODE_LENGTH
+
+
+def mask_email(email: str) -> str:
+    """Telegram's ``email_pattern``: the first letter of the name, stars, the domain."""
+    name, _, domain = email.partition("@")
+    return f"{name[:1]}{'*' * max(3, len(name) - 1)}@{domain or 'example.com'}"
+
+
+def _code_hint(kind: str, account: Account) -> str:
+    if kind == "email":
+        return mask_email(account.email or f"{account.first_name.lower() or 'user'}@example.com")
+    if kind in ("missed_call", "flash_call"):
+        return MISSED_CALL_PREFIX
+    if kind == "fragment_sms":
+        return f"https://fragment.com/number/{account.phone.lstrip('+')}/code"
+    return ""
+
+
+def parse_code_types(raw: Any, phone: str) -> tuple[str, ...]:
+    """``code_types`` of an account: one name or a list, in delivery order (default app, then SMS)."""
+    if raw is None:
+        return ("app", "sms")
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError(f"{phone}: code_types must be a non-empty list")
+    known = CODE_TYPES + BLOCKING_CODE_TYPES
+    out = tuple(str(item) for item in items)
+    for item in out:
+        if item not in known:
+            raise ValueError(f"{phone}: code type {item!r} must be one of {', '.join(known)}")
+    return out
+
+
 def _check_message(text: str, entities: list[dict[str, Any]], media: MediaIn | None) -> None:
     if media is None and not text.strip():
         raise WorldError("MESSAGE_EMPTY")
-    if len(text) > (CAPTION_LIMIT if media is not None else TEXT_LIMIT):
+    size = _utf16_len(text)  # Telegram's limits count UTF-16 code units, as entity offsets do
+    if media is not None and size > CAPTION_LIMIT:
+        raise WorldError("MEDIA_CAPTION_TOO_LONG")
+    if size > TEXT_LIMIT:
         raise WorldError("MESSAGE_TOO_LONG")
-    size = _utf16_len(text)
     for entity in entities:
         if not isinstance(entity, dict):
             raise WorldError("ENTITY_BOUNDS_INVALID")

@@ -6,7 +6,10 @@ Control API (JSON, for tests and the web page; errors are HTTP 400/404 with ``{"
 |---|---|
 | ``GET /sandbox/api/accounts`` | ``[{phone, first_name, user_id, has_password, banned, groups}]`` |
 | ``POST /sandbox/api/accounts`` | body ``{"accounts": [...]}`` or one account -> ``{"phones": [...]}`` |
-| ``GET /sandbox/api/accounts/{phone}/codes`` | ``[{code, date, expires_at, state}]``, newest first |
+| ``GET /sandbox/api/accounts/{phone}/codes`` | ``[{code, date, expires_at, state, type, calling_number?}]`` |
+|   | newest first (``calling_number`` for missed/flash calls: its last digits are the code) |
+| ``PUT /sandbox/api/accounts/{phone}/code_types`` | body ``{"code_types": ["sms", "call", ...]}``: how |
+|   | send_code delivers (first) and what each resend moves on to -> ``{"code_types": [...]}`` |
 | ``GET /sandbox/api/accounts/{phone}/sessions`` | ``[{id, phone, user_id, created, last_used}]`` |
 | ``DELETE /sandbox/api/accounts/{phone}/sessions`` | ``{"revoked": n}`` |
 | ``GET /sandbox/api/groups/{gid}/messages`` | ``[{message_id, from_phone, from_user_id, text, entities,``
@@ -107,6 +110,16 @@ class _Control:
             return _json(self.world.codes(request.match_info["phone"]))
         except KeyError:
             return _json({"error": "unknown account"}, 404)
+
+    async def set_code_types(self, request: web.Request) -> web.Response:
+        try:
+            body = await _body(request)
+            return _json({"code_types": self.world.set_code_types(request.match_info["phone"],
+                                                                  body.get("code_types"))})
+        except KeyError:
+            return _json({"error": "unknown account"}, 404)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
 
     async def sessions(self, request: web.Request) -> web.Response:
         try:
@@ -289,6 +302,7 @@ def setup_world_routes(app: web.Application, world: World) -> None:
     router.add_get(f"{CONTROL_PREFIX}/accounts", control.list_accounts)
     router.add_post(f"{CONTROL_PREFIX}/accounts", control.add_accounts)
     router.add_get(f"{CONTROL_PREFIX}/accounts/{{phone}}/codes", control.codes)
+    router.add_put(f"{CONTROL_PREFIX}/accounts/{{phone}}/code_types", control.set_code_types)
     router.add_get(f"{CONTROL_PREFIX}/accounts/{{phone}}/sessions", control.sessions)
     router.add_delete(f"{CONTROL_PREFIX}/accounts/{{phone}}/sessions", control.revoke_sessions)
     router.add_get(f"{CONTROL_PREFIX}/groups/{{gid}}/messages", control.group_messages)

@@ -11,6 +11,10 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from accounts.gateway import LoginState
 
 # button captions -------------------------------------------------------------------------------
 BTN_MAIN = "🏠 Main menu"
@@ -190,6 +194,57 @@ def code_prompt(typed: int, length: int, note: str = "") -> str:
         f"{head}📨 The code was sent to your Telegram app. Type it here with spaces "
         f"(<code>1 2 3 4 5</code>) or use the keypad.\nCode: {dots}"
     )
+
+
+# Where Telegram sent the code (auth.SentCodeType), and what a resend would use (auth.CodeType).
+_CODE_WENT: dict[str, str] = {
+    "app": "📨 The code was sent to your Telegram app (the \"Telegram\" chat on your other devices).",
+    "sms": "📨 The code was sent by SMS to your phone.",
+    "firebase_sms": "📨 The code was sent by SMS to your phone.",
+    "call": "📞 Telegram is calling your phone to dictate the code.",
+    "flash_call": "📞 Telegram will call you and hang up at once: the code is the calling number ({hint}).",
+    "missed_call": ("📞 Telegram will call you from a number starting with <code>{hint}</code>. "
+                    "Don't answer: the code is the <b>last {length} digits</b> of that number."),
+    "email": "📧 The code was sent to your email <code>{hint}</code>.",
+    "fragment_sms": "📨 The code was sent to your anonymous number on Fragment ({hint}).",
+    "sms_word": "📨 Telegram sent you an SMS with a word; type the code from it.",
+    "sms_phrase": "📨 Telegram sent you an SMS with a phrase; type the code from it.",
+}
+_NEXT_WAY: dict[str, str] = {
+    "sms": "by SMS", "call": "by a phone call", "flash_call": "by a flash call",
+    "missed_call": "by a missed call", "fragment_sms": "through Fragment",
+}
+
+
+def code_went(code_type: str, length: int, hint: str = "", next_type: str = "") -> str:
+    """Where the code went, and what "send a new code" would do."""
+    text = _CODE_WENT.get(code_type, _CODE_WENT["app"]).format(hint=esc(hint), length=length)
+    if next_type in _NEXT_WAY:
+        text += f"\nNo code? \"{BTN_RESEND}\" sends it {_NEXT_WAY[next_type]}."
+    return text
+
+
+def login_code_prompt(typed: int, state: LoginState, note: str = "") -> str:
+    """``code_prompt`` worded for where this login's code went (app, SMS, call, email, Fragment...)."""
+    dots = "•" * typed + "○" * max(0, state.code_length - typed) if state.code_length else "•" * typed
+    head = f"{note}\n" if note else ""
+    went = code_went(state.code_type, state.code_length, state.code_hint, state.next_type)
+    return (f"{head}{went}\nType it here with spaces (<code>1 2 3 4 5</code>) or use the keypad.\n"
+            f"Code: {dots}")
+
+
+LOGIN_BLOCKED: dict[str, str] = {
+    "setup_email_required": (
+        "📧 Telegram wants this account to set up a <b>login email</b> before it signs in to a new app. "
+        "Open the official Telegram app, go to Settings → Privacy and Security → Login Email, add your "
+        "email there, then connect again here."),
+    "payment_required": (
+        "💳 Telegram asks for a <b>payment to verify this number</b> before it sends a login code. This "
+        "can only be done in the official Telegram app: sign in there first (it shows the offer), then "
+        "connect again here."),
+}
+RESEND_UNAVAILABLE = ("🚫 Telegram has no other way left to send the code. Type the code you already got, "
+                      "or cancel and try again later.")
 
 
 CODE_BAD_FORMAT = "❌ Send the code you received (4–8 digits)."

@@ -108,6 +108,55 @@ def dialogs_page(groups: list[dict[str, Any]], me: Me, offset_peer: Any, limit: 
     return types.messages.DialogsSlice(count=len(groups), **parts)
 
 
+_NEXT_TYPES: Final[dict[str, Any]] = {
+    "sms": types.auth.CodeTypeSms,
+    "call": types.auth.CodeTypeCall,
+    "flash_call": types.auth.CodeTypeFlashCall,
+    "missed_call": types.auth.CodeTypeMissedCall,
+    "fragment_sms": types.auth.CodeTypeFragmentSms,
+}
+
+
+def sent_code_type(kind: str, length: int, hint: str) -> Any:
+    """The world's delivery name as Telegram's ``auth.SentCodeType``."""
+    if kind == "sms":
+        return types.auth.SentCodeTypeSms(length=length)
+    if kind == "call":
+        return types.auth.SentCodeTypeCall(length=length)
+    if kind == "flash_call":
+        return types.auth.SentCodeTypeFlashCall(pattern=hint + "*" * length)
+    if kind == "missed_call":
+        return types.auth.SentCodeTypeMissedCall(prefix=hint, length=length)
+    if kind == "email":
+        return types.auth.SentCodeTypeEmailCode(email_pattern=hint, length=length)
+    if kind == "fragment_sms":
+        return types.auth.SentCodeTypeFragmentSms(url=hint, length=length)
+    if kind == "firebase_sms":
+        return types.auth.SentCodeTypeFirebaseSms(length=length)
+    if kind == "sms_word":
+        return types.auth.SentCodeTypeSmsWord()
+    if kind == "sms_phrase":
+        return types.auth.SentCodeTypeSmsPhrase()
+    if kind == "setup_email_required":
+        return types.auth.SentCodeTypeSetUpEmailRequired()
+    return types.auth.SentCodeTypeApp(length=length)
+
+
+def sent_code(sent: dict[str, Any]) -> Any:
+    """``auth.sentCode`` for a world answer, or ``auth.sentCodePaymentRequired`` (which has no type)."""
+    phone_code_hash = str(sent["phone_code_hash"])
+    kind = str(sent.get("type") or "app")
+    if kind == "payment_required":
+        return types.auth.SentCodePaymentRequired(
+            store_product="org.telegram.sandbox.signup", phone_code_hash=phone_code_hash,
+            support_email_address="sms@telegram.org", support_email_subject="Sign-up payment",
+            premium_days=7, currency="USD", amount=199)
+    next_class = _NEXT_TYPES.get(str(sent.get("next_type") or ""))
+    return types.auth.SentCode(
+        type=sent_code_type(kind, int(sent.get("code_length") or 5), str(sent.get("hint") or "")),
+        phone_code_hash=phone_code_hash, next_type=next_class() if next_class else None)
+
+
 def entity_to_dict(entity: Any) -> dict[str, Any] | None:
     """A Telegram entity as the world keeps it (Bot API form); None for kinds it has no name for."""
     out: dict[str, Any] = {"offset": entity.offset, "length": entity.length}

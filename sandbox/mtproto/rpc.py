@@ -141,8 +141,7 @@ class Dispatcher:
 
     @staticmethod
     def _sent_code(sent: dict[str, Any]) -> Any:
-        return types.auth.SentCode(type=types.auth.SentCodeTypeApp(length=int(sent["code_length"])),
-                                   phone_code_hash=str(sent["phone_code_hash"]))
+        return objects.sent_code(sent)
 
     async def _send_code(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
         if request.api_id <= 0 or not request.api_hash:

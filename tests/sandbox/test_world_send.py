@@ -113,7 +113,10 @@ async def test_a_migrated_group_answers_with_its_new_id_and_hash() -> None:
     ("text", "media", "error"),
     [
         ("x" * 4097, None, "MESSAGE_TOO_LONG"),
-        ("x" * 1025, MediaIn("photo", "a.jpg", b"1"), "MESSAGE_TOO_LONG"),
+        ("x" * 1025, MediaIn("photo", "a.jpg", b"1"), "MEDIA_CAPTION_TOO_LONG"),
+        # Telegram counts UTF-16 code units: an emoji outside the BMP is two
+        ("\U0001F600" * 2049, None, "MESSAGE_TOO_LONG"),
+        ("\U0001F600" * 513, MediaIn("photo", "a.jpg", b"1"), "MEDIA_CAPTION_TOO_LONG"),
         ("   ", None, "MESSAGE_EMPTY"),
         ("ok", MediaIn("photo", "a.jpg", b""), "MEDIA_INVALID"),
         ("ok", MediaIn("sticker", "a.webp", b"1"), "MEDIA_INVALID"),
@@ -131,9 +134,10 @@ async def test_limits_are_inclusive() -> None:
     world = make_world()
     ann, h = await setup(world)
     await world.send_message(ann, 1, h[1], "x" * 4096)
+    await world.send_message(ann, 1, h[1], "\U0001F600" * 2048)
     await world.send_message(ann, 1, h[1], "y" * 1024, [], MediaIn("video", "v.mp4", b"v"))
     await world.send_message(ann, 1, h[1], "", [], MediaIn("document", "d.pdf", b"d"))
-    assert len(world.group_messages(1)) == 3
+    assert len(world.group_messages(1)) == 4
 
 
 @pytest.mark.parametrize(

@@ -177,7 +177,7 @@ async def _send_code(
             texts.phone_accepted(rules.mask_phone(step.attempt.state.phone)), reply_markup=kb.remove_reply()
         )
         await message.answer(
-            texts.code_prompt(0, step.attempt.state.code_length), reply_markup=kb.code_keypad()
+            texts.login_code_prompt(0, step.attempt.state), reply_markup=kb.code_keypad()
         )
         return
     if outcome == "bad_phone":
@@ -207,6 +207,8 @@ def _ending_text(step: LoginStep) -> str:
         return texts.ALREADY_CONNECTED
     if step.outcome == "too_many":
         return texts.LOGIN_TOO_MANY
+    if step.outcome == "login_blocked":
+        return texts.LOGIN_BLOCKED.get(step.reason, texts.TELEGRAM_UNREACHABLE)
     return texts.ERROR
 
 
@@ -311,7 +313,7 @@ async def keypad(
     await state.update_data({TYPED: typed})
     mark("U2.5", "keypad")
     await query.answer()
-    await show(bot, query, texts.code_prompt(len(typed), attempt.state.code_length), kb.code_keypad())
+    await show(bot, query, texts.login_code_prompt(len(typed), attempt.state), kb.code_keypad())
 
 
 @routes.callback_query(cb.AccResend.filter(), Input.login_code)
@@ -391,7 +393,6 @@ async def _after_step(
         await main_menu(bot, event, status, head=_ending_text(step))
         return
     attempt = step.attempt
-    length = attempt.state.code_length
     if outcome == "password_needed":
         mark("U2.14", outcome)
         await state.set_state(Input.login_password)
@@ -404,18 +405,23 @@ async def _after_step(
         await show(bot, event, texts.wrong_password(step.attempts_left), kb.cancel_only())
     elif outcome == "wrong_code":
         mark("U2.12", outcome)
-        await show(
-            bot, event, texts.code_prompt(0, length, texts.wrong_code(step.attempts_left)), kb.code_keypad()
-        )
+        note = texts.wrong_code(step.attempts_left)
+        await show(bot, event, texts.login_code_prompt(0, attempt.state, note), kb.code_keypad())
     elif outcome == "code_expired":
         mark("U2.13", outcome)
         await show(bot, event, texts.CODE_EXPIRED, kb.resend_or_cancel())
     elif outcome == "code_sent":
         mark("U2.17", outcome)
-        await show(bot, event, texts.code_prompt(0, length, texts.CODE_NEW_SENT), kb.code_keypad())
+        await show(bot, event, texts.login_code_prompt(0, attempt.state, texts.CODE_NEW_SENT),
+                   kb.code_keypad())
+    elif outcome == "resend_unavailable":
+        mark("U2.17", outcome)
+        await show(bot, event, texts.login_code_prompt(0, attempt.state, texts.RESEND_UNAVAILABLE),
+                   kb.code_keypad())
     elif outcome == "bad_code":
         mark("U2.10", outcome)
-        await show(bot, event, texts.code_prompt(0, length, texts.CODE_BAD_FORMAT), kb.code_keypad())
+        await show(bot, event, texts.login_code_prompt(0, attempt.state, texts.CODE_BAD_FORMAT),
+                   kb.code_keypad())
     elif outcome == "unreachable":
         mark("U2.9", outcome)
         markup = kb.cancel_only() if password_step else kb.code_keypad()
