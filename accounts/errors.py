@@ -201,6 +201,9 @@ TABLE: Final[dict[str, Rule]] = {
     # Telethon says this one may be temporary; a dead key shows as AUTH_KEY_UNREGISTERED instead.
     # If it outlasts every retry of a send, the engine ends the session (services.engine.decide).
     "AUTH_KEY_NOT_FOUND": _transient,
+    # The adapters refresh an expired file reference (or upload again) themselves; one that still
+    # comes through is retried like any passing trouble.
+    "FILE_REFERENCE_EXPIRED": _transient,
 }
 
 # Fallbacks by the RPC error's numeric class, for names the table does not know. Every 5xx

@@ -117,10 +117,21 @@ class GroupRef:
 
 @dataclass(frozen=True)
 class Media:
+    """Media bytes with the attributes the Bot API reported (0 / None when it had none).
+
+    ``key`` names the content (the stored row's sha256): an adapter that sent it once on an
+    account reuses the sent file (id + file reference) instead of uploading the bytes again.
+    """
+
     kind: MediaKind
     data: bytes
     filename: str
     mime_type: str = "application/octet-stream"
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
+    thumb: bytes | None = None
+    key: str = ""
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from domain.errors import GatewayError, SessionDead, TransientError
 
 logger = logging.getLogger(__name__)
 
+FILE_REFERENCE_EXPIRED: Final = "FILE_REFERENCE_EXPIRED"
 # The world's rule for errors it sends without a numeric class (sandbox/world.py ``ERROR_CODES``).
 _DEFAULT_RPC_CODE: Final = 400
 
@@ -84,6 +85,8 @@ class SandboxGateway:
         self._base = root.rstrip("/") + "/sandbox/world/"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._http: aiohttp.ClientSession | None = None
+        # (account, media key) -> the world's reference of the file sent before (sent once per account)
+        self._sent_files: dict[tuple[int, str], dict[str, Any]] = {}
 
     # --- login ---------------------------------------------------------------------------
 
@@ -143,14 +146,30 @@ class SandboxGateway:
         media = message.media
         if media is None:
             answer = await self._call("send_message", "send", payload)
-        else:
-            payload["media"] = {"kind": media.kind, "filename": media.filename, "mime_type": media.mime_type}
-            form = aiohttp.FormData()
-            form.add_field("payload", orjson.dumps(payload).decode(), content_type="application/json")
-            # A file object, not bytes: aiohttp streams it instead of warning about large raw bodies.
-            form.add_field("media", io.BytesIO(media.data), filename=media.filename,
-                           content_type=media.mime_type)
-            answer = await self._call("send_message", "send", form=form)
+            return int(answer["message_id"])
+        key = (account.account_id, media.key)
+        known = self._sent_files.get(key) if media.key else None
+        if known is not None:
+            try:
+                answer = await self._call("send_message", "send", {**payload, "media_ref": known})
+                return int(answer["message_id"])
+            except GatewayError as exc:
+                if exc.code != FILE_REFERENCE_EXPIRED:
+                    raise
+                # no message refetch over this API: the bytes go up once more
+                self._sent_files.pop(key, None)
+        payload["media"] = {"kind": media.kind, "filename": media.filename, "mime_type": media.mime_type,
+                            "width": media.width, "height": media.height, "duration": media.duration}
+        form = aiohttp.FormData()
+        form.add_field("payload", orjson.dumps(payload).decode(), content_type="application/json")
+        # A file object, not bytes: aiohttp streams it instead of warning about large raw bodies.
+        form.add_field("media", io.BytesIO(media.data), filename=media.filename, content_type=media.mime_type)
+        if media.thumb:
+            form.add_field("thumb", io.BytesIO(media.thumb), filename="thumb.jpg", content_type="image/jpeg")
+        answer = await self._call("send_message", "send", form=form)
+        ref = answer.get("media_ref")
+        if media.key and isinstance(ref, dict):
+            self._sent_files[key] = ref
         return int(answer["message_id"])
 
     # --- session -------------------------------------------------------------------------

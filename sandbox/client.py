@@ -219,6 +219,15 @@ class SandboxClient:
                                           {"code_types": code_types})
         return list(result["code_types"])
 
+    async def uploaded_bytes(self, phone: str) -> int:
+        """File bytes the account has uploaded (the event log's ``upload`` events)."""
+        result: Json = await self.request("GET", f"/accounts/{quote(phone, safe='')}/uploads")
+        return int(result["bytes"])
+
+    async def expire_file_references(self) -> int:
+        result: Json = await self.request("POST", "/file_references/expire")
+        return int(result["expired"])
+
     async def sessions(self, phone: str) -> list[Json]:
         result: list[Json] = await self.request("GET", f"/accounts/{quote(phone, safe='')}/sessions")
         return result

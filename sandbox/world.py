@@ -288,16 +288,42 @@ class _Call:
 
 @dataclass(frozen=True)
 class MediaIn:
-    """Media as a send carries it (bytes included)."""
+    """Media as a send carries it (bytes included), with the attributes the client gave."""
 
     kind: str
     filename: str
     data: bytes
     mime_type: str = "application/octet-stream"
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
+    thumb: bytes | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {"kind": self.kind, "filename": self.filename, "size": len(self.data),
-                "mime_type": self.mime_type, "sha256": hashlib.sha256(self.data).hexdigest()}
+        out: dict[str, Any] = {"kind": self.kind, "filename": self.filename, "size": len(self.data),
+                               "mime_type": self.mime_type, "sha256": hashlib.sha256(self.data).hexdigest()}
+        if self.width or self.height:
+            out.update(width=self.width, height=self.height)
+        if self.kind in ("video", "animation"):
+            out["duration"] = self.duration
+        if self.thumb:
+            out["thumb_size"] = len(self.thumb)
+        return out
+
+
+@dataclass
+class StoredFile:
+    """A photo/document the world keeps after a post: sendable again by id + file reference."""
+
+    id: int
+    access_hash: int
+    phone: str  # the account that uploaded it (its references are the ones it may use)
+    media: MediaIn
+    file_reference: bytes
+    reference_expires: float  # monotonic
+
+    def ref(self) -> dict[str, Any]:
+        return {"id": self.id, "access_hash": self.access_hash, "file_reference": self.file_reference.hex()}
 
 
 # --- the world --------------------------------------------------------------------------------
@@ -328,13 +354,17 @@ class World:
         self._send_times: dict[str, deque[float]] = {}
         self._faults: list[Fault] = []
         self._fault_seq = 0
+        # Sent photos/documents, reusable by id + file reference until the reference expires
+        # (Telegram's expire after a while; a refetch of the message gives a fresh one).
+        self.file_reference_ttl = 3600.0
+        self._files: dict[int, StoredFile] = {}
 
     # --- control side -----------------------------------------------------------------------
 
     def reset(self) -> None:
         for store in (self._accounts, self._groups, self._pending, self._sessions, self._dead,
                       self._codes, self._code_requests, self._login_flood_until, self._last_post,
-                      self._send_times):
+                      self._send_times, self._files):
             store.clear()
         self._faults.clear()
         self.changes.notify()
@@ -595,11 +625,26 @@ class World:
         text: str,
         entities: list[dict[str, Any]] | None = None,
         media: MediaIn | None = None,
+        *,
+        media_ref: Mapping[str, Any] | None = None,
+        count_upload: bool = False,
     ) -> dict[str, Any]:
-        """Post to a group's feed; returns ``{message_id, date}``."""
+        """Post to a group's feed; returns ``{message_id, date, media_ref?}``.
+
+        ``media_ref`` (``{id, access_hash, file_reference}``, the reference in hex) sends a file
+        posted before instead of ``media`` (FILE_REFERENCE_EXPIRED once the reference is old;
+        MEDIA_INVALID for a file the account doesn't have). ``count_upload``: the media's bytes
+        arrived with this call (HTTP adapter) and are counted as uploaded in the event log.
+        """
         with self._recorded("send_message", None, group_id) as call:
             account = self._session_account(session)
             call.phone = account.phone
+            if media is not None and count_upload:
+                self.record_upload(account.phone, len(media.data) + len(media.thumb or b""))
+            stored: StoredFile | None = None
+            if media_ref is not None:
+                stored = self.file_by_ref(account.phone, media_ref)
+                media = stored.media
             group, membership = self._member_group(account, group_id, access_hash)
             fault = await self._take_faults("send_message", account.phone, group_id)
             if fault is not None and not fault.deliver:
@@ -617,9 +662,78 @@ class World:
             self._check_slow_mode(account.phone, group, now)
             self._check_rate_limit(account.phone, now)
             posted = self._post(group, account, text, entities, media, now)
+            if media is not None:
+                stored = stored or self._store_file(account.phone, media)
+                group.feed[-1]["media"]["file_id"] = stored.id
+                posted["media_ref"] = stored.ref()
             if fault is not None:
                 raise self._fault_error(fault, account.phone, group_id)
             return posted
+
+    # --- media: uploads, sent files and their file references ----------------------------------
+
+    def record_upload(self, phone: str | None, nbytes: int) -> None:
+        """Count file bytes an account uploaded (event ``upload`` with ``bytes``)."""
+        self.events.record("world", "upload", ok=True, phone=phone, nbytes=nbytes)
+
+    def accounts_phone(self, phone: str) -> str:
+        """The normalised phone of a known account (``KeyError`` otherwise)."""
+        return self._known_phone(phone)
+
+    def uploaded_bytes(self, phone: str) -> int:
+        return sum(e.bytes or 0 for e in self.events.since(0) if e.method == "upload" and e.phone == phone)
+
+    def _store_file(self, phone: str, media: MediaIn) -> StoredFile:
+        file_id = int.from_bytes(secrets.token_bytes(7), "big")
+        stored = StoredFile(file_id, int.from_bytes(secrets.token_bytes(7), "big"), phone, media,
+                            secrets.token_bytes(16), time.monotonic() + self.file_reference_ttl)
+        self._files[file_id] = stored
+        return stored
+
+    def file_by_ref(self, phone: str, ref: Mapping[str, Any]) -> StoredFile:
+        """The stored file named by ``{id, access_hash, file_reference}`` for ``phone``."""
+        try:
+            file_id, access_hash = int(ref["id"]), int(ref["access_hash"])
+            reference = bytes.fromhex(str(ref.get("file_reference") or ""))
+        except (KeyError, TypeError, ValueError):
+            raise WorldError("MEDIA_INVALID") from None
+        stored = self._files.get(file_id)
+        if stored is None or stored.access_hash != access_hash or stored.phone != phone:
+            raise WorldError("MEDIA_INVALID")
+        if reference != stored.file_reference or time.monotonic() >= stored.reference_expires:
+            raise WorldError("FILE_REFERENCE_EXPIRED")
+        return stored
+
+    def fresh_reference(self, file_id: int) -> StoredFile | None:
+        """What a refetch of a message with this file shows: a reference valid for another TTL."""
+        stored = self._files.get(file_id)
+        if stored is None:
+            return None
+        if time.monotonic() >= stored.reference_expires:
+            stored.file_reference = secrets.token_bytes(16)
+        stored.reference_expires = time.monotonic() + self.file_reference_ttl
+        return stored
+
+    def expire_file_references(self) -> int:
+        """Expire every file reference now (control API), as time would; returns how many."""
+        now = time.monotonic()
+        for stored in self._files.values():
+            stored.reference_expires = now
+        self.changes.notify()
+        return len(self._files)
+
+    def member_groups(self, phone: str) -> list[tuple[int, str]]:
+        """``(group id, kind)`` of every group ``phone`` is in (for refetching its own posts)."""
+        account = self._accounts.get(phone)
+        if account is None:
+            return []
+        return [(gid, self._groups[gid].kind) for gid in account.memberships if gid in self._groups]
+
+    def group_post(self, group_id: int, message_id: int) -> dict[str, Any] | None:
+        group = self._groups.get(group_id)
+        if group is None:
+            return None
+        return next((post for post in group.feed if post["message_id"] == message_id), None)
 
     # --- helpers ---------------------------------------------------------------------------
 

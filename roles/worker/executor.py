@@ -29,7 +29,7 @@ import asyncpg
 
 from accounts.gateway import AccountGateway, AccountRef, GroupRef, Media, OutgoingMessage
 from config.settings import EngineSettings
-from domain.errors import FloodWait, GatewayError, GroupMigrated
+from domain.errors import FloodWait, GatewayError, GroupMigrated, TransientError
 from metrics import FLOOD_WAIT_SECONDS, FLOOD_WAITS, ROUND_LAG, ROUNDS, SENDS
 from roles.worker.pacing import PaceState, Pacing
 from services import engine
@@ -48,6 +48,9 @@ DB_ERRORS: tuple[type[BaseException], ...] = (
 log = logging.getLogger(__name__)
 
 MEDIA_CACHE_BYTES = 64 * 1024 * 1024
+# A media send may have to upload the file first: its timeout grows with the size, as if the
+# upload ran at this rate at least (a slow but working link), on top of the base timeout.
+MIN_UPLOAD_RATE = 256 * 1024  # bytes per second
 # A wait shorter than this is not worth giving the DB connection back for.
 SHORT_WAIT = 0.005
 
@@ -121,11 +124,14 @@ class MediaCache:
             self._items.move_to_end(media_id)
             return media
         row = await conn.fetchrow(
-            "SELECT kind, data, filename, mime_type FROM media WHERE media_id = $1", media_id)
+            """SELECT kind, data, filename, mime_type, width, height, duration, thumb, sha256
+               FROM media WHERE media_id = $1""", media_id)
         if row is None:
             return None
         media = Media(kind=row["kind"], data=bytes(row["data"]), filename=row["filename"],
-                      mime_type=row["mime_type"])
+                      mime_type=row["mime_type"], width=row["width"], height=row["height"],
+                      duration=row["duration"], thumb=None if row["thumb"] is None else bytes(row["thumb"]),
+                      key=row["sha256"])
         self._items[media_id] = media
         self._size += len(media.data)
         while self._size > self.max_bytes and len(self._items) > 1:
@@ -312,7 +318,8 @@ class RoundExecutor:
         while True:
             try:
                 sent_id = await asyncio.wait_for(
-                    self.gateway.send_message(batch.account, group, batch.message), self.send_timeout)
+                    self.gateway.send_message(batch.account, group, batch.message),
+                    self.timeout_for(batch.message))
                 return Outcome(cand.attempt_id, "sent", sent_message_id=sent_id), None
             except GroupMigrated as exc:
                 if migrated:
@@ -335,6 +342,14 @@ class RoundExecutor:
                     FLOOD_WAIT_SECONDS.observe(exc.seconds)
                 return self._outcome(cand, decision), decision
             except TimeoutError:
+                if batch.message.media is not None:
+                    # Most of a media send's time is the upload, before anything is posted: the
+                    # transient rule retries it (with backoff, then failed) instead of losing it.
+                    log.warning("user %s round %s group %s: media send timed out", ctx.user_id, ctx.round_id,
+                                cand.group_id)
+                    timeout = TransientError("TIMEOUT", "no answer from Telegram within the send timeout")
+                    decision = engine.decide(timeout, claimed.tries, self.settings)
+                    return self._outcome(cand, decision), decision
                 # it may or may not have been posted: never send it again in this round
                 log.error("user %s round %s group %s: send timed out", ctx.user_id, ctx.round_id,
                           cand.group_id)
@@ -343,6 +358,14 @@ class RoundExecutor:
                 log.exception("user %s round %s group %s: send failed unexpectedly", ctx.user_id,
                               ctx.round_id, cand.group_id)
                 return Outcome(cand.attempt_id, "unknown", "INTERNAL", type(exc).__name__), None
+
+    def timeout_for(self, message: OutgoingMessage) -> float:
+        """The send timeout, scaled by the media's size (its upload may come first)."""
+        media = message.media
+        if media is None:
+            return self.send_timeout
+        size = len(media.data) + len(media.thumb or b"")
+        return self.send_timeout + size / MIN_UPLOAD_RATE
 
     @staticmethod
     def _outcome(cand: Candidate, decision: engine.Decision) -> Outcome:

@@ -16,7 +16,7 @@ from typing import Any, Final
 from telethon.tl import types
 
 from sandbox.mtproto.bridge import Me
-from sandbox.world import MediaIn
+from sandbox.world import MediaIn, StoredFile
 
 DC_ID: Final = 2
 _NO_SEND: Final = types.ChatBannedRights(until_date=None, send_messages=True)
@@ -207,27 +207,74 @@ def media_kind(media: Any) -> str:
     return "document"
 
 
-def media_in(media: Any, data: bytes) -> MediaIn:
+_IMAGE_MAGIC: Final = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+def is_image(data: bytes) -> bool:
+    """Whether bytes sent as a photo are an image Telegram can process (JPEG, PNG, GIF, WebP, BMP)."""
+    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def media_in(media: Any, data: bytes, thumb: bytes | None = None) -> MediaIn:
+    """An uploaded input media as the world keeps it, with the attributes the client sent."""
     filename = str(getattr(media.file, "name", "") or "file")
     if isinstance(media, types.InputMediaUploadedPhoto):
         return MediaIn("photo", filename, data, mimetypes.guess_type(filename)[0] or "image/jpeg")
+    width = height = 0
+    duration = 0.0
     for attribute in media.attributes or []:
         if isinstance(attribute, types.DocumentAttributeFilename):
             filename = attribute.file_name
-    return MediaIn(media_kind(media), filename, data, media.mime_type or "application/octet-stream")
+        elif isinstance(attribute, types.DocumentAttributeVideo):
+            width, height, duration = attribute.w, attribute.h, float(attribute.duration)
+        elif isinstance(attribute, types.DocumentAttributeImageSize):
+            width, height = attribute.w, attribute.h
+    return MediaIn(media_kind(media), filename, data, media.mime_type or "application/octet-stream",
+                   width=width, height=height, duration=duration, thumb=thumb)
 
 
-def message_media(media: Any, stored: MediaIn, date: datetime) -> Any:
-    media_id = _stable_hash("media", stored.summary()["sha256"], date.timestamp())
-    if stored.kind == "photo":
-        photo = types.Photo(id=media_id, access_hash=_stable_hash("access", media_id), file_reference=b"",
-                            date=date, sizes=[types.PhotoSize("x", 1280, 720, len(stored.data))],
-                            dc_id=DC_ID)
+def input_file_ref(media: Any) -> dict[str, Any] | None:
+    """``{id, access_hash, file_reference}`` of an ``inputMediaPhoto``/``inputMediaDocument``."""
+    target = media.id
+    if not isinstance(target, types.InputPhoto | types.InputDocument):
+        return None  # inputPhotoEmpty / inputDocumentEmpty
+    reference = bytes(target.file_reference).hex()
+    return {"id": target.id, "access_hash": target.access_hash, "file_reference": reference}
+
+
+def _attributes(stored: MediaIn) -> list[Any]:
+    out: list[Any] = []
+    if stored.kind in ("video", "animation"):
+        out.append(types.DocumentAttributeVideo(duration=stored.duration, w=stored.width, h=stored.height,
+                                                supports_streaming=True))
+    if stored.kind == "animation":
+        out.append(types.DocumentAttributeAnimated())
+    out.append(types.DocumentAttributeFilename(stored.filename))
+    return out
+
+
+def message_media(stored: StoredFile, date: datetime) -> Any:
+    """The sent photo/document as Telegram shows it: id, access hash and the current file reference."""
+    media = stored.media
+    if media.kind == "photo":
+        size = types.PhotoSize("x", media.width or 1280, media.height or 720, len(media.data))
+        photo = types.Photo(id=stored.id, access_hash=stored.access_hash,
+                            file_reference=stored.file_reference, date=date, sizes=[size], dc_id=DC_ID)
         return types.MessageMediaPhoto(photo=photo)
-    document = types.Document(id=media_id, access_hash=_stable_hash("access", media_id), file_reference=b"",
-                              date=date, mime_type=stored.mime_type, size=len(stored.data), dc_id=DC_ID,
-                              attributes=list(media.attributes or []))
-    return types.MessageMediaDocument(document=document, video=stored.kind == "video" or None)
+    thumbs = [types.PhotoSize("m", 320, 320, len(media.thumb))] if media.thumb else None
+    document = types.Document(id=stored.id, access_hash=stored.access_hash,
+                              file_reference=stored.file_reference, date=date, mime_type=media.mime_type,
+                              size=len(media.data), dc_id=DC_ID, attributes=_attributes(media), thumbs=thumbs)
+    return types.MessageMediaDocument(document=document, video=media.kind == "video" or None)
+
+
+def feed_message(me: Me, kind: str, group_id: int, post: dict[str, Any], media: Any) -> Any:
+    """A post of the group feed as ``messages.getMessages`` shows it (the account's own post)."""
+    broadcast = kind == "channel"
+    date = datetime.fromtimestamp(int(post["date"]), UTC)
+    return types.Message(id=int(post["message_id"]), peer_id=peer_of(kind, group_id), date=date,
+                         message=str(post.get("text") or ""), out=True, post=broadcast or None,
+                         from_id=None if broadcast else types.PeerUser(me.user_id), media=media)
 
 
 def sent_updates(*, me: Me, chat: Any, kind: str, group_id: int, message_id: int, date: datetime,

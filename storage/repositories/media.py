@@ -32,12 +32,13 @@ async def find(conn: asyncpg.Connection, sha256: str, kind: str, filename: str) 
 
 async def insert(
     conn: asyncpg.Connection, sha256: str, kind: str, filename: str, mime_type: str, bot_file_id: str,
-    data: bytes,
+    data: bytes, *, width: int = 0, height: int = 0, duration: float = 0.0, thumb: bytes | None = None,
 ) -> int:
     return int(await conn.fetchval(
-        """INSERT INTO media (sha256, kind, filename, mime_type, bot_file_id, data)
-           VALUES ($1, $2, $3, $4, $5, $6) RETURNING media_id""",
-        sha256, kind, filename, mime_type, bot_file_id, data,
+        """INSERT INTO media (sha256, kind, filename, mime_type, bot_file_id, data, width, height, duration,
+                              thumb)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING media_id""",
+        sha256, kind, filename, mime_type, bot_file_id, data, width, height, duration, thumb,
     ))
 
 

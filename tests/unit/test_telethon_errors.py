@@ -216,6 +216,7 @@ CASES: list[Case] = [
     _rpc_case("BAD_GATEWAY_THING", "send", TransientError, rpc_code=502),
     _rpc_case("NEW_NOT_FOUND", "send", GatewayError, rpc_code=404),
     _rpc_case("SEND_CODE_UNAVAILABLE", "login", ResendUnavailable, rpc_code=406),
+    _rpc_case("FILE_REFERENCE_EXPIRED", "send", TransientError),
     Case(lambda: ValueError("a bug"), "send", GatewayError, "UNEXPECTED"),
 ]
 

@@ -22,7 +22,8 @@ from telethon.sessions import StringSession
 from accounts.gateway import AccountGateway, AccountRef, GroupRef, LoginState, Media, OutgoingMessage
 from accounts.telethon import TelethonClientFactory, TelethonGateway
 from accounts.telethon.dialogs import group_info
-from accounts.telethon.messages import input_media, input_peer, to_telethon_entities, to_telethon_entity
+from accounts.telethon.media import input_media
+from accounts.telethon.messages import input_peer, to_telethon_entities, to_telethon_entity
 from accounts.telethon.pool import ClientPool
 from config.settings import EngineSettings, Secret, Settings, SettingsError, TelegramSettings
 from domain.errors import (
