@@ -176,6 +176,7 @@ class Membership:
     access_hash: int
     can_send: bool = True
     banned: bool = False
+    folder: int = 0  # Telegram's peer folder: 0 the main list, 1 the archive
 
 
 @dataclass
@@ -358,13 +359,18 @@ class World:
         # (Telegram's expire after a while; a refetch of the message gives a fresh one).
         self.file_reference_ttl = 3600.0
         self._files: dict[int, StoredFile] = {}
+        # Dialog paging is throttled as Telegram does it: past a burst of pages in a window, the
+        # next page answers FLOOD_WAIT until the window frees (attributes so tests can shorten them).
+        self.dialog_pages_burst = 30
+        self.dialog_pages_window = 60.0
+        self._dialog_pages: dict[str, deque[float]] = {}
 
     # --- control side -----------------------------------------------------------------------
 
     def reset(self) -> None:
         for store in (self._accounts, self._groups, self._pending, self._sessions, self._dead,
                       self._codes, self._code_requests, self._login_flood_until, self._last_post,
-                      self._send_times, self._files):
+                      self._send_times, self._files, self._dialog_pages):
             store.clear()
         self._faults.clear()
         self.changes.notify()
@@ -616,6 +622,47 @@ class World:
             call.phone = account.phone
             await self._fault_gate("get_dialogs", account.phone, None)
             return [self._dialog(account, m) for m in account.memberships.values()]
+
+    async def get_dialogs_page(self, session: str, folder: int | None = None, after: int | None = None,
+                               limit: int = 100) -> dict[str, Any]:
+        """One page of the account's dialogs, as ``messages.getDialogs`` pages them.
+
+        ``folder`` 0 = the main list, 1 = the archive, None = both (main first); ``after`` = the
+        id of the last dialog of the previous page. Returns ``{"dialogs": [...], "count": n,
+        "next": id | None}`` (``next`` None when the folder is done); each dialog carries its
+        ``folder``. A burst of pages beyond ``dialog_pages_burst`` per ``dialog_pages_window``
+        answers FLOOD_WAIT with the seconds until the window frees.
+        """
+        with self._recorded("get_dialogs", None) as call:
+            account = self._session_account(session)
+            call.phone = account.phone
+            await self._fault_gate("get_dialogs", account.phone, None)
+            if folder not in (None, 0, 1):
+                raise WorldError("FOLDER_ID_INVALID")
+            self._count_dialog_page(account.phone)
+            listed = [m for m in account.memberships.values() if folder is None or m.folder == folder]
+            if folder is None:
+                listed.sort(key=lambda m: m.folder)  # stable: the main list, then the archive
+            start = 0
+            if after is not None:
+                ids = [m.group_id for m in listed]
+                if after not in ids:
+                    raise WorldError("OFFSET_PEER_ID_INVALID")
+                start = ids.index(after) + 1
+            size = max(1, min(int(limit or 100), 100))
+            page = listed[start:start + size]
+            more = start + size < len(listed)
+            return {"dialogs": [self._dialog(account, m) for m in page], "count": len(listed),
+                    "next": page[-1].group_id if more and page else None}
+
+    def _count_dialog_page(self, phone: str) -> None:
+        now = time.monotonic()
+        pages = self._dialog_pages.setdefault(phone, deque())
+        while pages and now - pages[0] >= self.dialog_pages_window:
+            pages.popleft()
+        if len(pages) >= self.dialog_pages_burst:
+            raise WorldError("FLOOD_WAIT", seconds=_wait(pages[0] + self.dialog_pages_window - now))
+        pages.append(now)
 
     async def send_message(
         self,
@@ -941,6 +988,7 @@ class World:
             "access_hash": membership.access_hash,
             "can_send": membership.can_send and not membership.banned,
             "slow_mode": group.slow_mode,
+            "folder": membership.folder,
         }
 
     def _known_phone(self, phone: str) -> str:
@@ -971,6 +1019,7 @@ class World:
         groups = item.get("groups") or []
         if not isinstance(groups, list):
             raise ValueError(f"{phone}: groups must be a list")
+        groups = groups + _generated_groups(item.get("generated_groups"), phone)
         return account, [self._parse_group(phone, g) for g in groups]
 
     @staticmethod
@@ -984,8 +1033,12 @@ class World:
         if kind not in GROUP_KINDS:
             raise ValueError(f"{phone}: group {gid}: kind must be one of {', '.join(GROUP_KINDS)}")
         migrated_to = item.get("migrated_to")
+        folder = 1 if item.get("archived") else _int(item.get("folder") or 0, "folder")
+        if folder not in (0, 1):
+            raise ValueError(f"{phone}: group {gid}: folder is 0 (main list) or 1 (archive)")
         return {
             "id": gid,
+            "folder": folder,
             "title": str(item.get("title") or f"Group {gid}"),
             "kind": kind,
             "can_send": bool(item.get("can_send", True)),
@@ -1004,8 +1057,8 @@ class World:
                 group.title, group.kind = spec["title"], spec["kind"]
             if spec["slow_mode"] is not None:
                 group.slow_mode = spec["slow_mode"]
-            account.memberships[group.id] = Membership(
-                group.id, _access_hash(account.phone, group.id), spec["can_send"], spec["banned"])
+            account.memberships[group.id] = Membership(group.id, _access_hash(account.phone, group.id),
+                                                       spec["can_send"], spec["banned"], spec["folder"])
             if spec["migrated_to"] is not None:
                 # A basic group that became a supergroup: the member follows it there.
                 group.migrated_to = spec["migrated_to"]
@@ -1013,6 +1066,23 @@ class World:
                     spec["migrated_to"], Group(spec["migrated_to"], group.title, "supergroup"))
                 account.memberships.setdefault(
                     target.id, Membership(target.id, _access_hash(account.phone, target.id)))
+
+
+def _generated_groups(spec: Any, phone: str) -> list[dict[str, Any]]:
+    """``{"count": 5200, "first_id": 700000, "archived": 1200}``: an account with thousands of
+    dialogs without listing each (the last ``archived`` of them in the archive folder)."""
+    if spec is None:
+        return []
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{phone}: generated_groups is an object")
+    count, first = _int(spec.get("count") or 0, "count"), _int(spec.get("first_id") or 0, "first_id")
+    archived = _int(spec.get("archived") or 0, "archived")
+    if not 0 < count <= 20_000 or first <= 0 or not 0 <= archived <= count:
+        raise ValueError(f"{phone}: generated_groups needs 0 < count <= 20000, first_id > 0, "
+                         "0 <= archived <= count")
+    kinds = ("supergroup", "supergroup", "group", "channel")
+    return [{"id": first + i, "title": f"Chat {i + 1}", "kind": kinds[i % len(kinds)],
+             "folder": 1 if i >= count - archived else 0} for i in range(count)]
 
 
 def code_length(kind: str) -> int:

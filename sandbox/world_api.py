@@ -221,6 +221,13 @@ class _Calls:
         body = await _body(request)
         return {"groups": await self.world.get_dialogs(_str(body, "session"))}
 
+    async def get_dialogs_page(self, request: web.Request) -> dict[str, Any]:
+        body = await _body(request)
+        folder = None if body.get("folder") is None else _int(body, "folder")
+        after = None if body.get("after") is None else _int(body, "after")
+        limit = 100 if body.get("limit") is None else _int(body, "limit")
+        return await self.world.get_dialogs_page(_str(body, "session"), folder, after, limit)
+
     async def send_message(self, request: web.Request) -> dict[str, Any]:
         body, media = await _send_request(request)
         entities = body.get("entities") or []
@@ -345,6 +352,7 @@ def setup_world_routes(app: web.Application, world: World) -> None:
         "check_password": calls.check_password,
         "cancel_login": calls.cancel_login,
         "get_dialogs": calls.get_dialogs,
+        "get_dialogs_page": calls.get_dialogs_page,
         "send_message": calls.send_message,
         "log_out": calls.log_out,
     }

@@ -81,7 +81,8 @@ def dialog(group: dict[str, Any]) -> Any:
     return types.Dialog(
         peer=peer_of(str(group["kind"]), int(group["id"])), top_message=0, read_inbox_max_id=0,
         read_outbox_max_id=0, unread_count=0, unread_mentions_count=0, unread_reactions_count=0,
-        unread_poll_votes_count=0, notify_settings=types.PeerNotifySettings())
+        unread_poll_votes_count=0, notify_settings=types.PeerNotifySettings(),
+        folder_id=int(group.get("folder") or 0) or None)
 
 
 def _peer_key(peer: Any) -> tuple[str, int] | None:
@@ -92,20 +93,20 @@ def _peer_key(peer: Any) -> tuple[str, int] | None:
     return None
 
 
-def dialogs_page(groups: list[dict[str, Any]], me: Me, offset_peer: Any, limit: int) -> Any:
-    """One page of ``messages.getDialogs``; pages continue after ``offset_peer``."""
-    keys = [("chat" if g["kind"] == "group" else "channel", int(g["id"])) for g in groups]
-    start = 0
-    wanted = _peer_key(offset_peer)
-    if wanted is not None and wanted in keys:
-        start = keys.index(wanted) + 1
-    limit = max(1, min(limit or 100, 100))
-    page = groups[start:start + limit]
-    parts = {"dialogs": [dialog(g) for g in page], "messages": [],
-             "chats": [chat_object(g) for g in page], "users": [me_user(me)]}
-    if start == 0 and len(groups) <= limit:
+def offset_id_of(offset_peer: Any) -> int | None:
+    """The dialog id a ``messages.getDialogs`` page continues after (None: from the top)."""
+    key = _peer_key(offset_peer)
+    return None if key is None else key[1]
+
+
+def dialogs_page(page: dict[str, Any], me: Me) -> Any:
+    """A world page (``World.get_dialogs_page``) as ``messages.dialogs`` or ``messages.dialogsSlice``."""
+    groups = page["dialogs"]
+    parts = {"dialogs": [dialog(g) for g in groups], "messages": [],
+             "chats": [chat_object(g) for g in groups], "users": [me_user(me)]}
+    if page["next"] is None and len(groups) == page["count"]:
         return types.messages.Dialogs(**parts)
-    return types.messages.DialogsSlice(count=len(groups), **parts)
+    return types.messages.DialogsSlice(count=int(page["count"]), **parts)
 
 
 _NEXT_TYPES: Final[dict[str, Any]] = {

@@ -250,12 +250,13 @@ class Dispatcher:
                                                     final=True)
 
     async def _get_dialogs(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
-        groups = await self.world.get_dialogs(binding.session_token or "")
+        page = await self.world.get_dialogs_page(binding.session_token or "", request.folder_id,
+                                                 objects.offset_id_of(request.offset_peer), request.limit)
         me = self._me(binding)
-        for group in groups:
+        for group in page["dialogs"]:
             self._known_groups[(me.phone, int(group["id"]))] = group
             self._note_upgrade(me.phone, group)
-        return objects.dialogs_page(groups, me, request.offset_peer, request.limit)
+        return objects.dialogs_page(page, me)
 
     def _note_upgrade(self, phone: str, group: dict[str, Any]) -> None:
         if group["kind"] == "group":
