@@ -106,6 +106,25 @@ class GroupInfo:
     kind: GroupKind
     title: str
     can_send: bool = True
+    archived: bool = False  # in the account's archive folder (Telegram's peer folder 1)
+
+
+# Telegram's peer folders that hold dialogs: the main list and the archive.
+MAIN_FOLDER = 0
+ARCHIVE_FOLDER = 1
+
+
+@dataclass(frozen=True)
+class DialogPage:
+    """One page of ``messages.getDialogs`` in one folder.
+
+    ``read`` counts every dialog on the page (users and bots too), for progress; ``next_offset``
+    is an opaque cursor to pass back for the next page, "" when the folder is done.
+    """
+
+    groups: list[GroupInfo]
+    read: int
+    next_offset: str
 
 
 @dataclass(frozen=True)
@@ -171,6 +190,10 @@ class AccountGateway(Protocol):
 
     # dialogs
     async def list_groups(self, account: AccountRef) -> list[GroupInfo]: ...
+
+    async def list_groups_page(self, account: AccountRef, folder: int, offset: str = "") -> DialogPage:
+        """One page of dialogs in ``folder`` (``MAIN_FOLDER``/``ARCHIVE_FOLDER``) after ``offset``."""
+        ...
 
     # messages
     async def send_message(self, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:

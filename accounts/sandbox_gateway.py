@@ -31,6 +31,7 @@ from accounts.errors import (
 from accounts.gateway import (
     AccountRef,
     CodeDelivery,
+    DialogPage,
     GroupInfo,
     GroupKind,
     GroupRef,
@@ -44,6 +45,7 @@ from domain.errors import GatewayError, SessionDead, TransientError
 logger = logging.getLogger(__name__)
 
 FILE_REFERENCE_EXPIRED: Final = "FILE_REFERENCE_EXPIRED"
+DIALOG_PAGE: Final = 100  # dialogs per page, Telegram's maximum
 # The world's rule for errors it sends without a numeric class (sandbox/world.py ``ERROR_CODES``).
 _DEFAULT_RPC_CODE: Final = 400
 
@@ -130,6 +132,21 @@ class SandboxGateway:
                       title=str(g["title"]), can_send=bool(g.get("can_send", True)))
             for g in answer.get("groups", [])
         ]
+
+    async def list_groups_page(self, account: AccountRef, folder: int, offset: str = "") -> DialogPage:
+        body: dict[str, Any] = {"session": account.session, "folder": folder, "limit": DIALOG_PAGE}
+        if offset:
+            body["after"] = int(offset)
+        answer = await self._call("get_dialogs_page", "dialogs", body)
+        dialogs = answer.get("dialogs", [])
+        groups = [
+            GroupInfo(peer_id=int(g["id"]), access_hash=int(g["access_hash"]), kind=_kind(g["kind"]),
+                      title=str(g["title"]), can_send=bool(g.get("can_send", True)),
+                      archived=int(g.get("folder") or 0) == 1)
+            for g in dialogs
+        ]
+        following = answer.get("next")
+        return DialogPage(groups, len(dialogs), "" if following is None else str(following))
 
     # --- messages ------------------------------------------------------------------------
 

@@ -245,6 +245,11 @@ class GroupService(SessionServiceBase):
         log.info("session ended during import user_id=%s reason=%s", user_id, reason)
 
 
+def importable(listed: list[GroupInfo]) -> list[ImportedGroup]:
+    """The import rule (see ``_dedupe``), for the paged import job too."""
+    return _dedupe(listed)
+
+
 def _dedupe(listed: list[GroupInfo]) -> list[ImportedGroup]:
     """One row per peer (the last listing wins), disabled when the account can't write there.
 
@@ -261,6 +266,7 @@ def _dedupe(listed: list[GroupInfo]) -> list[ImportedGroup]:
             title=info.title,
             status="active" if info.can_send else "disabled",
             reason="" if info.can_send else READ_ONLY_REASON,
+            archived=info.archived,
         )
         for info in by_peer.values()
         if info.can_send or info.kind != "channel"
