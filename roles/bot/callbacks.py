@@ -82,6 +82,10 @@ class GrpImport(CallbackData, prefix="grp"):
     action: Literal["import"] = "import"
 
 
+class GrpImportCancel(CallbackData, prefix="grp"):
+    action: Literal["istop"] = "istop"
+
+
 class GrpList(CallbackData, prefix="grp"):
     action: Literal["list"] = "list"
     page: Page
@@ -289,6 +293,7 @@ ALL: tuple[type[CallbackData], ...] = (
     AccLogoutYes,
     GrpMenu,
     GrpImport,
+    GrpImportCancel,
     GrpList,
     GrpToggle,
     GrpAll,

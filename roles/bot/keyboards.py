@@ -118,6 +118,11 @@ def groups_menu() -> InlineKeyboardMarkup:
     )
 
 
+def import_running() -> InlineKeyboardMarkup:
+    """Under the import's progress message: stop it."""
+    return markup([[button(texts.BTN_IMPORT_STOP, cb.GrpImportCancel())]])
+
+
 @dataclass(frozen=True)
 class GroupButton:
     group_id: int

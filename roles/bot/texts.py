@@ -33,6 +33,7 @@ BTN_LOGOUT_YES = "Yes, disconnect"
 BTN_CANCEL = "✖️ Cancel"
 BTN_SHARE_PHONE = "📱 Share my number"
 BTN_RESEND = "🔁 Send a new code"
+BTN_IMPORT_STOP = "⏹ Stop the import"
 BTN_KP_DEL = "⌫"
 BTN_KP_OK = "✅ OK"
 BTN_IMPORT = "🔄 Import groups"
@@ -284,6 +285,36 @@ def groups_menu(selected: int, total: int, disabled: int) -> str:
     if not total:
         lines.append("No groups yet: press “Import groups”.")
     return "\n".join(lines)
+
+
+def import_progress(chats_read: int, groups_found: int, archive: bool, wait_seconds: int = 0,
+                    resume_at: datetime | None = None) -> str:
+    """The import's progress message, edited in place page after page."""
+    where = "the archive" if archive else "the main chat list"
+    head = f"⏳ Importing… {chats_read:,} chats read, {groups_found:,} groups found (reading {where})."
+    if resume_at is not None:
+        return (f"{head}\n⏸ Telegram asked to wait {esc(human_wait(wait_seconds))}; the import resumes at "
+                f"{hhmm(resume_at)} by itself, where it stopped.")
+    if wait_seconds:
+        return f"{head}\n⏳ Telegram asked to wait {wait_seconds} s; going on after it."
+    return head
+
+
+def human_wait(seconds: int) -> str:
+    hours, rest = divmod(max(0, seconds), 3600)
+    minutes = rest // 60
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min" if minutes else f"{seconds} s"
+
+
+IMPORT_ALREADY = "⏳ Already importing your groups: the progress is shown in its message."
+IMPORT_NOT_RUNNING = "No import is running."
+IMPORT_STOPPING = "Stopping the import…"
+
+
+def import_cancelled(chats_read: int) -> str:
+    return f"⏹ Import stopped after {chats_read:,} chats; the groups found so far are kept."
 
 
 def imported(total: int, new: int, updated: int, gone: int) -> str:
