@@ -76,6 +76,7 @@ class GroupRecord:
     selected: bool
     status: str  # active | disabled | gone
     reason: str
+    archived: bool = False  # in the account's archive folder
 
 
 @dataclass(frozen=True)

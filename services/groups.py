@@ -51,6 +51,7 @@ class GroupItem:
     selected: bool
     status: str  # active | disabled | gone
     reason: str  # why it is disabled/gone ("" when active)
+    archived: bool = False  # in the account's archive folder
 
     @property
     def active(self) -> bool:
@@ -281,4 +282,5 @@ def _item(record: GroupRecord) -> GroupItem:
         selected=record.selected and record.status == "active",
         status=record.status,
         reason=record.reason,
+        archived=record.archived,
     )

@@ -130,13 +130,15 @@ class GroupButton:
     selected: bool
     status: str
     reason: str
+    archived: bool = False
 
 
 def group_page(groups: Sequence[GroupButton], page: int, pages: int) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = [
         [
             button(
-                texts.group_button(g.title, g.selected, g.status, g.reason)[:64],
+                texts.group_button(texts.archived_title(g.title) if g.archived else g.title, g.selected,
+                                   g.status, g.reason)[:64],
                 cb.GrpToggle(gid=g.group_id, page=page),
             )
         ]

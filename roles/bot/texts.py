@@ -308,6 +308,11 @@ def human_wait(seconds: int) -> str:
     return f"{minutes} min" if minutes else f"{seconds} s"
 
 
+def archived_title(title: str) -> str:
+    """A group from the account's archive folder, marked as such in the list."""
+    return f"🗄 {title}"
+
+
 IMPORT_ALREADY = "⏳ Already importing your groups: the progress is shown in its message."
 IMPORT_NOT_RUNNING = "No import is running."
 IMPORT_STOPPING = "Stopping the import…"

@@ -10,7 +10,7 @@ import asyncpg
 
 from domain.models import GroupRecord
 
-COLUMNS = "group_id, user_id, peer_id, access_hash, kind, title, selected, status, reason"
+COLUMNS = "group_id, user_id, peer_id, access_hash, kind, title, selected, status, reason, archived"
 
 
 def to_record(row: asyncpg.Record) -> GroupRecord:
@@ -24,6 +24,7 @@ def to_record(row: asyncpg.Record) -> GroupRecord:
         selected=row["selected"],
         status=row["status"],
         reason=row["reason"],
+        archived=row["archived"],
     )
 
 

@@ -39,7 +39,8 @@ def _page_view(page: GroupPage, head: str = "") -> tuple[str, InlineKeyboardMark
     body = texts.group_page(page.page, page.pages, page.selected, page.total)
     if not page.items:
         body += "\n" + texts.NO_GROUPS
-    buttons = [kb.GroupButton(g.group_id, g.title, g.selected, g.status, g.reason) for g in page.items]
+    buttons = [kb.GroupButton(g.group_id, g.title, g.selected, g.status, g.reason, g.archived)
+               for g in page.items]
     return (f"{head}\n{body}" if head else body), kb.group_page(buttons, page.page, page.pages)
 
 
