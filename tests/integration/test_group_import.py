@@ -152,3 +152,36 @@ async def test_a_second_import_while_the_first_runs_is_already_importing_and_can
     assert final.status == "cancelled"
     assert final.chats_read == 100
     assert await setup.imports.begin(UID) == "started"  # a new one may start after the cancel
+
+
+async def test_an_import_whose_runner_died_is_resumed_from_its_saved_cursor(setup: Setup, db: Database) -> None:
+    class Died(Exception):
+        pass
+
+    async def die_after_ten_pages(progress: ImportProgress) -> None:
+        if progress.status == "running" and progress.chats_read >= 1000:
+            raise Died  # the process running the import is gone after its tenth page
+
+    async def no_sleep(seconds: float) -> None:
+        setup.clock.advance(seconds)
+        await asyncio.sleep(seconds if seconds <= 5 else 0)
+
+    assert await setup.imports.begin(UID) == "started"
+    with pytest.raises(Died):
+        await setup.imports.run(UID, die_after_ten_pages, no_sleep)
+    assert await setup.imports.begin(UID) == "already"  # its runner may still be alive
+    setup.clock.advance(120)  # nothing heard from it for longer than STALE_AFTER
+    assert await setup.imports.begin(UID) == "resumed"
+    pages: list[int] = []
+
+    async def record(progress: ImportProgress) -> None:
+        if progress.status == "running":
+            pages.append(progress.chats_read)
+
+    final = await setup.imports.run(UID, record, no_sleep)
+
+    assert final.status == "done" and final.result is not None
+    assert (final.result.new, final.result.updated) == (MAIN + ARCHIVED, 0)  # none merged twice
+    assert pages[0] == 1100  # it went on after the tenth page, not from the start
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM groups WHERE user_id = $1", UID) == MAIN + ARCHIVED
