@@ -88,7 +88,7 @@ class SandboxGateway:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._http: aiohttp.ClientSession | None = None
         # (account, media key) -> the world's reference of the file sent before (sent once per account)
-        self._sent_files: dict[tuple[int, str], dict[str, Any]] = {}
+        self._sent_files: dict[tuple[int, int, str], dict[str, Any]] = {}
 
     # --- login ---------------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ class SandboxGateway:
         if media is None:
             answer = await self._call("send_message", "send", payload)
             return int(answer["message_id"])
-        key = (account.account_id, media.key)
+        key = (account.account_id, hash(account.session), media.key)  # a new session starts afresh
         known = self._sent_files.get(key) if media.key else None
         if known is not None:
             try:

@@ -19,7 +19,7 @@ from typing import Any
 
 from telethon import functions, types
 
-from accounts.gateway import GroupRef, Media
+from accounts.gateway import AccountRef, GroupRef, Media
 
 logger = logging.getLogger(__name__)
 
@@ -57,31 +57,36 @@ def sent_file(message: Any, group: GroupRef) -> SentFile | None:
     return None
 
 
+def _key(account: AccountRef, media: Media) -> tuple[int, int, str]:
+    # The session too: an account connected again (maybe another Telegram user) starts afresh.
+    return account.account_id, hash(account.session), media.key
+
+
 class SentFiles:
-    """What each account has sent already, by media key (LRU, bounded)."""
+    """What each account (session) has sent already, by media key (LRU, bounded)."""
 
     def __init__(self, max_items: int = SENT_FILES_MAX) -> None:
         self.max_items = max_items
-        self._items: OrderedDict[tuple[int, str], SentFile] = OrderedDict()
+        self._items: OrderedDict[tuple[int, int, str], SentFile] = OrderedDict()
 
-    def get(self, account_id: int, media: Media) -> SentFile | None:
+    def get(self, account: AccountRef, media: Media) -> SentFile | None:
         if not media.key:
             return None
-        found = self._items.get((account_id, media.key))
+        found = self._items.get(_key(account, media))
         if found is not None:
-            self._items.move_to_end((account_id, media.key))
+            self._items.move_to_end(_key(account, media))
         return found
 
-    def put(self, account_id: int, media: Media, file: SentFile | None) -> None:
+    def put(self, account: AccountRef, media: Media, file: SentFile | None) -> None:
         if not media.key or file is None:
             return
-        self._items[(account_id, media.key)] = file
-        self._items.move_to_end((account_id, media.key))
+        self._items[_key(account, media)] = file
+        self._items.move_to_end(_key(account, media))
         while len(self._items) > self.max_items:
             self._items.popitem(last=False)
 
-    def drop(self, account_id: int, media: Media) -> None:
-        self._items.pop((account_id, media.key), None)
+    def drop(self, account: AccountRef, media: Media) -> None:
+        self._items.pop(_key(account, media), None)
 
 
 async def refetch(client: Any, file: SentFile) -> SentFile | None:

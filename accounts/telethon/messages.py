@@ -126,7 +126,7 @@ class MessageMethods(GatewayBase):
                                              parse_mode=None)
             return int(sent.id)
         media = message.media
-        known = self.sent_files.get(account.account_id, media)
+        known = self.sent_files.get(account, media)
         for attempt in range(2):
             if known is None:
                 break
@@ -137,11 +137,11 @@ class MessageMethods(GatewayBase):
             except errors.FileReferenceExpiredError:
                 # Telegram's way: refetch the message the file was seen in for a fresh reference
                 known = await refetch(client, known) if attempt == 0 else None
-                self.sent_files.put(account.account_id, media, known)
-        self.sent_files.drop(account.account_id, media)
+                self.sent_files.put(account, media, known)
+        self.sent_files.drop(account, media)
         uploaded = await client.upload_file(media.data, file_name=media.filename)
         thumb = await client.upload_file(media.thumb, file_name="thumb.jpg") if media.thumb else None
         sent = await client.send_file(peer, input_media(media, uploaded, thumb), caption=message.text,
                                       formatting_entities=entities, parse_mode=None)
-        self.sent_files.put(account.account_id, media, sent_file(sent, group))
+        self.sent_files.put(account, media, sent_file(sent, group))
         return int(sent.id)
