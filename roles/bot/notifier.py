@@ -78,13 +78,18 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
     if note.kind == kinds.ROUND_SUMMARY:
         text = texts.note_round(_int(p, "sent"), _int(p, "failed"), _int(p, "skipped"), _int(p, "total"))
         return text, kb.markup(
-            [[kb.button(texts.BTN_STATUS, cb.StShow()), kb.button(texts.notify_caption(True), cb.StNotify())]]
+            [
+                [
+                    kb.button(texts.BTN_STATUS, cb.St(action=cb.StAction.show)),
+                    kb.button(texts.notify_caption(True), cb.St(action=cb.StAction.notify)),
+                ]
+            ]
         )
     if note.kind == kinds.SESSION_ENDED:
         return texts.NOTE_SESSION_ENDED, kb.login_offer()
     if note.kind == kinds.GROUP_DISABLED:
         text = texts.note_group_disabled(str(p.get("title", "")), str(p.get("reason", "")))
-        return text, kb.markup([[kb.button(texts.BTN_GROUPS, cb.GrpMenu())]])
+        return text, kb.markup([[kb.button(texts.BTN_GROUPS, cb.Grp(action=cb.GrpAction.menu))]])
     if note.kind == kinds.FLOOD_PAUSE:
         until = _when(p.get("until"))
         if p.get("code") == PEER_FLOOD:
@@ -92,8 +97,8 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
         return texts.note_flood_pause(rules.human_duration(_int(p, "seconds")), until), kb.main_only()
     if note.kind == kinds.MESSAGE_REJECTED:
         text = note_message_rejected(str(p.get("code") or "MESSAGE_REJECTED"), str(p.get("detail") or ""))
-        return text, kb.markup([[kb.button(texts.BTN_MESSAGE, cb.MsgMenu())],
-                                [kb.button(texts.BTN_MAIN, cb.MainMenu())]])
+        return text, kb.markup([[kb.button(texts.BTN_MESSAGE, cb.Msg(action=cb.MsgAction.menu))],
+                                [kb.button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))]])
     if note.kind == kinds.ACCESS_EXPIRED:
         return texts.NOTE_ACCESS_EXPIRED, kb.main_only()
     if note.kind in (kinds.ACCESS_APPROVED, kinds.ACCESS_GRANTED):

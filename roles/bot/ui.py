@@ -6,10 +6,8 @@ stored encrypted with the session cipher; only its start time stays readable, fo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -23,6 +21,7 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
 )
+from aiogram.utils.chat_action import ChatActionSender
 
 from domain import rules
 from roles.bot import keyboards as kb
@@ -154,34 +153,13 @@ async def leave_input(state: FSMContext, login: LoginService, cipher: SessionCip
     return current
 
 
-async def leave_and_answer(
-    query: CallbackQuery, state: FSMContext, login: LoginService, cipher: SessionCipherPort
-) -> None:
-    """A menu button: drop any input in progress, then stop the button's spinner."""
-    await leave_input(state, login, cipher)
-    await query.answer()
-
-
 TYPING_AFTER = 1.0  # seconds of silence before the chat shows "typing…"
 TYPING_EVERY = 4.5  # Telegram shows a chat action for about 5 s
 
 
-@contextlib.asynccontextmanager
-async def typing_while(bot: Bot, chat_id: int) -> AsyncIterator[None]:
+def typing(bot: Bot, chat_id: int) -> ChatActionSender:
     """"typing…" in the chat while the block waits on Telegram for more than a second (a login step
     behind retries can take several); nothing is sent for a quick block."""
-
-    async def keep_typing() -> None:
-        await asyncio.sleep(TYPING_AFTER)
-        while True:
-            with contextlib.suppress(TelegramAPIError):
-                await bot.send_chat_action(chat_id=chat_id, action="typing")
-            await asyncio.sleep(TYPING_EVERY)
-
-    task = asyncio.create_task(keep_typing())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return ChatActionSender.typing(
+        chat_id=chat_id, bot=bot, initial_sleep=TYPING_AFTER, interval=TYPING_EVERY
+    )

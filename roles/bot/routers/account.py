@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiogram import Bot, F
+from aiogram import Bot, F, flags
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -28,14 +28,12 @@ from roles.bot.ui import (
     Event,
     chat_id_of,
     delete_input,
-    leave_and_answer,
-    leave_input,
     load_attempt,
     main_menu,
     not_command,
     save_attempt,
     show,
-    typing_while,
+    typing,
     user_id_of,
 )
 from services.locks import Busy
@@ -51,11 +49,11 @@ MAX_TYPED = rules.CODE_MAX_DIGITS
 # --- account menu (U2.1, U2.19) and logout (U2.20) ---------------------------------------------
 
 
-@routes.callback_query(cb.AccMenu.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.menu))
+@flags.leave_input("answer")
 async def account_menu(
-    query: CallbackQuery, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort
+    query: CallbackQuery, bot: Bot, login: LoginService
 ) -> None:
-    await leave_and_answer(query, state, login, cipher)
     view = await login.account(query.from_user.id)
     if view is not None and view.connected:
         mark("U2.19")
@@ -67,7 +65,7 @@ async def account_menu(
         await show(bot, query, texts.ACC_NOT_CONNECTED, kb.login_offer())
 
 
-@routes.callback_query(cb.AccLogout.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.logout, confirm=None))
 async def logout_ask(query: CallbackQuery, bot: Bot, login: LoginService) -> None:
     await query.answer()
     view = await login.account(query.from_user.id)
@@ -79,7 +77,7 @@ async def logout_ask(query: CallbackQuery, bot: Bot, login: LoginService) -> Non
     await show(bot, query, texts.LOGOUT_CONFIRM, kb.logout_confirm())
 
 
-@routes.callback_query(cb.AccLogoutYes.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.logout, confirm="yes"))
 async def logout(query: CallbackQuery, bot: Bot, login: LoginService, status: StatusService) -> None:
     await query.answer()
     try:
@@ -100,12 +98,12 @@ async def logout(query: CallbackQuery, bot: Bot, login: LoginService, status: St
 # --- phone (U2.2-U2.9) -----------------------------------------------------------------------------
 
 
-@routes.callback_query(cb.AccLogin.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.login))
 @routes.message(Command("login"))
+@flags.leave_input
 async def login_begin(
-    event: Event, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort
+    event: Event, bot: Bot, state: FSMContext, login: LoginService
 ) -> None:
-    await leave_input(state, login, cipher)
     if isinstance(event, CallbackQuery):
         await event.answer()
     view = await login.account(user_id_of(event))
@@ -166,7 +164,7 @@ async def _send_code(
     cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    async with typing_while(bot, chat_id_of(message)):
+    async with typing(bot, chat_id_of(message)):
         step = await login.send_code(user_id_of(message), raw)
     outcome = step.outcome
     if outcome == "code_sent" and step.attempt is not None:
@@ -252,7 +250,7 @@ async def _submit_typed(
     attempt = await _attempt_or_expire(message, bot, state, login, cipher, settings)
     if attempt is None:
         return
-    async with typing_while(bot, chat_id_of(message)):
+    async with typing(bot, chat_id_of(message)):
         step = await submit(user_id_of(message), attempt, message.text or "")
     await _after_step(message, step, bot, state, cipher, status)
 
@@ -285,10 +283,10 @@ async def code_other(
     await message.answer(texts.CODE_BAD_FORMAT, reply_markup=kb.code_keypad())
 
 
-@routes.callback_query(cb.AccKeypad.filter(), Input.login_code)
+@routes.callback_query(cb.Acc.on(cb.AccAction.keypad), Input.login_code)
 async def keypad(
     query: CallbackQuery,
-    callback_data: cb.AccKeypad,
+    callback_data: cb.Acc,
     bot: Bot,
     state: FSMContext,
     login: LoginService,
@@ -300,10 +298,10 @@ async def keypad(
     if attempt is None:
         return
     typed = str((await state.get_data()).get(TYPED, ""))
-    key = callback_data.key
+    key = cb.need(callback_data.key)
     if key == "ok":
         await query.answer()
-        async with typing_while(bot, chat_id_of(query)):
+        async with typing(bot, chat_id_of(query)):
             step = await login.submit_code(query.from_user.id, attempt, typed)
         await _after_step(query, step, bot, state, cipher, status)
         return
@@ -314,7 +312,7 @@ async def keypad(
     await show(bot, query, texts.code_prompt(len(typed), attempt.state.code_length), kb.code_keypad())
 
 
-@routes.callback_query(cb.AccResend.filter(), Input.login_code)
+@routes.callback_query(cb.Acc.on(cb.AccAction.resend), Input.login_code)
 async def resend(
     query: CallbackQuery,
     bot: Bot,
@@ -328,7 +326,7 @@ async def resend(
     if attempt is None:
         return
     await query.answer()
-    async with typing_while(bot, chat_id_of(query)):
+    async with typing(bot, chat_id_of(query)):
         step = await login.resend(query.from_user.id, attempt)
     await _after_step(query, step, bot, state, cipher, status)
 

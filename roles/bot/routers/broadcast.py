@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot
-from aiogram.fsm.context import FSMContext
+from aiogram import Bot, flags
 from aiogram.types import CallbackQuery
 
 from domain import rules
@@ -14,24 +13,20 @@ from roles.bot import keyboards as kb
 from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
-from roles.bot.ui import leave_and_answer, show
+from roles.bot.ui import show
 from services.campaigns import CampaignService
-from services.login import LoginService, SessionCipherPort
 
 log = logging.getLogger(__name__)
 routes = Routes("broadcast")
 
 
-@routes.callback_query(cb.BcStart.filter())
+@routes.callback_query(cb.Bc.on(cb.BcAction.start))
+@flags.leave_input("answer")
 async def start(
     query: CallbackQuery,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     campaigns: CampaignService,
 ) -> None:
-    await leave_and_answer(query, state, login, cipher)
     result = await campaigns.start(query.from_user.id)
     if result.outcome == "missing":
         mark("U6.1", ",".join(result.missing))
@@ -46,16 +41,13 @@ async def start(
         )
 
 
-@routes.callback_query(cb.BcStop.filter())
+@routes.callback_query(cb.Bc.on(cb.BcAction.stop))
+@flags.leave_input("answer")
 async def stop(
     query: CallbackQuery,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     campaigns: CampaignService,
 ) -> None:
-    await leave_and_answer(query, state, login, cipher)
     result = await campaigns.stop(query.from_user.id)
     if result.outcome == "not_running":
         mark("U6.5", "not_running")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, F
+from aiogram import Bot, F, flags
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -15,9 +15,8 @@ from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import Input
-from roles.bot.ui import Event, leave_and_answer, leave_input, not_command, show
+from roles.bot.ui import Event, not_command, show
 from services.campaigns import CampaignService, IntervalResult
-from services.login import LoginService, SessionCipherPort
 
 log = logging.getLogger(__name__)
 routes = Routes("interval")
@@ -28,16 +27,13 @@ def _bounds(campaigns: CampaignService) -> tuple[str, str]:
     return rules.format_interval(low), rules.format_interval(high)
 
 
-@routes.callback_query(cb.IntMenu.filter())
+@routes.callback_query(cb.Int.on(cb.IntAction.menu))
+@flags.leave_input("answer")
 async def interval_menu(
     query: CallbackQuery,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     campaigns: CampaignService,
 ) -> None:
-    await leave_and_answer(query, state, login, cipher)
     mark("U5.1")
     await _show_menu(bot, query, campaigns)
 
@@ -53,18 +49,15 @@ async def _show_menu(bot: Bot, event: Event, campaigns: CampaignService) -> None
     )
 
 
-@routes.callback_query(cb.IntSet.filter())
+@routes.callback_query(cb.Int.on(cb.IntAction.set))
+@flags.leave_input
 async def interval_preset(
     query: CallbackQuery,
-    callback_data: cb.IntSet,
+    callback_data: cb.Int,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     campaigns: CampaignService,
 ) -> None:
-    await leave_input(state, login, cipher)
-    result = await campaigns.set_interval(query.from_user.id, callback_data.minutes * 60)
+    result = await campaigns.set_interval(query.from_user.id, cb.need(callback_data.minutes) * 60)
     if result.outcome != "ok":
         # only a forged or outdated preset can be out of bounds
         mark("U5.2", result.outcome)
@@ -83,16 +76,14 @@ def _saved(result: IntervalResult) -> str:
     )
 
 
-@routes.callback_query(cb.IntCustom.filter())
+@routes.callback_query(cb.Int.on(cb.IntAction.custom))
+@flags.leave_input
 async def interval_custom(
     query: CallbackQuery,
     bot: Bot,
     state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     campaigns: CampaignService,
 ) -> None:
-    await leave_input(state, login, cipher)
     mark("U5.3")
     await state.set_state(Input.int_wait)
     await query.answer()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from aiogram import Bot
+from aiogram import Bot, flags
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
@@ -17,7 +17,7 @@ from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import LOGIN_STATES
-from roles.bot.ui import LOGIN_STATE_NAMES, leave_and_answer, leave_input, main_menu, show
+from roles.bot.ui import LOGIN_STATE_NAMES, leave_input, main_menu, show
 from services.access import AccessService, AccessView
 from services.login import LoginService, SessionCipherPort
 from services.status import StatusService
@@ -32,33 +32,28 @@ async def _cancelled(bot: Bot, chat_id: int, text: str) -> None:
 
 
 @routes.message(CommandStart())
+@flags.leave_input
 async def start(
     message: Message,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     status: StatusService,
     access_view: AccessView,
+    left_input: str | None,
 ) -> None:
-    left = await leave_input(state, login, cipher)
-    if left is not None:
+    if left_input is not None:
         await _cancelled(bot, message.chat.id, texts.CANCELLED)
     mark("U1.1" if access_view.is_new else "U1.5")
     await main_menu(bot, message, status, head=texts.WELCOME)
 
 
-@routes.callback_query(cb.MainMenu.filter())
+@routes.callback_query(cb.Menu.on(cb.MenuAction.main))
+@flags.leave_input("answer")
 async def main(
     query: CallbackQuery,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
     mark("U1.5")
-    await leave_and_answer(query, state, login, cipher)
     await main_menu(bot, query, status)
 
 
@@ -100,7 +95,7 @@ async def cancel_typed(
     await main_menu(bot, message, status)
 
 
-@routes.callback_query(cb.AccCancel.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.cancel))
 async def cancel_pressed(
     query: CallbackQuery,
     bot: Bot,
@@ -119,7 +114,7 @@ async def cancel_pressed(
     await main_menu(bot, query, status, head=cancelled if left else "")
 
 
-@routes.callback_query(cb.AccRequest.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.request))
 async def request_access(
     query: CallbackQuery, bot: Bot, access: AccessService, status: StatusService
 ) -> None:

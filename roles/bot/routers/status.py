@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot
+from aiogram import Bot, flags
 from aiogram.filters import Command
-from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 
 from domain import rules
@@ -15,8 +14,7 @@ from roles.bot import keyboards as kb
 from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
-from roles.bot.ui import Event, leave_input, show, user_id_of
-from services.login import LoginService, SessionCipherPort
+from roles.bot.ui import Event, show, user_id_of
 from services.notifications import NotificationService
 from services.status import StatusService, StatusView
 
@@ -63,25 +61,22 @@ async def _show(bot: Bot, event: Event, status: StatusService) -> None:
     await show(bot, event, render(view), kb.status(view.notify_rounds))
 
 
-@routes.callback_query(cb.StShow.filter())
-@routes.callback_query(cb.StRefresh.filter())
+@routes.callback_query(cb.St.on(cb.StAction.show))
+@routes.callback_query(cb.St.on(cb.StAction.refresh))
 @routes.message(Command("status"))
+@flags.leave_input
 async def show_status(
     event: Event,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    await leave_input(state, login, cipher)
     mark("U7.1")
     if isinstance(event, CallbackQuery):
         await event.answer()
     await _show(bot, event, status)
 
 
-@routes.callback_query(cb.StNotify.filter())
+@routes.callback_query(cb.St.on(cb.StAction.notify))
 async def toggle_notify(
     query: CallbackQuery, bot: Bot, status: StatusService, notifications: NotificationService
 ) -> None:
