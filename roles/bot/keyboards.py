@@ -30,8 +30,9 @@ def main_only() -> InlineKeyboardMarkup:
     return markup([[button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))]])
 
 
-def main_menu(*, running: bool, admin: bool) -> InlineKeyboardMarkup:
-    rows = [
+def main_menu(*, running: bool, admin: bool, choose_groups: bool = False) -> InlineKeyboardMarkup:
+    rows = [[button(*GROUPS_BUTTON)]] if choose_groups else []
+    rows += [
         [
             button(texts.BTN_ACCOUNT, cb.Acc(action=cb.AccAction.menu)),
             button(texts.BTN_GROUPS, cb.Grp(action=cb.GrpAction.menu)),
@@ -151,9 +152,10 @@ def cancel_only() -> InlineKeyboardMarkup:
 # groups ----------------------------------------------------------------------------------------
 
 
-def groups_menu() -> InlineKeyboardMarkup:
+def groups_menu(follow: Sequence[tuple[str, CallbackData]] = ()) -> InlineKeyboardMarkup:
     return markup(
         [
+            *[[button(*step)] for step in follow],
             [
                 button(texts.BTN_IMPORT, cb.Grp(action=cb.GrpAction.import_)),
                 button(texts.BTN_LIST, cb.Grp(action=cb.GrpAction.list, page=0)),
@@ -251,6 +253,33 @@ def interval_menu(presets: Sequence[int], current_seconds: int | None) -> Inline
     return markup(rows)
 
 
+# confirmations (U7.2): the next sensible step beside the main menu ---------------------------------
+
+START_BUTTON = (texts.BTN_START, cb.Bc(action=cb.BcAction.start))
+INTERVAL_BUTTON = (texts.BTN_INTERVAL, cb.Int(action=cb.IntAction.menu))
+MESSAGE_BUTTON = (texts.BTN_MSG_SET, cb.Msg(action=cb.MsgAction.set))
+GROUPS_BUTTON = (texts.BTN_LIST, cb.Grp(action=cb.GrpAction.list, page=0))
+STATUS_BUTTON = (texts.BTN_STATUS, cb.St(action=cb.StAction.show))
+
+
+def follow_up(missing: Sequence[str], running: bool) -> list[tuple[str, CallbackData]]:
+    """The next sensible step after a confirmation: fix the first missing item (U6.1's order), or
+    start a stopped broadcast, or look at the status of a running one."""
+    fixable = [item for item in missing if item in FIX_BUTTONS and item != "access"]
+    if fixable:
+        return [FIX_BUTTONS[fixable[0]]]
+    if missing:
+        return []
+    return [STATUS_BUTTON] if running else [START_BUTTON]
+
+
+def next_step(steps: Sequence[tuple[str, CallbackData]]) -> InlineKeyboardMarkup:
+    """A confirmation's keyboard: the next steps (first one first), then the main menu."""
+    rows = [[button(*step)] for step in steps]
+    rows.append([button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))])
+    return markup(rows)
+
+
 # broadcast -------------------------------------------------------------------------------------
 
 FIX_BUTTONS: dict[str, tuple[str, CallbackData]] = {
@@ -262,6 +291,27 @@ FIX_BUTTONS: dict[str, tuple[str, CallbackData]] = {
 }
 
 
+def post_now() -> InlineKeyboardMarkup:
+    """U6.2: a start whose first round waits for the interval offers to post at once."""
+    return markup(
+        [
+            [button(texts.BTN_POST_NOW, cb.Bc(action=cb.BcAction.now))],
+            [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
+        ]
+    )
+
+
+def post_now_confirm() -> InlineKeyboardMarkup:
+    return markup(
+        [
+            [
+                button(texts.BTN_POST_NOW_YES, cb.Bc(action=cb.BcAction.now, confirm="yes")),
+                button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main)),
+            ]
+        ]
+    )
+
+
 def missing(items: Sequence[str]) -> InlineKeyboardMarkup:
     rows = [[button(*FIX_BUTTONS[item])] for item in items if item in FIX_BUTTONS]
     rows.append([button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))])
@@ -271,9 +321,10 @@ def missing(items: Sequence[str]) -> InlineKeyboardMarkup:
 # status ----------------------------------------------------------------------------------------
 
 
-def status(notify_on: bool) -> InlineKeyboardMarkup:
+def status(notify_on: bool, choose_groups: bool = False) -> InlineKeyboardMarkup:
     return markup(
         [
+            [button(*GROUPS_BUTTON)] if choose_groups else [],
             [
                 button(texts.BTN_REFRESH, cb.St(action=cb.StAction.refresh)),
                 button(texts.notify_caption(notify_on), cb.St(action=cb.StAction.notify)),

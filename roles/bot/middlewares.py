@@ -335,7 +335,9 @@ class LeaveInputMiddleware(BaseMiddleware):
             return await handler(event, data)
         state, login, cipher = data.get("state"), data.get("login"), data.get("cipher")
         if isinstance(state, FSMContext) and login is not None and cipher is not None:
-            data["left_input"] = await leave_input(state, login, cipher)
+            bot = data.get("bot")
+            bot = bot if isinstance(bot, Bot) else None
+            data["left_input"] = await leave_input(state, login, cipher, bot)
         if flag == "answer" and isinstance(event, CallbackQuery):
             await event.answer()
         return await handler(event, data)

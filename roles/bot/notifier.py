@@ -90,6 +90,8 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
     if note.kind == kinds.GROUP_DISABLED:
         text = texts.note_group_disabled(str(p.get("title", "")), str(p.get("reason", "")))
         return text, kb.markup([[kb.button(texts.BTN_GROUPS, cb.Grp(action=cb.GrpAction.menu))]])
+    if note.kind == kinds.NO_GROUPS_LEFT:
+        return texts.NOTE_NO_GROUPS_LEFT, kb.next_step([kb.GROUPS_BUTTON])
     if note.kind == kinds.FLOOD_PAUSE:
         until = _when(p.get("until"))
         if p.get("code") == PEER_FLOOD:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiogram import Bot, F, flags
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from config.settings import Settings
 from domain import rules
@@ -23,11 +23,13 @@ from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import Input
 from roles.bot.ui import (
+    KEYPAD,
     LOGIN_AT,
     TYPED,
     Event,
     chat_id_of,
     delete_input,
+    drop_buttons,
     load_attempt,
     main_menu,
     not_command,
@@ -44,6 +46,26 @@ log = logging.getLogger(__name__)
 routes = Routes("account")
 
 MAX_TYPED = rules.CODE_MAX_DIGITS
+
+
+async def _login_view(
+    bot: Bot, event: Event, state: FSMContext, text: str, markup: InlineKeyboardMarkup
+) -> None:
+    """U2.22: a login step's message with buttons (keypad, resend, cancel) is the login's one live
+    message: shown in place or as a new message, and a new one takes the buttons off the old one."""
+    old = (await state.get_data()).get(KEYPAD)
+    shown = await show(bot, event, text, markup)
+    if isinstance(old, int) and old != shown:
+        await drop_buttons(bot, chat_id_of(event), old)
+    await state.update_data({KEYPAD: shown})
+
+
+async def _retire_keypad(bot: Bot, event: Event, state: FSMContext) -> None:
+    """The login is over: its live message keeps its text but loses its buttons."""
+    old = (await state.get_data()).get(KEYPAD)
+    pressed = event.message.message_id if isinstance(event, CallbackQuery) and event.message else None
+    if isinstance(old, int) and old != pressed:  # a pressed message is edited by the reply itself
+        await drop_buttons(bot, chat_id_of(event), old)
 
 
 # --- account menu (U2.1, U2.19) and logout (U2.20) ---------------------------------------------
@@ -174,9 +196,8 @@ async def _send_code(
         await message.answer(
             texts.phone_accepted(rules.mask_phone(step.attempt.state.phone)), reply_markup=kb.remove_reply()
         )
-        await message.answer(
-            texts.code_prompt(0, step.attempt.state.code_length), reply_markup=kb.code_keypad()
-        )
+        await _login_view(bot, message, state, texts.code_prompt(0, step.attempt.state.code_length),
+                          kb.code_keypad())
         return
     if outcome == "bad_phone":
         mark("U2.3", outcome)
@@ -228,6 +249,7 @@ async def _attempt_or_expire(
         return attempt
     mark("U2.18", "expired")
     await login.cancel(attempt)
+    await _retire_keypad(bot, event, state)
     await state.clear()
     if isinstance(event, CallbackQuery):
         await event.answer(texts.LOGIN_EXPIRED)
@@ -280,7 +302,7 @@ async def code_other(
     if await _attempt_or_expire(message, bot, state, login, cipher, settings) is None:
         return
     mark("U2.10", "not_text")
-    await message.answer(texts.CODE_BAD_FORMAT, reply_markup=kb.code_keypad())
+    await _login_view(bot, message, state, texts.CODE_BAD_FORMAT, kb.code_keypad())
 
 
 @routes.callback_query(cb.Acc.on(cb.AccAction.keypad), Input.login_code)
@@ -294,10 +316,15 @@ async def keypad(
     settings: Settings,
     status: StatusService,
 ) -> None:
+    data = await state.get_data()
+    pressed = query.message.message_id if query.message is not None else None
+    if data.get(KEYPAD) not in (None, pressed):
+        await _outdated_keypad(query, bot)
+        return
     attempt = await _attempt_or_expire(query, bot, state, login, cipher, settings)
     if attempt is None:
         return
-    typed = str((await state.get_data()).get(TYPED, ""))
+    typed = str(data.get(TYPED, ""))
     key = cb.need(callback_data.key)
     if key == "ok":
         await query.answer()
@@ -309,7 +336,22 @@ async def keypad(
     await state.update_data({TYPED: typed})
     mark("U2.5", "keypad")
     await query.answer()
-    await show(bot, query, texts.code_prompt(len(typed), attempt.state.code_length), kb.code_keypad())
+    await _login_view(bot, query, state, texts.code_prompt(len(typed), attempt.state.code_length),
+                      kb.code_keypad())
+
+
+@routes.callback_query(cb.Acc.on(cb.AccAction.keypad))
+async def keypad_outside_login(query: CallbackQuery, bot: Bot) -> None:
+    """A keypad of a login that ended (connected, cancelled, expired)."""
+    await _outdated_keypad(query, bot)
+
+
+async def _outdated_keypad(query: CallbackQuery, bot: Bot) -> None:
+    """U2.22: no digit goes anywhere; the old keypad loses its buttons."""
+    mark("U2.22", "outdated")
+    await query.answer(texts.KEYPAD_OUTDATED)
+    if query.message is not None:
+        await drop_buttons(bot, query.from_user.id, query.message.message_id)
 
 
 @routes.callback_query(cb.Acc.on(cb.AccAction.resend), Input.login_code)
@@ -357,7 +399,7 @@ async def password_other(
     if await _attempt_or_expire(message, bot, state, login, cipher, settings) is None:
         return
     mark("U2.14", "not_text")
-    await message.answer(texts.PASSWORD_PROMPT, reply_markup=kb.cancel_only())
+    await _login_view(bot, message, state, texts.PASSWORD_PROMPT, kb.cancel_only())
 
 
 async def _after_step(
@@ -373,12 +415,14 @@ async def _after_step(
     password_step = await state.get_state() == Input.login_password.state
     if outcome == "connected" and step.account is not None:
         mark("U2.15" if password_step else "U2.11", outcome)
+        await _retire_keypad(bot, event, state)
         await state.clear()
         await main_menu(
             bot, event, status, head=texts.connected(step.account.first_name, step.account.phone_masked)
         )
         return
     if step.attempt is None:
+        await _retire_keypad(bot, event, state)
         await state.clear()
         if outcome in ("expired", "session_dead"):
             mark("U2.18", outcome)
@@ -394,30 +438,42 @@ async def _after_step(
         mark("U2.14", outcome)
         await state.set_state(Input.login_password)
         await save_attempt(state, cipher, attempt)
-        await show(bot, event, texts.PASSWORD_PROMPT, kb.cancel_only())
+        await _login_view(bot, event, state, texts.PASSWORD_PROMPT, kb.cancel_only())
         return
     await save_attempt(state, cipher, attempt, **{TYPED: ""})
     if outcome == "wrong_password":
         mark("U2.16", outcome)
-        await show(bot, event, texts.wrong_password(step.attempts_left), kb.cancel_only())
+        await _login_view(bot, event, state, texts.wrong_password(step.attempts_left), kb.cancel_only())
     elif outcome == "wrong_code":
         mark("U2.12", outcome)
-        await show(
-            bot, event, texts.code_prompt(0, length, texts.wrong_code(step.attempts_left)), kb.code_keypad()
-        )
+        text = texts.code_prompt(0, length, texts.wrong_code(step.attempts_left))
+        await _login_view(bot, event, state, text, kb.code_keypad())
     elif outcome == "code_expired":
-        mark("U2.13", outcome)
-        await show(bot, event, texts.CODE_EXPIRED, kb.resend_or_cancel())
+        voided = _sent_as_plain_digits(event)
+        mark("U2.13", "voided" if voided else outcome)
+        text = texts.CODE_VOIDED if voided else texts.CODE_EXPIRED
+        await _login_view(bot, event, state, text, kb.resend_or_cancel())
     elif outcome == "code_sent":
         mark("U2.17", outcome)
-        await show(bot, event, texts.code_prompt(0, length, texts.CODE_NEW_SENT), kb.code_keypad())
+        text = texts.code_prompt(0, length, texts.CODE_NEW_SENT)
+        await _login_view(bot, event, state, text, kb.code_keypad())
     elif outcome == "bad_code":
         mark("U2.10", outcome)
-        await show(bot, event, texts.code_prompt(0, length, texts.CODE_BAD_FORMAT), kb.code_keypad())
+        text = texts.code_prompt(0, length, texts.CODE_BAD_FORMAT)
+        await _login_view(bot, event, state, text, kb.code_keypad())
     elif outcome == "unreachable":
         mark("U2.9", outcome)
         markup = kb.cancel_only() if password_step else kb.code_keypad()
-        await show(bot, event, texts.TELEGRAM_UNREACHABLE, markup)
+        await _login_view(bot, event, state, texts.TELEGRAM_UNREACHABLE, markup)
     else:
         mark("U2.11", outcome)
-        await show(bot, event, texts.ERROR, kb.cancel_only())
+        await _login_view(bot, event, state, texts.ERROR, kb.cancel_only())
+
+
+def _sent_as_plain_digits(event: Event) -> bool:
+    """U2.13: Telegram voids a login code that reaches any chat as plain digits (no spaces); a typed
+    code like that, answered "expired", was voided by being typed so."""
+    if not isinstance(event, Message):
+        return False
+    raw = (event.text or "").strip()
+    return raw.isdigit()

@@ -35,10 +35,33 @@ async def start(
         mark("U6.3", "already_running")
         await show(bot, query, texts.ALREADY_RUNNING, kb.main_only())
     else:
-        mark("U6.2", "started")
-        await show(
-            bot, query, texts.started(result.groups, rules.format_interval(result.interval)), kb.main_only()
-        )
+        now = campaigns.now()
+        later = result.next_run_at is not None and result.next_run_at > now
+        mark("U6.2", "started_later" if later else "started")
+        text = texts.started(result.groups, rules.format_interval(result.interval), result.next_run_at, now)
+        await show(bot, query, text, kb.post_now() if later else kb.main_only())
+
+
+@routes.callback_query(cb.Bc.on(cb.BcAction.now, confirm=None))
+@flags.leave_input("answer")
+async def post_now_ask(query: CallbackQuery, bot: Bot, campaigns: CampaignService) -> None:
+    if not (await campaigns.view(query.from_user.id)).running:
+        mark("U6.5", "not_running")
+        await show(bot, query, texts.NOT_RUNNING, kb.main_only())
+        return
+    mark("U6.2", "post_now_confirm")
+    await show(bot, query, texts.POST_NOW_CONFIRM, kb.post_now_confirm())
+
+
+@routes.callback_query(cb.Bc.on(cb.BcAction.now, confirm="yes"))
+@flags.leave_input("answer")
+async def post_now(query: CallbackQuery, bot: Bot, campaigns: CampaignService) -> None:
+    if not await campaigns.post_now(query.from_user.id):
+        mark("U6.5", "not_running")
+        await show(bot, query, texts.NOT_RUNNING, kb.main_only())
+        return
+    mark("U6.2", "post_now")
+    await show(bot, query, texts.POSTING_NOW, kb.main_only())
 
 
 @routes.callback_query(cb.Bc.on(cb.BcAction.stop))
@@ -59,4 +82,5 @@ async def stop(
         text = texts.stopped(None, None, None)
     else:
         text = texts.stopped(last.sent, last.failed, last.total)
-    await show(bot, query, text, kb.main_only())
+    missing = await campaigns.missing(query.from_user.id)
+    await show(bot, query, text, kb.next_step(kb.follow_up(missing, running=False)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, flags
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 
 from domain import rules
@@ -15,6 +16,7 @@ from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.ui import show
+from services.campaigns import CampaignService
 from services.groups import GroupPage, GroupService, NotConnected
 from services.locks import Busy
 from services.login import LoginService
@@ -57,15 +59,19 @@ async def groups_menu(
     bot: Bot,
     login: LoginService,
     groups: GroupService,
+    campaigns: CampaignService,
 ) -> None:
-    if not await _connected(login, query.from_user.id):
+    uid = query.from_user.id
+    if not await _connected(login, uid):
         await _connect_first(bot, query)
         return
     mark("U3.2")
-    counts = await groups.counts(query.from_user.id)
-    await show(
-        bot, query, texts.groups_menu(counts.selected, counts.total, counts.disabled), kb.groups_menu()
-    )
+    counts = await groups.counts(uid)
+    follow: list[tuple[str, CallbackData]] = []
+    if counts.selected:  # U7.2: groups chosen ("Done"), so offer what comes next
+        follow = kb.follow_up(await campaigns.missing(uid), (await campaigns.view(uid)).running)
+    text = texts.groups_menu(counts.selected, counts.total, counts.disabled)
+    await show(bot, query, text, kb.groups_menu(follow))
 
 
 @routes.callback_query(cb.Grp.on(cb.GrpAction.import_))

@@ -83,7 +83,7 @@ async def message_menu(
     if current is None:
         await show(bot, query, texts.MSG_NOT_SET, kb.message_menu())
         return
-    await show(bot, query, texts.MSG_CURRENT.format(version=current.version))
+    await show(bot, query, texts.MSG_CURRENT)
     await send_preview(
         bot,
         query.from_user.id,
@@ -208,7 +208,7 @@ async def save(
         await bot.send_message(chat_id_of(query), texts.MSG_SAVE_EXPIRED, reply_markup=kb.cancel_only())
         return
     try:
-        saved = await messages.save(query.from_user.id, MessageDraft.from_dict(raw))
+        await messages.save(query.from_user.id, MessageDraft.from_dict(raw))
     except MessageInvalid as exc:
         mark("U4.6", exc.problem.kind)
         await state.set_state(Input.msg_wait)
@@ -237,6 +237,5 @@ async def save(
             )
         except TelegramAPIError as exc:
             log.info("could not clear preview buttons: %s", type(exc).__name__)
-    await bot.send_message(
-        chat_id_of(query), texts.msg_saved(saved.version, running), reply_markup=kb.main_only()
-    )
+    follow = kb.follow_up(await campaigns.missing(query.from_user.id), running)
+    await bot.send_message(chat_id_of(query), texts.msg_saved(running), reply_markup=kb.next_step(follow))

@@ -41,7 +41,9 @@ async def start(
     left_input: str | None,
 ) -> None:
     if left_input is not None:
-        await _cancelled(bot, message.chat.id, texts.CANCELLED)
+        # U2.23: /start inside a login says that the login was cancelled and how to begin again
+        in_login = left_input in LOGIN_STATE_NAMES
+        await _cancelled(bot, message.chat.id, texts.LOGIN_CANCELLED_START if in_login else texts.CANCELLED)
     mark("U1.1" if access_view.is_new else "U1.5")
     await main_menu(bot, message, status, head=texts.WELCOME)
 
@@ -64,10 +66,10 @@ async def help_(message: Message) -> None:
 
 
 async def _leave_cancelled(
-    state: FSMContext, login: LoginService, cipher: SessionCipherPort
+    bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort
 ) -> tuple[str | None, str]:
     """Leave any input state; the state left and its "cancelled" text (U2.21 inside a login)."""
-    left = await leave_input(state, login, cipher)
+    left = await leave_input(state, login, cipher, bot)
     in_login = left in LOGIN_STATE_NAMES
     mark("U2.21" if in_login else "conv.cancel", "cancelled" if left else "idle")
     return left, texts.LOGIN_CANCELLED if in_login else texts.CANCELLED
@@ -89,7 +91,7 @@ async def cancel_typed(
     cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    left, cancelled = await _leave_cancelled(state, login, cipher)
+    left, cancelled = await _leave_cancelled(bot, state, login, cipher)
     if left is not None:
         await _cancelled(bot, message.chat.id, cancelled)
     await main_menu(bot, message, status)
@@ -104,7 +106,12 @@ async def cancel_pressed(
     cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    left, cancelled = await _leave_cancelled(state, login, cipher)
+    if await state.get_state() is None:
+        # U2.23: a Cancel left over from an input that is over (a login, a message): nothing to cancel
+        mark("U2.23", "stale")
+        await query.answer(texts.STALE)
+        return
+    left, cancelled = await _leave_cancelled(bot, state, login, cipher)
     await query.answer(cancelled)
     if left == LOGIN_STATES[0].state:
         # the phone step: a new message takes the "share my number" keyboard away

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from aiogram import Bot, flags
 from aiogram.filters import Command
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 routes = Routes("status")
 
 
-def render(view: StatusView) -> str:
+def render(view: StatusView, now: datetime | None = None) -> str:
     last = view.last_round
     last_dict: dict[str, object] | None = None
     if last is not None:
@@ -50,6 +51,9 @@ def render(view: StatusView) -> str:
         more=view.more_groups,
         paused_until=view.paused_until,
         disabled=[(g.title, g.reason) for g in view.disabled_groups],
+        now=now,
+        no_groups_left=view.no_groups_left,
+        notify_on=view.notify_rounds,
     )
     if view.global_paused:
         text += "\n" + texts.GLOBAL_PAUSE
@@ -58,7 +62,7 @@ def render(view: StatusView) -> str:
 
 async def _show(bot: Bot, event: Event, status: StatusService) -> None:
     view = await status.status(user_id_of(event))
-    await show(bot, event, render(view), kb.status(view.notify_rounds))
+    await show(bot, event, render(view, status.now()), kb.status(view.notify_rounds, view.no_groups_left))
 
 
 @routes.callback_query(cb.St.on(cb.StAction.show))
