@@ -779,6 +779,7 @@ def _media_draft(kind: str, spec: Json, files: FileStore) -> Json:
     entities = formatting.detect_entities(caption, entities)
     if kind in ("sticker",) and caption:
         raise ControlError(400, "stickers have no caption")
+    content: Any
     if kind == "photo" and spec.get("data_b64"):
         # a photo the person chose on the page: its own bytes, so what is posted is what they sent
         data = _decode_upload(spec["data_b64"])
@@ -791,7 +792,7 @@ def _media_draft(kind: str, spec: Json, files: FileStore) -> Json:
         rgb = (shade, 255 - shade, (shade * 3) % 256)
         small = files.add("photo", make_png(90, 90, rgb), mime_type="image/png", width=90, height=90)
         big = files.add("photo", make_png(320, 320, rgb), mime_type="image/png", width=320, height=320)
-        content: Any = [small.photo_size(), big.photo_size()]
+        content = [small.photo_size(), big.photo_size()]
     else:
         mime, name = _MEDIA_DEFAULTS[kind]
         data = _VIDEO_BYTES if mime == "video/mp4" else f"sandbox {kind}".encode() + b"\x00" * 32
