@@ -12,6 +12,7 @@ Control API (JSON, for tests and the web page; errors are HTTP 400/404 with ``{"
 | ``GET /sandbox/api/groups/{gid}/messages`` | ``[{message_id, from_phone, from_user_id, text, entities,``
 |   | ``media?, date, date_ms}]``; ``date`` in seconds with ms, ``media`` = ``{kind, filename, size,``
 |   | ``mime_type, sha256}`` |
+| ``GET /sandbox/api/media/{sha256}`` | the bytes of media an account posted (the page's feed thumbnails) |
 | ``GET /sandbox/api/faults`` | the active faults |
 | ``POST /sandbox/api/faults`` | register one (see ``World.add_fault``) -> the fault with its ``id`` |
 | ``DELETE /sandbox/api/faults`` | clear all -> ``{"cleared": n}`` |
