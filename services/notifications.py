@@ -16,6 +16,8 @@ Kinds and their payloads (the bot renders them):
 - ``access_approved`` / ``access_rejected`` / ``access_granted`` {days, expires_at} /
   ``access_revoked`` {broadcast_stopped} / ``broadcast_stopped`` {by: "admin"}: outcomes of admin
   actions (A2, A3)
+- ``no_groups_left``: {} (U6.6): a due round found no selected active group; told once per pause
+  by the scheduler (dedupe key ``no_groups:<user_id>:<time>``), offer ``grp:list:0``
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from aiogram.types import InlineKeyboardMarkup
+
 from domain import rules
 from roles.bot import keyboards as kb
 from roles.bot import texts
@@ -11,9 +13,8 @@ from roles.bot import texts
 NOW = datetime(2026, 12, 6, 14, 23, 10, tzinfo=UTC)
 
 
-def _ids(markup: object) -> list[str]:
-    rows = getattr(markup, "inline_keyboard")
-    return [b.callback_data for row in rows for b in row]
+def _ids(markup: InlineKeyboardMarkup) -> list[str]:
+    return [str(b.callback_data) for row in markup.inline_keyboard for b in row]
 
 
 def test_times_carry_the_relative_form() -> None:
