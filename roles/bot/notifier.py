@@ -43,8 +43,8 @@ def note_message_rejected(code: str, detail: str) -> str:
     return text
 
 
-def note_peer_flood(until: datetime | None) -> str:
-    return f"🚫 Telegram limited your account; broadcast paused until {texts.hhmm(until)}."
+def note_peer_flood(until: datetime | None, now: datetime | None = None) -> str:
+    return f"🚫 Telegram limited your account; broadcast paused until {texts.hhmm(until, now)}."
 
 
 def _when(value: Any) -> datetime | None:
@@ -94,9 +94,12 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
         return texts.NOTE_NO_GROUPS_LEFT, kb.next_step([kb.GROUPS_BUTTON])
     if note.kind == kinds.FLOOD_PAUSE:
         until = _when(p.get("until"))
+        # the relative form counts from when the pause was written (delivery follows within seconds)
+        written = _when(note.created_at)
         if p.get("code") == PEER_FLOOD:
-            return note_peer_flood(until), kb.main_only()
-        return texts.note_flood_pause(rules.human_duration(_int(p, "seconds")), until), kb.main_only()
+            return note_peer_flood(until, written), kb.main_only()
+        duration = rules.human_duration(_int(p, "seconds"))
+        return texts.note_flood_pause(duration, until, written), kb.main_only()
     if note.kind == kinds.MESSAGE_REJECTED:
         text = note_message_rejected(str(p.get("code") or "MESSAGE_REJECTED"), str(p.get("detail") or ""))
         return text, kb.markup([[kb.button(texts.BTN_MESSAGE, cb.Msg(action=cb.MsgAction.menu))],

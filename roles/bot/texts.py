@@ -507,8 +507,8 @@ def note_group_disabled(title: str, reason: str) -> str:
     return f"⚠️ Group “{esc(title)}” was disabled: {reason_text(reason)}. It is skipped from now on."
 
 
-def note_flood_pause(duration: str, until: datetime | None) -> str:
-    return f"⏳ Telegram asked to wait {esc(duration)}; resuming at {hhmm(until)}."
+def note_flood_pause(duration: str, until: datetime | None, now: datetime | None = None) -> str:
+    return f"⏳ Telegram asked to wait {esc(duration)}; resuming at {hhmm(until, now)}."
 
 
 NOTE_SESSION_ENDED = "🔌 Your Telegram session ended, so the broadcast stopped. Connect again."

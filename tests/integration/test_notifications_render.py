@@ -173,6 +173,8 @@ def test_flood_pause_texts_by_code() -> None:
     assert peer is not None
     assert "Telegram limited your account" in peer[0] and "paused until 14:05" in peer[0]
     assert "asked to wait" not in peer[0]
+    # beside the clock time, how far ahead it is from when the pause was written (_note: 2025-03-01 00:00)
+    assert "resuming at 14:05 UTC, in 14 h 5 min" in long_wait[0]
 
 
 def test_message_rejected_text_names_the_code_and_escapes_the_detail() -> None:
