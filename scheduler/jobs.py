@@ -32,7 +32,8 @@ from storage import keys
 from storage.db import Database
 from storage.lease import Leases
 from storage.queue import JobQueue
-from storage.repositories import rounds
+from storage.repositories import campaigns, rounds
+from storage.repositories import settings as settings_repo
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +82,16 @@ class SchedulerJobs:
 
     async def _tick(self) -> TickResult:
         async with self.db.connection() as conn:
-            if await rounds.global_pause(conn):
+            if await settings_repo.global_pause(conn):
                 SCHEDULER_LAG.set(0)
                 return TickResult(0, 0, 0, paused=True)
         due_total = created_total = enqueued = 0
         first = True
         while created_total < MAX_PER_TICK:
             async with self.db.transaction() as conn:
-                now, due = await rounds.lock_due_campaigns(conn, DUE_BATCH)
+                now, due = await campaigns.lock_due(conn, DUE_BATCH)
                 created = await rounds.create_rounds(conn, due)
-                await rounds.advance_campaigns(conn, [
+                await campaigns.advance(conn, [
                     (d.user_id, engine.next_run_after(d.next_run_at, d.interval_seconds, now)) for d in due])
             if first:
                 SCHEDULER_LAG.set(max(0.0, (now - due[0].next_run_at).total_seconds()) if due else 0.0)
@@ -153,7 +154,7 @@ class SchedulerJobs:
 
     async def _gauges(self) -> None:
         async with self.db.connection() as conn:
-            CAMPAIGNS_RUNNING.set(await rounds.count_running_campaigns(conn))
+            CAMPAIGNS_RUNNING.set(await campaigns.count_running(conn))
         await self.queue.depth()
         if self.redis is not None:
             fresh_since = int((time.time() - self.settings.lease_ttl) * 1000)

@@ -37,7 +37,8 @@ from services.notifications import NotificationService
 from storage.db import Database
 from storage.lease import HeldLease, Leases
 from storage.queue import Job, JobQueue
-from storage.repositories import attempts, rounds
+from storage.repositories import accounts, attempts, campaigns, groups, rounds
+from storage.repositories import media as media_repo
 from storage.repositories.attempts import Candidate, Claimed, Outcome, Remaining, RoundContext
 from storage.user_lock import UserLock
 
@@ -120,12 +121,12 @@ class MediaCache:
         if media is not None:
             self._items.move_to_end(media_id)
             return media
-        row = await conn.fetchrow(
-            "SELECT kind, data, filename, mime_type FROM media WHERE media_id = $1", media_id)
-        if row is None:
+        record = await media_repo.get(conn, media_id)
+        data = await media_repo.data(conn, media_id) if record is not None else None
+        if record is None or data is None:
             return None
-        media = Media(kind=row["kind"], data=bytes(row["data"]), filename=row["filename"],
-                      mime_type=row["mime_type"])
+        media = Media(kind=record.kind, data=data, filename=record.filename,  # type: ignore[arg-type]
+                      mime_type=record.mime_type)
         self._items[media_id] = media
         self._size += len(media.data)
         while self._size > self.max_bytes and len(self._items) > 1:
@@ -180,7 +181,7 @@ class RoundExecutor:
             return JobResult.GONE
         if user_id is None:
             async with self.db.connection() as conn:
-                user_id = await conn.fetchval("SELECT user_id FROM rounds WHERE round_id = $1", round_id)
+                user_id = await rounds.user_of(conn, round_id)
             if user_id is None:
                 await self.queue.ack(job)
                 return JobResult.GONE
@@ -217,7 +218,7 @@ class RoundExecutor:
         if ctx.first_start and ctx.started_at is not None:
             ROUND_LAG.observe(max(0.0, (ctx.started_at - ctx.planned_at).total_seconds()))
             ROUNDS.labels("started").inc()
-        blocker = _blocker(ctx.campaign_status, ctx.paused_until, ctx.global_pause, ctx.now)
+        blocker = ctx.blocker
         if blocker is None and (ctx.account_status != "connected" or ctx.session_enc is None):
             blocker = "no_account"
         account = None
@@ -261,7 +262,7 @@ class RoundExecutor:
             claimed, _ = await attempts.claim(conn, cand.attempt_id, ctx.message_id, batch.unwritten)
             batch.unwritten = None
             if claimed is None:
-                batch.blocked = await self._why_not_claimed(conn, cand.attempt_id)
+                batch.blocked = await attempts.claim_blocker(conn, cand.attempt_id)
                 if batch.blocked == "taken":
                     batch.blocked = None
                     continue
@@ -321,14 +322,18 @@ class RoundExecutor:
                 migrated = True
                 conn = await db.get()
                 async with conn.transaction():
-                    target = await attempts.retarget(conn, cand.attempt_id, ctx.round_id, ctx.user_id,
-                                                     cand.group_id, exc.new_peer_id, exc.new_access_hash)
+                    other = await groups.migrate(conn, ctx.user_id, cand.group_id, exc.new_peer_id,
+                                                 exc.new_access_hash)
+                    # the user has the supergroup as another group with its own attempt: one post
+                    duplicate = other is not None and await attempts.in_round(conn, ctx.round_id, other)
+                    if not duplicate:
+                        await attempts.retarget(conn, cand.attempt_id, exc.new_peer_id, exc.new_access_hash)
                 log.info("user %s round %s group %s: migrated to %s", ctx.user_id, ctx.round_id,
                          cand.group_id, exc.new_peer_id)
-                if not target.send:
+                if duplicate:
                     skipped = Outcome(cand.attempt_id, "skipped", exc.code, "the supergroup is in this round")
                     return skipped, None
-                group = GroupRef(target.peer_id, target.access_hash, "supergroup")
+                group = GroupRef(exc.new_peer_id, exc.new_access_hash, "supergroup")
             except GatewayError as exc:
                 decision = engine.decide(exc, claimed.tries, self.settings)
                 if isinstance(exc, FloodWait):
@@ -359,7 +364,7 @@ class RoundExecutor:
         async with conn.transaction():
             await attempts.write_outcome(conn, outcome)
             if decision.disable_group:
-                title = await attempts.disable_group(conn, cand.group_id, decision.code)
+                title = await groups.disable(conn, cand.group_id, decision.code)
                 if title is not None:
                     await notify(conn, ctx.user_id, engine.GROUP_DISABLED,
                                  {"group_id": cand.group_id, "title": title, "reason": decision.code},
@@ -369,7 +374,7 @@ class RoundExecutor:
                              {"round_id": ctx.round_id, "code": decision.code, "detail": decision.detail},
                              f"message_rejected:{ctx.round_id}")
             if decision.pause_for is not None:
-                until = await rounds.pause_campaign(conn, ctx.user_id, decision.pause_for, decision.code)
+                until = await campaigns.pause(conn, ctx.user_id, decision.pause_for, decision.code)
                 await attempts.skip_open(conn, ctx.round_id, decision.code, "campaign paused by Telegram")
                 if until is not None:
                     await notify(conn, ctx.user_id, engine.FLOOD_PAUSE,
@@ -378,8 +383,8 @@ class RoundExecutor:
                                  f"flood_pause:{ctx.round_id}")
                 await self._finish(conn, ctx, "done")
             if decision.stop_campaign:
-                await rounds.stop_campaign(conn, ctx.user_id)
-                await rounds.disconnect_account(conn, ctx.user_id, decision.code)
+                await campaigns.stop(conn, ctx.user_id)
+                await accounts.disconnect(conn, ctx.user_id, decision.code)
                 await attempts.skip_open(conn, ctx.round_id, decision.code, "the account's session ended")
                 await notify(conn, ctx.user_id, engine.SESSION_ENDED, {"reason": decision.code},
                              f"session_ended:{ctx.round_id}")
@@ -410,17 +415,16 @@ class RoundExecutor:
         """The round can't go on now: stopped -> cancelled; paused -> wait; account gone -> end."""
         if blocker in ("paused", "global_pause"):
             conn = await db.get()
-            state = await conn.fetchrow(
-                "SELECT paused_until, now() AS now FROM campaigns WHERE user_id = $1", ctx.user_id)
+            state = await campaigns.paused_until(conn, ctx.user_id)
             delay = self._pause_poll()
-            if blocker == "paused" and state is not None and state["paused_until"] is not None:
-                delay = max(delay, (state["paused_until"] - state["now"]).total_seconds())
+            if blocker == "paused" and state is not None and state[0] is not None:
+                delay = max(delay, (state[0] - state[1]).total_seconds())
             await self.queue.requeue(job, delay + engine.jitter(self.settings, self.rng))
             return JobResult.WAITING
         conn = await db.get()
         async with conn.transaction():
             if blocker == "no_account":
-                await rounds.stop_campaign(conn, ctx.user_id)
+                await campaigns.stop(conn, ctx.user_id)
                 await attempts.skip_open(conn, ctx.round_id, "NO_ACCOUNT", "no connected account")
                 await NotificationService.enqueue(conn, ctx.user_id, engine.SESSION_ENDED,
                                                   {"reason": "NO_ACCOUNT"}, f"session_ended:{ctx.round_id}")
@@ -462,25 +466,6 @@ class RoundExecutor:
                 await asyncio.sleep(0.2)
         log.warning("user %s round %s: outcome of attempt %s not recorded; it will be unknown",
                     batch.ctx.user_id, batch.ctx.round_id, outcome.attempt_id)
-
-    async def _why_not_claimed(self, conn: asyncpg.Connection, attempt_id: int) -> str:
-        row = await conn.fetchrow(
-            """
-            SELECT CASE WHEN c.started_at IS NOT NULL AND r.planned_at < c.started_at THEN 'stopped'
-                        ELSE c.status END AS status,
-                   c.paused_until, r.finished_at IS NOT NULL AS finished, now() AS now,
-                   coalesce((SELECT s.value = 'true'::jsonb FROM settings s WHERE s.key = 'global_pause'),
-                            false) AS global_pause
-            FROM attempts t JOIN rounds r USING (round_id) JOIN campaigns c ON c.user_id = r.user_id
-            WHERE t.attempt_id = $1
-            """,
-            attempt_id,
-        )
-        if row is None:
-            return "finished"
-        if row["finished"]:
-            return "finished"
-        return _blocker(row["status"], row["paused_until"], row["global_pause"], row["now"]) or "taken"
 
     async def _group_hinted(self, batch: _Batch, cand: Candidate, hint: float, db: _Conn) -> None:
         """A group with a slow-mode/flood hint: put off within the inline limit, else skip it."""
@@ -531,16 +516,6 @@ class RoundExecutor:
 
     def _pause_poll(self) -> float:
         return max(1.0, self.settings.tick * 5)
-
-
-def _blocker(campaign_status: str, paused_until: Any, global_pause: bool, now: Any) -> str | None:
-    if campaign_status != "running":
-        return "stopped"
-    if global_pause:
-        return "global_pause"
-    if paused_until is not None and paused_until > now:
-        return "paused"
-    return None
 
 
 def _label(status: str) -> str:

@@ -33,4 +33,5 @@ async def access_mode(conn: asyncpg.Connection) -> AccessMode:
 
 
 async def global_pause(conn: asyncpg.Connection) -> bool:
-    return bool(await get(conn, GLOBAL_PAUSE, False))
+    """The admin kill switch, as the SQL function every engine statement asks (migration 0005)."""
+    return bool(await conn.fetchval("SELECT global_pause()"))
