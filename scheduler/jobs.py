@@ -26,10 +26,10 @@ from redis.exceptions import RedisError
 
 from config.settings import EngineSettings
 from metrics import CAMPAIGNS_RUNNING, ROUNDS, SCHEDULER_LAG, SCHEDULER_TICKS, WORKERS_LIVE
-from roles.worker.executor import DB_ERRORS
 from services import engine
 from storage import keys
-from storage.db import Database
+from storage.db import DB_ERRORS, Database
+from storage.heartbeats import Heartbeats
 from storage.lease import Leases
 from storage.queue import JobQueue
 from storage.repositories import campaigns, rounds
@@ -158,7 +158,7 @@ class SchedulerJobs:
         await self.queue.depth()
         if self.redis is not None:
             fresh_since = int((time.time() - self.settings.lease_ttl) * 1000)
-            WORKERS_LIVE.set(await self.redis.zcount(keys.WORKER_HEARTBEAT, fresh_since, "+inf"))
+            WORKERS_LIVE.set(await Heartbeats(self.redis).count_live(fresh_since))
 
 
 async def _chunked(call: Callable[[Item], Awaitable[T]], items: Sequence[Item]) -> list[T]:

@@ -9,6 +9,13 @@ from typing import Any
 import asyncpg
 import orjson
 
+# A connection as the services name it in their signatures (they never import asyncpg).
+Connection = asyncpg.Connection
+
+# What a database restart looks like from a caller (InternalClientError: a connection cut mid-query).
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):

@@ -34,17 +34,13 @@ from metrics import FLOOD_WAIT_SECONDS, FLOOD_WAITS, ROUND_LAG, ROUNDS, SENDS
 from roles.worker.pacing import PaceState, Pacing
 from services import engine
 from services.notifications import NotificationService
-from storage.db import Database
+from storage.db import DB_ERRORS, Database
 from storage.lease import HeldLease, Leases
 from storage.queue import Job, JobQueue
 from storage.repositories import accounts, attempts, campaigns, groups, rounds
 from storage.repositories import media as media_repo
 from storage.repositories.attempts import Candidate, Claimed, Outcome, Remaining, RoundContext
 from storage.user_lock import UserLock
-
-# what a database restart looks like from here (InternalClientError: a connection cut mid-query)
-DB_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
 log = logging.getLogger(__name__)
 

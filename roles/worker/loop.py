@@ -20,11 +20,11 @@ from redis.exceptions import RedisError
 from accounts.gateway import AccountGateway
 from config.settings import Settings
 from metrics import WORKER_HEARTBEATS, WORKERS_LIVE
-from roles.worker.executor import DB_ERRORS, Cipher, RoundExecutor, settle_quietly
+from roles.worker.executor import Cipher, RoundExecutor, settle_quietly
 from roles.worker.pacing import Pacing
 from services import engine
-from storage import keys
-from storage.db import Database
+from storage.db import DB_ERRORS, Database
+from storage.heartbeats import Heartbeats
 from storage.lease import Leases
 from storage.queue import Job, JobQueue
 
@@ -80,6 +80,7 @@ class _Worker:
         self.running: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(self.concurrency)
         self.rng = random.Random()
+        self.heartbeats = Heartbeats(redis)
 
     async def run(self, stop: asyncio.Event) -> None:
         lease = self.settings.engine.lease_ttl
@@ -103,7 +104,7 @@ class _Worker:
             tasks[-1].cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(RedisError, OSError):
-                await self.redis.zrem(keys.WORKER_HEARTBEAT, self.consumer)
+                await self.heartbeats.forget(self.consumer)
             log.info("worker %s: stopped", self.consumer)
 
     async def _fetch_loop(self, stop: asyncio.Event) -> None:
@@ -161,12 +162,7 @@ class _Worker:
             now_ms = int(time.time() * 1000)
             stale = now_ms - int(self.settings.engine.lease_ttl * 1000)
             try:
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.zadd(keys.WORKER_HEARTBEAT, {self.consumer: now_ms})
-                pipe.zremrangebyscore(keys.WORKER_HEARTBEAT, "-inf", stale)
-                pipe.zcard(keys.WORKER_HEARTBEAT)
-                _, _, live = await pipe.execute()
-                WORKERS_LIVE.set(int(live))
+                WORKERS_LIVE.set(await self.heartbeats.beat(self.consumer, now_ms, stale))
                 WORKER_HEARTBEATS.inc()
             except (RedisError, OSError) as exc:
                 log.warning("worker %s: heartbeat failed: %s", self.consumer, exc)

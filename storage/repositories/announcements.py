@@ -10,6 +10,8 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
+from domain.errors import AlreadyRunning
+
 DeliveryOutcome = Literal["delivered", "blocked", "failed"]
 OUTCOMES: tuple[DeliveryOutcome, ...] = ("delivered", "blocked", "failed")
 
@@ -55,12 +57,15 @@ async def create(
     report_to: int | None,
     now: datetime,
 ) -> int:
-    """Insert a running announcement; ``UniqueViolationError`` while another one is running."""
-    return int(await conn.fetchval(
-        """INSERT INTO announcements (text, entities, created_by_kind, created_by, report_to, created_at)
-           VALUES ($1, $2::text::jsonb, $3, $4, $5, $6) RETURNING announcement_id""",
-        text, orjson.dumps(entities).decode(), created_by_kind, created_by, report_to, now,
-    ))
+    """Insert a running announcement; ``AlreadyRunning`` while another one is running."""
+    try:
+        return int(await conn.fetchval(
+            """INSERT INTO announcements (text, entities, created_by_kind, created_by, report_to, created_at)
+               VALUES ($1, $2::text::jsonb, $3, $4, $5, $6) RETURNING announcement_id""",
+            text, orjson.dumps(entities).decode(), created_by_kind, created_by, report_to, now,
+        ))
+    except asyncpg.UniqueViolationError as exc:  # announcements_running_idx: one at a time
+        raise AlreadyRunning("announcement") from exc
 
 
 async def add_targets(conn: asyncpg.Connection, announcement_id: int, user_ids: Sequence[int],

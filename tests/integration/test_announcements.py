@@ -14,6 +14,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import SendMessage
 
+from domain.errors import AlreadyRunning
 from domain.models import UserProfile
 from metrics import REGISTRY
 from roles.bot import texts
@@ -217,7 +218,7 @@ async def test_the_schema_keeps_one_running_announcement_and_known_statuses(env:
     async with env.pool.acquire() as conn:
         await repo.create(conn, text="a", entities=[], created_by_kind="admin", created_by=ADMIN_ID,
                           report_to=None, now=env.clock())
-        with pytest.raises(asyncpg.UniqueViolationError):
+        with pytest.raises(AlreadyRunning):  # the schema's unique index, as the domain names it
             await repo.create(conn, text="b", entities=[], created_by_kind="admin", created_by=ADMIN_ID,
                               report_to=None, now=env.clock())
         aid = await conn.fetchval("SELECT announcement_id FROM announcements")

@@ -22,8 +22,9 @@ from sandbox.server import run_sandbox
 from services.admin import Actor
 from services.engine import ROUNDS_QUEUE
 from services.notifications import NotificationService
-from services.runtime import RuntimeService
+from services.runtime import DEPTH_READER, RuntimeService
 from storage import keys
+from storage.heartbeats import Heartbeats
 from storage.queue import JobQueue
 from storage.repositories import users
 from tests.parity.harness import ADMIN, ADMIN_USER, Harness, parity_settings
@@ -115,7 +116,8 @@ async def test_runtime_shows_the_runtime_services_figures(harness: Harness, flow
         admin = runner_for(harness, flow_contract, ADMIN)
         await steps(admin, {"admin_send": "/admin"}, {"admin_press": "adm:runtime"})
         shown = await newest_text(harness, ADMIN, "Runtime")
-        view = await RuntimeService(harness.admin, harness.redis, harness.settings).snapshot(SYSTEM)
+        view = await RuntimeService(harness.admin, Heartbeats(harness.redis), JobQueue(harness.redis, ROUNDS_QUEUE, DEPTH_READER),
+                                    harness.settings).snapshot(SYSTEM)
         assert (view.queue.ready, view.queue.delayed, view.live_workers) == (1, 2, 1)
         assert "Queue: 1 ready, 2 delayed, 0 in progress" in shown
         assert "Live workers: 1" in shown and "worker-live" in shown and "worker-gone" not in shown
