@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 
 from accounts.gateway import AccountGateway
 from config.settings import Settings
-from roles.worker.executor import Cipher
 from roles.worker.loop import round_queue, run_worker
 from scheduler.runner import run_scheduler
+from services.engine.ports import Cipher
 from storage.db import Database
 
 
