@@ -350,7 +350,7 @@ async def test_a_new_announcement_wakes_the_running_loop(env: Env) -> None:
     worker = Announcer(env.notifications, env.admin, rate=200.0, idle=60.0)  # it would not look again soon
     stop = asyncio.Event()
     task = worker.start(cast(Bot, bot), stop)
-    await asyncio.sleep(0.1)  # the loop found nothing and idles
+    await asyncio.wait_for(worker.idling.wait(), 5)  # the loop found nothing and idles
     started = await env.admin.start_announcement(ADMIN, NOTICE, [], report_to=ADMIN_ID)
     worker.wake()
 
