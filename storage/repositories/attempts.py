@@ -2,7 +2,7 @@
 
 ``pending | flood_wait -> sending`` is a conditional UPDATE committed before the send: only the
 caller whose UPDATE returned the row may send, and a row left in ``sending`` by a crash becomes
-``unknown`` and is never sent again. The statements are shaped for the executor's budget of
+``unknown`` and is never sent again. The statements are shaped for the engine's budget of
 about one statement per send: a job opens with one statement (context, crash recovery and the
 batch), each send claims its attempt in the statement that also records the previous outcome,
 and the last outcome is written together with the question "what is left in this round?".
