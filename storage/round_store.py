@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from accounts.gateway import Media
 from domain.models import utc_now
 from storage.db import Database
 from storage.repositories import accounts, attempts, campaigns, groups, notifications, rounds
@@ -27,15 +27,25 @@ from storage.repositories.rounds import FinishedRound
 MEDIA_CACHE_BYTES = 64 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class StoredMedia:
+    """A media row with its bytes, as the engine uploads it."""
+
+    kind: str
+    data: bytes
+    filename: str
+    mime_type: str
+
+
 class MediaCache:
     """Media rows are immutable: keep recently used ones in memory, bounded by total size."""
 
     def __init__(self, max_bytes: int = MEDIA_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[int, Media] = OrderedDict()
+        self._items: OrderedDict[int, StoredMedia] = OrderedDict()
         self._size = 0
 
-    async def get(self, conn: asyncpg.Connection, media_id: int) -> Media | None:
+    async def get(self, conn: asyncpg.Connection, media_id: int) -> StoredMedia | None:
         media = self._items.get(media_id)
         if media is not None:
             self._items.move_to_end(media_id)
@@ -44,8 +54,7 @@ class MediaCache:
         data = await media_repo.data(conn, media_id) if record is not None else None
         if record is None or data is None:
             return None
-        media = Media(kind=record.kind, data=data, filename=record.filename,  # type: ignore[arg-type]
-                      mime_type=record.mime_type)
+        media = StoredMedia(record.kind, data, record.filename, record.mime_type)
         self._items[media_id] = media
         self._size += len(media.data)
         while self._size > self.max_bytes and len(self._items) > 1:
@@ -109,7 +118,7 @@ class RoundUnit:
     async def start_batch(self, round_id: int, user_id: int, limit: int) -> RoundContext | None:
         return await attempts.start_batch(await self._get(), round_id, user_id, limit)
 
-    async def media(self, media_id: int) -> Media | None:
+    async def media(self, media_id: int) -> StoredMedia | None:
         return await self._media.get(await self._get(), media_id)
 
     async def claim(self, attempt_id: int, message_id: int, previous: Outcome | None) -> Claimed | None:

@@ -24,9 +24,9 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from accounts.gateway import AccountGateway, AccountRef, GroupRef, OutgoingMessage
+from accounts.gateway import AccountGateway, AccountRef, GroupRef, Media, MediaKind, OutgoingMessage
 from config.settings import EngineSettings
 from domain.errors import FloodWait, GatewayError, GroupMigrated
 from metrics import FLOOD_WAIT_SECONDS, FLOOD_WAITS, ROUND_LAG, ROUNDS, SENDS
@@ -149,7 +149,10 @@ class RoundEngine:
                 blocker = "no_account"
         if blocker is not None or account is None:
             return await self._blocked(ctx, blocker or "no_account", unit)
-        media = await unit.media(ctx.media_id) if ctx.media_id is not None else None
+        # the media table's CHECK keeps ``kind`` to the gateway's MediaKind values
+        stored = await unit.media(ctx.media_id) if ctx.media_id is not None else None
+        media = None if stored is None else Media(kind=cast(MediaKind, stored.kind), data=stored.data,
+                                                  filename=stored.filename, mime_type=stored.mime_type)
         message = OutgoingMessage(text=ctx.text, entities=ctx.entities, media=media)
         floor = ctx.account_hint.timestamp() if ctx.account_hint else 0.0
         pace = await self.pacing.load(ctx.account_id or 0, [c.group_id for c in ctx.candidates], floor)
