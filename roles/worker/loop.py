@@ -3,10 +3,10 @@
 The engine (``services.engine.RoundEngine``) decides what becomes of a job; ``JobRunner.apply`` is
 the one place that acks, requeues or drops it.
 
-Graceful stop: no new job is fetched; running jobs finish the send in flight, write its outcome
-and hand their job back to the queue (same job id, no delay) before the lock is released, so
-another worker continues the round at once. Jobs still running after the lease are abandoned:
-the queue reclaims them from this consumer and their lock expires.
+Graceful stop: no new job is fetched; running jobs finish the send in flight, write its outcome,
+release the lock and hand their job back to the queue (same job id, no delay), so another worker
+that fetches it finds the lock free and continues the round at once. Jobs still running after the
+lease are abandoned: the queue reclaims them from this consumer and their lock expires.
 """
 
 from __future__ import annotations

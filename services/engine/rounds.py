@@ -9,9 +9,9 @@ Order of a job (engine.md, "Worker"):
    "before each send" check in the same statement), send, keep the outcome; outcomes are written
    right away when a wait follows, otherwise together with the next claim;
 4. the last outcome is written with the count of what is left; nothing left -> the round is
-   finished (counters, summary notification) and the job acknowledged; otherwise the same job id
-   goes to the back of the queue with the gap plus jitter as its delay;
-5. the lock is released.
+   finished (counters, summary notification) and the job is to be acknowledged; otherwise the
+   same job id is to go to the back of the queue with the gap plus jitter as its delay;
+5. the lock is released and that outcome returned; the worker applies it to the queue.
 
 ``RoundEngine.run`` returns that decision as one ``JobOutcome``; the worker role applies it to the
 queue. Every read and write goes through the ports (``services.engine.ports``).
