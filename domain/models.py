@@ -88,6 +88,9 @@ class MediaRecord:
     mime_type: str
     bot_file_id: str
     size: int
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ demand. Errors carry Telegram's RPC error names (``FLOOD_WAIT``,
 event log with ``api="world"``.
 
 Everything lives in memory; ``reset()`` forgets it all. Intervals use the
-monotonic clock, dates shown to people use wall-clock seconds.
+monotonic clock given to ``World`` (``time.monotonic`` unless a test injects
+one), dates shown to people use wall-clock seconds.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,9 +334,12 @@ class StoredFile:
 class World:
     """In-memory Telegram for user accounts; see the module docstring for the rules."""
 
-    def __init__(self, settings: SandboxSettings, events: EventLog) -> None:
+    def __init__(self, settings: SandboxSettings, events: EventLog,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.events = events
+        # intervals (code expiry, slow mode, rate windows, login floods) read this clock; tests inject one
+        self.clock = clock
         self.changes = Changes()  # accounts, codes, group feeds and faults as the control API shows them
         # Login thresholds (attributes so tests can shorten them).
         self.max_code_attempts = 5  # wrong codes answered PHONE_CODE_INVALID; the next try floods
@@ -430,7 +434,7 @@ class World:
     def codes(self, phone: str) -> list[dict[str, Any]]:
         """Codes sent to ``phone``, newest first. ``KeyError`` for an unknown account."""
         norm = self._known_phone(phone)
-        now = time.monotonic()
+        now = self.clock()
         return [c.to_dict(now) for c in reversed(self._codes.get(norm, []))]
 
     def sessions(self, phone: str) -> list[dict[str, Any]]:
@@ -567,7 +571,7 @@ class World:
             self._check_login_flood(account.phone)
             if pending.awaiting_password:
                 raise WorldError("SESSION_PASSWORD_NEEDED")
-            if pending.code.current_state(time.monotonic()) != "live":
+            if pending.code.current_state(self.clock()) != "live":
                 raise WorldError("PHONE_CODE_EXPIRED")
             if pending.wrong_codes >= self.max_code_attempts:
                 raise self._start_login_flood(account.phone)
@@ -661,7 +665,7 @@ class World:
                     "next": page[-1].group_id if more and page else None}
 
     def _count_dialog_page(self, phone: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         pages = self._dialog_pages.setdefault(phone, deque())
         while pages and now - pages[0] >= self.dialog_pages_window:
             pages.popleft()
@@ -710,7 +714,7 @@ class World:
                 raise WorldError("CHAT_WRITE_FORBIDDEN")
             entities = list(entities or [])
             _check_message(text, entities, media)
-            now = time.monotonic()
+            now = self.clock()
             self._check_slow_mode(account.phone, group, now)
             self._check_rate_limit(account.phone, now)
             posted = self._post(group, account, text, entities, media, now)
@@ -738,7 +742,7 @@ class World:
     def _store_file(self, phone: str, media: MediaIn) -> StoredFile:
         file_id = int.from_bytes(secrets.token_bytes(7), "big")
         stored = StoredFile(file_id, int.from_bytes(secrets.token_bytes(7), "big"), phone, media,
-                            secrets.token_bytes(16), time.monotonic() + self.file_reference_ttl)
+                            secrets.token_bytes(16), self.clock() + self.file_reference_ttl)
         self._files[file_id] = stored
         return stored
 
@@ -752,7 +756,7 @@ class World:
         stored = self._files.get(file_id)
         if stored is None or stored.access_hash != access_hash or stored.phone != phone:
             raise WorldError("MEDIA_INVALID")
-        if reference != stored.file_reference or time.monotonic() >= stored.reference_expires:
+        if reference != stored.file_reference or self.clock() >= stored.reference_expires:
             raise WorldError("FILE_REFERENCE_EXPIRED")
         return stored
 
@@ -761,14 +765,14 @@ class World:
         stored = self._files.get(file_id)
         if stored is None:
             return None
-        if time.monotonic() >= stored.reference_expires:
+        if self.clock() >= stored.reference_expires:
             stored.file_reference = secrets.token_bytes(16)
-        stored.reference_expires = time.monotonic() + self.file_reference_ttl
+        stored.reference_expires = self.clock() + self.file_reference_ttl
         return stored
 
     def expire_file_references(self) -> int:
         """Expire every file reference now (control API), as time would; returns how many."""
-        now = time.monotonic()
+        now = self.clock()
         for stored in self._files.values():
             stored.reference_expires = now
         self.changes.notify()
@@ -863,19 +867,19 @@ class World:
     def _check_login_flood(self, phone: str) -> None:
         until = self._login_flood_until.get(phone)
         if until is not None:
-            left = until - time.monotonic()
+            left = until - self.clock()
             if left > 0:
                 raise WorldError("FLOOD_WAIT", seconds=_wait(left))
             del self._login_flood_until[phone]
 
     def _start_login_flood(self, phone: str) -> WorldError:
-        self._login_flood_until[phone] = time.monotonic() + self.login_flood_seconds
+        self._login_flood_until[phone] = self.clock() + self.login_flood_seconds
         return WorldError("FLOOD_WAIT", seconds=self.login_flood_seconds)
 
     def _count_code_request(self, phone: str) -> None:
         if not self.settings.rate_limits:
             return
-        now = time.monotonic()
+        now = self.clock()
         times = self._code_requests.setdefault(phone, deque())
         while times and now - times[0] >= self.send_code_window:
             times.popleft()
@@ -888,7 +892,7 @@ class World:
         code = None
         while code is None or code in avoid:
             code = f"{secrets.randbelow(10 ** length):0{length}d}"
-        record = LoginCode(code, _now_ms_date(), time.monotonic(), self.settings.code_ttl, type=kind)
+        record = LoginCode(code, _now_ms_date(), self.clock(), self.settings.code_ttl, type=kind)
         if kind in ("missed_call", "flash_call"):
             record.calling_number = MISSED_CALL_PREFIX + code
         self._codes.setdefault(phone, []).append(record)

@@ -44,6 +44,7 @@ from roles.bot.middlewares import (
 )
 from roles.bot.notifier import run_notifier
 from roles.bot.routers import build_routers
+from roles.runtime import runtime_service
 from services.access import AccessService
 from services.admin import AdminService
 from services.campaigns import CampaignService
@@ -52,7 +53,6 @@ from services.groups import GroupService
 from services.login import LoginService, SessionCipherPort
 from services.messages import MessageService
 from services.notifications import NotificationService
-from services.runtime import RuntimeService
 from services.status import StatusService
 from storage import keys
 from storage.db import Database
@@ -169,7 +169,7 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     dp.message.middleware(leave)
     dp.callback_query.middleware(leave)
     dp.include_routers(*build_routers())
-    dp["runtime"] = RuntimeService(services.admin, redis, settings, now=services.admin.now)
+    dp["runtime"] = runtime_service(services.admin, redis, settings, now=services.admin.now)
     dp["announcer"] = Announcer(services.notifications, services.admin)
     return dp
 

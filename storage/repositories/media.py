@@ -6,7 +6,8 @@ import asyncpg
 
 from domain.models import MediaRecord
 
-COLUMNS = "media_id, sha256, kind, filename, mime_type, bot_file_id, octet_length(data) AS size"
+COLUMNS = ("media_id, sha256, kind, filename, mime_type, bot_file_id, octet_length(data) AS size, width, height, "
+           "duration")
 
 
 def to_record(row: asyncpg.Record) -> MediaRecord:
@@ -18,6 +19,9 @@ def to_record(row: asyncpg.Record) -> MediaRecord:
         mime_type=row["mime_type"],
         bot_file_id=row["bot_file_id"],
         size=row["size"],
+        width=row["width"],
+        height=row["height"],
+        duration=row["duration"],
     )
 
 
@@ -49,4 +53,9 @@ async def get(conn: asyncpg.Connection, media_id: int) -> MediaRecord | None:
 
 async def data(conn: asyncpg.Connection, media_id: int) -> bytes | None:
     value = await conn.fetchval("SELECT data FROM media WHERE media_id = $1", media_id)
+    return None if value is None else bytes(value)
+
+
+async def thumb(conn: asyncpg.Connection, media_id: int) -> bytes | None:
+    value = await conn.fetchval("SELECT thumb FROM media WHERE media_id = $1", media_id)
     return None if value is None else bytes(value)

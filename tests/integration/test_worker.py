@@ -27,13 +27,15 @@ from domain.errors import (
     SessionDead,
     TransientError,
 )
-from roles.worker.executor import MIN_UPLOAD_RATE, JobResult, RoundExecutor
 from roles.worker.loop import run_worker
 from sandbox.client import SandboxClient
 from sandbox.server import run_sandbox
 from services import engine
+from services.engine import JobResult
+from services.engine.rounds import MIN_UPLOAD_RATE, RoundEngine
 from storage import keys
 from storage.db import Database
+from storage.user_lock import UserLock
 from tests.integration.engine_sandbox import create_world_users
 from tests.integration.engine_support import (
     Engine,
@@ -132,7 +134,7 @@ async def test_a_media_send_that_times_out_is_retried_by_the_transient_rule(
     async with db.connection() as conn:
         await seed_user(conn, cipher, 1, 2, text="clip", media=b"\x89PNG-bytes")
     [round_id] = await start_round(eng)
-    eng.executor.send_timeout = 0.05
+    eng.engine.send_timeout = 0.05
     stalls = [1.0]
 
     async def stall_once(sender: FakeSender, account: AccountRef, group: GroupRef) -> None:
@@ -150,7 +152,7 @@ async def test_a_media_send_that_times_out_is_retried_by_the_transient_rule(
 
 
 def test_the_send_timeout_grows_with_the_media_size() -> None:
-    executor = RoundExecutor.__new__(RoundExecutor)
+    executor = RoundEngine.__new__(RoundEngine)
     executor.send_timeout = 30.0
     big = Media("video", b"\x00" * (15 * 1024 * 1024), "v.mp4", thumb=b"\x00" * 1024)
     assert executor.timeout_for(OutgoingMessage("text")) == 30.0
@@ -190,7 +192,7 @@ async def test_claims_alone_prevent_duplicates_when_executors_race_without_the_l
 
     gateway = FakeSender(latency=0.003)
     eng = Engine(db, redis_client, gateway, settings_with(batch_size=3), cipher)
-    eng.executor.leases = GrantAll(eng.leases)  # type: ignore[assignment]
+    eng.engine.lock = UserLock(GrantAll(eng.leases), eng.settings.engine.lease_ttl)  # type: ignore[arg-type]
     async with db.connection() as conn:
         seeded = await seed_user(conn, cipher, 1, 40)
     [round_id] = await start_round(eng)
