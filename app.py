@@ -29,6 +29,7 @@ from accounts.crypto import SessionCipher, load_or_create_key
 from accounts.gateway import AccountGateway
 from config.settings import Settings, SettingsError, load_settings
 from metrics.http import metrics_handler
+from roles.app.server import quiet_client_garbage
 from storage.db import Database
 from storage.embedded import EmbeddedServers
 from storage.migrator import apply_migrations
@@ -98,6 +99,7 @@ def configure_logging(level: str) -> None:
     # Telethon and aiohttp access logs are noisy at INFO and may echo request data
     logging.getLogger("telethon").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    quiet_client_garbage()  # malformed requests from clients: one INFO line, no traceback
     # two lines per scheduler tick (every second); failures are still logged at WARNING and above
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
@@ -227,20 +229,26 @@ async def main(argv: list[str]) -> int:
         settings = load_settings()
         settings.check_production()
         settings = settings.with_sandbox_defaults()
+        if settings.security.session_key.get().strip():
+            SessionCipher(settings.security.session_key.get())  # a malformed key is refused by name here
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    if argv[1:2] == ["migrate"]:
-        async with infrastructure(settings) as (db_url, _):
-            applied = await apply_migrations(db_url)
-        log.info("migrations applied: %s", ", ".join(applied) or "none (at head)")
-        return 0
-    stop = asyncio.Event()
-    install_signal_handlers(stop)
-    log.info("starting role %s (gateway %s, sandbox %s)", settings.role, settings.gateway_kind,
-             "on" if settings.sandbox_enabled else "off")
-    await run_roles(settings, stop)
+    try:
+        if argv[1:2] == ["migrate"]:
+            async with infrastructure(settings) as (db_url, _):
+                applied = await apply_migrations(db_url)
+            log.info("migrations applied: %s", ", ".join(applied) or "none (at head)")
+            return 0
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        log.info("starting role %s (gateway %s, sandbox %s)", settings.role, settings.gateway_kind,
+                 "on" if settings.sandbox_enabled else "off")
+        await run_roles(settings, stop)
+    except SettingsError as exc:  # found while starting: DATA_DIR in use, local extra missing
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
