@@ -9,18 +9,19 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiogram import Bot, Dispatcher
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from accounts.gateway import AccountGateway
 from config.settings import Settings
 from metrics import HTTP_REQUESTS
-from metrics.http import metrics_handler
 from roles.app.api import ROUTE_TABLES
 from roles.app.auth import PUBLIC_PATHS, auth_middleware
 from roles.app.deps import DB, REDIS, Services, build_services, setup_dependencies
 from roles.app.errors import error_middleware
 from roles.app.webhook import WEBHOOK_PATH, WebhookTarget, setup_webhook
 from services.login import SessionCipherPort
+from storage.auth_failures import AuthFailures
 from storage.db import Database
 from storage.migrator import is_at_head
 
@@ -30,6 +31,28 @@ OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 OPENAPI = web.AppKey("openapi", bytes)
 
 routes = web.RouteTableDef()
+
+
+class ClientGarbageFilter(logging.Filter):
+    """aiohttp logs a malformed request (a scanner, TLS on the plain port) as an ERROR with a traceback:
+    that is the client's fault, so it becomes one INFO line naming the peer and the parser's reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and record.levelno >= logging.DEBUG:
+            reason = str(exc.message).splitlines()[0] if exc.message else type(exc).__name__
+            original = record.getMessage()
+            record.msg, record.args = "malformed HTTP request refused (%s): %s", (original, reason)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_client_garbage() -> None:
+    """Install ``ClientGarbageFilter`` once on aiohttp's server logger (every listener of the process)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(existing, ClientGarbageFilter) for existing in logger.filters):
+        logger.addFilter(ClientGarbageFilter())
 
 
 @routes.get("/healthz")
@@ -85,14 +108,15 @@ def build_app(db: Database, redis: aioredis.Redis, settings: Settings | None = N
     webhook when ``webhook`` is (it checks its own secret token instead of a bearer token)."""
     settings = settings or Settings()
     public = PUBLIC_PATHS | {WEBHOOK_PATH} if webhook is not None else PUBLIC_PATHS
+    failures = AuthFailures(redis, settings.app.auth_max_failures, settings.app.auth_failure_window)
     app = web.Application(middlewares=[
-        metrics_middleware, error_middleware, auth_middleware(settings.app.admin_tokens, public)])
+        metrics_middleware, error_middleware, auth_middleware(settings.app.admin_tokens, failures, public)])
     setup_dependencies(app, settings, db, redis, services)
     if webhook is not None:
         setup_webhook(app, webhook)
     app[OPENAPI] = OPENAPI_PATH.read_bytes()
+    # /metrics is served on METRICS_PORT only (app.serve_metrics), never on the admin port
     app.add_routes(routes)
-    app.router.add_get("/metrics", metrics_handler)
     if services is not None:
         for table in ROUTE_TABLES:
             app.add_routes(table)
@@ -104,6 +128,7 @@ async def run_app(settings: Settings, db: Database, redis: aioredis.Redis, stop:
                   webhook: tuple[Bot, Dispatcher] | None = None) -> None:
     """Serve until ``stop``; ``webhook`` (the bot and its dispatcher) mounts ``/telegram/webhook``."""
     services = build_services(settings, db, redis, gateway, cipher)
+    quiet_client_garbage()
     if not settings.app.admin_tokens:
         log.warning("ADMIN_API_TOKENS is empty: every admin API route answers 401")
     target = None
