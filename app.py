@@ -29,7 +29,8 @@ from accounts.crypto import SessionCipher, load_or_create_key
 from accounts.gateway import AccountGateway
 from config.settings import Settings, SettingsError, load_settings
 from metrics.http import metrics_handler
-from roles.app.server import quiet_client_garbage
+from roles.app.deps import DB, REDIS
+from roles.app.server import quiet_client_garbage, readyz
 from storage.db import Database
 from storage.embedded import EmbeddedServers
 from storage.migrator import apply_migrations
@@ -117,8 +118,10 @@ def mtproto_key_file(settings: Settings) -> Path:
         settings.data_dir)
 
 
-async def serve_metrics(settings: Settings, roles: tuple[str, ...]) -> web.AppRunner | None:
-    """``/metrics`` and ``/healthz`` for every role on METRICS_PORT (0 disables)."""
+async def serve_metrics(settings: Settings, roles: tuple[str, ...], db: Database | None = None,
+                        redis: aioredis.Redis | None = None) -> web.AppRunner | None:
+    """``/metrics``, ``/healthz`` and (given the clients) ``/readyz`` for every role on METRICS_PORT (0
+    disables): the orchestrator probes every role, not only the app, at the same port."""
     if settings.metrics_port <= 0:
         return None
 
@@ -128,6 +131,9 @@ async def serve_metrics(settings: Settings, roles: tuple[str, ...]) -> web.AppRu
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", health_view)
+    if db is not None and redis is not None:
+        app[DB], app[REDIS] = db, redis
+        app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host = "0.0.0.0" if settings.production else "127.0.0.1"  # scraped from other containers in production
@@ -189,7 +195,7 @@ async def run_roles(settings: Settings, stop: asyncio.Event) -> None:
                                                         health_check_interval=30)
         redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
         gateway = build_gateway(settings)
-        metrics_runner = await serve_metrics(settings, roles)
+        metrics_runner = await serve_metrics(settings, roles, db, redis)
         deps = Deps(settings, db, redis, gateway, load_or_create_key(settings), consumer_name())
         try:
             await _run_task_group(roles, deps, stop)

@@ -77,6 +77,8 @@ def test_app_role_serves_health_readiness_metrics_and_stops_on_sigterm(empty_db_
         assert status == 200, body
         status, body = _wait_http(f"http://127.0.0.1:{metrics_port}/metrics", deadline)
         assert status == 200 and b'role_up{role="app"} 1.0' in body
+        status, body = _wait_http(f"http://127.0.0.1:{metrics_port}/readyz", deadline)
+        assert status == 200 and b'"ready"' in body  # every role's probe port answers readiness too
     finally:
         output = _stop(proc)
     assert proc.returncode == 0, output
