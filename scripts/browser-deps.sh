@@ -5,7 +5,8 @@
 # CHROMIUM_PATH points the tests at another Chromium; then nothing is installed.
 set -euo pipefail
 
-chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
+# where Debian's package puts it (DEBIAN_CHROMIUM only moves it for tests/unit/test_browser_deps.py)
+chromium="${CHROMIUM_PATH:-${DEBIAN_CHROMIUM:-/usr/bin/chromium}}"
 packages=(chromium fonts-noto-color-emoji)
 command_line="apt-get update && apt-get install -y --no-install-recommends ${packages[*]}"
 
