@@ -29,8 +29,6 @@ from accounts.crypto import SessionCipher, load_or_create_key
 from accounts.gateway import AccountGateway
 from config.settings import Settings, SettingsError, load_settings
 from metrics.http import metrics_handler
-from roles.app.deps import DB, REDIS
-from roles.app.server import quiet_client_garbage, readyz
 from storage.db import Database
 from storage.embedded import EmbeddedServers
 from storage.migrator import apply_migrations
@@ -100,6 +98,8 @@ def configure_logging(level: str) -> None:
     # Telethon and aiohttp access logs are noisy at INFO and may echo request data
     logging.getLogger("telethon").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    from roles.app.logs import quiet_client_garbage  # kept light: workers never import aiogram
+
     quiet_client_garbage()  # malformed requests from clients: one INFO line, no traceback
     # two lines per scheduler tick (every second); failures are still logged at WARNING and above
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
@@ -132,6 +132,8 @@ async def serve_metrics(settings: Settings, roles: tuple[str, ...], db: Database
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", health_view)
     if db is not None and redis is not None:
+        from roles.app.health import DB, REDIS, readyz
+
         app[DB], app[REDIS] = db, redis
         app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)

@@ -9,7 +9,6 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiogram import Bot, Dispatcher
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from accounts.gateway import AccountGateway
@@ -17,13 +16,14 @@ from config.settings import Settings
 from metrics import HTTP_REQUESTS
 from roles.app.api import ROUTE_TABLES
 from roles.app.auth import PUBLIC_PATHS, auth_middleware
-from roles.app.deps import DB, REDIS, Services, build_services, setup_dependencies
+from roles.app.deps import Services, build_services, setup_dependencies
 from roles.app.errors import error_middleware
+from roles.app.health import readyz
+from roles.app.logs import quiet_client_garbage
 from roles.app.webhook import WEBHOOK_PATH, WebhookTarget, setup_webhook
 from services.login import SessionCipherPort
 from storage.auth_failures import AuthFailures
 from storage.db import Database
-from storage.migrator import is_at_head
 
 log = logging.getLogger(__name__)
 
@@ -33,53 +33,14 @@ OPENAPI = web.AppKey("openapi", bytes)
 routes = web.RouteTableDef()
 
 
-class ClientGarbageFilter(logging.Filter):
-    """aiohttp logs a malformed request (a scanner, TLS on the plain port) as an ERROR with a traceback:
-    that is the client's fault, so it becomes one INFO line naming the peer and the parser's reason."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError) and record.levelno >= logging.DEBUG:
-            reason = str(exc.message).splitlines()[0] if exc.message else type(exc).__name__
-            original = record.getMessage()
-            record.msg, record.args = "malformed HTTP request refused (%s): %s", (original, reason)
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-def quiet_client_garbage() -> None:
-    """Install ``ClientGarbageFilter`` once on aiohttp's server logger (every listener of the process)."""
-    logger = logging.getLogger("aiohttp.server")
-    if not any(isinstance(existing, ClientGarbageFilter) for existing in logger.filters):
-        logger.addFilter(ClientGarbageFilter())
-
-
 @routes.get("/healthz")
 async def healthz(_: web.Request) -> web.Response:
     """Alive: the process answers."""
     return web.json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
-async def readyz(request: web.Request) -> web.Response:
-    """Ready: PostgreSQL and Redis answer and the schema is at the newest migration."""
-    checks: dict[str, bool] = {}
-    try:
-        async with request.app[DB].connection() as conn:
-            checks["postgres"] = True
-            checks["migrations"] = await is_at_head(conn)
-    except Exception:  # any failure means not ready; the reason is logged, not served
-        log.warning("readiness: postgres check failed", exc_info=True)
-        checks["postgres"] = checks["migrations"] = False
-    try:
-        checks["redis"] = bool(await asyncio.wait_for(request.app[REDIS].ping(), timeout=2))
-    except Exception:
-        log.warning("readiness: redis check failed", exc_info=True)
-        checks["redis"] = False
-    ready = all(checks.values())
-    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
-                             status=200 if ready else 503)
+# readiness lives in roles/app/health.py: the supervisor's metrics listener serves it for every role
+routes.get("/readyz")(readyz)
 
 
 @routes.get("/openapi.json")

@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config.settings import AppSettings, Settings
 from roles.app.deps import Services
-from roles.app.server import build_app, quiet_client_garbage
+from roles.app.logs import quiet_client_garbage
+from roles.app.server import build_app
 from storage.auth_failures import AuthFailures
 from storage.db import Database
 from tests.app.conftest import AUTH, TOKENS, admin_tokens
