@@ -167,10 +167,15 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self._running_port() is None:
             return
-        subprocess.run(
-            [self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
-            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, user=self._run_as(),
+        # a fast shutdown writes a checkpoint: on a loaded machine that can take a while, and the owner
+        # lock must not be let go while the server still runs
+        result = subprocess.run(
+            [self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "180", "stop"],
+            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, user=self._run_as(),
         )
+        if result.returncode != 0:
+            log.warning("embedded postgres did not stop cleanly: %s",
+                        result.stderr.decode(errors="replace").strip())
 
     def kill(self) -> None:
         """Hard-stop the postmaster (chaos tests: 'restart PostgreSQL mid-run')."""

@@ -202,7 +202,9 @@ def test_interrupt_then_restart_at_once_waits_for_the_first_run_to_stop(tmp_path
     assert "embedded postgres started" in second_text  # its own servers, not the dying first's
     for output in (first_text, second_text):
         assert "Traceback" not in output and "ConnectionRefusedError" not in output
-    assert not (tmp_path / "data" / "pg" / "postmaster.pid").exists(), "postgres left running"
+    server_log = tmp_path / "data" / "pg" / "server.log"
+    assert not (tmp_path / "data" / "pg" / "postmaster.pid").exists(), (
+        "postgres left running", second_text, server_log.read_text(errors="replace")[-3000:])
 
 
 def test_a_concurrent_run_on_the_same_data_dir_is_refused_by_name(tmp_path):
