@@ -6,8 +6,8 @@ import asyncpg
 
 from domain.models import MediaRecord
 
-COLUMNS = ("media_id, sha256, kind, filename, mime_type, bot_file_id, octet_length(data) AS size, width, height, "
-           "duration")
+COLUMNS = ("media_id, sha256, kind, filename, mime_type, bot_file_id, octet_length(data) AS size, "
+           "width, height, duration")
 
 
 def to_record(row: asyncpg.Record) -> MediaRecord:
