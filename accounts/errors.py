@@ -28,11 +28,13 @@ from domain.errors import (
     GatewayError,
     GroupClosed,
     GroupMigrated,
+    LoginBlocked,
     MessageRejected,
     PasswordInvalid,
     PasswordNeeded,
     PhoneBanned,
     PhoneInvalid,
+    ResendUnavailable,
     SessionDead,
     TransientError,
 )
@@ -43,6 +45,10 @@ Operation = Literal["login", "send", "dialogs", "session"]
 # hammer a limit that is known to last hours.
 PHONE_FLOOD_SECONDS: Final = 24 * 3600
 UNKNOWN_FLOOD_SECONDS: Final = 60
+
+# Names the adapters give to login answers that end the login (sentCode types, not RPC errors).
+SETUP_EMAIL_REQUIRED: Final = "SENT_CODE_SETUP_EMAIL_REQUIRED"
+PAYMENT_REQUIRED: Final = "SENT_CODE_PAYMENT_REQUIRED"
 
 # Names the adapters give to failures below Telegram's RPC layer.
 NETWORK_ERROR: Final = "NETWORK_ERROR"
@@ -94,6 +100,13 @@ def _phone_flood(failure: Failure) -> GatewayError:
 
 def _migrated(failure: Failure) -> GatewayError:
     return GroupMigrated(failure.new_id or 0, failure.new_access_hash or 0, code=failure.name)
+
+
+def _login_blocked(reason: str) -> Rule:
+    def rule(failure: Failure) -> GatewayError:
+        return LoginBlocked(code=failure.name, detail=reason)
+
+    return rule
 
 
 _dead = _always(SessionDead)
@@ -174,6 +187,9 @@ TABLE: Final[dict[str, Rule]] = {
     "PHONE_CODE_HASH_EMPTY": _always(CodeExpired),
     "SESSION_PASSWORD_NEEDED": _always(PasswordNeeded),
     "PASSWORD_HASH_INVALID": _always(PasswordInvalid),
+    "SEND_CODE_UNAVAILABLE": _always(ResendUnavailable),
+    SETUP_EMAIL_REQUIRED: _login_blocked("setup_email_required"),
+    PAYMENT_REQUIRED: _login_blocked("payment_required"),
     # transient: Telegram's own trouble
     "INTERNAL": _transient,
     "RPC_CALL_FAIL": _transient,
@@ -185,6 +201,9 @@ TABLE: Final[dict[str, Rule]] = {
     # Telethon says this one may be temporary; a dead key shows as AUTH_KEY_UNREGISTERED instead.
     # If it outlasts every retry of a send, the engine ends the session (services.engine.decide).
     "AUTH_KEY_NOT_FOUND": _transient,
+    # The adapters refresh an expired file reference (or upload again) themselves; one that still
+    # comes through is retried like any passing trouble.
+    "FILE_REFERENCE_EXPIRED": _transient,
 }
 
 # Fallbacks by the RPC error's numeric class, for names the table does not know. Every 5xx
@@ -259,7 +278,9 @@ def to_domain(
 __all__ = [
     "BY_CODE",
     "NETWORK_ERROR",
+    "PAYMENT_REQUIRED",
     "PHONE_FLOOD_SECONDS",
+    "SETUP_EMAIL_REQUIRED",
     "TABLE",
     "TIMEOUT",
     "UNEXPECTED",

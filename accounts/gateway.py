@@ -17,6 +17,15 @@ from typing import Any, Literal, Protocol
 
 GroupKind = Literal["group", "supergroup", "channel"]
 MediaKind = Literal["photo", "video", "document", "animation"]
+# Where Telegram sent a login code (auth.SentCodeType, by the name the bot words it with).
+CodeType = Literal[
+    "app", "sms", "call", "flash_call", "missed_call", "email", "fragment_sms", "firebase_sms",
+    "sms_word", "sms_phrase",
+]
+CODE_TYPES: tuple[str, ...] = (
+    "app", "sms", "call", "flash_call", "missed_call", "email", "fragment_sms", "firebase_sms",
+    "sms_word", "sms_phrase",
+)
 
 
 @dataclass(frozen=True)
@@ -28,9 +37,19 @@ class LoginState:
     session: str  # temporary session string (auth key); secret
     phone_code_hash: str
     code_length: int = 5
+    # Where the code went: ``code_type`` one of ``CODE_TYPES``; ``code_hint`` the masked email
+    # (email), the calling number's prefix (missed_call) or the Fragment link (fragment_sms);
+    # ``next_type`` what a resend would use ("" = no other way left).
+    code_type: str = "app"
+    code_hint: str = ""
+    next_type: str = ""
 
     def with_code(self, session: str, phone_code_hash: str) -> LoginState:
         return replace(self, session=session, phone_code_hash=phone_code_hash)
+
+    def with_delivery(self, delivery: CodeDelivery) -> LoginState:
+        return replace(self, code_length=delivery.length, code_type=delivery.type, code_hint=delivery.hint,
+                       next_type=delivery.next_type)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +58,9 @@ class LoginState:
             "session": self.session,
             "phone_code_hash": self.phone_code_hash,
             "code_length": self.code_length,
+            "code_type": self.code_type,
+            "code_hint": self.code_hint,
+            "next_type": self.next_type,
         }
 
     @classmethod
@@ -49,7 +71,20 @@ class LoginState:
             session=str(data["session"]),
             phone_code_hash=str(data["phone_code_hash"]),
             code_length=int(data.get("code_length", 5)),
+            code_type=str(data.get("code_type") or "app"),
+            code_hint=str(data.get("code_hint") or ""),
+            next_type=str(data.get("next_type") or ""),
         )
+
+
+@dataclass(frozen=True)
+class CodeDelivery:
+    """How Telegram delivered a login code (``auth.sentCode.type`` and ``next_type``)."""
+
+    type: str = "app"
+    length: int = 5
+    hint: str = ""
+    next_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +106,25 @@ class GroupInfo:
     kind: GroupKind
     title: str
     can_send: bool = True
+    archived: bool = False  # in the account's archive folder (Telegram's peer folder 1)
+
+
+# Telegram's peer folders that hold dialogs: the main list and the archive.
+MAIN_FOLDER = 0
+ARCHIVE_FOLDER = 1
+
+
+@dataclass(frozen=True)
+class DialogPage:
+    """One page of ``messages.getDialogs`` in one folder.
+
+    ``read`` counts every dialog on the page (users and bots too), for progress; ``next_offset``
+    is an opaque cursor to pass back for the next page, "" when the folder is done.
+    """
+
+    groups: list[GroupInfo]
+    read: int
+    next_offset: str
 
 
 @dataclass(frozen=True)
@@ -82,10 +136,21 @@ class GroupRef:
 
 @dataclass(frozen=True)
 class Media:
+    """Media bytes with the attributes the Bot API reported (0 / None when it had none).
+
+    ``key`` names the content (the stored row's sha256): an adapter that sent it once on an
+    account reuses the sent file (id + file reference) instead of uploading the bytes again.
+    """
+
     kind: MediaKind
     data: bytes
     filename: str
     mime_type: str = "application/octet-stream"
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
+    thumb: bytes | None = None
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,6 +190,10 @@ class AccountGateway(Protocol):
 
     # dialogs
     async def list_groups(self, account: AccountRef) -> list[GroupInfo]: ...
+
+    async def list_groups_page(self, account: AccountRef, folder: int, offset: str = "") -> DialogPage:
+        """One page of dialogs in ``folder`` (``MAIN_FOLDER``/``ARCHIVE_FOLDER``) after ``offset``."""
+        ...
 
     # messages
     async def send_message(self, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:

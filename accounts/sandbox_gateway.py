@@ -19,9 +19,19 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from accounts.errors import NETWORK_ERROR, TIMEOUT, UNEXPECTED, Operation, to_domain
+from accounts.errors import (
+    NETWORK_ERROR,
+    PAYMENT_REQUIRED,
+    SETUP_EMAIL_REQUIRED,
+    TIMEOUT,
+    UNEXPECTED,
+    Operation,
+    to_domain,
+)
 from accounts.gateway import (
     AccountRef,
+    CodeDelivery,
+    DialogPage,
     GroupInfo,
     GroupKind,
     GroupRef,
@@ -34,6 +44,8 @@ from domain.errors import GatewayError, SessionDead, TransientError
 
 logger = logging.getLogger(__name__)
 
+FILE_REFERENCE_EXPIRED: Final = "FILE_REFERENCE_EXPIRED"
+DIALOG_PAGE: Final = 100  # dialogs per page, Telegram's maximum
 # The world's rule for errors it sends without a numeric class (sandbox/world.py ``ERROR_CODES``).
 _DEFAULT_RPC_CODE: Final = 400
 
@@ -75,19 +87,22 @@ class SandboxGateway:
         self._base = root.rstrip("/") + "/sandbox/world/"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._http: aiohttp.ClientSession | None = None
+        # (account, media key) -> the world's reference of the file sent before (sent once per account)
+        self._sent_files: dict[tuple[int, int, str], dict[str, Any]] = {}
 
     # --- login ---------------------------------------------------------------------------
 
     async def send_code(self, name: str, phone: str) -> LoginState:
         sent = await self._call("send_code", "login", {"phone": phone})
+        delivery = _delivery(sent)
         return LoginState(name=name, phone=str(sent["phone"]), session=str(sent["session"]),
-                          phone_code_hash=str(sent["phone_code_hash"]),
-                          code_length=int(sent.get("code_length", 5)))
+                          phone_code_hash=str(sent["phone_code_hash"])).with_delivery(delivery)
 
     async def resend_code(self, state: LoginState) -> LoginState:
         sent = await self._call("resend_code", "login", {
             "phone": state.phone, "session": state.session, "phone_code_hash": state.phone_code_hash})
-        return state.with_code(str(sent["session"]), str(sent["phone_code_hash"]))
+        delivery = _delivery(sent)
+        return state.with_code(str(sent["session"]), str(sent["phone_code_hash"])).with_delivery(delivery)
 
     async def sign_in(self, state: LoginState, code: str) -> SignedIn:
         """Raises ``PasswordNeeded`` when two-step verification is on."""
@@ -118,6 +133,21 @@ class SandboxGateway:
             for g in answer.get("groups", [])
         ]
 
+    async def list_groups_page(self, account: AccountRef, folder: int, offset: str = "") -> DialogPage:
+        body: dict[str, Any] = {"session": account.session, "folder": folder, "limit": DIALOG_PAGE}
+        if offset:
+            body["after"] = int(offset)
+        answer = await self._call("get_dialogs_page", "dialogs", body)
+        dialogs = answer.get("dialogs", [])
+        groups = [
+            GroupInfo(peer_id=int(g["id"]), access_hash=int(g["access_hash"]), kind=_kind(g["kind"]),
+                      title=str(g["title"]), can_send=bool(g.get("can_send", True)),
+                      archived=int(g.get("folder") or 0) == 1)
+            for g in dialogs
+        ]
+        following = answer.get("next")
+        return DialogPage(groups, len(dialogs), "" if following is None else str(following))
+
     # --- messages ------------------------------------------------------------------------
 
     async def send_message(self, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:
@@ -133,14 +163,30 @@ class SandboxGateway:
         media = message.media
         if media is None:
             answer = await self._call("send_message", "send", payload)
-        else:
-            payload["media"] = {"kind": media.kind, "filename": media.filename, "mime_type": media.mime_type}
-            form = aiohttp.FormData()
-            form.add_field("payload", orjson.dumps(payload).decode(), content_type="application/json")
-            # A file object, not bytes: aiohttp streams it instead of warning about large raw bodies.
-            form.add_field("media", io.BytesIO(media.data), filename=media.filename,
-                           content_type=media.mime_type)
-            answer = await self._call("send_message", "send", form=form)
+            return int(answer["message_id"])
+        key = (account.account_id, hash(account.session), media.key)  # a new session starts afresh
+        known = self._sent_files.get(key) if media.key else None
+        if known is not None:
+            try:
+                answer = await self._call("send_message", "send", {**payload, "media_ref": known})
+                return int(answer["message_id"])
+            except GatewayError as exc:
+                if exc.code != FILE_REFERENCE_EXPIRED:
+                    raise
+                # no message refetch over this API: the bytes go up once more
+                self._sent_files.pop(key, None)
+        payload["media"] = {"kind": media.kind, "filename": media.filename, "mime_type": media.mime_type,
+                            "width": media.width, "height": media.height, "duration": media.duration}
+        form = aiohttp.FormData()
+        form.add_field("payload", orjson.dumps(payload).decode(), content_type="application/json")
+        # A file object, not bytes: aiohttp streams it instead of warning about large raw bodies.
+        form.add_field("media", io.BytesIO(media.data), filename=media.filename, content_type=media.mime_type)
+        if media.thumb:
+            form.add_field("thumb", io.BytesIO(media.thumb), filename="thumb.jpg", content_type="image/jpeg")
+        answer = await self._call("send_message", "send", form=form)
+        ref = answer.get("media_ref")
+        if media.key and isinstance(ref, dict):
+            self._sent_files[key] = ref
         return int(answer["message_id"])
 
     # --- session -------------------------------------------------------------------------
@@ -195,6 +241,18 @@ class SandboxGateway:
         if not answer["ok"]:
             raise map_error(answer, operation)
         return answer
+
+
+_BLOCKING: Final = {"setup_email_required": SETUP_EMAIL_REQUIRED, "payment_required": PAYMENT_REQUIRED}
+
+
+def _delivery(sent: Mapping[str, Any]) -> CodeDelivery:
+    """Where the world sent the code; a type that ends the login becomes ``LoginBlocked``."""
+    kind = str(sent.get("type") or "app")
+    if kind in _BLOCKING:
+        raise to_domain(_BLOCKING[kind], rpc_code=None, operation="login")
+    return CodeDelivery(type=kind, length=int(sent.get("code_length") or 5), hint=str(sent.get("hint") or ""),
+                        next_type=str(sent.get("next_type") or ""))
 
 
 def _signed_in(done: Mapping[str, Any]) -> SignedIn:

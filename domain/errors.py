@@ -113,6 +113,27 @@ class PasswordInvalid(GatewayError):
     kind = "password_invalid"
 
 
+class LoginBlocked(GatewayError):
+    """Telegram will not send a code this app can use: the login must be finished elsewhere.
+
+    ``reason``: ``setup_email_required`` (the account must set up a login email in the
+    official app first) or ``payment_required`` (Telegram asks for a paid sign-up/verification
+    in the official app).
+    """
+
+    kind = "login_blocked"
+
+    @property
+    def reason(self) -> str:
+        return self.detail or self.code.lower()
+
+
+class ResendUnavailable(GatewayError):
+    """SEND_CODE_UNAVAILABLE: every way of delivering the code has been used."""
+
+    kind = "resend_unavailable"
+
+
 # --- not from Telegram ----------------------------------------------------------------------
 
 

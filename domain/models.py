@@ -76,6 +76,7 @@ class GroupRecord:
     selected: bool
     status: str  # active | disabled | gone
     reason: str
+    archived: bool = False  # in the account's archive folder
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class MediaRecord:
     mime_type: str
     bot_file_id: str
     size: int
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
 
 
 @dataclass(frozen=True)

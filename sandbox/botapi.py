@@ -376,7 +376,7 @@ class BotApi:
             raise bad_request(f"can't parse entities: {exc}") from None
         if not text and empty is not None:
             raise bad_request(empty)
-        if len(text) > limit:
+        if formatting.utf16_len(text) > limit:  # Telegram counts UTF-16 code units, as entities do
             raise bad_request(too_long)
         return text, entities
 

@@ -95,6 +95,7 @@ class FileRecord:
     height: int = 0
     duration: int = 0
     url: str | None = None  # set when the bot sent a URL (the sandbox stores a placeholder)
+    thumbnail: FileRecord | None = None  # videos, animations and documents made by the control API
 
     def base(self) -> Json:
         return {"file_id": self.file_id, "file_unique_id": self.file_unique_id, "file_size": len(self.data)}
@@ -118,6 +119,8 @@ class FileRecord:
             obj["mime_type"] = self.mime_type
         if self.file_name and kind in ("document", "animation", "video"):
             obj["file_name"] = self.file_name
+        if self.thumbnail is not None and kind in ("document", "animation", "video"):
+            obj["thumbnail"] = self.thumbnail.photo_size()
         return obj
 
     def as_file(self) -> Json:
@@ -796,8 +799,17 @@ def _media_draft(kind: str, spec: Json, files: FileStore) -> Json:
     else:
         mime, name = _MEDIA_DEFAULTS[kind]
         data = _VIDEO_BYTES if mime == "video/mp4" else f"sandbox {kind}".encode() + b"\x00" * 32
+        size = int(spec.get("size") or 0)  # a bigger file on demand (benchmarks, upload tests)
+        if size > len(data):
+            data += secrets.token_bytes(size - len(data))
+        width, height = int(spec.get("width") or 320), int(spec.get("height") or 240)
         record = files.add(kind, data, mime_type=str(spec.get("mime_type") or mime),
-                           file_name=str(spec.get("file_name") or name), width=320, height=240,
+                           file_name=str(spec.get("file_name") or name), width=width, height=height,
                            duration=int(spec.get("duration") or 3))
+        if kind in ("video", "animation", "document"):
+            # Telegram makes a thumbnail (at most 320 px) for videos, GIFs and many documents
+            thumb_height = max(1, 90 * height // max(1, width))
+            record.thumbnail = files.add("photo", make_png(90, thumb_height, (90, 90, 90)),
+                                         mime_type="image/png", width=90, height=thumb_height)
         content = record.telegram()
     return {"kind": kind, "content": content, "text": caption, "entities": entities}

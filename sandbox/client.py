@@ -213,6 +213,21 @@ class SandboxClient:
             raise SandboxError(404, f"no login code was sent to {phone}")
         return str(codes[0]["code"])
 
+    async def set_code_types(self, phone: str, code_types: list[str]) -> list[str]:
+        """How the account's login codes are delivered: the first by send_code, the rest by resends."""
+        result: Json = await self.request("PUT", f"/accounts/{quote(phone, safe='')}/code_types",
+                                          {"code_types": code_types})
+        return list(result["code_types"])
+
+    async def uploaded_bytes(self, phone: str) -> int:
+        """File bytes the account has uploaded (the event log's ``upload`` events)."""
+        result: Json = await self.request("GET", f"/accounts/{quote(phone, safe='')}/uploads")
+        return int(result["bytes"])
+
+    async def expire_file_references(self) -> int:
+        result: Json = await self.request("POST", "/file_references/expire")
+        return int(result["expired"])
+
     async def sessions(self, phone: str) -> list[Json]:
         result: list[Json] = await self.request("GET", f"/accounts/{quote(phone, safe='')}/sessions")
         return result

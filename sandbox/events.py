@@ -27,6 +27,7 @@ class Event:
     group_id: int | None = None
     error: str | None = None
     retry_after: int | None = None
+    bytes: int | None = None  # uploads: file bytes the account sent (counted per part as it arrives)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None or k in ("seq", "ts_ms", "ok")}
@@ -52,10 +53,11 @@ class EventLog:
         group_id: int | None = None,
         error: str | None = None,
         retry_after: int | None = None,
+        nbytes: int | None = None,
     ) -> Event:
         self._seq += 1
         event = Event(self._seq, round(time.time() * 1000, 3), api, method, ok, user_id, phone, group_id,
-                      error, retry_after)
+                      error, retry_after, nbytes)
         self._events.append(event)
         if len(self._events) > self._limit:
             del self._events[: len(self._events) - self._limit]

@@ -48,6 +48,15 @@ TEXT_LIMIT: Final = 4096
 CAPTION_LIMIT: Final = 1024
 MEDIA_LIMIT: Final = 50 * 1024 * 1024
 CODE_LENGTH: Final = 5
+# auth.SentCodeType as the world names it. The last two are not deliveries: Telegram answers them
+# instead of sending a code, and the login can only go on in the official app.
+CODE_TYPES: Final = (
+    "app", "sms", "call", "flash_call", "missed_call", "email", "fragment_sms", "firebase_sms",
+    "sms_word", "sms_phrase",
+)
+BLOCKING_CODE_TYPES: Final = ("setup_email_required", "payment_required")
+EMAIL_CODE_LENGTH: Final = 6  # Telegram's email codes are longer than its SMS/app codes
+MISSED_CALL_PREFIX: Final = "+4477009"  # the calling number is this prefix + the code
 LATENCY: Final = "LATENCY"
 NETWORK: Final = "NETWORK"
 
@@ -168,6 +177,7 @@ class Membership:
     access_hash: int
     can_send: bool = True
     banned: bool = False
+    folder: int = 0  # Telegram's peer folder: 0 the main list, 1 the archive
 
 
 @dataclass
@@ -179,6 +189,10 @@ class Account:
     banned: bool = False
     deactivated: bool = False
     memberships: dict[int, Membership] = field(default_factory=dict)
+    # How send_code delivers (first item) and what each resend moves on to; past the end a
+    # resend answers SEND_CODE_UNAVAILABLE, as Telegram does when no other way is left.
+    code_types: tuple[str, ...] = ("app", "sms")
+    email: str = ""
 
 
 @dataclass
@@ -190,6 +204,8 @@ class LoginCode:
     issued: float  # monotonic
     ttl: float
     state: str = "live"  # live | used | replaced | voided | cancelled | expired
+    type: str = "app"
+    calling_number: str = ""  # missed_call: the number that called; its last digits are the code
 
     def current_state(self, now: float) -> str:
         if self.state == "live" and now - self.issued > self.ttl:
@@ -202,6 +218,8 @@ class LoginCode:
             "date": self.date,
             "expires_at": round(self.date + self.ttl, 3),
             "state": self.current_state(now),
+            "type": self.type,
+            **({"calling_number": self.calling_number} if self.calling_number else {}),
         }
 
 
@@ -217,6 +235,7 @@ class PendingLogin:
     wrong_passwords: int = 0
     awaiting_password: bool = False
     old_codes: set[str] = field(default_factory=set)  # replaced by a resend: "expired" if typed
+    delivery: int = 0  # index into the account's code_types
 
 
 @dataclass
@@ -271,16 +290,42 @@ class _Call:
 
 @dataclass(frozen=True)
 class MediaIn:
-    """Media as a send carries it (bytes included)."""
+    """Media as a send carries it (bytes included), with the attributes the client gave."""
 
     kind: str
     filename: str
     data: bytes
     mime_type: str = "application/octet-stream"
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
+    thumb: bytes | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {"kind": self.kind, "filename": self.filename, "size": len(self.data),
-                "mime_type": self.mime_type, "sha256": hashlib.sha256(self.data).hexdigest()}
+        out: dict[str, Any] = {"kind": self.kind, "filename": self.filename, "size": len(self.data),
+                               "mime_type": self.mime_type, "sha256": hashlib.sha256(self.data).hexdigest()}
+        if self.width or self.height:
+            out.update(width=self.width, height=self.height)
+        if self.kind in ("video", "animation"):
+            out["duration"] = self.duration
+        if self.thumb:
+            out["thumb_size"] = len(self.thumb)
+        return out
+
+
+@dataclass
+class StoredFile:
+    """A photo/document the world keeps after a post: sendable again by id + file reference."""
+
+    id: int
+    access_hash: int
+    phone: str  # the account that uploaded it (its references are the ones it may use)
+    media: MediaIn
+    file_reference: bytes
+    reference_expires: float  # monotonic
+
+    def ref(self) -> dict[str, Any]:
+        return {"id": self.id, "access_hash": self.access_hash, "file_reference": self.file_reference.hex()}
 
 
 # --- the world --------------------------------------------------------------------------------
@@ -314,6 +359,15 @@ class World:
         self._send_times: dict[str, deque[float]] = {}
         self._faults: list[Fault] = []
         self._fault_seq = 0
+        # Sent photos/documents, reusable by id + file reference until the reference expires
+        # (Telegram's expire after a while; a refetch of the message gives a fresh one).
+        self.file_reference_ttl = 3600.0
+        self._files: dict[int, StoredFile] = {}
+        # Dialog paging is throttled as Telegram does it: past a burst of pages in a window, the
+        # next page answers FLOOD_WAIT until the window frees (attributes so tests can shorten them).
+        self.dialog_pages_burst = 30
+        self.dialog_pages_window = 60.0
+        self._dialog_pages: dict[str, deque[float]] = {}
         self._media: dict[str, MediaIn] = {}  # posted media by sha256, for the page's feeds
 
     # --- control side -----------------------------------------------------------------------
@@ -321,7 +375,7 @@ class World:
     def reset(self) -> None:
         for store in (self._accounts, self._groups, self._pending, self._sessions, self._dead,
                       self._codes, self._code_requests, self._login_flood_until, self._last_post,
-                      self._send_times, self._media):
+                      self._send_times, self._files, self._dialog_pages, self._media):
             store.clear()
         self._faults.clear()
         self.changes.notify()
@@ -360,10 +414,19 @@ class World:
                          f"({closed} not writable, {slow} with slow mode)")
         return lines
 
+    def set_code_types(self, phone: str, raw: Any) -> list[str]:
+        """Change how an account's login codes are delivered (``KeyError`` for an unknown account,
+        ``ValueError`` for an unknown type); logins already under way keep their codes."""
+        norm = self._known_phone(phone)
+        account = self._accounts[norm]
+        account.code_types = parse_code_types(raw, norm)
+        self.changes.notify()
+        return list(account.code_types)
+
     def accounts(self) -> list[dict[str, Any]]:
         return [
             {"phone": a.phone, "first_name": a.first_name, "user_id": a.user_id,
-             "has_password": a.password is not None, "banned": a.banned,
+             "has_password": a.password is not None, "banned": a.banned, "code_types": list(a.code_types),
              "groups": [self._dialog(a, m) for m in a.memberships.values()]}
             for a in self._accounts.values()
         ]
@@ -462,34 +525,42 @@ class World:
             account = self._login_account(norm)
             self._check_login_flood(account.phone)
             self._count_code_request(account.phone)
+            first = account.code_types[0]
+            if first in BLOCKING_CODE_TYPES:
+                return self._blocked_code(account, first)
             pending = self._pending.get(session) if session else None
             if pending is None:
                 token = "tmp_" + secrets.token_urlsafe(24)
-                pending = PendingLogin(token, account.phone, "", self._new_code(account.phone, set()))
+                pending = PendingLogin(token, account.phone, "", self._new_code(account.phone, set(), first))
                 self._pending[token] = pending
             else:
                 self._retire(pending, "replaced")
                 pending.phone = account.phone
-                pending.code = self._new_code(account.phone, pending.old_codes)
+                pending.code = self._new_code(account.phone, pending.old_codes, first)
                 pending.wrong_codes = pending.wrong_passwords = 0
                 pending.awaiting_password = False
+            pending.delivery = 0
             pending.phone_code_hash = secrets.token_hex(8)
-            return self._sent_code(pending)
+            return self._sent_code(pending, account)
 
     async def resend_code(self, phone: str, session: str, phone_code_hash: str) -> dict[str, Any]:
         norm = normalise_phone(phone)
         with self._recorded("resend_code", norm or str(phone)):
             await self._fault_gate("resend_code", norm, None)
             pending = self._pending_for(session, norm, phone_code_hash)
-            self._login_account(norm)
+            account = self._login_account(norm)
             self._check_login_flood(pending.phone)
+            following = pending.delivery + 1
+            if following >= len(account.code_types) or account.code_types[following] in BLOCKING_CODE_TYPES:
+                raise WorldError("SEND_CODE_UNAVAILABLE")
             self._count_code_request(pending.phone)
             self._retire(pending, "replaced")
-            pending.code = self._new_code(pending.phone, pending.old_codes)
+            pending.delivery = following
+            pending.code = self._new_code(pending.phone, pending.old_codes, account.code_types[following])
             pending.phone_code_hash = secrets.token_hex(8)
             pending.wrong_codes = pending.wrong_passwords = 0
             pending.awaiting_password = False
-            return self._sent_code(pending)
+            return self._sent_code(pending, account)
 
     async def sign_in(self, phone: str, session: str, phone_code_hash: str, code: str) -> dict[str, Any]:
         norm = normalise_phone(phone)
@@ -561,6 +632,47 @@ class World:
             await self._fault_gate("get_dialogs", account.phone, None)
             return [self._dialog(account, m) for m in account.memberships.values()]
 
+    async def get_dialogs_page(self, session: str, folder: int | None = None, after: int | None = None,
+                               limit: int = 100) -> dict[str, Any]:
+        """One page of the account's dialogs, as ``messages.getDialogs`` pages them.
+
+        ``folder`` 0 = the main list, 1 = the archive, None = both (main first); ``after`` = the
+        id of the last dialog of the previous page. Returns ``{"dialogs": [...], "count": n,
+        "next": id | None}`` (``next`` None when the folder is done); each dialog carries its
+        ``folder``. A burst of pages beyond ``dialog_pages_burst`` per ``dialog_pages_window``
+        answers FLOOD_WAIT with the seconds until the window frees.
+        """
+        with self._recorded("get_dialogs", None) as call:
+            account = self._session_account(session)
+            call.phone = account.phone
+            await self._fault_gate("get_dialogs", account.phone, None)
+            if folder not in (None, 0, 1):
+                raise WorldError("FOLDER_ID_INVALID")
+            self._count_dialog_page(account.phone)
+            listed = [m for m in account.memberships.values() if folder is None or m.folder == folder]
+            if folder is None:
+                listed.sort(key=lambda m: m.folder)  # stable: the main list, then the archive
+            start = 0
+            if after is not None:
+                ids = [m.group_id for m in listed]
+                if after not in ids:
+                    raise WorldError("OFFSET_PEER_ID_INVALID")
+                start = ids.index(after) + 1
+            size = max(1, min(int(limit or 100), 100))
+            page = listed[start:start + size]
+            more = start + size < len(listed)
+            return {"dialogs": [self._dialog(account, m) for m in page], "count": len(listed),
+                    "next": page[-1].group_id if more and page else None}
+
+    def _count_dialog_page(self, phone: str) -> None:
+        now = self.clock()
+        pages = self._dialog_pages.setdefault(phone, deque())
+        while pages and now - pages[0] >= self.dialog_pages_window:
+            pages.popleft()
+        if len(pages) >= self.dialog_pages_burst:
+            raise WorldError("FLOOD_WAIT", seconds=_wait(pages[0] + self.dialog_pages_window - now))
+        pages.append(now)
+
     async def send_message(
         self,
         session: str,
@@ -569,11 +681,26 @@ class World:
         text: str,
         entities: list[dict[str, Any]] | None = None,
         media: MediaIn | None = None,
+        *,
+        media_ref: Mapping[str, Any] | None = None,
+        count_upload: bool = False,
     ) -> dict[str, Any]:
-        """Post to a group's feed; returns ``{message_id, date}``."""
+        """Post to a group's feed; returns ``{message_id, date, media_ref?}``.
+
+        ``media_ref`` (``{id, access_hash, file_reference}``, the reference in hex) sends a file
+        posted before instead of ``media`` (FILE_REFERENCE_EXPIRED once the reference is old;
+        MEDIA_INVALID for a file the account doesn't have). ``count_upload``: the media's bytes
+        arrived with this call (HTTP adapter) and are counted as uploaded in the event log.
+        """
         with self._recorded("send_message", None, group_id) as call:
             account = self._session_account(session)
             call.phone = account.phone
+            if media is not None and count_upload:
+                self.record_upload(account.phone, len(media.data) + len(media.thumb or b""))
+            stored: StoredFile | None = None
+            if media_ref is not None:
+                stored = self.file_by_ref(account.phone, media_ref)
+                media = stored.media
             group, membership = self._member_group(account, group_id, access_hash)
             fault = await self._take_faults("send_message", account.phone, group_id)
             if fault is not None and not fault.deliver:
@@ -591,9 +718,78 @@ class World:
             self._check_slow_mode(account.phone, group, now)
             self._check_rate_limit(account.phone, now)
             posted = self._post(group, account, text, entities, media, now)
+            if media is not None:
+                stored = stored or self._store_file(account.phone, media)
+                group.feed[-1]["media"]["file_id"] = stored.id
+                posted["media_ref"] = stored.ref()
             if fault is not None:
                 raise self._fault_error(fault, account.phone, group_id)
             return posted
+
+    # --- media: uploads, sent files and their file references ----------------------------------
+
+    def record_upload(self, phone: str | None, nbytes: int) -> None:
+        """Count file bytes an account uploaded (event ``upload`` with ``bytes``)."""
+        self.events.record("world", "upload", ok=True, phone=phone, nbytes=nbytes)
+
+    def accounts_phone(self, phone: str) -> str:
+        """The normalised phone of a known account (``KeyError`` otherwise)."""
+        return self._known_phone(phone)
+
+    def uploaded_bytes(self, phone: str) -> int:
+        return sum(e.bytes or 0 for e in self.events.since(0) if e.method == "upload" and e.phone == phone)
+
+    def _store_file(self, phone: str, media: MediaIn) -> StoredFile:
+        file_id = int.from_bytes(secrets.token_bytes(7), "big")
+        stored = StoredFile(file_id, int.from_bytes(secrets.token_bytes(7), "big"), phone, media,
+                            secrets.token_bytes(16), self.clock() + self.file_reference_ttl)
+        self._files[file_id] = stored
+        return stored
+
+    def file_by_ref(self, phone: str, ref: Mapping[str, Any]) -> StoredFile:
+        """The stored file named by ``{id, access_hash, file_reference}`` for ``phone``."""
+        try:
+            file_id, access_hash = int(ref["id"]), int(ref["access_hash"])
+            reference = bytes.fromhex(str(ref.get("file_reference") or ""))
+        except (KeyError, TypeError, ValueError):
+            raise WorldError("MEDIA_INVALID") from None
+        stored = self._files.get(file_id)
+        if stored is None or stored.access_hash != access_hash or stored.phone != phone:
+            raise WorldError("MEDIA_INVALID")
+        if reference != stored.file_reference or self.clock() >= stored.reference_expires:
+            raise WorldError("FILE_REFERENCE_EXPIRED")
+        return stored
+
+    def fresh_reference(self, file_id: int) -> StoredFile | None:
+        """What a refetch of a message with this file shows: a reference valid for another TTL."""
+        stored = self._files.get(file_id)
+        if stored is None:
+            return None
+        if self.clock() >= stored.reference_expires:
+            stored.file_reference = secrets.token_bytes(16)
+        stored.reference_expires = self.clock() + self.file_reference_ttl
+        return stored
+
+    def expire_file_references(self) -> int:
+        """Expire every file reference now (control API), as time would; returns how many."""
+        now = self.clock()
+        for stored in self._files.values():
+            stored.reference_expires = now
+        self.changes.notify()
+        return len(self._files)
+
+    def member_groups(self, phone: str) -> list[tuple[int, str]]:
+        """``(group id, kind)`` of every group ``phone`` is in (for refetching its own posts)."""
+        account = self._accounts.get(phone)
+        if account is None:
+            return []
+        return [(gid, self._groups[gid].kind) for gid in account.memberships if gid in self._groups]
+
+    def group_post(self, group_id: int, message_id: int) -> dict[str, Any] | None:
+        group = self._groups.get(group_id)
+        if group is None:
+            return None
+        return next((post for post in group.feed if post["message_id"] == message_id), None)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -691,11 +887,14 @@ class World:
             raise WorldError("FLOOD_WAIT", seconds=_wait(times[0] + self.send_code_window - now))
         times.append(now)
 
-    def _new_code(self, phone: str, avoid: set[str]) -> LoginCode:
+    def _new_code(self, phone: str, avoid: set[str], kind: str = "app") -> LoginCode:
+        length = code_length(kind)
         code = None
         while code is None or code in avoid:
-            code = f"{secrets.randbelow(10 ** CODE_LENGTH):0{CODE_LENGTH}d}"
-        record = LoginCode(code, _now_ms_date(), self.clock(), self.settings.code_ttl)
+            code = f"{secrets.randbelow(10 ** length):0{length}d}"
+        record = LoginCode(code, _now_ms_date(), self.clock(), self.settings.code_ttl, type=kind)
+        if kind in ("missed_call", "flash_call"):
+            record.calling_number = MISSED_CALL_PREFIX + code
         self._codes.setdefault(phone, []).append(record)
         return record
 
@@ -706,9 +905,21 @@ class World:
             pending.code.state = state
 
     @staticmethod
-    def _sent_code(pending: PendingLogin) -> dict[str, Any]:
+    def _sent_code(pending: PendingLogin, account: Account) -> dict[str, Any]:
+        """The answer to send_code/resend_code: ``type``, ``code_length``, ``hint``, ``next_type``."""
+        kind = pending.code.type
+        following = pending.delivery + 1
+        next_type = account.code_types[following] if following < len(account.code_types) else ""
         return {"session": pending.token, "phone": pending.phone,
-                "phone_code_hash": pending.phone_code_hash, "code_length": CODE_LENGTH, "type": "app"}
+                "phone_code_hash": pending.phone_code_hash, "code_length": code_length(kind), "type": kind,
+                "hint": _code_hint(kind, account),
+                "next_type": "" if next_type in BLOCKING_CODE_TYPES else next_type}
+
+    @staticmethod
+    def _blocked_code(account: Account, kind: str) -> dict[str, Any]:
+        """send_code for an account Telegram won't send a code to here: no code, no pending login."""
+        return {"session": "", "phone": account.phone, "phone_code_hash": secrets.token_hex(8),
+                "code_length": 0, "type": kind, "hint": "", "next_type": ""}
 
     def _finish_login(self, pending: PendingLogin, account: Account) -> dict[str, Any]:
         self._pending.pop(pending.token, None)
@@ -787,6 +998,7 @@ class World:
             "access_hash": membership.access_hash,
             "can_send": membership.can_send and not membership.banned,
             "slow_mode": group.slow_mode,
+            "folder": membership.folder,
         }
 
     def _known_phone(self, phone: str) -> str:
@@ -811,10 +1023,13 @@ class World:
             password=str(password) if password else None,
             banned=bool(item.get("banned", False)),
             deactivated=bool(item.get("deactivated", False)),
+            code_types=parse_code_types(item.get("code_types", item.get("code_type")), phone),
+            email=str(item.get("email") or ""),
         )
         groups = item.get("groups") or []
         if not isinstance(groups, list):
             raise ValueError(f"{phone}: groups must be a list")
+        groups = groups + _generated_groups(item.get("generated_groups"), phone)
         return account, [self._parse_group(phone, g) for g in groups]
 
     @staticmethod
@@ -828,8 +1043,12 @@ class World:
         if kind not in GROUP_KINDS:
             raise ValueError(f"{phone}: group {gid}: kind must be one of {', '.join(GROUP_KINDS)}")
         migrated_to = item.get("migrated_to")
+        folder = 1 if item.get("archived") else _int(item.get("folder") or 0, "folder")
+        if folder not in (0, 1):
+            raise ValueError(f"{phone}: group {gid}: folder is 0 (main list) or 1 (archive)")
         return {
             "id": gid,
+            "folder": folder,
             "title": str(item.get("title") or f"Group {gid}"),
             "kind": kind,
             "can_send": bool(item.get("can_send", True)),
@@ -848,8 +1067,8 @@ class World:
                 group.title, group.kind = spec["title"], spec["kind"]
             if spec["slow_mode"] is not None:
                 group.slow_mode = spec["slow_mode"]
-            account.memberships[group.id] = Membership(
-                group.id, _access_hash(account.phone, group.id), spec["can_send"], spec["banned"])
+            account.memberships[group.id] = Membership(group.id, _access_hash(account.phone, group.id),
+                                                       spec["can_send"], spec["banned"], spec["folder"])
             if spec["migrated_to"] is not None:
                 # A basic group that became a supergroup: the member follows it there.
                 group.migrated_to = spec["migrated_to"]
@@ -859,12 +1078,66 @@ class World:
                     target.id, Membership(target.id, _access_hash(account.phone, target.id)))
 
 
+def _generated_groups(spec: Any, phone: str) -> list[dict[str, Any]]:
+    """``{"count": 5200, "first_id": 700000, "archived": 1200}``: an account with thousands of
+    dialogs without listing each (the last ``archived`` of them in the archive folder)."""
+    if spec is None:
+        return []
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{phone}: generated_groups is an object")
+    count, first = _int(spec.get("count") or 0, "count"), _int(spec.get("first_id") or 0, "first_id")
+    archived = _int(spec.get("archived") or 0, "archived")
+    if not 0 < count <= 20_000 or first <= 0 or not 0 <= archived <= count:
+        raise ValueError(f"{phone}: generated_groups needs 0 < count <= 20000, first_id > 0, "
+                         "0 <= archived <= count")
+    kinds = ("supergroup", "supergroup", "group", "channel")
+    return [{"id": first + i, "title": f"Chat {i + 1}", "kind": kinds[i % len(kinds)],
+             "folder": 1 if i >= count - archived else 0} for i in range(count)]
+
+
+def code_length(kind: str) -> int:
+    return EMAIL_CODE_LENGTH if kind == "email" else CODE_LENGTH
+
+
+def mask_email(email: str) -> str:
+    """Telegram's ``email_pattern``: the first letter of the name, stars, the domain."""
+    name, _, domain = email.partition("@")
+    return f"{name[:1]}{'*' * max(3, len(name) - 1)}@{domain or 'example.com'}"
+
+
+def _code_hint(kind: str, account: Account) -> str:
+    if kind == "email":
+        return mask_email(account.email or f"{account.first_name.lower() or 'user'}@example.com")
+    if kind in ("missed_call", "flash_call"):
+        return MISSED_CALL_PREFIX
+    if kind == "fragment_sms":
+        return f"https://fragment.com/number/{account.phone.lstrip('+')}/code"
+    return ""
+
+
+def parse_code_types(raw: Any, phone: str) -> tuple[str, ...]:
+    """``code_types`` of an account: one name or a list, in delivery order (default app, then SMS)."""
+    if raw is None:
+        return ("app", "sms")
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError(f"{phone}: code_types must be a non-empty list")
+    known = CODE_TYPES + BLOCKING_CODE_TYPES
+    out = tuple(str(item) for item in items)
+    for item in out:
+        if item not in known:
+            raise ValueError(f"{phone}: code type {item!r} must be one of {', '.join(known)}")
+    return out
+
+
 def _check_message(text: str, entities: list[dict[str, Any]], media: MediaIn | None) -> None:
     if media is None and not text.strip():
         raise WorldError("MESSAGE_EMPTY")
-    if len(text) > (CAPTION_LIMIT if media is not None else TEXT_LIMIT):
+    size = _utf16_len(text)  # Telegram's limits count UTF-16 code units, as entity offsets do
+    if media is not None and size > CAPTION_LIMIT:
+        raise WorldError("MEDIA_CAPTION_TOO_LONG")
+    if size > TEXT_LIMIT:
         raise WorldError("MESSAGE_TOO_LONG")
-    size = _utf16_len(text)
     for entity in entities:
         if not isinstance(entity, dict):
             raise WorldError("ENTITY_BOUNDS_INVALID")

@@ -6,7 +6,12 @@ Control API (JSON, for tests and the web page; errors are HTTP 400/404 with ``{"
 |---|---|
 | ``GET /sandbox/api/accounts`` | ``[{phone, first_name, user_id, has_password, banned, groups}]`` |
 | ``POST /sandbox/api/accounts`` | body ``{"accounts": [...]}`` or one account -> ``{"phones": [...]}`` |
-| ``GET /sandbox/api/accounts/{phone}/codes`` | ``[{code, date, expires_at, state}]``, newest first |
+| ``GET /sandbox/api/accounts/{phone}/codes`` | ``[{code, date, expires_at, state, type, calling_number?}]`` |
+|   | newest first (``calling_number`` for missed/flash calls: its last digits are the code) |
+| ``PUT /sandbox/api/accounts/{phone}/code_types`` | body ``{"code_types": ["sms", "call", ...]}``: how |
+|   | send_code delivers (first) and what each resend moves on to -> ``{"code_types": [...]}`` |
+| ``GET /sandbox/api/accounts/{phone}/uploads`` | ``{phone, bytes}``: file bytes the account uploaded |
+| ``POST /sandbox/api/file_references/expire`` | all sent files' references expire: ``{"expired": n}`` |
 | ``GET /sandbox/api/accounts/{phone}/sessions`` | ``[{id, phone, user_id, created, last_used}]`` |
 | ``DELETE /sandbox/api/accounts/{phone}/sessions`` | ``{"revoked": n}`` |
 | ``GET /sandbox/api/groups/{gid}/messages`` | ``[{message_id, from_phone, from_user_id, text, entities,``
@@ -109,6 +114,26 @@ class _Control:
         except KeyError:
             return _json({"error": "unknown account"}, 404)
 
+    async def set_code_types(self, request: web.Request) -> web.Response:
+        try:
+            body = await _body(request)
+            return _json({"code_types": self.world.set_code_types(request.match_info["phone"],
+                                                                  body.get("code_types"))})
+        except KeyError:
+            return _json({"error": "unknown account"}, 404)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+
+    async def expire_file_references(self, request: web.Request) -> web.Response:
+        return _json({"expired": self.world.expire_file_references()})
+
+    async def uploads(self, request: web.Request) -> web.Response:
+        try:
+            phone = self.world.accounts_phone(request.match_info["phone"])
+        except KeyError:
+            return _json({"error": "unknown account"}, 404)
+        return _json({"phone": phone, "bytes": self.world.uploaded_bytes(phone)})
+
     async def sessions(self, request: web.Request) -> web.Response:
         try:
             return _json(self.world.sessions(request.match_info["phone"]))
@@ -203,6 +228,13 @@ class _Calls:
         body = await _body(request)
         return {"groups": await self.world.get_dialogs(_str(body, "session"))}
 
+    async def get_dialogs_page(self, request: web.Request) -> dict[str, Any]:
+        body = await _body(request)
+        folder = None if body.get("folder") is None else _int(body, "folder")
+        after = None if body.get("after") is None else _int(body, "after")
+        limit = 100 if body.get("limit") is None else _int(body, "limit")
+        return await self.world.get_dialogs_page(_str(body, "session"), folder, after, limit)
+
     async def send_message(self, request: web.Request) -> dict[str, Any]:
         body, media = await _send_request(request)
         entities = body.get("entities") or []
@@ -211,8 +243,12 @@ class _Calls:
         text = body.get("text") or ""
         if not isinstance(text, str):
             raise BadRequest("text must be a string")
+        ref = body.get("media_ref")
+        if ref is not None and not isinstance(ref, dict):
+            raise BadRequest("media_ref must be an object")
         return await self.world.send_message(
-            _str(body, "session"), _int(body, "group_id"), _int(body, "access_hash"), text, entities, media)
+            _str(body, "session"), _int(body, "group_id"), _int(body, "access_hash"), text, entities, media,
+            media_ref=ref, count_upload=True)
 
     async def log_out(self, request: web.Request) -> dict[str, Any]:
         body = await _body(request)
@@ -236,6 +272,7 @@ async def _send_request(request: web.Request) -> tuple[dict[str, Any], MediaIn |
         return body, _media(meta, data, None)
     payload: dict[str, Any] | None = None
     data_part: tuple[bytes, str | None] | None = None
+    thumb: bytes | None = None
     reader = await request.multipart()
     async for part in reader:
         if not isinstance(part, BodyPartReader):
@@ -250,6 +287,8 @@ async def _send_request(request: web.Request) -> tuple[dict[str, Any], MediaIn |
             payload = loaded
         elif part.name == "media":
             data_part = (await _read_media_part(part), part.filename)
+        elif part.name == "thumb":
+            thumb = await _read_media_part(part) or None
     if payload is None:
         raise BadRequest("a payload part is required")
     meta = payload.get("media")
@@ -257,7 +296,7 @@ async def _send_request(request: web.Request) -> tuple[dict[str, Any], MediaIn |
         if meta is not None:
             raise BadRequest("media is described but no media part was sent")
         return payload, None
-    return payload, _media(meta if isinstance(meta, dict) else {}, data_part[0], data_part[1])
+    return payload, _media(meta if isinstance(meta, dict) else {}, data_part[0], data_part[1], thumb)
 
 
 async def _read_media_part(part: BodyPartReader) -> bytes:
@@ -270,12 +309,18 @@ async def _read_media_part(part: BodyPartReader) -> bytes:
     return bytes(data)
 
 
-def _media(meta: dict[str, Any], data: bytes, filename: str | None) -> MediaIn:
+def _media(meta: dict[str, Any], data: bytes, filename: str | None, thumb: bytes | None = None) -> MediaIn:
+    try:
+        width, height = max(0, int(meta.get("width") or 0)), max(0, int(meta.get("height") or 0))
+        duration = max(0.0, float(meta.get("duration") or 0))
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("media width, height and duration are numbers") from exc
     return MediaIn(
         kind=str(meta.get("kind") or "document"),
         filename=str(meta.get("filename") or filename or "file"),
         data=data,
         mime_type=str(meta.get("mime_type") or "application/octet-stream"),
+        width=width, height=height, duration=duration, thumb=thumb,
     )
 
 
@@ -296,7 +341,10 @@ def setup_world_routes(app: web.Application, world: World) -> None:
     router.add_get(f"{CONTROL_PREFIX}/accounts", control.list_accounts)
     router.add_post(f"{CONTROL_PREFIX}/accounts", control.add_accounts)
     router.add_get(f"{CONTROL_PREFIX}/accounts/{{phone}}/codes", control.codes)
+    router.add_put(f"{CONTROL_PREFIX}/accounts/{{phone}}/code_types", control.set_code_types)
     router.add_get(f"{CONTROL_PREFIX}/accounts/{{phone}}/sessions", control.sessions)
+    router.add_get(f"{CONTROL_PREFIX}/accounts/{{phone}}/uploads", control.uploads)
+    router.add_post(f"{CONTROL_PREFIX}/file_references/expire", control.expire_file_references)
     router.add_delete(f"{CONTROL_PREFIX}/accounts/{{phone}}/sessions", control.revoke_sessions)
     router.add_get(f"{CONTROL_PREFIX}/groups/{{gid}}/messages", control.group_messages)
     router.add_get(f"{CONTROL_PREFIX}/media/{{sha256}}", control.media)
@@ -312,6 +360,7 @@ def setup_world_routes(app: web.Application, world: World) -> None:
         "check_password": calls.check_password,
         "cancel_login": calls.cancel_login,
         "get_dialogs": calls.get_dialogs,
+        "get_dialogs_page": calls.get_dialogs_page,
         "send_message": calls.send_message,
         "log_out": calls.log_out,
     }

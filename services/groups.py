@@ -50,6 +50,7 @@ class GroupItem:
     selected: bool
     status: str  # active | disabled | gone
     reason: str  # why it is disabled/gone ("" when active)
+    archived: bool = False  # in the account's archive folder
 
     @property
     def active(self) -> bool:
@@ -244,6 +245,11 @@ class GroupService(SessionServiceBase):
         log.info("session ended during import user_id=%s reason=%s", user_id, reason)
 
 
+def importable(listed: list[GroupInfo]) -> list[ImportedGroup]:
+    """The import rule (see ``_dedupe``), for the paged import job too."""
+    return _dedupe(listed)
+
+
 def _dedupe(listed: list[GroupInfo]) -> list[ImportedGroup]:
     """One row per peer (the last listing wins), disabled when the account can't write there.
 
@@ -260,6 +266,7 @@ def _dedupe(listed: list[GroupInfo]) -> list[ImportedGroup]:
             title=info.title,
             status="active" if info.can_send else "disabled",
             reason="" if info.can_send else READ_ONLY_REASON,
+            archived=info.archived,
         )
         for info in by_peer.values()
         if info.can_send or info.kind != "channel"
@@ -274,4 +281,5 @@ def _item(record: GroupRecord) -> GroupItem:
         selected=record.selected and record.status == "active",
         status=record.status,
         reason=record.reason,
+        archived=record.archived,
     )

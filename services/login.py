@@ -29,10 +29,12 @@ from domain.errors import (
     CodeInvalid,
     FloodWait,
     GatewayError,
+    LoginBlocked,
     PasswordInvalid,
     PasswordNeeded,
     PhoneBanned,
     PhoneInvalid,
+    ResendUnavailable,
     SessionDead,
 )
 from domain.models import AccountRecord, Clock, utc_now
@@ -51,6 +53,8 @@ LoginOutcome = Literal[
     "phone_invalid",  # U2.6: Telegram rejected the number; stay in login_phone
     "phone_banned",  # U2.7 -> idle
     "already_connected",  # an account is connected already -> idle (U2.19)
+    "login_blocked",  # Telegram sent no usable code (set up a login email / payment required) -> idle
+    "resend_unavailable",  # acc:resend: SEND_CODE_UNAVAILABLE, no other way left; stay in login_code
     # submit_code
     "bad_code",  # U2.10: not 4-8 digits; attempt unchanged, stay in login_code
     "wrong_code",  # U2.12: attempts_left > 0, stay in login_code
@@ -157,6 +161,7 @@ class LoginStep:
     attempts_left: int = 0  # for wrong_code / wrong_password
     account: AccountView | None = None  # for connected
     retry_after: int = 0  # seconds, for flood
+    reason: str = ""  # for login_blocked: setup_email_required | payment_required
 
 
 class LoginService(SessionServiceBase):
@@ -208,6 +213,9 @@ class LoginService(SessionServiceBase):
             except CodeExpired:
                 # the old code hash is void: ask for a brand-new code on the same temporary session
                 state = await self.gateway.send_code(attempt.state.name, attempt.state.phone)
+        except ResendUnavailable:
+            # the code already sent stays valid: the user can still type it
+            return self._count(LoginStep("resend_unavailable", attempt))
         except GatewayError as exc:
             return self._count(await self._after_error(user_id, exc, attempt))
         return self._count(LoginStep("code_sent", replace(attempt, state=state, step="code")))
@@ -349,6 +357,8 @@ class LoginService(SessionServiceBase):
             return LoginStep("phone_invalid")
         if isinstance(exc, PhoneBanned):
             return LoginStep("phone_banned")
+        if isinstance(exc, LoginBlocked):
+            return LoginStep("login_blocked", reason=exc.reason)
         if isinstance(exc, SessionDead):
             return LoginStep("session_dead")
         if isinstance(exc, CodeInvalid | CodeExpired | PasswordNeeded | PasswordInvalid):

@@ -99,9 +99,11 @@ class MessageService:
 
     async def store_media(
         self, data: bytes, kind: MediaKind, filename: str = "", mime_type: str = "application/octet-stream",
-        bot_file_id: str = "",
+        bot_file_id: str = "", *, width: int = 0, height: int = 0, duration: float = 0.0,
+        thumb: bytes | None = None,
     ) -> int:
-        """Keep the media bytes (same bytes, kind and name reuse the stored row); returns media_id."""
+        """Keep the media bytes with the Bot API's attributes (width, height, duration, thumbnail);
+        the same bytes, kind and name reuse the stored row. Returns media_id."""
         if kind not in MEDIA_KINDS:
             raise ValueError(f"unsupported media kind {kind!r}")
         if not data:
@@ -112,7 +114,8 @@ class MessageService:
             if found is not None:
                 return found
             return await media.insert(conn, digest, kind, filename, mime_type or "application/octet-stream",
-                                      bot_file_id, data)
+                                      bot_file_id, data, width=max(0, width), height=max(0, height),
+                                      duration=max(0.0, duration), thumb=thumb or None)
 
     async def save(self, user_id: int, draft: MessageDraft) -> SavedMessage:
         """U4.4: store a new version (previous + 1). Raises MessageInvalid / MediaNotFound."""

@@ -35,6 +35,11 @@ class StoredMedia:
     data: bytes
     filename: str
     mime_type: str
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
+    thumb: bytes | None = None
+    sha256: str = ""  # names the content: the gateway sends it once per account
 
 
 class MediaCache:
@@ -54,7 +59,8 @@ class MediaCache:
         data = await media_repo.data(conn, media_id) if record is not None else None
         if record is None or data is None:
             return None
-        media = StoredMedia(record.kind, data, record.filename, record.mime_type)
+        media = StoredMedia(record.kind, data, record.filename, record.mime_type, record.width, record.height,
+                            record.duration, await media_repo.thumb(conn, media_id), record.sha256)
         self._items[media_id] = media
         self._size += len(media.data)
         while self._size > self.max_bytes and len(self._items) > 1:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
-from telethon import functions, utils
+from telethon import functions, types, utils
 
-from accounts.gateway import AccountRef, LoginState, SignedIn
+from accounts.errors import PAYMENT_REQUIRED, SETUP_EMAIL_REQUIRED, to_domain
+from accounts.gateway import AccountRef, CodeDelivery, LoginState, SignedIn
 from accounts.telethon.client import GatewayBase
 from accounts.telethon.errors import map_error, mapped, translating
 from domain.errors import CodeExpired, SessionDead
@@ -32,9 +32,66 @@ def _digits(phone: str) -> str:
     return utils.parse_phone(phone) or phone
 
 
-def _code_length(sent_code: Any) -> int:
-    length = getattr(getattr(sent_code, "type", None), "length", None)
+def _code_length(code_type: Any) -> int:
+    length = getattr(code_type, "length", None)
     return length if isinstance(length, int) and length > 0 else DEFAULT_CODE_LENGTH
+
+
+# auth.SentCodeType -> (our name, where the hint is); checked in order.
+_SENT_TYPES: tuple[tuple[type, str], ...] = (
+    (types.auth.SentCodeTypeApp, "app"),
+    (types.auth.SentCodeTypeSms, "sms"),
+    (types.auth.SentCodeTypeCall, "call"),
+    (types.auth.SentCodeTypeFlashCall, "flash_call"),
+    (types.auth.SentCodeTypeMissedCall, "missed_call"),
+    (types.auth.SentCodeTypeEmailCode, "email"),
+    (types.auth.SentCodeTypeFragmentSms, "fragment_sms"),
+    (types.auth.SentCodeTypeFirebaseSms, "firebase_sms"),
+    (types.auth.SentCodeTypeSmsWord, "sms_word"),
+    (types.auth.SentCodeTypeSmsPhrase, "sms_phrase"),
+)
+_NEXT_TYPES: tuple[tuple[type, str], ...] = (
+    (types.auth.CodeTypeSms, "sms"),
+    (types.auth.CodeTypeCall, "call"),
+    (types.auth.CodeTypeFlashCall, "flash_call"),
+    (types.auth.CodeTypeMissedCall, "missed_call"),
+    (types.auth.CodeTypeFragmentSms, "fragment_sms"),
+)
+
+
+def _name_of(value: Any, table: tuple[tuple[type, str], ...]) -> str:
+    return next((name for cls, name in table if isinstance(value, cls)), "")
+
+
+def delivery_of(sent: Any) -> CodeDelivery:
+    """Where Telegram sent the code, from ``auth.sentCode``; ``LoginBlocked`` when no code this app
+    can use was sent (``sentCodePaymentRequired``, which has no ``type``; or a login email to set up)."""
+    if isinstance(sent, types.auth.SentCodePaymentRequired):
+        raise to_domain(PAYMENT_REQUIRED, rpc_code=None, operation="login")
+    code_type = getattr(sent, "type", None)
+    if isinstance(code_type, types.auth.SentCodeTypeSetUpEmailRequired):
+        raise to_domain(SETUP_EMAIL_REQUIRED, rpc_code=None, operation="login")
+    kind = _name_of(code_type, _SENT_TYPES) or "app"
+    hint = ""
+    if isinstance(code_type, types.auth.SentCodeTypeEmailCode):
+        hint = code_type.email_pattern
+    elif isinstance(code_type, types.auth.SentCodeTypeMissedCall):
+        hint = code_type.prefix
+    elif isinstance(code_type, types.auth.SentCodeTypeFlashCall):
+        hint = code_type.pattern
+    elif isinstance(code_type, types.auth.SentCodeTypeFragmentSms):
+        hint = code_type.url
+    return CodeDelivery(type=kind, length=_code_length(code_type), hint=hint,
+                        next_type=_name_of(getattr(sent, "next_type", None), _NEXT_TYPES))
+
+
+async def _request_code(client: Any, phone: str) -> Any:
+    """``auth.sendCode`` itself: Telethon's ``send_code_request`` reads ``.type`` of every answer,
+    which ``auth.sentCodePaymentRequired`` lacks, and may resend on its own (``force_sms``).
+    Missed calls are allowed: the user reads the code off the calling number."""
+    settings = types.CodeSettings(allow_missed_call=True)
+    request = functions.auth.SendCodeRequest(_digits(phone), client.api_id, client.api_hash, settings)
+    return await client(request)
 
 
 class AuthMethods(GatewayBase):
@@ -52,17 +109,13 @@ class AuthMethods(GatewayBase):
     async def send_code(self, name: str, phone: str) -> LoginState:
         """Request a login code for ``phone`` on a new temporary session named ``name``."""
         async with self._login_client("") as client:
-            sent = await client.send_code_request(phone)
+            sent = await _request_code(client, phone)
             # Saved after the request: a PHONE_MIGRATE moves the session to another DC on the way.
             session = client.session.save()
-        logger.info("login code requested for %s", name)
-        return LoginState(
-            name=name,
-            phone=phone,
-            session=session,
-            phone_code_hash=sent.phone_code_hash,
-            code_length=_code_length(sent),
-        )
+        delivery = delivery_of(sent)
+        logger.info("login code requested for %s (%s)", name, delivery.type)
+        return LoginState(name=name, phone=phone, session=session,
+                          phone_code_hash=sent.phone_code_hash).with_delivery(delivery)
 
     @mapped("login")
     async def resend_code(self, state: LoginState) -> LoginState:
@@ -74,13 +127,11 @@ class AuthMethods(GatewayBase):
                     sent = await client(request)
             except CodeExpired:
                 # Telegram voided the hash (e.g. the code was shared unspaced): ask for a new one.
-                sent = await client.send_code_request(state.phone)
+                sent = await _request_code(client, state.phone)
             session = client.session.save()
-        logger.info("login code re-sent for %s", state.name)
-        return replace(
-            state.with_code(session=session, phone_code_hash=sent.phone_code_hash),
-            code_length=_code_length(sent),
-        )
+        delivery = delivery_of(sent)
+        logger.info("login code re-sent for %s (%s)", state.name, delivery.type)
+        return state.with_code(session=session, phone_code_hash=sent.phone_code_hash).with_delivery(delivery)
 
     @mapped("login")
     async def sign_in(self, state: LoginState, code: str) -> SignedIn:

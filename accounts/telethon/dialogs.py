@@ -9,12 +9,14 @@ Basic groups have no access hash; it is 0 for them.
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import replace
 from typing import Any
 
-from telethon import types
+from telethon import functions, types
 
-from accounts.gateway import AccountRef, GroupInfo
+from accounts.gateway import ARCHIVE_FOLDER, AccountRef, DialogPage, GroupInfo
 from accounts.telethon.client import GatewayBase
 from accounts.telethon.errors import mapped
 
@@ -75,3 +77,60 @@ class DialogMethods(GatewayBase):
                     groups.append(info)
         logger.info("account %s: %d groups listed", account.account_id, len(groups))
         return groups
+
+    @mapped("dialogs")
+    async def list_groups_page(self, account: AccountRef, folder: int, offset: str = "") -> DialogPage:
+        """One ``messages.getDialogs`` page of ``folder`` after the cursor ``offset`` (no hidden sleep:
+        a FLOOD_WAIT reaches the caller, which keeps the cursor and resumes from it)."""
+        date, top_id, peer = _cursor(offset)
+        request = functions.messages.GetDialogsRequest(offset_date=date, offset_id=top_id, offset_peer=peer,
+                                                       limit=DIALOG_PAGE, hash=0, folder_id=folder)
+        async with self._pool.lease(account) as client:
+            result = await client(request)
+        chats = {chat.id: chat for chat in getattr(result, "chats", [])}
+        users = {user.id: user for user in getattr(result, "users", [])}
+        dialogs = list(getattr(result, "dialogs", []))
+        groups = []
+        for dialog in dialogs:
+            entity = chats.get(getattr(dialog.peer, "chat_id", getattr(dialog.peer, "channel_id", None)))
+            info = group_info(entity) if entity is not None else None
+            if info is not None:
+                groups.append(replace(info, archived=folder == ARCHIVE_FOLDER))
+        done = isinstance(result, types.messages.Dialogs) or len(dialogs) < DIALOG_PAGE or not dialogs
+        following = "" if done else _next_cursor(dialogs[-1], result, chats, users)
+        return DialogPage(groups, len(dialogs), following)
+
+
+DIALOG_PAGE = 100  # Telegram's maximum per messages.getDialogs
+
+
+def _cursor(offset: str) -> tuple[Any, int, Any]:
+    """(offset_date, offset_id, offset_peer) from a cursor made by ``_next_cursor``."""
+    if not offset:
+        return None, 0, types.InputPeerEmpty()
+    data = json.loads(offset)
+    kind, peer_id, access_hash = data["peer"]
+    peer: Any
+    if kind == "chat":
+        peer = types.InputPeerChat(peer_id)
+    elif kind == "channel":
+        peer = types.InputPeerChannel(peer_id, access_hash)
+    else:
+        peer = types.InputPeerUser(peer_id, access_hash)
+    return data.get("date"), int(data.get("id") or 0), peer
+
+
+def _next_cursor(last: Any, result: Any, chats: dict[int, Any], users: dict[int, Any]) -> str:
+    """Telegram pages dialogs by the last one's top message (date, id) and peer, as iter_dialogs does."""
+    peer = last.peer
+    if isinstance(peer, types.PeerChat):
+        key: list[Any] = ["chat", peer.chat_id, 0]
+    elif isinstance(peer, types.PeerChannel):
+        key = ["channel", peer.channel_id, int(getattr(chats.get(peer.channel_id), "access_hash", 0) or 0)]
+    else:
+        key = ["user", peer.user_id, int(getattr(users.get(peer.user_id), "access_hash", 0) or 0)]
+    date = None
+    for message in getattr(result, "messages", []):
+        if message.id == last.top_message and getattr(message, "peer_id", None) == peer:
+            date = int(message.date.timestamp())
+    return json.dumps({"peer": key, "id": last.top_message, "date": date})

@@ -6,11 +6,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from telethon import functions, types
+from telethon import errors, functions, types
 
-from accounts.gateway import AccountRef, GroupRef, Media, OutgoingMessage
+from accounts.gateway import AccountRef, GroupRef, OutgoingMessage
 from accounts.telethon.client import GatewayBase
 from accounts.telethon.errors import MIGRATION_SUSPECTS, ChatMigratedError, mapped
+from accounts.telethon.media import SentFiles, input_media, refetch, sent_file
 from domain.errors import MessageRejected
 
 logger = logging.getLogger(__name__)
@@ -77,24 +78,6 @@ def input_peer(group: GroupRef) -> Any:
     return types.InputPeerChannel(group.peer_id, group.access_hash)
 
 
-def input_media(media: Media, file: Any) -> Any:
-    """Uploaded ``file`` as the media Telegram should show: a photo, or a document with attributes."""
-    if media.kind == "photo":
-        return types.InputMediaUploadedPhoto(file=file)
-    name = types.DocumentAttributeFilename(media.filename)
-    if media.kind == "document":
-        return types.InputMediaUploadedDocument(file=file, mime_type=media.mime_type, attributes=[name],
-                                                force_file=True)
-    # Media carries no duration or size: the same fallback Telethon uses when it can't read them.
-    video = types.DocumentAttributeVideo(duration=0, w=1, h=1, supports_streaming=True)
-    mime = media.mime_type if media.mime_type.startswith(("video/", "image/gif")) else "video/mp4"
-    if media.kind == "animation":
-        return types.InputMediaUploadedDocument(
-            file=file, mime_type=mime, attributes=[types.DocumentAttributeAnimated(), video, name]
-        )
-    return types.InputMediaUploadedDocument(file=file, mime_type=mime, attributes=[video, name])
-
-
 async def _migration_target(client: Any, group: GroupRef) -> tuple[int, int] | None:
     """The supergroup a basic group was upgraded to, if that is why the send failed."""
     if group.kind != "group":
@@ -119,7 +102,7 @@ class MessageMethods(GatewayBase):
             raise MessageRejected(code="MESSAGE_EMPTY", detail="nothing to send")
         async with self._pool.lease(account) as client:
             try:
-                return await _post(client, group, message)
+                return await self._post(client, account, group, message)
             except MIGRATION_SUSPECTS as exc:
                 target = await _migration_target(client, group)
                 if target is None:
@@ -127,15 +110,38 @@ class MessageMethods(GatewayBase):
                 raise ChatMigratedError(*target) from exc
 
 
-async def _post(client: Any, group: GroupRef, message: OutgoingMessage) -> int:
-    peer = input_peer(group)
-    entities = to_telethon_entities(message.entities)
-    # parse_mode=None everywhere: the text is literal, formatting comes only from the entities.
-    if message.media is None:
-        sent = await client.send_message(peer, message.text, formatting_entities=entities, parse_mode=None)
-    else:
+    @property
+    def sent_files(self) -> SentFiles:
+        files: SentFiles | None = getattr(self, "_sent_files", None)
+        if files is None:
+            files = self._sent_files = SentFiles()
+        return files
+
+    async def _post(self, client: Any, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:
+        peer = input_peer(group)
+        entities = to_telethon_entities(message.entities)
+        # parse_mode=None everywhere: the text is literal, formatting comes only from the entities.
+        if message.media is None:
+            sent = await client.send_message(peer, message.text, formatting_entities=entities,
+                                             parse_mode=None)
+            return int(sent.id)
         media = message.media
+        known = self.sent_files.get(account, media)
+        for attempt in range(2):
+            if known is None:
+                break
+            try:
+                sent = await client.send_file(peer, known.input_media(), caption=message.text,
+                                              formatting_entities=entities, parse_mode=None)
+                return int(sent.id)
+            except errors.FileReferenceExpiredError:
+                # Telegram's way: refetch the message the file was seen in for a fresh reference
+                known = await refetch(client, known) if attempt == 0 else None
+                self.sent_files.put(account, media, known)
+        self.sent_files.drop(account, media)
         uploaded = await client.upload_file(media.data, file_name=media.filename)
-        sent = await client.send_file(peer, input_media(media, uploaded), caption=message.text,
+        thumb = await client.upload_file(media.thumb, file_name="thumb.jpg") if media.thumb else None
+        sent = await client.send_file(peer, input_media(media, uploaded, thumb), caption=message.text,
                                       formatting_entities=entities, parse_mode=None)
-    return int(sent.id)
+        self.sent_files.put(account, media, sent_file(sent, group))
+        return int(sent.id)

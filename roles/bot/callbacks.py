@@ -146,6 +146,7 @@ class Acc(AreaData, prefix="acc"):
 class GrpAction(StrEnum):
     menu = "menu"
     import_ = "import"
+    import_stop = "istop"  # the stop button under a running import's progress message
     list = "list"
     toggle = "t"
     all = "all"

@@ -165,6 +165,11 @@ def groups_menu(follow: Sequence[tuple[str, CallbackData]] = ()) -> InlineKeyboa
     )
 
 
+def import_running() -> InlineKeyboardMarkup:
+    """Under the import's progress message: stop it."""
+    return markup([[button(texts.BTN_IMPORT_STOP, cb.Grp(action=cb.GrpAction.import_stop))]])
+
+
 @dataclass(frozen=True)
 class GroupButton:
     group_id: int
@@ -172,13 +177,15 @@ class GroupButton:
     selected: bool
     status: str
     reason: str
+    archived: bool = False
 
 
 def group_page(groups: Sequence[GroupButton], page: int, pages: int) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = [
         [
             button(
-                texts.group_button(g.title, g.selected, g.status, g.reason)[:64],
+                texts.group_button(texts.archived_title(g.title) if g.archived else g.title, g.selected,
+                                   g.status, g.reason)[:64],
                 cb.Grp(action=cb.GrpAction.toggle, gid=g.group_id, page=page),
             )
         ]

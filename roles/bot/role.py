@@ -51,6 +51,7 @@ from roles.runtime import runtime_service
 from services.access import AccessService
 from services.admin import AdminService
 from services.campaigns import CampaignService
+from services.group_import import GroupImportService
 from services.groups import GroupService
 from services.login import LoginService, SessionCipherPort
 from services.messages import MessageService
@@ -113,7 +114,8 @@ def build_services(
     return BotServices(
         access=access,
         login=login,
-        groups=GroupService(db, gateway, cipher, settings, now, lock=lock, lock_wait=settings.bot.lock_wait),
+        groups=GroupImportService(db, gateway, cipher, settings, now, lock=lock,
+                                  lock_wait=settings.bot.lock_wait),
         messages=MessageService(db, now),
         campaigns=CampaignService(db, settings, access, now),
         status=StatusService(db, settings, now),

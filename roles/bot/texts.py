@@ -11,6 +11,10 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from accounts.gateway import LoginState
 
 from domain import rules
 from roles.bot.plural import count
@@ -32,6 +36,7 @@ BTN_LOGOUT_YES = "Yes, disconnect"
 BTN_CANCEL = "✖️ Cancel"
 BTN_SHARE_PHONE = "📱 Share my number"
 BTN_RESEND = "🔁 Send a new code"
+BTN_IMPORT_STOP = "⏹ Stop the import"
 BTN_KP_DEL = "⌫"
 BTN_KP_OK = "✅ OK"
 BTN_IMPORT = "🔄 Import groups"
@@ -241,6 +246,57 @@ def code_prompt(typed: int, length: int, note: str = "") -> str:
     )
 
 
+# Where Telegram sent the code (auth.SentCodeType), and what a resend would use (auth.CodeType).
+_CODE_WENT: dict[str, str] = {
+    "app": "📨 The code was sent to your Telegram app (the \"Telegram\" chat on your other devices).",
+    "sms": "📨 The code was sent by SMS to your phone.",
+    "firebase_sms": "📨 The code was sent by SMS to your phone.",
+    "call": "📞 Telegram is calling your phone to dictate the code.",
+    "flash_call": "📞 Telegram will call you and hang up at once: the code is the calling number ({hint}).",
+    "missed_call": ("📞 Telegram will call you from a number starting with <code>{hint}</code>. "
+                    "Don't answer: the code is the <b>last {length} digits</b> of that number."),
+    "email": "📧 The code was sent to your email <code>{hint}</code>.",
+    "fragment_sms": "📨 The code was sent to your anonymous number on Fragment ({hint}).",
+    "sms_word": "📨 Telegram sent you an SMS with a word; type the code from it.",
+    "sms_phrase": "📨 Telegram sent you an SMS with a phrase; type the code from it.",
+}
+_NEXT_WAY: dict[str, str] = {
+    "sms": "by SMS", "call": "by a phone call", "flash_call": "by a flash call",
+    "missed_call": "by a missed call", "fragment_sms": "through Fragment",
+}
+
+
+def code_went(code_type: str, length: int, hint: str = "", next_type: str = "") -> str:
+    """Where the code went, and what "send a new code" would do."""
+    text = _CODE_WENT.get(code_type, _CODE_WENT["app"]).format(hint=esc(hint), length=length)
+    if next_type in _NEXT_WAY:
+        text += f"\nNo code? \"{BTN_RESEND}\" sends it {_NEXT_WAY[next_type]}."
+    return text
+
+
+def login_code_prompt(typed: int, state: LoginState, note: str = "") -> str:
+    """``code_prompt`` worded for where this login's code went (app, SMS, call, email, Fragment...)."""
+    dots = "•" * typed + "○" * max(0, state.code_length - typed) if state.code_length else "•" * typed
+    head = f"{note}\n" if note else ""
+    went = code_went(state.code_type, state.code_length, state.code_hint, state.next_type)
+    return (f"{head}{went}\nType it here with spaces (<code>1 2 3 4 5</code>) or use the keypad.\n"
+            f"Code: {dots}")
+
+
+LOGIN_BLOCKED: dict[str, str] = {
+    "setup_email_required": (
+        "📧 Telegram wants this account to set up a <b>login email</b> before it signs in to a new app. "
+        "Open the official Telegram app, go to Settings → Privacy and Security → Login Email, add your "
+        "email there, then connect again here."),
+    "payment_required": (
+        "💳 Telegram asks for a <b>payment to verify this number</b> before it sends a login code. This "
+        "can only be done in the official Telegram app: sign in there first (it shows the offer), then "
+        "connect again here."),
+}
+RESEND_UNAVAILABLE = ("🚫 Telegram has no other way left to send the code. Type the code you already got, "
+                      "or cancel and try again later.")
+
+
 CODE_BAD_FORMAT = "❌ Send the code you received (4–8 digits)."
 CODE_NEW_SENT = "🔁 New code sent."
 CODE_EXPIRED = "⌛ The code expired. Ask for a new one."
@@ -285,6 +341,41 @@ def groups_menu(selected: int, total: int, disabled: int) -> str:
     if not total:
         lines.append("No groups yet: press “Import groups”.")
     return "\n".join(lines)
+
+
+def import_progress(chats_read: int, groups_found: int, archive: bool, wait_seconds: int = 0,
+                    resume_at: datetime | None = None) -> str:
+    """The import's progress message, edited in place page after page."""
+    where = "the archive" if archive else "the main chat list"
+    head = f"⏳ Importing… {chats_read:,} chats read, {groups_found:,} groups found (reading {where})."
+    if resume_at is not None:
+        return (f"{head}\n⏸ Telegram asked to wait {esc(human_wait(wait_seconds))}; the import resumes at "
+                f"{hhmm(resume_at)} by itself, where it stopped.")
+    if wait_seconds:
+        return f"{head}\n⏳ Telegram asked to wait {wait_seconds} s; going on after it."
+    return head
+
+
+def human_wait(seconds: int) -> str:
+    hours, rest = divmod(max(0, seconds), 3600)
+    minutes = rest // 60
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min" if minutes else f"{seconds} s"
+
+
+def archived_title(title: str) -> str:
+    """A group from the account's archive folder, marked as such in the list."""
+    return f"🗄 {title}"
+
+
+IMPORT_ALREADY = "⏳ Already importing your groups: the progress is shown in its message."
+IMPORT_NOT_RUNNING = "No import is running."
+IMPORT_STOPPING = "Stopping the import…"
+
+
+def import_cancelled(chats_read: int) -> str:
+    return f"⏹ Import stopped after {chats_read:,} chats; the groups found so far are kept."
 
 
 def imported(total: int, new: int, updated: int, gone: int) -> str:

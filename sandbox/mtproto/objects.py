@@ -16,7 +16,7 @@ from typing import Any, Final
 from telethon.tl import types
 
 from sandbox.mtproto.bridge import Me
-from sandbox.world import MediaIn
+from sandbox.world import MediaIn, StoredFile
 
 DC_ID: Final = 2
 _NO_SEND: Final = types.ChatBannedRights(until_date=None, send_messages=True)
@@ -81,7 +81,8 @@ def dialog(group: dict[str, Any]) -> Any:
     return types.Dialog(
         peer=peer_of(str(group["kind"]), int(group["id"])), top_message=0, read_inbox_max_id=0,
         read_outbox_max_id=0, unread_count=0, unread_mentions_count=0, unread_reactions_count=0,
-        unread_poll_votes_count=0, notify_settings=types.PeerNotifySettings())
+        unread_poll_votes_count=0, notify_settings=types.PeerNotifySettings(),
+        folder_id=int(group.get("folder") or 0) or None)
 
 
 def _peer_key(peer: Any) -> tuple[str, int] | None:
@@ -92,20 +93,69 @@ def _peer_key(peer: Any) -> tuple[str, int] | None:
     return None
 
 
-def dialogs_page(groups: list[dict[str, Any]], me: Me, offset_peer: Any, limit: int) -> Any:
-    """One page of ``messages.getDialogs``; pages continue after ``offset_peer``."""
-    keys = [("chat" if g["kind"] == "group" else "channel", int(g["id"])) for g in groups]
-    start = 0
-    wanted = _peer_key(offset_peer)
-    if wanted is not None and wanted in keys:
-        start = keys.index(wanted) + 1
-    limit = max(1, min(limit or 100, 100))
-    page = groups[start:start + limit]
-    parts = {"dialogs": [dialog(g) for g in page], "messages": [],
-             "chats": [chat_object(g) for g in page], "users": [me_user(me)]}
-    if start == 0 and len(groups) <= limit:
+def offset_id_of(offset_peer: Any) -> int | None:
+    """The dialog id a ``messages.getDialogs`` page continues after (None: from the top)."""
+    key = _peer_key(offset_peer)
+    return None if key is None else key[1]
+
+
+def dialogs_page(page: dict[str, Any], me: Me) -> Any:
+    """A world page (``World.get_dialogs_page``) as ``messages.dialogs`` or ``messages.dialogsSlice``."""
+    groups = page["dialogs"]
+    parts = {"dialogs": [dialog(g) for g in groups], "messages": [],
+             "chats": [chat_object(g) for g in groups], "users": [me_user(me)]}
+    if page["next"] is None and len(groups) == page["count"]:
         return types.messages.Dialogs(**parts)
-    return types.messages.DialogsSlice(count=len(groups), **parts)
+    return types.messages.DialogsSlice(count=int(page["count"]), **parts)
+
+
+_NEXT_TYPES: Final[dict[str, Any]] = {
+    "sms": types.auth.CodeTypeSms,
+    "call": types.auth.CodeTypeCall,
+    "flash_call": types.auth.CodeTypeFlashCall,
+    "missed_call": types.auth.CodeTypeMissedCall,
+    "fragment_sms": types.auth.CodeTypeFragmentSms,
+}
+
+
+def sent_code_type(kind: str, length: int, hint: str) -> Any:
+    """The world's delivery name as Telegram's ``auth.SentCodeType``."""
+    if kind == "sms":
+        return types.auth.SentCodeTypeSms(length=length)
+    if kind == "call":
+        return types.auth.SentCodeTypeCall(length=length)
+    if kind == "flash_call":
+        return types.auth.SentCodeTypeFlashCall(pattern=hint + "*" * length)
+    if kind == "missed_call":
+        return types.auth.SentCodeTypeMissedCall(prefix=hint, length=length)
+    if kind == "email":
+        return types.auth.SentCodeTypeEmailCode(email_pattern=hint, length=length)
+    if kind == "fragment_sms":
+        return types.auth.SentCodeTypeFragmentSms(url=hint, length=length)
+    if kind == "firebase_sms":
+        return types.auth.SentCodeTypeFirebaseSms(length=length)
+    if kind == "sms_word":
+        return types.auth.SentCodeTypeSmsWord()
+    if kind == "sms_phrase":
+        return types.auth.SentCodeTypeSmsPhrase()
+    if kind == "setup_email_required":
+        return types.auth.SentCodeTypeSetUpEmailRequired()
+    return types.auth.SentCodeTypeApp(length=length)
+
+
+def sent_code(sent: dict[str, Any]) -> Any:
+    """``auth.sentCode`` for a world answer, or ``auth.sentCodePaymentRequired`` (which has no type)."""
+    phone_code_hash = str(sent["phone_code_hash"])
+    kind = str(sent.get("type") or "app")
+    if kind == "payment_required":
+        return types.auth.SentCodePaymentRequired(
+            store_product="org.telegram.sandbox.signup", phone_code_hash=phone_code_hash,
+            support_email_address="sms@telegram.org", support_email_subject="Sign-up payment",
+            premium_days=7, currency="USD", amount=199)
+    next_class = _NEXT_TYPES.get(str(sent.get("next_type") or ""))
+    return types.auth.SentCode(
+        type=sent_code_type(kind, int(sent.get("code_length") or 5), str(sent.get("hint") or "")),
+        phone_code_hash=phone_code_hash, next_type=next_class() if next_class else None)
 
 
 def entity_to_dict(entity: Any) -> dict[str, Any] | None:
@@ -158,27 +208,74 @@ def media_kind(media: Any) -> str:
     return "document"
 
 
-def media_in(media: Any, data: bytes) -> MediaIn:
+_IMAGE_MAGIC: Final = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+def is_image(data: bytes) -> bool:
+    """Whether bytes sent as a photo are an image Telegram can process (JPEG, PNG, GIF, WebP, BMP)."""
+    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def media_in(media: Any, data: bytes, thumb: bytes | None = None) -> MediaIn:
+    """An uploaded input media as the world keeps it, with the attributes the client sent."""
     filename = str(getattr(media.file, "name", "") or "file")
     if isinstance(media, types.InputMediaUploadedPhoto):
         return MediaIn("photo", filename, data, mimetypes.guess_type(filename)[0] or "image/jpeg")
+    width = height = 0
+    duration = 0.0
     for attribute in media.attributes or []:
         if isinstance(attribute, types.DocumentAttributeFilename):
             filename = attribute.file_name
-    return MediaIn(media_kind(media), filename, data, media.mime_type or "application/octet-stream")
+        elif isinstance(attribute, types.DocumentAttributeVideo):
+            width, height, duration = attribute.w, attribute.h, float(attribute.duration)
+        elif isinstance(attribute, types.DocumentAttributeImageSize):
+            width, height = attribute.w, attribute.h
+    return MediaIn(media_kind(media), filename, data, media.mime_type or "application/octet-stream",
+                   width=width, height=height, duration=duration, thumb=thumb)
 
 
-def message_media(media: Any, stored: MediaIn, date: datetime) -> Any:
-    media_id = _stable_hash("media", stored.summary()["sha256"], date.timestamp())
-    if stored.kind == "photo":
-        photo = types.Photo(id=media_id, access_hash=_stable_hash("access", media_id), file_reference=b"",
-                            date=date, sizes=[types.PhotoSize("x", 1280, 720, len(stored.data))],
-                            dc_id=DC_ID)
+def input_file_ref(media: Any) -> dict[str, Any] | None:
+    """``{id, access_hash, file_reference}`` of an ``inputMediaPhoto``/``inputMediaDocument``."""
+    target = media.id
+    if not isinstance(target, types.InputPhoto | types.InputDocument):
+        return None  # inputPhotoEmpty / inputDocumentEmpty
+    reference = bytes(target.file_reference).hex()
+    return {"id": target.id, "access_hash": target.access_hash, "file_reference": reference}
+
+
+def _attributes(stored: MediaIn) -> list[Any]:
+    out: list[Any] = []
+    if stored.kind in ("video", "animation"):
+        out.append(types.DocumentAttributeVideo(duration=stored.duration, w=stored.width, h=stored.height,
+                                                supports_streaming=True))
+    if stored.kind == "animation":
+        out.append(types.DocumentAttributeAnimated())
+    out.append(types.DocumentAttributeFilename(stored.filename))
+    return out
+
+
+def message_media(stored: StoredFile, date: datetime) -> Any:
+    """The sent photo/document as Telegram shows it: id, access hash and the current file reference."""
+    media = stored.media
+    if media.kind == "photo":
+        size = types.PhotoSize("x", media.width or 1280, media.height or 720, len(media.data))
+        photo = types.Photo(id=stored.id, access_hash=stored.access_hash,
+                            file_reference=stored.file_reference, date=date, sizes=[size], dc_id=DC_ID)
         return types.MessageMediaPhoto(photo=photo)
-    document = types.Document(id=media_id, access_hash=_stable_hash("access", media_id), file_reference=b"",
-                              date=date, mime_type=stored.mime_type, size=len(stored.data), dc_id=DC_ID,
-                              attributes=list(media.attributes or []))
-    return types.MessageMediaDocument(document=document, video=stored.kind == "video" or None)
+    thumbs = [types.PhotoSize("m", 320, 320, len(media.thumb))] if media.thumb else None
+    document = types.Document(id=stored.id, access_hash=stored.access_hash,
+                              file_reference=stored.file_reference, date=date, mime_type=media.mime_type,
+                              size=len(media.data), dc_id=DC_ID, attributes=_attributes(media), thumbs=thumbs)
+    return types.MessageMediaDocument(document=document, video=media.kind == "video" or None)
+
+
+def feed_message(me: Me, kind: str, group_id: int, post: dict[str, Any], media: Any) -> Any:
+    """A post of the group feed as ``messages.getMessages`` shows it (the account's own post)."""
+    broadcast = kind == "channel"
+    date = datetime.fromtimestamp(int(post["date"]), UTC)
+    return types.Message(id=int(post["message_id"]), peer_id=peer_of(kind, group_id), date=date,
+                         message=str(post.get("text") or ""), out=True, post=broadcast or None,
+                         from_id=None if broadcast else types.PeerUser(me.user_id), media=media)
 
 
 def sent_updates(*, me: Me, chat: Any, kind: str, group_id: int, message_id: int, date: datetime,

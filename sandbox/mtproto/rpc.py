@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -24,13 +25,17 @@ from telethon.tl import functions, types
 
 from sandbox.mtproto import bridge, objects, srp
 from sandbox.mtproto.session import AuthKeyRecord, KeyBinding, serialize
-from sandbox.world import NETWORK, World, WorldError
+from sandbox.world import NETWORK, MediaIn, World, WorldError
 
 logger = logging.getLogger(__name__)
 
 WAIT_ERRORS: Final = frozenset({"FLOOD_WAIT", "SLOWMODE_WAIT", "FLOOD_PREMIUM_WAIT", "FLOOD_TEST_PHONE_WAIT"})
 UPLOAD_PART_MAX: Final = 512 * 1024
 UPLOAD_PARTS_MAX: Final = 4000
+# Uploaded parts stay usable (for any number of sends) this long after their first part, as on
+# Telegram, where a client may reuse an InputFile within its lifetime.
+UPLOAD_LIFETIME: Final = 3600.0
+UPLOADS_PER_KEY: Final = 16
 # Given to the world when the SRP proof does not match: no real password equals it, so the world
 # answers PASSWORD_HASH_INVALID and counts the attempt as it counts any wrong password.
 _FAILED_PROOF: Final = "\x00srp proof mismatch\x00"
@@ -78,6 +83,7 @@ class Dispatcher:
         self._pts: dict[str, int] = {}  # account-wide update counter (basic groups), by phone
         self._channel_pts: dict[tuple[str, int], int] = {}
         self._known_groups: dict[tuple[str, int], dict[str, Any]] = {}
+        self._upload_started: dict[tuple[int, int], float] = {}  # (id of the key's binding, file id)
         self._handlers: dict[type, Callable[[KeyBinding, Any, int], Awaitable[Any]]] = {
             functions.help.GetConfigRequest: self._get_config,
             functions.help.GetNearestDcRequest: self._nearest_dc,
@@ -95,6 +101,8 @@ class Dispatcher:
             functions.updates.GetChannelDifferenceRequest: self._get_channel_difference,
             functions.messages.GetDialogsRequest: self._get_dialogs,
             functions.messages.GetChatsRequest: self._get_chats,
+            functions.messages.GetMessagesRequest: self._get_messages,
+            functions.channels.GetMessagesRequest: self._get_channel_messages,
             functions.messages.SendMessageRequest: self._send_message,
             functions.messages.SendMediaRequest: self._send_media,
             functions.upload.SaveFilePartRequest: self._save_file_part,
@@ -141,8 +149,7 @@ class Dispatcher:
 
     @staticmethod
     def _sent_code(sent: dict[str, Any]) -> Any:
-        return types.auth.SentCode(type=types.auth.SentCodeTypeApp(length=int(sent["code_length"])),
-                                   phone_code_hash=str(sent["phone_code_hash"]))
+        return objects.sent_code(sent)
 
     async def _send_code(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
         if request.api_id <= 0 or not request.api_hash:
@@ -243,12 +250,13 @@ class Dispatcher:
                                                     final=True)
 
     async def _get_dialogs(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
-        groups = await self.world.get_dialogs(binding.session_token or "")
+        page = await self.world.get_dialogs_page(binding.session_token or "", request.folder_id,
+                                                 objects.offset_id_of(request.offset_peer), request.limit)
         me = self._me(binding)
-        for group in groups:
+        for group in page["dialogs"]:
             self._known_groups[(me.phone, int(group["id"]))] = group
             self._note_upgrade(me.phone, group)
-        return objects.dialogs_page(groups, me, request.offset_peer, request.limit)
+        return objects.dialogs_page(page, me)
 
     def _note_upgrade(self, phone: str, group: dict[str, Any]) -> None:
         if group["kind"] == "group":
@@ -285,16 +293,36 @@ class Dispatcher:
 
     async def _send_media(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
         media = request.media
-        if not isinstance(media, types.InputMediaUploadedPhoto | types.InputMediaUploadedDocument):
+        if not isinstance(media, types.InputMediaUploadedPhoto | types.InputMediaUploadedDocument
+                          | types.InputMediaPhoto | types.InputMediaDocument):
             raise RpcFailure(400, "MEDIA_INVALID")
         return await self._post(binding, request, media)
+
+    def _media_of(self, binding: KeyBinding, media: Any) -> tuple[MediaIn | None, dict[str, Any] | None]:
+        """The uploaded media, or the reference of a file sent before (id + file reference)."""
+        if media is None:
+            return None, None
+        if isinstance(media, types.InputMediaPhoto | types.InputMediaDocument):
+            ref = objects.input_file_ref(media)
+            if ref is None:
+                raise RpcFailure(400, "MEDIA_EMPTY")
+            stored = self.world.file_by_ref(binding.phone or "", ref)
+            if (stored.media.kind == "photo") != isinstance(media, types.InputMediaPhoto):
+                raise RpcFailure(400, "MEDIA_INVALID")  # a photo's id sent as a document or the reverse
+            return None, ref
+        data = self._take_upload(binding, media.file)
+        thumb = getattr(media, "thumb", None)
+        stored_media = objects.media_in(media, data, self._take_upload(binding, thumb) if thumb else None)
+        if stored_media.kind == "photo" and not objects.is_image(data):
+            raise RpcFailure(400, "IMAGE_PROCESS_FAILED")
+        return stored_media, None
 
     async def _post(self, binding: KeyBinding, request: Any, media: Any) -> Any:
         kind, group_id, access_hash = self._target(binding, request.peer)
         entities = [e for e in (objects.entity_to_dict(x) for x in request.entities or []) if e is not None]
-        stored = None if media is None else objects.media_in(media, self._take_upload(binding, media.file))
+        stored, ref = self._media_of(binding, media)
         posted = await self.world.send_message(binding.session_token or "", group_id, access_hash,
-                                               request.message, entities, stored)
+                                               request.message, entities, stored, media_ref=ref)
         me = self._me(binding)
         date = datetime.fromtimestamp(int(posted["date"]), UTC)
         if kind == "group":
@@ -307,25 +335,77 @@ class Dispatcher:
         return objects.sent_updates(
             me=me, chat=chat, kind=kind, group_id=group_id, message_id=int(posted["message_id"]), date=date,
             text=request.message, entities=request.entities,
-            media=None if stored is None else objects.message_media(media, stored, date),
-            random_id=request.random_id, pts=pts)
+            media=self._sent_media(me, posted, date), random_id=request.random_id, pts=pts)
+
+    def _sent_media(self, me: bridge.Me, posted: dict[str, Any], date: datetime) -> Any:
+        ref = posted.get("media_ref")
+        return None if ref is None else objects.message_media(self.world.file_by_ref(me.phone, ref), date)
+
+    # --- refetching messages (fresh file references) -----------------------------------------
+
+    def _messages_of(self, me: bridge.Me, kind: str, group_id: int, ids: list[Any]) -> list[Any]:
+        out = []
+        for wanted in ids:
+            post = self.world.group_post(group_id, int(getattr(wanted, "id", 0)))
+            if post is None or post.get("from_phone") != me.phone:
+                continue
+            file_id = (post.get("media") or {}).get("file_id")
+            stored = self.world.fresh_reference(int(file_id)) if file_id is not None else None
+            media = None if stored is None else objects.message_media(stored, objects.now())
+            out.append(objects.feed_message(me, kind, group_id, post, media))
+        return out
+
+    async def _get_messages(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        me = self._me(binding)
+        found: list[Any] = []
+        # basic groups share the account's message ids on Telegram; here each group counts its own,
+        # so the account's posts with those ids are looked up in all its basic groups
+        for group_id, kind in self.world.member_groups(me.phone):
+            if kind == "group":
+                found += self._messages_of(me, "group", group_id, list(request.id))
+        return types.messages.Messages(messages=found, topics=[], chats=[], users=[objects.me_user(me)])
+
+    async def _get_channel_messages(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        me = self._me(binding)
+        channel_id = int(getattr(request.channel, "channel_id", 0))
+        known = self._known_groups.get((me.phone, channel_id))
+        kind = str(known["kind"]) if known else "supergroup"
+        found = self._messages_of(me, kind, channel_id, list(request.id))
+        return types.messages.ChannelMessages(pts=self._channel_pts.get((me.phone, channel_id), 1),
+                                              count=len(found), messages=found, topics=[], chats=[], users=[])
 
     # --- uploads ---------------------------------------------------------------------------
 
     async def _save_file_part(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
-        self._me(binding)
+        me = self._me(binding)
         if not 0 <= request.file_part < UPLOAD_PARTS_MAX:
             raise RpcFailure(400, "FILE_PART_INVALID")
         if not 0 < len(request.bytes) <= UPLOAD_PART_MAX:
             raise RpcFailure(400, "FILE_PART_SIZE_INVALID")
-        if len(binding.uploads) >= 16 and request.file_id not in binding.uploads:
-            binding.uploads.pop(next(iter(binding.uploads)))  # abandoned uploads don't pile up
+        self._forget_old_uploads(binding)
+        if request.file_id not in binding.uploads:
+            if len(binding.uploads) >= UPLOADS_PER_KEY:  # the oldest goes, as its lifetime would end it
+                oldest = next(iter(binding.uploads))
+                binding.uploads.pop(oldest)
+                self._upload_started.pop((id(binding), oldest), None)
+            self._upload_started[(id(binding), request.file_id)] = time.monotonic()
         binding.uploads.setdefault(request.file_id, {})[request.file_part] = request.bytes
+        self.world.record_upload(me.phone, len(request.bytes))
         return True
 
+    def _forget_old_uploads(self, binding: KeyBinding) -> None:
+        now = time.monotonic()
+        for file_id in list(binding.uploads):
+            started = self._upload_started.get((id(binding), file_id), now)
+            if now - started > UPLOAD_LIFETIME:
+                binding.uploads.pop(file_id, None)
+                self._upload_started.pop((id(binding), file_id), None)
+
     def _take_upload(self, binding: KeyBinding, file: Any) -> bytes:
+        """The bytes of an uploaded file; the parts stay for more sends within their lifetime."""
         if not isinstance(file, types.InputFile | types.InputFileBig):
             raise RpcFailure(400, "MEDIA_INVALID")
+        self._forget_old_uploads(binding)
         parts = binding.uploads.get(file.id, {})
         for index in range(file.parts):
             if index not in parts:
@@ -334,5 +414,4 @@ class Dispatcher:
         if isinstance(file, types.InputFile) and file.md5_checksum and \
                 hashlib.md5(data, usedforsecurity=False).hexdigest() != file.md5_checksum:
             raise RpcFailure(400, "MD5_CHECKSUM_INVALID")
-        binding.uploads.pop(file.id, None)
         return data

@@ -30,7 +30,7 @@ from typing import Any, Literal, cast
 
 from accounts.gateway import AccountGateway, AccountRef, GroupRef, Media, MediaKind, OutgoingMessage
 from config.settings import EngineSettings
-from domain.errors import FloodWait, GatewayError, GroupMigrated
+from domain.errors import FloodWait, GatewayError, GroupMigrated, TransientError
 from metrics import FLOOD_WAIT_SECONDS, FLOOD_WAITS, ROUND_LAG, ROUNDS, SENDS
 from services.engine import rules
 from services.engine.outcome import JobOutcome, JobResult
@@ -48,6 +48,10 @@ from storage.db import DB_ERRORS
 from storage.repositories.attempts import Candidate, Claimed, Outcome, Remaining, RoundContext
 
 log = logging.getLogger(__name__)
+
+# A media send may have to upload the file first: its timeout grows with the size, as if the
+# upload ran at this rate at least (a slow but working link), on top of the base timeout.
+MIN_UPLOAD_RATE = 256 * 1024  # bytes per second
 
 # A wait shorter than this is not worth giving the DB connection back for.
 SHORT_WAIT = 0.005
@@ -96,6 +100,13 @@ class RoundEngine:
         # a continuation that would wait longer than this inside the job goes back to the queue
         self.max_inline_wait = max(settings.gap_max * rules.WIDEN_FACTOR + 1.0, 2.0)
         self.send_timeout = max(settings.lease_ttl, 30.0)
+
+    def timeout_for(self, message: OutgoingMessage) -> float:
+        """The send timeout, scaled by the media's size (its upload may come first)."""
+        media = message.media
+        if media is None:
+            return self.send_timeout
+        return self.send_timeout + (len(media.data) + len(media.thumb or b"")) / MIN_UPLOAD_RATE
 
     # --- job -----------------------------------------------------------------------------------
 
@@ -169,8 +180,10 @@ class RoundEngine:
             return await self._blocked(ctx, blocker or "no_account", unit)
         # the media table's CHECK keeps ``kind`` to the gateway's MediaKind values
         stored = await unit.media(ctx.media_id) if ctx.media_id is not None else None
-        media = None if stored is None else Media(kind=cast(MediaKind, stored.kind), data=stored.data,
-                                                  filename=stored.filename, mime_type=stored.mime_type)
+        media = None if stored is None else Media(
+            kind=cast(MediaKind, stored.kind), data=stored.data, filename=stored.filename,
+            mime_type=stored.mime_type, width=stored.width, height=stored.height, duration=stored.duration,
+            thumb=stored.thumb, key=stored.sha256)
         message = OutgoingMessage(text=ctx.text, entities=ctx.entities, media=media)
         floor = ctx.account_hint.timestamp() if ctx.account_hint else 0.0
         pace = await self.pacing.load(ctx.account_id or 0, [c.group_id for c in ctx.candidates], floor)
@@ -253,7 +266,8 @@ class RoundEngine:
         while True:
             try:
                 sent_id = await asyncio.wait_for(
-                    self.gateway.send_message(batch.account, group, batch.message), self.send_timeout)
+                    self.gateway.send_message(batch.account, group, batch.message),
+                    self.timeout_for(batch.message))
                 return Outcome(cand.attempt_id, "sent", sent_message_id=sent_id), None
             except GroupMigrated as exc:
                 if migrated:
@@ -274,6 +288,14 @@ class RoundEngine:
                     FLOOD_WAIT_SECONDS.observe(exc.seconds)
                 return _outcome(cand, decision), decision
             except TimeoutError:
+                if batch.message.media is not None:
+                    # Most of a media send's time is the upload, before anything is posted: the
+                    # transient rule retries it (with backoff, then failed) instead of losing it.
+                    log.warning("user %s round %s group %s: media send timed out", ctx.user_id, ctx.round_id,
+                                cand.group_id)
+                    timeout = TransientError("TIMEOUT", "no answer from Telegram within the send timeout")
+                    decision = rules.decide(timeout, claimed.tries, self.settings)
+                    return _outcome(cand, decision), decision
                 # it may or may not have been posted: never send it again in this round
                 log.error("user %s round %s group %s: send timed out", ctx.user_id, ctx.round_id,
                           cand.group_id)

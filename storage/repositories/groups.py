@@ -13,7 +13,7 @@ import asyncpg
 
 from domain.models import GroupRecord
 
-COLUMNS = "group_id, user_id, peer_id, access_hash, kind, title, selected, status, reason"
+COLUMNS = "group_id, user_id, peer_id, access_hash, kind, title, selected, status, reason, archived"
 
 
 def to_record(row: asyncpg.Record) -> GroupRecord:
@@ -27,6 +27,7 @@ def to_record(row: asyncpg.Record) -> GroupRecord:
         selected=row["selected"],
         status=row["status"],
         reason=row["reason"],
+        archived=row["archived"],
     )
 
 
@@ -38,6 +39,7 @@ class ImportedGroup:
     title: str
     status: str  # active | disabled
     reason: str
+    archived: bool = False  # listed in the account's archive folder
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,13 @@ async def merge(
     rows = await conn.fetch(
         """
         INSERT INTO groups AS g (user_id, peer_id, access_hash, kind, title, status, reason, selected,
-                                 created_at, updated_at)
-        SELECT $1, i.peer_id, i.access_hash, i.kind, i.title, i.status, i.reason, false, $8, $8
-        FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-             AS i (peer_id, access_hash, kind, title, status, reason)
+                                 created_at, updated_at, archived)
+        SELECT $1, i.peer_id, i.access_hash, i.kind, i.title, i.status, i.reason, false, $8, $8, i.archived
+        FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $9::boolean[])
+             AS i (peer_id, access_hash, kind, title, status, reason, archived)
         ON CONFLICT (user_id, peer_id) DO UPDATE SET
             access_hash = EXCLUDED.access_hash, kind = EXCLUDED.kind, title = EXCLUDED.title,
-            status = EXCLUDED.status, reason = EXCLUDED.reason,
+            status = EXCLUDED.status, reason = EXCLUDED.reason, archived = EXCLUDED.archived,
             selected = g.selected AND EXCLUDED.status = 'active' AND g.status <> 'gone',
             updated_at = EXCLUDED.updated_at
         RETURNING (xmax = 0) AS inserted
@@ -81,6 +83,7 @@ async def merge(
         [g.status for g in imported],
         [g.reason for g in imported],
         now,
+        [g.archived for g in imported],
     )
     new = sum(1 for r in rows if r["inserted"])
     return new, len(rows) - new

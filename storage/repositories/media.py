@@ -6,7 +6,8 @@ import asyncpg
 
 from domain.models import MediaRecord
 
-COLUMNS = "media_id, sha256, kind, filename, mime_type, bot_file_id, octet_length(data) AS size"
+COLUMNS = ("media_id, sha256, kind, filename, mime_type, bot_file_id, octet_length(data) AS size, "
+           "width, height, duration")
 
 
 def to_record(row: asyncpg.Record) -> MediaRecord:
@@ -18,6 +19,9 @@ def to_record(row: asyncpg.Record) -> MediaRecord:
         mime_type=row["mime_type"],
         bot_file_id=row["bot_file_id"],
         size=row["size"],
+        width=row["width"],
+        height=row["height"],
+        duration=row["duration"],
     )
 
 
@@ -32,12 +36,13 @@ async def find(conn: asyncpg.Connection, sha256: str, kind: str, filename: str) 
 
 async def insert(
     conn: asyncpg.Connection, sha256: str, kind: str, filename: str, mime_type: str, bot_file_id: str,
-    data: bytes,
+    data: bytes, *, width: int = 0, height: int = 0, duration: float = 0.0, thumb: bytes | None = None,
 ) -> int:
     return int(await conn.fetchval(
-        """INSERT INTO media (sha256, kind, filename, mime_type, bot_file_id, data)
-           VALUES ($1, $2, $3, $4, $5, $6) RETURNING media_id""",
-        sha256, kind, filename, mime_type, bot_file_id, data,
+        """INSERT INTO media (sha256, kind, filename, mime_type, bot_file_id, data, width, height, duration,
+                              thumb)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING media_id""",
+        sha256, kind, filename, mime_type, bot_file_id, data, width, height, duration, thumb,
     ))
 
 
@@ -48,4 +53,9 @@ async def get(conn: asyncpg.Connection, media_id: int) -> MediaRecord | None:
 
 async def data(conn: asyncpg.Connection, media_id: int) -> bytes | None:
     value = await conn.fetchval("SELECT data FROM media WHERE media_id = $1", media_id)
+    return None if value is None else bytes(value)
+
+
+async def thumb(conn: asyncpg.Connection, media_id: int) -> bytes | None:
+    value = await conn.fetchval("SELECT thumb FROM media WHERE media_id = $1", media_id)
     return None if value is None else bytes(value)

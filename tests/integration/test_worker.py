@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from accounts.crypto import SessionCipher
-from accounts.gateway import AccountRef, GroupRef
+from accounts.gateway import AccountRef, GroupRef, Media, OutgoingMessage
 from accounts.sandbox_gateway import SandboxGateway
 from config.settings import SandboxSettings
 from domain.errors import (
@@ -32,6 +32,7 @@ from sandbox.client import SandboxClient
 from sandbox.server import run_sandbox
 from services import engine
 from services.engine import JobResult
+from services.engine.rounds import MIN_UPLOAD_RATE, RoundEngine
 from storage import keys
 from storage.db import Database
 from storage.user_lock import UserLock
@@ -123,6 +124,39 @@ async def test_round_keeps_its_message_version_and_sends_media(
     [second] = await start_round(eng)
     await eng.run_until_done([second])
     assert [c.text for c in gateway.sent()[3:]] == ["version two"] * 3
+
+
+async def test_a_media_send_that_times_out_is_retried_by_the_transient_rule(
+    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
+) -> None:
+    gateway = FakeSender()
+    eng = Engine(db, redis_client, gateway, settings_with(), cipher)
+    async with db.connection() as conn:
+        await seed_user(conn, cipher, 1, 2, text="clip", media=b"\x89PNG-bytes")
+    [round_id] = await start_round(eng)
+    eng.engine.send_timeout = 0.05
+    stalls = [1.0]
+
+    async def stall_once(sender: FakeSender, account: AccountRef, group: GroupRef) -> None:
+        if stalls:
+            await asyncio.sleep(stalls.pop())
+
+    gateway.before_send = stall_once
+
+    await eng.run_until_done([round_id])
+
+    rows = await attempt_rows(db, round_id)
+    assert [(r["status"], r["tries"]) for r in rows] == [("sent", 2), ("sent", 1)]
+    assert rows[0]["error_code"] == "TIMEOUT"
+    assert len(gateway.sent()) == 2
+
+
+def test_the_send_timeout_grows_with_the_media_size() -> None:
+    executor = RoundEngine.__new__(RoundEngine)
+    executor.send_timeout = 30.0
+    big = Media("video", b"\x00" * (15 * 1024 * 1024), "v.mp4", thumb=b"\x00" * 1024)
+    assert executor.timeout_for(OutgoingMessage("text")) == 30.0
+    assert executor.timeout_for(OutgoingMessage("", [], big)) == 30.0 + (15 * 1024 * 1024 + 1024) / MIN_UPLOAD_RATE
 
 
 # --- at most one send per (round, group) -------------------------------------------------------

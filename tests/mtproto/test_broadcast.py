@@ -13,6 +13,7 @@ from domain.errors import (
     FloodWait,
     GroupClosed,
     GroupMigrated,
+    MessageRejected,
     SessionDead,
 )
 from sandbox.mtproto import bridge
@@ -76,7 +77,7 @@ async def test_text_with_entities_lands_in_every_kind_of_group(mt: MTSandbox) ->
 async def test_media_is_uploaded_in_parts_and_posted_with_its_caption(mt: MTSandbox) -> None:
     gateway = mt.gateway()
     account = await mt.login(gateway)
-    photo = os.urandom(300 * 1024)  # three upload parts of 128 KiB
+    photo = b"\xff\xd8\xff\xe0" + os.urandom(300 * 1024)  # a JPEG's start; three upload parts of 128 KiB
     document = b"%PDF-1.4 sandbox\n" * 40
     caption_entities = [{"type": "italic", "offset": 0, "length": 3}]
 
@@ -93,15 +94,56 @@ async def test_media_is_uploaded_in_parts_and_posted_with_its_caption(mt: MTSand
 
     [photo_post] = mt.world.group_messages(SUPER)
     assert (photo_post["text"], photo_post["entities"]) == ("New stock", caption_entities)
+    assert isinstance(photo_post["media"].pop("file_id"), int)
     assert photo_post["media"] == {"kind": "photo", "filename": "shop.jpg", "size": len(photo),
                                    "mime_type": "image/jpeg", "sha256": hashlib.sha256(photo).hexdigest()}
     [doc_post] = mt.world.group_messages(GROUP)
+    assert isinstance(doc_post["media"].pop("file_id"), int)
     assert doc_post["media"] == {"kind": "document", "filename": "prices.pdf", "size": len(document),
                                  "mime_type": "application/pdf",
                                  "sha256": hashlib.sha256(document).hexdigest()}
     [video_post] = mt.world.group_messages(CHANNEL)
     assert (video_post["text"], video_post["media"]["kind"], video_post["media"]["filename"]) == (
         "", "video", "clip.mp4")
+
+
+async def test_a_video_is_uploaded_once_then_sent_by_reference_with_its_attributes(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    clip = b"\x00\x00\x00\x18ftypmp42" + os.urandom(700 * 1024)
+    thumb = b"\xff\xd8\xff\xe0thumbnail"
+    video = Media("video", clip, "clip.mp4", "video/mp4", width=1920, height=1080, duration=12.0, thumb=thumb,
+                  key=hashlib.sha256(clip).hexdigest())
+    targets = [GroupRef(GROUP, 0, "group"),
+               GroupRef(SUPER, bridge.member_access_hash(ANN, SUPER), "supergroup"),
+               GroupRef(CHANNEL, bridge.member_access_hash(ANN, CHANNEL), "channel")]
+
+    for target in targets:
+        await gateway.send_message(account, target, OutgoingMessage("watch", [], video))
+
+    uploaded = mt.world.uploaded_bytes(ANN)
+    assert uploaded == len(clip) + len(thumb)  # once for the three groups
+    feeds = [mt.world.group_messages(t.peer_id)[0]["media"] for t in targets]
+    assert feeds[0] == feeds[1] == feeds[2]
+    assert (feeds[0]["kind"], feeds[0]["width"], feeds[0]["height"], feeds[0]["duration"],
+            feeds[0]["thumb_size"]) == ("video", 1920, 1080, 12.0, len(thumb))
+
+    # the file reference expires: the gateway refetches the message for a fresh one, no new upload
+    mt.world.expire_file_references()
+    await gateway.send_message(account, targets[1], OutgoingMessage("again", [], video))
+    await gateway.send_message(account, targets[0], OutgoingMessage("again", [], video))
+    assert mt.world.uploaded_bytes(ANN) == uploaded
+    assert [p["media"]["sha256"] for p in mt.world.group_messages(SUPER)] == [feeds[0]["sha256"]] * 2
+
+
+async def test_a_photo_that_is_not_an_image_is_rejected(mt: MTSandbox) -> None:
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    with pytest.raises(MessageRejected) as rejected:
+        await gateway.send_message(account, GroupRef(GROUP, 0, "group"),
+                                   OutgoingMessage("", [], Media("photo", b"%PDF-1.4 not a photo", "x.jpg")))
+    assert rejected.value.code == "IMAGE_PROCESS_FAILED"
+    assert mt.world.group_messages(GROUP) == []
 
 
 async def test_a_flood_wait_carries_its_seconds(mt: MTSandbox) -> None:

@@ -133,6 +133,8 @@ async def test_text_errors_are_worded_as_telegram_words_them(sandbox: Sandbox, b
         "": "Bad Request: message text is empty",
         "   \n ": "Bad Request: message text is empty",
         "x" * 4097: "Bad Request: message is too long",
+        # the limit counts UTF-16 code units: 2049 emoji outside the BMP are 4098 units
+        "\U0001F600" * 2049: "Bad Request: message is too long",
     }
     for text, description in cases.items():
         with pytest.raises(TelegramBadRequest) as info:
@@ -141,6 +143,8 @@ async def test_text_errors_are_worded_as_telegram_words_them(sandbox: Sandbox, b
     # the limit counts characters after entity parsing: 4096 letters wrapped in tags fit
     long = await bot.send_message(USER, "<b>" + "y" * 4096 + "</b>", parse_mode="HTML")
     assert long.text is not None and len(long.text) == 4096
+    emoji = await bot.send_message(USER, "\U0001F600" * 2048)
+    assert emoji.text is not None and len(emoji.text) == 2048
 
     status, answer = await sandbox.raw("sendMessage", json={"chat_id": USER, "text": ""})
     assert status == 400
@@ -151,6 +155,8 @@ async def test_caption_limit_and_edit_caption(sandbox: Sandbox, bot: Bot) -> Non
     photo = "https://example.com/cat.jpg"
     with pytest.raises(TelegramBadRequest) as too_long:
         await bot.send_photo(USER, photo, caption="c" * 1025)
+    with pytest.raises(TelegramBadRequest) as too_long_utf16:
+        await bot.send_photo(USER, photo, caption="\U0001F600" * 513)
     sent = await bot.send_photo(USER, photo, caption="c" * 1024)
     edited = await bot.edit_message_caption(chat_id=USER, message_id=sent.message_id, caption="<i>new</i>",
                                             parse_mode="HTML")
@@ -161,6 +167,7 @@ async def test_caption_limit_and_edit_caption(sandbox: Sandbox, bot: Bot) -> Non
         await bot.edit_message_text("x", chat_id=USER, message_id=sent.message_id)
 
     assert too_long.value.message == "Bad Request: message caption is too long"
+    assert too_long_utf16.value.message == "Bad Request: message caption is too long"
     assert not isinstance(edited, bool) and edited.caption == "new"
     assert edited.caption_entities is not None and edited.caption_entities[0].type == "italic"
     assert no_caption.value.message == "Bad Request: there is no caption in the message to edit"

@@ -104,8 +104,33 @@ async def test_media_is_sent_with_its_bytes(gateway: SandboxGateway, world: Worl
         "caption", [], Media("photo", data, "pic.jpg", "image/jpeg")))
 
     media = world.group_messages(2)[0]["media"]
+    assert isinstance(media.pop("file_id"), int)
     assert media == {"kind": "photo", "filename": "pic.jpg", "size": len(data), "mime_type": "image/jpeg",
                      "sha256": hashlib.sha256(data).hexdigest()}
+    assert world.uploaded_bytes(ANN) == len(data)
+
+
+async def test_media_is_uploaded_once_per_account_with_its_attributes(
+    gateway: SandboxGateway, world: World
+) -> None:
+    account = await connect(gateway, world)
+    data = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 400
+    video = Media("video", data, "clip.mp4", "video/mp4", width=1280, height=720, duration=7.5,
+                  thumb=b"\xff\xd8\xffthumb", key=hashlib.sha256(data).hexdigest())
+    for gid in (1, 2):
+        await gateway.send_message(account, await group_ref(gateway, account, gid),
+                                   OutgoingMessage("watch", [], video))
+    assert world.uploaded_bytes(ANN) == len(data) + len(video.thumb or b"")  # once, not once per group
+    first, second = world.group_messages(1)[0]["media"], world.group_messages(2)[0]["media"]
+    assert first == second
+    assert (first["width"], first["height"], first["duration"], first["thumb_size"]) == (1280, 720, 7.5, 8)
+
+    # an expired file reference: the HTTP adapter uploads the bytes again, once, and goes on
+    world.expire_file_references()
+    await gateway.send_message(account, await group_ref(gateway, account, 1), OutgoingMessage("again", [], video))
+    await gateway.send_message(account, await group_ref(gateway, account, 2), OutgoingMessage("again", [], video))
+    assert world.uploaded_bytes(ANN) == 2 * (len(data) + len(video.thumb or b""))
+    assert [p["media"]["sha256"] for p in world.group_messages(1)] == [first["sha256"]] * 2
 
 
 async def test_two_factor_login(gateway: SandboxGateway, world: World) -> None:

@@ -68,8 +68,33 @@ async def test_media_is_summarised_in_the_feed() -> None:
     await world.send_message(ann, 1, h[1], "caption", [], MediaIn("photo", "cat.png", data, "image/png"))
 
     media = world.group_messages(1)[0]["media"]
+    assert isinstance(media.pop("file_id"), int)  # the sent file, reusable by reference
     assert media == {"kind": "photo", "filename": "cat.png", "size": len(data), "mime_type": "image/png",
                      "sha256": hashlib.sha256(data).hexdigest()}
+
+
+async def test_a_sent_file_is_reused_by_reference_until_the_reference_expires() -> None:
+    world = make_world()
+    ann, h = await setup(world)
+    video = MediaIn("video", "v.mp4", b"\x00ftyp" * 100, "video/mp4", width=640, height=360, duration=4.0)
+    sent = await world.send_message(ann, 1, h[1], "first", [], video)
+    ref = sent["media_ref"]
+
+    again = await world.send_message(ann, 2, h[2], "second", [], None, media_ref=ref)
+
+    assert again["media_ref"] == ref
+    first, second = world.group_messages(1)[0]["media"], world.group_messages(2)[0]["media"]
+    assert first == second and (first["width"], first["height"], first["duration"]) == (640, 360, 4.0)
+    bad = dict(ref, access_hash=ref["access_hash"] + 1)
+    assert (await world_error(world.send_message(ann, 2, h[2], "x", [], None, media_ref=bad))).name == \
+        "MEDIA_INVALID"
+    world.expire_file_references()
+    expired = await world_error(world.send_message(ann, 2, h[2], "x", [], None, media_ref=ref))
+    assert expired.name == "FILE_REFERENCE_EXPIRED"
+    fresh = world.fresh_reference(ref["id"])  # what a refetch of the message shows
+    assert fresh is not None and fresh.ref()["file_reference"] != ref["file_reference"]
+    await world.send_message(ann, 2, h[2], "third", [], None, media_ref=fresh.ref())
+    assert len(world.group_messages(2)) == 2
 
 
 @pytest.mark.parametrize(
@@ -112,7 +137,10 @@ async def test_a_migrated_group_answers_with_its_new_id_and_hash() -> None:
     ("text", "media", "error"),
     [
         ("x" * 4097, None, "MESSAGE_TOO_LONG"),
-        ("x" * 1025, MediaIn("photo", "a.jpg", b"1"), "MESSAGE_TOO_LONG"),
+        ("x" * 1025, MediaIn("photo", "a.jpg", b"1"), "MEDIA_CAPTION_TOO_LONG"),
+        # Telegram counts UTF-16 code units: an emoji outside the BMP is two
+        ("\U0001F600" * 2049, None, "MESSAGE_TOO_LONG"),
+        ("\U0001F600" * 513, MediaIn("photo", "a.jpg", b"1"), "MEDIA_CAPTION_TOO_LONG"),
         ("   ", None, "MESSAGE_EMPTY"),
         ("ok", MediaIn("photo", "a.jpg", b""), "MEDIA_INVALID"),
         ("ok", MediaIn("sticker", "a.webp", b"1"), "MEDIA_INVALID"),
@@ -130,9 +158,10 @@ async def test_limits_are_inclusive() -> None:
     world = make_world()
     ann, h = await setup(world)
     await world.send_message(ann, 1, h[1], "x" * 4096)
+    await world.send_message(ann, 1, h[1], "\U0001F600" * 2048)
     await world.send_message(ann, 1, h[1], "y" * 1024, [], MediaIn("video", "v.mp4", b"v"))
     await world.send_message(ann, 1, h[1], "", [], MediaIn("document", "d.pdf", b"d"))
-    assert len(world.group_messages(1)) == 3
+    assert len(world.group_messages(1)) == 4
 
 
 @pytest.mark.parametrize(

@@ -22,13 +22,15 @@ from telethon.sessions import StringSession
 from accounts.gateway import AccountGateway, AccountRef, GroupRef, LoginState, Media, OutgoingMessage
 from accounts.telethon import TelethonClientFactory, TelethonGateway
 from accounts.telethon.dialogs import group_info
-from accounts.telethon.messages import input_media, input_peer, to_telethon_entities, to_telethon_entity
+from accounts.telethon.media import input_media
+from accounts.telethon.messages import input_peer, to_telethon_entities, to_telethon_entity
 from accounts.telethon.pool import ClientPool
 from config.settings import EngineSettings, Secret, Settings, SettingsError, TelegramSettings
 from domain.errors import (
     CodeExpired,
     CodeInvalid,
     FloodWait,
+    LoginBlocked,
     PasswordInvalid,
     PasswordNeeded,
     PhoneBanned,
@@ -51,6 +53,7 @@ class FakeTelegram:
 
     two_factor: bool = False
     migrate_on_send_code: int | None = None  # DC the phone lives on (PHONE_MIGRATE)
+    sent_code: Any = None  # phone_code_hash -> the auth.sentCode answer, instead of an app code
     connect_delay: float = 0.0
     clients: list[FakeClient] = field(default_factory=list)
     failures: dict[str, list[BaseException]] = field(default_factory=dict)
@@ -100,6 +103,7 @@ class FakeClient:
         self.built_with = session
         self.session = FakeSession(world, session)
         self.flood_sleep_threshold = 60  # Telethon's default: the gateway must turn it off
+        self.api_id, self.api_hash = 12345, "0" * 32
         self.connected = False
         self.connects = 0
         self.disconnects = 0
@@ -127,6 +131,8 @@ class FakeClient:
         self.world.check("send_code_request")
         if self.world.migrate_on_send_code:
             self.session.dc = self.world.migrate_on_send_code
+        if self.world.sent_code is not None:
+            return self.world.sent_code(self.world.issue_hash(self.session.key))
         return self._sent_code(types.auth.SentCodeTypeApp(length=5))
 
     async def sign_in(self, phone: str | None = None, code: str | None = None, *, password: str | None = None,
@@ -154,6 +160,9 @@ class FakeClient:
     async def __call__(self, request: Any) -> Any:
         assert self.connected
         self.requests.append(request)
+        if isinstance(request, functions.auth.SendCodeRequest):  # auth.sendCode, as the gateway sends it
+            assert request.api_id == self.api_id and request.settings.allow_missed_call
+            return await self.send_code_request(request.phone_number)
         self.world.check(type(request).__name__)
         if isinstance(request, functions.auth.ResendCodeRequest):
             if self.world.hash_owner.get(request.phone_code_hash) != self.session.key:
@@ -273,6 +282,54 @@ async def test_send_code_failures(
     with pytest.raises(expected):
         await gateway.send_code("login_7", PHONE)
     assert world.clients[0].disconnects == 1
+
+
+@pytest.mark.parametrize(
+    ("code_type", "next_type", "expected"),
+    [
+        (types.auth.SentCodeTypeApp(length=5), types.auth.CodeTypeSms(), ("app", 5, "", "sms")),
+        (types.auth.SentCodeTypeSms(length=6), types.auth.CodeTypeCall(), ("sms", 6, "", "call")),
+        (types.auth.SentCodeTypeCall(length=5), None, ("call", 5, "", "")),
+        (types.auth.SentCodeTypeFlashCall(pattern="+4477*****"), None, ("flash_call", 5, "+4477*****", "")),
+        (types.auth.SentCodeTypeMissedCall(prefix="+44770", length=4), types.auth.CodeTypeSms(),
+         ("missed_call", 4, "+44770", "sms")),
+        (types.auth.SentCodeTypeEmailCode(email_pattern="a***@mail.com", length=6), None,
+         ("email", 6, "a***@mail.com", "")),
+        (types.auth.SentCodeTypeFragmentSms(url="https://fragment.com/number/1", length=5), None,
+         ("fragment_sms", 5, "https://fragment.com/number/1", "")),
+        (types.auth.SentCodeTypeFirebaseSms(length=6), types.auth.CodeTypeFragmentSms(),
+         ("firebase_sms", 6, "", "fragment_sms")),
+    ],
+)
+async def test_send_code_tells_where_the_code_went(
+    gateway: TelethonGateway, world: FakeTelegram, code_type: Any, next_type: Any,
+    expected: tuple[str, int, str, str],
+) -> None:
+    world.sent_code = lambda code_hash: types.auth.SentCode(type=code_type, phone_code_hash=code_hash,
+                                                            next_type=next_type)
+    state = await gateway.send_code("login_7", PHONE)
+    assert (state.code_type, state.code_length, state.code_hint, state.next_type) == expected
+    assert LoginState.from_dict(state.to_dict()) == state
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (lambda h: types.auth.SentCode(type=types.auth.SentCodeTypeSetUpEmailRequired(), phone_code_hash=h),
+         "setup_email_required"),
+        # sentCodePaymentRequired has no .type at all (Telethon's send_code_request trips over it)
+        (lambda h: types.auth.SentCodePaymentRequired(
+            store_product="p", phone_code_hash=h, support_email_address="s@t.org", support_email_subject="x",
+            premium_days=7, currency="USD", amount=100), "payment_required"),
+    ],
+)
+async def test_send_code_that_cannot_go_on_here_ends_the_login(
+    gateway: TelethonGateway, world: FakeTelegram, answer: Any, reason: str
+) -> None:
+    world.sent_code = answer
+    with pytest.raises(LoginBlocked) as blocked:
+        await gateway.send_code("login_7", PHONE)
+    assert blocked.value.reason == reason
 
 
 async def test_send_code_when_telegram_is_unreachable(gateway: TelethonGateway, world: FakeTelegram) -> None:

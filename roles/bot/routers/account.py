@@ -196,7 +196,7 @@ async def _send_code(
         await message.answer(
             texts.phone_accepted(rules.mask_phone(step.attempt.state.phone)), reply_markup=kb.remove_reply()
         )
-        await _login_view(bot, message, state, texts.code_prompt(0, step.attempt.state.code_length),
+        await _login_view(bot, message, state, texts.login_code_prompt(0, step.attempt.state),
                           kb.code_keypad())
         return
     if outcome == "bad_phone":
@@ -226,6 +226,8 @@ def _ending_text(step: LoginStep) -> str:
         return texts.ALREADY_CONNECTED
     if step.outcome == "too_many":
         return texts.LOGIN_TOO_MANY
+    if step.outcome == "login_blocked":
+        return texts.LOGIN_BLOCKED.get(step.reason, texts.TELEGRAM_UNREACHABLE)
     return texts.ERROR
 
 
@@ -336,7 +338,7 @@ async def keypad(
     await state.update_data({TYPED: typed})
     mark("U2.5", "keypad")
     await query.answer()
-    await _login_view(bot, query, state, texts.code_prompt(len(typed), attempt.state.code_length),
+    await _login_view(bot, query, state, texts.login_code_prompt(len(typed), attempt.state),
                       kb.code_keypad())
 
 
@@ -433,7 +435,6 @@ async def _after_step(
         await main_menu(bot, event, status, head=_ending_text(step))
         return
     attempt = step.attempt
-    length = attempt.state.code_length
     if outcome == "password_needed":
         mark("U2.14", outcome)
         await state.set_state(Input.login_password)
@@ -446,7 +447,7 @@ async def _after_step(
         await _login_view(bot, event, state, texts.wrong_password(step.attempts_left), kb.cancel_only())
     elif outcome == "wrong_code":
         mark("U2.12", outcome)
-        text = texts.code_prompt(0, length, texts.wrong_code(step.attempts_left))
+        text = texts.login_code_prompt(0, attempt.state, texts.wrong_code(step.attempts_left))
         await _login_view(bot, event, state, text, kb.code_keypad())
     elif outcome == "code_expired":
         voided = _sent_as_plain_digits(event)
@@ -455,11 +456,15 @@ async def _after_step(
         await _login_view(bot, event, state, text, kb.resend_or_cancel())
     elif outcome == "code_sent":
         mark("U2.17", outcome)
-        text = texts.code_prompt(0, length, texts.CODE_NEW_SENT)
+        text = texts.login_code_prompt(0, attempt.state, texts.CODE_NEW_SENT)
+        await _login_view(bot, event, state, text, kb.code_keypad())
+    elif outcome == "resend_unavailable":
+        mark("U2.17", outcome)
+        text = texts.login_code_prompt(0, attempt.state, texts.RESEND_UNAVAILABLE)
         await _login_view(bot, event, state, text, kb.code_keypad())
     elif outcome == "bad_code":
         mark("U2.10", outcome)
-        text = texts.code_prompt(0, length, texts.CODE_BAD_FORMAT)
+        text = texts.login_code_prompt(0, attempt.state, texts.CODE_BAD_FORMAT)
         await _login_view(bot, event, state, text, kb.code_keypad())
     elif outcome == "unreachable":
         mark("U2.9", outcome)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiogram import Bot, flags
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 
-from domain import rules
-from domain.errors import FloodWait, SessionDead, TransientError
 from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
 from roles.bot import texts
@@ -17,8 +18,8 @@ from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.ui import show
 from services.campaigns import CampaignService
+from services.group_import import GroupImportService, ImportProgress
 from services.groups import GroupPage, GroupService, NotConnected
-from services.locks import Busy
 from services.login import LoginService
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def _page_view(page: GroupPage, head: str = "") -> tuple[str, InlineKeyboardMark
     body = texts.group_page(page.page, page.pages, page.selected, page.total)
     if not page.items:
         body += "\n" + texts.NO_GROUPS
-    buttons = [kb.GroupButton(g.group_id, g.title, g.selected, g.status, g.reason) for g in page.items]
+    buttons = [kb.GroupButton(g.group_id, g.title, g.selected, g.status, g.reason, g.archived)
+               for g in page.items]
     return (f"{head}\n{body}" if head else body), kb.group_page(buttons, page.page, page.pages)
 
 
@@ -79,32 +81,86 @@ async def import_groups(query: CallbackQuery, bot: Bot, login: LoginService, gro
     uid = query.from_user.id
     # importing talks to Telegram; answer first so the button stops spinning within a second
     await query.answer(texts.IMPORTING)
+    if not isinstance(groups, GroupImportService):
+        raise TypeError("the bot's groups service must be a GroupImportService")
     try:
-        result = await groups.import_groups(uid)
+        begun = await groups.begin(uid)
     except NotConnected:
         await _connect_first(bot, query)
         return
-    except SessionDead:
-        mark("U3.4", "session_dead")
-        await show(bot, query, texts.SESSION_ENDED, kb.login_offer())
+    if begun == "already":
+        mark("U3.3", "already_importing")
+        await show(bot, query, texts.IMPORT_ALREADY, kb.groups_menu())
         return
-    except FloodWait as exc:
-        mark("U3.3", "flood")
-        await show(bot, query, texts.too_many_attempts(rules.human_duration(exc.seconds)), kb.groups_menu())
-        return
-    except TransientError:
-        mark("U3.3", "unreachable")
+    await show(bot, query, texts.import_progress(0, 0, False), kb.import_running())
+    job = asyncio.create_task(_run_import(bot, query, groups), name=f"group-import-{uid}")
+    _RUNNING.add(job)
+    job.add_done_callback(_RUNNING.discard)
+    # A small account is done within the update (the reply is the page as before); a large one goes
+    # on in the background, so this user's next updates (the stop button) aren't held behind it.
+    await asyncio.wait([job], timeout=INLINE_WAIT)
+
+
+# Import jobs running in the background (referenced so they are not garbage-collected). A job cut
+# by a restart keeps its cursor in the database and is resumed by the user's next import.
+_RUNNING: set[asyncio.Task[None]] = set()
+INLINE_WAIT = 3.0  # seconds an import may run inside its update before going on in the background
+
+
+async def _run_import(bot: Bot, query: CallbackQuery, groups: GroupImportService) -> None:
+    uid = query.from_user.id
+    try:
+        final = await groups.run(uid, _progress_reporter(bot, query))
+    except Exception:
+        log.exception("group import failed user_id=%s", uid)
         await show(bot, query, texts.TELEGRAM_UNREACHABLE, kb.groups_menu())
         return
-    except Busy:
-        # a broadcast batch is sending on the session: nothing was read or changed
-        mark("U3.3", "busy")
-        await show(bot, query, texts.BROADCAST_BUSY, kb.groups_menu())
-        return
-    mark("U3.3")
-    await _show_page(
-        bot, query, groups, 0, texts.imported(result.total, result.new, result.updated, result.gone)
-    )
+    if final.status == "done" and final.result is not None:
+        mark("U3.3")
+        result = final.result
+        await _show_page(bot, query, groups, 0,
+                         texts.imported(result.total, result.new, result.updated, result.gone))
+    elif final.status == "session_dead":
+        mark("U3.4", "session_dead")
+        await show(bot, query, texts.SESSION_ENDED, kb.login_offer())
+    elif final.status == "cancelled":
+        mark("U3.3", "cancelled")
+        await show(bot, query, texts.import_cancelled(final.chats_read), kb.groups_menu())
+    else:
+        mark("U3.3", "unreachable")
+        await show(bot, query, texts.TELEGRAM_UNREACHABLE, kb.groups_menu())
+
+
+def _progress_reporter(bot: Bot, query: CallbackQuery) -> Callable[[ImportProgress], Awaitable[None]]:
+    """Edits the progress message in place, at most every ``PROGRESS_EVERY`` seconds (waits always)."""
+    last = [0.0]
+
+    async def report(progress: ImportProgress) -> None:
+        if progress.status not in ("running", "waiting"):
+            return  # the end is shown by the handler
+        now = asyncio.get_running_loop().time()
+        if progress.status == "running" and now - last[0] < PROGRESS_EVERY:
+            return
+        last[0] = now
+        text = texts.import_progress(progress.chats_read, progress.groups_found, progress.folder == 1,
+                                     progress.wait_seconds, progress.resume_at)
+        try:
+            await show(bot, query, text, kb.import_running())
+        except TelegramAPIError as exc:  # progress is best effort: the import goes on
+            log.info("import progress not shown: %s", exc)
+
+    return report
+
+
+PROGRESS_EVERY = 1.5  # seconds between progress edits (Telegram limits edits per chat)
+
+
+@routes.callback_query(cb.Grp.on(cb.GrpAction.import_stop))
+async def stop_import(query: CallbackQuery, groups: GroupService) -> None:
+    stopping = isinstance(groups, GroupImportService) and await groups.cancel(query.from_user.id)
+    mark("U3.3", "import_cancel" if stopping else "import_cancel_idle")
+    # the running import's handler shows the outcome in the progress message
+    await query.answer(texts.IMPORT_STOPPING if stopping else texts.IMPORT_NOT_RUNNING)
 
 
 @routes.callback_query(cb.Grp.on(cb.GrpAction.list))

@@ -135,6 +135,18 @@ def _media_of(message: Message) -> tuple[MediaKind, str, str, str, int] | None:
     return None
 
 
+def _attributes(message: Message) -> tuple[int, int, float, str]:
+    """(width, height, duration, thumbnail file_id) as the Bot API reported them (0 / "" if absent)."""
+    item: Any = message.animation or message.video or message.document
+    if item is None and message.photo:
+        item = message.photo[-1]
+    if item is None:
+        return 0, 0, 0.0, ""
+    thumb = getattr(item, "thumbnail", None)
+    return (int(getattr(item, "width", 0) or 0), int(getattr(item, "height", 0) or 0),
+            float(getattr(item, "duration", 0) or 0), thumb.file_id if thumb is not None else "")
+
+
 @routes.message(Input.msg_wait, not_command)
 @routes.message(Input.msg_confirm, not_command)
 async def capture(message: Message, bot: Bot, state: FSMContext, messages: MessageService) -> None:
@@ -169,7 +181,8 @@ async def capture(message: Message, bot: Bot, state: FSMContext, messages: Messa
     file_id = ""
     if media is not None:
         kind, file_id, _filename, _mime, size = media
-        media_id = await _store(bot, messages, media) if size <= BOT_DOWNLOAD_LIMIT else None
+        fits = size <= BOT_DOWNLOAD_LIMIT
+        media_id = await _store(bot, messages, media, _attributes(message)) if fits else None
         if media_id is None:
             mark("U4.3", "download_failed")
             await message.answer(texts.MSG_FILE_FAILED, reply_markup=kb.cancel_only())
@@ -183,16 +196,27 @@ async def capture(message: Message, bot: Bot, state: FSMContext, messages: Messa
 
 
 async def _store(
-    bot: Bot, messages: MessageService, media: tuple[MediaKind, str, str, str, int]
+    bot: Bot, messages: MessageService, media: tuple[MediaKind, str, str, str, int],
+    attributes: tuple[int, int, float, str],
 ) -> int | None:
     kind, file_id, filename, mime, _ = media
+    width, height, duration, thumb_id = attributes
     buffer = io.BytesIO()
     try:
         await bot.download(file_id, destination=buffer)
     except (TelegramAPIError, OSError, TimeoutError) as exc:
         log.warning("media download failed: %s", type(exc).__name__)
         return None
-    return await messages.store_media(buffer.getvalue(), kind, filename, mime, bot_file_id=file_id)
+    thumb: bytes | None = None
+    if thumb_id:
+        thumb_buffer = io.BytesIO()
+        try:
+            await bot.download(thumb_id, destination=thumb_buffer)
+            thumb = thumb_buffer.getvalue() or None
+        except (TelegramAPIError, OSError, TimeoutError) as exc:  # the post goes without a thumbnail
+            log.info("thumbnail download failed: %s", type(exc).__name__)
+    return await messages.store_media(buffer.getvalue(), kind, filename, mime, bot_file_id=file_id,
+                                      width=width, height=height, duration=duration, thumb=thumb)
 
 
 @routes.callback_query(cb.Msg.on(cb.MsgAction.save), Input.msg_confirm)
