@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("throughput", "fairness", "scheduler_tick", "memory")
+BENCHMARKS = ("throughput", "fairness", "scheduler_tick", "memory", "bot_latency")
 
 
 def main() -> int:
