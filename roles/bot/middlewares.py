@@ -41,6 +41,7 @@ from metrics import BOT_HANDLER_SECONDS, BOT_UPDATES
 from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
 from roles.bot import texts
+from roles.bot.pacing import SendPacer
 from roles.bot.retry import RetryAfter
 from roles.bot.ui import leave_input
 from services.access import AccessService, AccessView
@@ -141,9 +142,11 @@ class AnswerTracker(BaseRequestMiddleware):
 
 
 def install_request_middlewares(bot: Bot) -> None:
-    """Attach the 429 retry and the answer tracker to ``bot`` once (polling and webhook both call this)."""
+    """Attach the 429 retry, the send pacer and the answer tracker to ``bot`` once (polling and
+    webhook both call this). The retry wraps the pacer: a refused send queues again for its chat."""
     if not getattr(bot.session, "_ab_tracker", False):
         bot.session.middleware(RetryAfter())
+        bot.session.middleware(SendPacer())
         bot.session.middleware(AnswerTracker())
         bot.session._ab_tracker = True  # type: ignore[attr-defined]
 
