@@ -1,4 +1,4 @@
-"""Access changes announced by PostgreSQL (migration 0005) keep the bot's ``AccessCache`` honest.
+"""Access changes announced by PostgreSQL (migration 0006) keep the bot's ``AccessCache`` honest.
 
 A trigger notifies ``ab_access`` at commit with the user id (or ``*`` for the access mode) of every
 change that can alter an access decision, whoever makes it. The cache is enabled only while this
