@@ -69,14 +69,10 @@ async def run_app_role(deps: Deps, stop: asyncio.Event) -> None:
 
 
 async def run_worker_role(deps: Deps, stop: asyncio.Event) -> None:
-    from roles.worker.loop import round_queue, run_worker
-    from scheduler.runner import run_scheduler
+    from roles.worker.role import run_worker_role as run_worker
 
-    queue = round_queue(deps.redis, deps.consumer, deps.settings)
-    async with asyncio.TaskGroup() as group:
-        group.create_task(run_scheduler(deps.db, deps.redis, queue, deps.settings, stop))
-        group.create_task(run_worker(deps.db, deps.redis, deps.gateway, deps.settings, stop, deps.consumer,
-                                     cipher=deps.cipher, queue=queue))
+    await run_worker(deps.settings, deps.db, deps.redis, deps.gateway, stop, cipher=deps.cipher,
+                     consumer=deps.consumer)
 
 
 ROLES: dict[str, tuple[str, ...]] = {

@@ -15,6 +15,7 @@ from aiohttp import web
 from accounts.gateway import AccountGateway
 from config.settings import Settings
 from domain.models import Clock, utc_now
+from roles.runtime import runtime_service
 from services.admin import Actor, AdminService
 from services.login import LoginService, SessionCipherPort
 from services.runtime import RuntimeService
@@ -47,7 +48,7 @@ def build_services(settings: Settings, db: Database, redis: aioredis.Redis, gate
     admin = AdminService(db, settings, login, now=now)
     return Services(
         admin=admin,
-        runtime=RuntimeService(admin, redis, settings, now=now),
+        runtime=runtime_service(admin, redis, settings, now=now),
     )
 
 

@@ -43,6 +43,7 @@ from roles.bot.middlewares import (
 )
 from roles.bot.notifier import run_notifier
 from roles.bot.routers import build_routers
+from roles.runtime import runtime_service
 from services.access import AccessService
 from services.admin import AdminService
 from services.campaigns import CampaignService
@@ -50,7 +51,6 @@ from services.groups import GroupService
 from services.login import LoginService, SessionCipherPort
 from services.messages import MessageService
 from services.notifications import NotificationService
-from services.runtime import RuntimeService
 from services.status import StatusService
 from storage import keys
 from storage.access_events import AccessChangeListener
@@ -166,7 +166,7 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     dp.message.middleware(leave)
     dp.callback_query.middleware(leave)
     dp.include_routers(*build_routers())
-    dp["runtime"] = RuntimeService(services.admin, redis, settings, now=services.admin.now)
+    dp["runtime"] = runtime_service(services.admin, redis, settings, now=services.admin.now)
     dp["announcer"] = Announcer(services.notifications, services.admin)
     return dp
 

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
 from domain.rules import AccessMode, as_access_mode
 
@@ -15,16 +14,15 @@ GLOBAL_PAUSE = "global_pause"
 
 
 async def get(conn: asyncpg.Connection, key: str, default: Any = None) -> Any:
-    # read as text so the result does not depend on the pool's JSON codec
-    raw = await conn.fetchval("SELECT value::text FROM settings WHERE key = $1", key)
-    return default if raw is None else orjson.loads(raw)
+    row = await conn.fetchrow("SELECT value FROM settings WHERE key = $1", key)
+    return default if row is None else row["value"]
 
 
 async def put(conn: asyncpg.Connection, key: str, value: Any, now: datetime) -> None:
     await conn.execute(
-        """INSERT INTO settings (key, value, updated_at) VALUES ($1, $2::text::jsonb, $3)
+        """INSERT INTO settings (key, value, updated_at) VALUES ($1, $2::jsonb, $3)
            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at""",
-        key, orjson.dumps(value).decode(), now,
+        key, value, now,
     )
 
 
@@ -33,4 +31,5 @@ async def access_mode(conn: asyncpg.Connection) -> AccessMode:
 
 
 async def global_pause(conn: asyncpg.Connection) -> bool:
-    return bool(await get(conn, GLOBAL_PAUSE, False))
+    """The admin kill switch, as the SQL function every engine statement asks (migration 0005)."""
+    return bool(await conn.fetchval("SELECT global_pause()"))

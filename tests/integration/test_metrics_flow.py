@@ -41,7 +41,7 @@ WATCHED: dict[str, tuple[str, dict[str, str]]] = {
     "fetched": ("queue_jobs_total", {"event": "fetched"}),
     "acked": ("queue_jobs_total", {"event": "acked"}),
     "user_locks": ("lock_acquire_total", {"lock": "user", "result": "acquired"}),
-    "scheduler_leads": ("lock_acquire_total", {"lock": "scheduler-leader", "result": "acquired"}),
+    "scheduler_leads": ("leader_elections_total", {"lock": "scheduler-leader"}),
     "ticks": ("scheduler_ticks_total", {"result": "ok"}),
     "heartbeats": ("worker_heartbeats_total", {}),
 }
