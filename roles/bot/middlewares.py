@@ -141,12 +141,13 @@ class AnswerTracker(BaseRequestMiddleware):
         return await make_request(bot, method)
 
 
-def install_request_middlewares(bot: Bot) -> None:
-    """Attach the 429 retry, the send pacer and the answer tracker to ``bot`` once (polling and
-    webhook both call this). The retry wraps the pacer: a refused send queues again for its chat."""
+def install_request_middlewares(bot: Bot, pace: bool = True) -> None:
+    """Attach the 429 retry, the send pacer (``pace``) and the answer tracker to ``bot`` once (polling
+    and webhook both call this). The retry wraps the pacer: a refused send queues again for its chat."""
     if not getattr(bot.session, "_ab_tracker", False):
         bot.session.middleware(RetryAfter())
-        bot.session.middleware(SendPacer())
+        if pace:
+            bot.session.middleware(SendPacer())
         bot.session.middleware(AnswerTracker())
         bot.session._ab_tracker = True  # type: ignore[attr-defined]
 

@@ -214,7 +214,7 @@ def build_bot(settings: Settings) -> Bot:
     url = settings.telegram.bot_api_url or (settings.sandbox.url if settings.sandbox_enabled else "")
     session = AiohttpSession(api=TelegramAPIServer.from_base(url)) if url else AiohttpSession()
     bot = Bot(bot_token(settings), session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-    install_request_middlewares(bot)
+    install_request_middlewares(bot, pace=settings.bot.pace_sends)
     return bot
 
 

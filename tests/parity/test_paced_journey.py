@@ -4,19 +4,30 @@ message, and the bot's send pacer spreads what bursts there are instead of havin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 import contract
-from tests.parity.harness import Harness
+from tests.parity.harness import Harness, start_harness
 from tests.parity.runner import CaseRunner, diff
 
 pytestmark = [pytest.mark.parity, pytest.mark.asyncio(loop_scope="module")]
 
 BORIS = "+15550000002"  # the demo world's 2FA account
 PASSWORD = "sandbox-2fa"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def harness(server_urls: tuple[str, str], pg_server_url: str,
+                  flow_contract: contract.Contract) -> AsyncIterator[Harness]:
+    """The module's harness with the bot's send pacer on, as in production."""
+    paced = dataclasses.replace(flow_contract, settings={**flow_contract.settings, "pace_sends": True})
+    async with start_harness(pg_server_url, server_urls[1], paced) as h:
+        yield h
 
 
 @pytest.fixture
