@@ -328,7 +328,7 @@ class AdminService:
             raise ValueError(f"unknown access mode {mode!r}")
         now = self.now()
         async with self.db.transaction() as conn:
-            previous = await settings_repo.access_mode(conn)
+            previous = await settings_repo.access_mode_for_update(conn, now)  # racing changes queue here
             if previous == mode:
                 return await self._done(conn, actor, "mode", None, "no_change", {"mode": mode})
             await settings_repo.put(conn, settings_repo.ACCESS_MODE, mode, now)
@@ -442,7 +442,7 @@ class AdminService:
         action = "pause" if paused else "resume"
         await self.authorize(actor, action)
         async with self.db.transaction() as conn:
-            if await settings_repo.global_pause(conn) == paused:
+            if await settings_repo.global_pause_for_update(conn, self.now()) == paused:
                 return await self._done(conn, actor, action, None, "no_change")
             await settings_repo.put(conn, settings_repo.GLOBAL_PAUSE, paused, self.now())
             log.warning("global pause %s by actor=%s", "on" if paused else "off", actor.user_id or actor.name)

@@ -3,10 +3,10 @@
 The engine (``services.engine.RoundEngine``) decides what becomes of a job; ``JobRunner.apply`` is
 the one place that acks, requeues or drops it.
 
-Graceful stop: no new job is fetched; running jobs finish the send in flight, write its outcome,
-release the lock and hand their job back to the queue (same job id, no delay), so another worker
-that fetches it finds the lock free and continues the round at once. Jobs still running after the
-lease are abandoned: the queue reclaims them from this consumer and their lock expires.
+Graceful stop: no new job is fetched; running jobs finish the send in flight, write its outcome
+and hand their job back to the queue (same job id, no delay) before the lock is released, so
+another worker continues the round at once. Jobs still running after the lease are abandoned:
+the queue reclaims them from this consumer and their lock expires.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def build_engine(db: Database, redis: Redis, gateway: AccountGateway, cipher: Ci
 
 
 class JobRunner:
-    """Runs one round job: the engine decides, ``apply`` carries its outcome out on the queue."""
+    """Runs one round job: the engine decides, ``apply`` carries its outcome out on the queue (the
+    engine calls it while it still holds the user's lock)."""
 
     def __init__(self, engine: RoundEngine, queue: JobQueue) -> None:
         self.engine = engine
@@ -91,8 +92,7 @@ class JobRunner:
     async def run(self, job: Job) -> JobResult:
         """Run the job and apply its outcome; errors propagate (the loop then calls ``failed``)."""
         async with self.queue.claimed(job):
-            outcome = await self.engine.run(job.id, job.payload)
-        await self.apply(job, outcome)
+            outcome = await self.engine.run(job.id, job.payload, settle=lambda o: self.apply(job, o))
         return outcome.result
 
     async def failed(self, job: Job, delay: float) -> None:

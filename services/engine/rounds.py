@@ -11,7 +11,8 @@ Order of a job (engine.md, "Worker"):
 4. the last outcome is written with the count of what is left; nothing left -> the round is
    finished (counters, summary notification) and the job is to be acknowledged; otherwise the
    same job id is to go to the back of the queue with the gap plus jitter as its delay;
-5. the lock is released and that outcome returned; the worker applies it to the queue.
+5. the worker's ``settle`` applies that outcome to the queue, then the lock is released (a job
+   handed back after the release could be overtaken: the chaos suite's SIGKILL run stalled).
 
 ``RoundEngine.run`` returns that decision as one ``JobOutcome``; the worker role applies it to the
 queue. Every read and write goes through the ports (``services.engine.ports``).
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -97,26 +99,42 @@ class RoundEngine:
 
     # --- job -----------------------------------------------------------------------------------
 
-    async def run(self, job_id: str, payload: dict[str, Any]) -> JobOutcome:
+    async def run(self, job_id: str, payload: dict[str, Any],
+                  settle: Callable[[JobOutcome], Awaitable[None]] | None = None) -> JobOutcome:
         """Run one job of the round named by ``payload`` (or ``job_id``) and say what becomes of it.
 
-        Errors of the database or Redis propagate (the worker requeues the job after a backoff).
+        ``settle`` (the worker's apply) is called with the outcome while the user's lock is still
+        held, so the job is back in the queue before another holder can take the round (engine.md:
+        a job hands its job back before it releases the lock). Errors of the database or Redis
+        propagate (the worker requeues the job after a backoff).
         """
+        outcome, settled = await self._run(job_id, payload, settle)
+        if not settled and settle is not None:  # decided without the lock: nothing held to hand back
+            await settle(outcome)
+        return outcome
+
+    async def _run(self, job_id: str, payload: dict[str, Any],
+                   settle: Callable[[JobOutcome], Awaitable[None]] | None) -> tuple[JobOutcome, bool]:
+        """The outcome and whether ``settle`` was already called with it (under the lock)."""
         round_id = _int(payload.get("round_id")) or rules.round_id_of(job_id)
         user_id = _int(payload.get("user_id"))
         if round_id is None:
-            return JobOutcome.dead(f"job {job_id} names no round")
+            return JobOutcome.dead(f"job {job_id} names no round"), False
         async with self.store.unit() as unit:
             if user_id is None:
                 user_id = await unit.round_user(round_id)
                 if user_id is None:
-                    return JobOutcome.ack(JobResult.GONE)
+                    return JobOutcome.ack(JobResult.GONE), False
                 await unit.release()
             lease = await self.lock.try_acquire(user_id)
             if lease is None:
-                return JobOutcome.requeue(JobResult.BUSY, self._busy_delay())
+                return JobOutcome.requeue(JobResult.BUSY, self._busy_delay()), False
             async with self.lock.keep(lease) as held:
-                return await self._locked(job_id, round_id, user_id, held, unit)
+                outcome = await self._locked(job_id, round_id, user_id, held, unit)
+                await unit.release()
+                if settle is not None:
+                    await settle(outcome)
+                return outcome, settle is not None
 
     async def _locked(
         self, job_id: str, round_id: int, user_id: int, held: HeldLock, unit: RoundUnit

@@ -26,6 +26,26 @@ async def put(conn: asyncpg.Connection, key: str, value: Any, now: datetime) -> 
     )
 
 
+async def get_for_update(conn: asyncpg.Connection, key: str, default: Any, now: datetime) -> Any:
+    """``key`` under a row lock held to the end of the transaction, for a read-modify-write: a concurrent
+    writer waits, and this read sees the value the previous writer committed (the row is created with
+    ``default`` first, so there is always a row to lock)."""
+    await conn.execute(
+        """INSERT INTO settings (key, value, updated_at) VALUES ($1, $2::jsonb, $3)
+           ON CONFLICT (key) DO NOTHING""",
+        key, default, now,
+    )
+    return await conn.fetchval("SELECT value FROM settings WHERE key = $1 FOR UPDATE", key)
+
+
+async def access_mode_for_update(conn: asyncpg.Connection, now: datetime) -> AccessMode:
+    return as_access_mode(await get_for_update(conn, ACCESS_MODE, "open", now))
+
+
+async def global_pause_for_update(conn: asyncpg.Connection, now: datetime) -> bool:
+    return bool(await get_for_update(conn, GLOBAL_PAUSE, False, now))
+
+
 async def access_mode(conn: asyncpg.Connection) -> AccessMode:
     return as_access_mode(await get(conn, ACCESS_MODE, "open"))
 
