@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("throughput", "fairness", "scheduler_tick", "memory", "media_upload")
+BENCHMARKS = ("throughput", "fairness", "scheduler_tick", "memory", "media_upload", "bot_latency")
 
 
 def main() -> int:

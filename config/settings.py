@@ -136,6 +136,7 @@ class BotSettings:
     selection_limit: int = 100
     throttle_rate: float = 10.0  # updates per second per user before "slow down"
     lock_wait: float = 5.0  # how long an import or logout waits for a sending batch before "busy"
+    pace_sends: bool = True  # spread new messages to Telegram's limits (off: a sandbox without limits)
 
 
 @dataclass(frozen=True)
@@ -384,6 +385,7 @@ ENV_MAP: dict[str, tuple[str, str]] = {
     "INTERVAL_MAX_SECONDS": ("bot", "interval_max"),
     "SELECTION_LIMIT": ("bot", "selection_limit"),
     "THROTTLE_RATE": ("bot", "throttle_rate"),
+    "BOT_PACE_SENDS": ("bot", "pace_sends"),
     "LOCK_WAIT_SECONDS": ("bot", "lock_wait"),
     "BATCH_SIZE": ("engine", "batch_size"),
     "GAP_MIN": ("engine", "gap_min"),

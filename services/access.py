@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from config.settings import Settings
@@ -52,17 +53,78 @@ class RequestResult:
     notify_admins: tuple[int, ...] = ()
 
 
+class AccessCache:
+    """The access records of recently seen users and the access mode, kept between updates.
+
+    Valid only while ``enabled``: the bot enables it while it listens to the database's change
+    notifications (``storage.access_events``), which ``forget`` a user (ban, grant, request, a
+    blocked bot) or ``clear`` everything (the access mode). Decisions are recomputed from the
+    cached record at each update, so an expiry needs no notification. ``generation`` moves with
+    every invalidation: a record read before one is not stored after it.
+    """
+
+    def __init__(self, max_users: int = 100_000) -> None:
+        self.enabled = False
+        self.generation = 0
+        self.mode: rules.AccessMode | None = None
+        self._users: OrderedDict[int, UserRecord] = OrderedDict()
+        self._max_users = max_users
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def get(self, user_id: int) -> UserRecord | None:
+        if not self.enabled:
+            return None
+        user = self._users.get(user_id)
+        if user is not None:
+            self._users.move_to_end(user_id)
+        return user
+
+    def store(self, user: UserRecord, mode: rules.AccessMode, generation: int) -> None:
+        if not self.enabled or generation != self.generation:
+            return  # something changed while the record was read: it may be stale
+        self.mode = mode
+        self._users[user.user_id] = user
+        self._users.move_to_end(user.user_id)
+        while len(self._users) > self._max_users:
+            self._users.popitem(last=False)
+
+    def forget(self, user_id: int) -> None:
+        self.generation += 1
+        self._users.pop(user_id, None)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self.mode = None
+        self._users.clear()
+
+    def set_enabled(self, enabled: bool) -> None:
+        self.clear()
+        self.enabled = enabled
+
+
+def _unchanged(user: UserRecord, profile: UserProfile) -> bool:
+    return (user.first_name, user.last_name, user.username, user.language) == (
+        profile.first_name, profile.last_name, profile.username, profile.language)
+
+
 class AccessService:
     """Access decisions for every update; admin operations live in ``services.admin``.
 
     Call ``touch`` once per update (it upserts the user's profile and returns the decision).
+    A known user with an unchanged profile is decided from ``cache`` without a database write;
+    ``last_seen_at`` is then refreshed at most every ``seen_every``.
     ``expire_due`` is meant for a periodic job (the worker's scheduler tick or the bot's notifier).
     """
 
-    def __init__(self, db: Database, settings: Settings, now: Clock = utc_now) -> None:
+    def __init__(self, db: Database, settings: Settings, now: Clock = utc_now,
+                 cache: AccessCache | None = None, seen_every: timedelta = timedelta(minutes=15)) -> None:
         self.db = db
         self.settings = settings
         self.now = now
+        self.cache = cache if cache is not None else AccessCache()
+        self.seen_every = seen_every
 
     def is_admin(self, user_id: int) -> bool:
         """Admins come from settings (``ADMIN_IDS``) and always have access."""
@@ -71,9 +133,15 @@ class AccessService:
     async def touch(self, profile: UserProfile) -> AccessView:
         """Upsert the user's profile (and last_seen_at) and decide their access."""
         now = self.now()
+        cached, mode = self.cache.get(profile.user_id), self.cache.mode
+        if (cached is not None and mode is not None and _unchanged(cached, profile) and not cached.bot_blocked
+                and now - cached.last_seen_at < self.seen_every):
+            return view_of(cached, profile.user_id, mode, self.is_admin(profile.user_id), now)
+        generation = self.cache.generation
         async with self.db.transaction() as conn:
             user, is_new = await users.touch(conn, profile, now)
             mode = await self._mode(conn)
+        self.cache.store(user, mode, generation)
         view = view_of(user, profile.user_id, mode, self.is_admin(profile.user_id), now)
         return replace(view, is_new=is_new)
 

@@ -1,6 +1,6 @@
 """Outer middlewares of the control bot, in the order they wrap every update.
 
-``role.build_dispatcher`` puts aiogram's FSM middleware between 3 and 4: its Redis event
+``role.build_dispatcher`` puts aiogram's FSM middleware between 2 and 3: its Redis event
 isolation runs one update per user at a time, across replicas, so FSM read-modify-write
 (the code keypad, a code typed right after the phone) can't interleave, while duplicates
 and floods are dropped on arrival without waiting for that lock.
@@ -10,9 +10,10 @@ and floods are dropped on arrival without waiting for that lock.
 1. ``ObserveMiddleware``: one log line per update with the contract row id and outcome
    (never a text the user typed), metrics, errors turned into a short reply, and every
    callback query answered even when the handler forgot or failed.
-2. ``DedupeMiddleware``: an update id is handled once (polling takeover, webhook retry).
-3. ``ThrottleMiddleware``: a flood from one user is answered once with "slow down".
-4. ``AccessMiddleware``: upserts the user and applies the access decision (U1.2-U1.4).
+2. ``GateMiddleware``: an update id is handled once (polling takeover, webhook retry) and a flood
+   from one user is answered once with "slow down", both in one Redis round trip.
+3. ``AccessMiddleware``: upserts the user (only when new, changed or last seen long ago; otherwise
+   the cached record decides) and applies the access decision (U1.2-U1.4).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from metrics import BOT_HANDLER_SECONDS, BOT_UPDATES
 from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
 from roles.bot import texts
+from roles.bot.pacing import SendPacer
 from roles.bot.retry import RetryAfter
 from roles.bot.ui import leave_input
 from services.access import AccessService, AccessView
@@ -49,7 +51,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
-DEDUPE_TTL = 24 * 3600  # seconds an update id is remembered
+# seconds an update id is remembered: Telegram redelivers an unconfirmed update to the next getUpdates
+# (a takeover within one lease) or retries a failed webhook delivery within minutes, never a day later
+DEDUPE_TTL = 10 * 60
 
 
 # --- updates in flight: a shutdown waits for them ----------------------------------------------
@@ -137,10 +141,13 @@ class AnswerTracker(BaseRequestMiddleware):
         return await make_request(bot, method)
 
 
-def install_request_middlewares(bot: Bot) -> None:
-    """Attach the 429 retry and the answer tracker to ``bot`` once (polling and webhook both call this)."""
+def install_request_middlewares(bot: Bot, pace: bool = True) -> None:
+    """Attach the 429 retry, the send pacer (``pace``) and the answer tracker to ``bot`` once (polling
+    and webhook both call this). The retry wraps the pacer: a refused send queues again for its chat."""
     if not getattr(bot.session, "_ab_tracker", False):
         bot.session.middleware(RetryAfter())
+        if pace:
+            bot.session.middleware(SendPacer())
         bot.session.middleware(AnswerTracker())
         bot.session._ab_tracker = True  # type: ignore[attr-defined]
 
@@ -210,43 +217,45 @@ class ObserveMiddleware(BaseMiddleware):
             _trace.reset(token)
 
 
-class DedupeMiddleware(BaseMiddleware):
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self.redis = redis
+# One round trip for both checks: the update id is claimed first, so a duplicate never counts
+# against the sender's throttle window. Returns -1 for a duplicate, else the window's count (0: no user).
+_GATE_SCRIPT = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return -1 end
+if #KEYS < 2 then return 0 end
+redis.call('SET', KEYS[2], 0, 'PX', 1000, 'NX')
+return redis.call('INCR', KEYS[2])
+"""
+
+
+class GateMiddleware(BaseMiddleware):
+    """Dedupe and throttle in one Redis round trip (a Lua script, atomic across replicas).
+
+    An update id is handled once (polling takeover, webhook retry); at most ``rate`` updates per
+    second per user pass, and the first one over is answered "slow down".
+    """
+
+    def __init__(self, redis: aioredis.Redis, rate: float, dedupe_ttl: int = DEDUPE_TTL) -> None:
+        self.script = redis.register_script(_GATE_SCRIPT)
+        self.limit = max(1, int(rate))
+        self.dedupe_ttl = dedupe_ttl
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
-        key = keys.BOT_UPDATE_SEEN.format(update_id=event.update_id)
-        first = await self.redis.set(key, b"1", nx=True, ex=DEDUPE_TTL)
-        if not first:
+        user = _user_of(data)
+        gate_keys = [keys.BOT_UPDATE_SEEN.format(update_id=event.update_id)]
+        if user is not None:
+            gate_keys.append(keys.THROTTLE.format(user_id=user.id))
+        count = int(await self.script(keys=gate_keys, args=[self.dedupe_ttl]))
+        if count < 0:
             mark("-", "duplicate")
             trace = _trace.get()
             if trace is not None:
                 trace.answered = True  # the first delivery answered it; don't act twice
             return None
-        return await handler(event, data)
-
-
-class ThrottleMiddleware(BaseMiddleware):
-    """At most ``rate`` updates per second per user; the first one over gets "slow down"."""
-
-    def __init__(self, redis: aioredis.Redis, rate: float) -> None:
-        self.redis = redis
-        self.limit = max(1, int(rate))
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        user = _user_of(data)
-        if user is None or not isinstance(event, Update):
-            return await handler(event, data)
-        key = keys.THROTTLE.format(user_id=user.id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(key, 0, px=1000, nx=True)  # a new one-second window
-            pipe.incr(key)
-            _, count = await pipe.execute()
-        if int(count) <= self.limit:
+        if count <= self.limit:
             return await handler(event, data)
         mark("-", "throttled")
-        if int(count) == self.limit + 1:
+        if count == self.limit + 1:
             bot = data.get("bot")
             if isinstance(bot, Bot):
                 await say(bot, _inner(event), texts.SLOW_DOWN)

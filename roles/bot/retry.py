@@ -1,14 +1,18 @@
-"""Bot API calls answered with 429 are retried after Telegram's ``retry_after``, a bounded number of times.
+"""Bot API calls answered with 429 are retried after Telegram's ``retry_after`` until delivered.
 
-Without this a burst of replies (a user tapping quickly, an announcement) loses the
-replies Telegram throttled. The wait is Telegram's own hint, never a guess.
+Without this a burst of replies (a user tapping quickly, an announcement) loses the replies
+Telegram throttled. The wait is Telegram's own hint, never a guess. A reply is never dropped for
+being throttled: it is sent again until it goes through or fails otherwise (the chat is gone, the
+user blocked the bot: those errors pass through at once). ``attempts`` bounds it where a caller
+has a better plan (none in the bot today).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramRetryAfter
@@ -22,9 +26,10 @@ log = logging.getLogger(__name__)
 
 
 class RetryAfter(BaseRequestMiddleware):
-    def __init__(self, attempts: int = 3, max_wait: float = 60.0) -> None:
+    def __init__(self, attempts: int | None = None,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.attempts = attempts
-        self.max_wait = max_wait
+        self.sleep = sleep
 
     async def __call__(
         self,
@@ -32,13 +37,14 @@ class RetryAfter(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
-        for attempt in range(1, self.attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
-                if attempt == self.attempts or exc.retry_after > self.max_wait:
+                if self.attempts is not None and attempt >= self.attempts:
                     raise
                 log.info("bot api %s throttled, retrying in %ss (attempt %d)",
                          type(method).__name__, exc.retry_after, attempt)
-                await asyncio.sleep(exc.retry_after)
-        raise AssertionError("unreachable")  # the loop either returns or raises
+                await self.sleep(exc.retry_after)

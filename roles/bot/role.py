@@ -37,11 +37,10 @@ from domain.models import Clock, utc_now
 from roles.bot.announcer import Announcer
 from roles.bot.middlewares import (
     AccessMiddleware,
-    DedupeMiddleware,
+    GateMiddleware,
     InFlightMiddleware,
     LeaveInputMiddleware,
     ObserveMiddleware,
-    ThrottleMiddleware,
     install_request_middlewares,
 )
 from roles.bot.notifier import run_notifier
@@ -58,6 +57,7 @@ from services.messages import MessageService
 from services.notifications import NotificationService
 from services.status import StatusService
 from storage import keys
+from storage.access_events import AccessChangeListener
 from storage.db import Database
 from storage.lease import HeldLease, Leases
 from storage.user_lock import UserLock
@@ -186,8 +186,7 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     dp["in_flight"] = in_flight = InFlightMiddleware()
     dp.update.outer_middleware(in_flight)
     dp.update.outer_middleware(ObserveMiddleware())
-    dp.update.outer_middleware(DedupeMiddleware(redis))
-    dp.update.outer_middleware(ThrottleMiddleware(redis, settings.bot.throttle_rate))
+    dp.update.outer_middleware(GateMiddleware(redis, settings.bot.throttle_rate))
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(AccessMiddleware(services.access))
     leave = LeaveInputMiddleware()  # inner: runs after the filters chose a flagged handler
@@ -242,7 +241,7 @@ def build_bot(settings: Settings) -> Bot:
     url = settings.telegram.bot_api_url or (settings.sandbox.url if settings.sandbox_enabled else "")
     session = AiohttpSession(api=TelegramAPIServer.from_base(url)) if url else AiohttpSession()
     bot = Bot(bot_token(settings), session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-    install_request_middlewares(bot)
+    install_request_middlewares(bot, pace=settings.bot.pace_sends)
     return bot
 
 
@@ -283,6 +282,8 @@ async def run_bot(
     assert isinstance(announcer, Announcer)
     bot = build_bot(settings)
     leases = Leases(redis)
+    # every replica: the access cache is trusted only while this listens to the database's changes
+    listener = asyncio.create_task(AccessChangeListener(db, services.access.cache).run(stop))
 
     async def lead(held: HeldLease) -> None:
         log.info("bot: leading (token %d), %s", held.token, "long polling" if polling else "webhook mode")
@@ -346,6 +347,8 @@ async def run_bot(
                 await asyncio.wait_for(stop.wait(), 1.0)
     finally:
         await close_dispatcher(dp)
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
         await bot.session.close()
         log.info("bot: stopped")
 

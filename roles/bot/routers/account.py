@@ -53,8 +53,11 @@ async def _login_view(
 ) -> None:
     """U2.22: a login step's message with buttons (keypad, resend, cancel) is the login's one live
     message: shown in place or as a new message, and a new one takes the buttons off the old one."""
+    await _keep_login_view(bot, event, state, await show(bot, event, text, markup))
+
+
+async def _keep_login_view(bot: Bot, event: Event, state: FSMContext, shown: int) -> None:
     old = (await state.get_data()).get(KEYPAD)
-    shown = await show(bot, event, text, markup)
     if isinstance(old, int) and old != shown:
         await drop_buttons(bot, chat_id_of(event), old)
     await state.update_data({KEYPAD: shown})
@@ -193,11 +196,16 @@ async def _send_code(
         mark("U2.5", outcome)
         await state.set_state(Input.login_code)
         await save_attempt(state, cipher, step.attempt, **{TYPED: ""})
-        await message.answer(
-            texts.phone_accepted(rules.mask_phone(step.attempt.state.phone)), reply_markup=kb.remove_reply()
+        # one new message per step (Telegram allows about one a second per chat): it takes the
+        # share-phone keyboard away, and an edit puts the keypad on it (a message has one markup)
+        sent = await message.answer(
+            f"{texts.phone_accepted(rules.mask_phone(step.attempt.state.phone))}\n\n"
+            f"{texts.login_code_prompt(0, step.attempt.state)}",
+            reply_markup=kb.remove_reply(),
         )
-        await _login_view(bot, message, state, texts.login_code_prompt(0, step.attempt.state),
-                          kb.code_keypad())
+        await bot.edit_message_reply_markup(chat_id=sent.chat.id, message_id=sent.message_id,
+                                            reply_markup=kb.code_keypad())
+        await _keep_login_view(bot, message, state, sent.message_id)
         return
     if outcome == "bad_phone":
         mark("U2.3", outcome)

@@ -32,6 +32,7 @@ routes = Routes("message")
 DRAFT = "draft"
 DRAFT_KIND = "draft_kind"
 DRAFT_FILE = "draft_file"
+PROMPT = "msg_prompt"  # the "send me the message" prompt, retitled as the preview heading
 ALBUM = "album"
 BOT_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB
 
@@ -103,7 +104,8 @@ async def message_set(
     mark("U4.2")
     await state.set_state(Input.msg_wait)
     await query.answer()
-    await show(bot, query, texts.MSG_ASK, kb.cancel_only())
+    prompt = await show(bot, query, texts.MSG_ASK, kb.cancel_only())
+    await state.update_data({PROMPT: prompt})
 
 
 def _media_of(message: Message) -> tuple[MediaKind, str, str, str, int] | None:
@@ -190,9 +192,23 @@ async def capture(message: Message, bot: Bot, state: FSMContext, messages: Messa
         draft = MessageDraft(draft.text, draft.entities, media_id)
     mark("U4.3")
     await state.set_state(Input.msg_confirm)
-    await state.update_data({DRAFT: draft.to_dict(), DRAFT_KIND: kind, DRAFT_FILE: file_id})
-    await message.answer(texts.MSG_PREVIEW_HEAD)
+    prompt = (await state.get_data()).get(PROMPT)
+    await state.update_data({DRAFT: draft.to_dict(), DRAFT_KIND: kind, DRAFT_FILE: file_id, PROMPT: None})
+    # one new message per step (Telegram allows about one a second per chat): the preview's heading
+    # replaces the prompt above it, in place; a new heading only when that prompt is gone
+    if not isinstance(prompt, int) or not await _retitle(bot, message.chat.id, prompt):
+        await message.answer(texts.MSG_PREVIEW_HEAD)
     await send_preview(bot, message.chat.id, draft.text, draft.entities, kind, file_id, kb.message_confirm())
+
+
+async def _retitle(bot: Bot, chat_id: int, message_id: int) -> bool:
+    try:
+        await bot.edit_message_text(text=texts.MSG_PREVIEW_HEAD, chat_id=chat_id, message_id=message_id,
+                                    reply_markup=None)
+    except TelegramAPIError as exc:
+        log.info("could not turn the prompt into the preview heading: %s", type(exc).__name__)
+        return False
+    return True
 
 
 async def _store(
