@@ -26,7 +26,7 @@ from aiogram.types import (
 
 from domain import rules
 from roles.bot import keyboards as kb
-from roles.bot import texts
+from roles.bot import pacing_texts, texts
 from roles.bot.states import LOGIN_STATES
 from services.login import LoginAttempt, LoginService, SessionCipherPort
 from services.status import StatusService
@@ -118,6 +118,9 @@ async def main_menu(bot: Bot, event: Event, status: StatusService, head: str = "
         next_run=card.next_run_at,
         paused_until=card.paused_until,
     )
+    ends = pacing_texts.round_end_line(card.round_ends_at)
+    if ends:
+        body += "\n" + ends
     text = f"{head}\n\n{body}" if head else body
     await show(bot, event, text, kb.main_menu(running=card.running, admin=card.is_admin))
 

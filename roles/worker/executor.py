@@ -252,10 +252,7 @@ class RoundExecutor:
             if hint > 0:
                 await self._group_hinted(batch, cand, hint, db)
                 continue
-            wait = self.pacing.account_wait(batch.pace)
-            if wait > self.max_inline_wait:
-                break
-            if wait > SHORT_WAIT and not await self._pause(batch, wait, db):
+            if not await self._take_turn(batch, db):
                 break
             conn = await db.get()
             claimed, _ = await attempts.claim(conn, cand.attempt_id, ctx.message_id, batch.unwritten)
@@ -280,7 +277,6 @@ class RoundExecutor:
         await db.release_if_scarce()
         outcome, decision = await self._deliver(batch, cand, claimed, group, db)
         batch.sends += 1
-        self.pacing.sent(batch.pace)
         SENDS.labels(_label(outcome.status)).inc()
         if decision is None:
             log.debug("user %s round %s group %s: %s", ctx.user_id, ctx.round_id, cand.group_id,
@@ -400,7 +396,7 @@ class RoundExecutor:
             return await self._blocked(job, ctx, batch.blocked, db)
         if remaining.open == 0:
             async with conn.transaction():
-                await self._finish(conn, ctx, "done")
+                await self._finish(conn, ctx, "done", self.pacing.report(batch.pace))
             await self.queue.ack(job)
             return JobResult.DONE
         await self.queue.requeue(job, self._continuation_delay(batch, remaining))
@@ -430,7 +426,8 @@ class RoundExecutor:
         await self.queue.ack(job)
         return JobResult.DONE
 
-    async def _finish(self, conn: asyncpg.Connection, ctx: RoundContext, status: str) -> None:
+    async def _finish(self, conn: asyncpg.Connection, ctx: RoundContext, status: str,
+                      pacing: dict[str, Any] | None = None) -> None:
         finished = await rounds.finish_round(conn, ctx.round_id, status)
         if finished is None:
             return
@@ -439,7 +436,8 @@ class RoundExecutor:
                  ctx.round_id, status, finished.sent, finished.failed, finished.skipped, finished.unknown,
                  finished.total)
         if status == "done":
-            await NotificationService.enqueue(conn, ctx.user_id, engine.ROUND_SUMMARY, finished.summary(),
+            summary = {**finished.summary(), **({"pacing": pacing} if pacing else {})}
+            await NotificationService.enqueue(conn, ctx.user_id, engine.ROUND_SUMMARY, summary,
                                               f"round_summary:{ctx.round_id}")
 
     # --- helpers -------------------------------------------------------------------------------
@@ -495,6 +493,21 @@ class RoundExecutor:
         detail = f"slow mode for {int(hint)}s"
         if await attempts.mark_skipped(conn, cand.attempt_id, "SLOWMODE_WAIT", detail):
             SENDS.labels("skipped").inc()
+
+    async def _take_turn(self, batch: _Batch, db: _Conn) -> bool:
+        """Wait for the account's turn and reserve the send with the limiter (caps, breaks, gaps).
+
+        False: no send in this job (the wait is longer than an inline one, or the worker stops);
+        the continuation then waits ``pacing.account_wait``, with the lock released meanwhile.
+        """
+        while True:
+            wait = self.pacing.account_wait(batch.pace)
+            if wait > self.max_inline_wait:
+                return False
+            if wait > SHORT_WAIT and not await self._pause(batch, wait, db):
+                return False
+            if await self.pacing.reserve(batch.pace, batch.ctx.tg_user_id or 0, batch.ctx.user_id):
+                return True
 
     async def _pause(self, batch: _Batch, wait: float, db: _Conn) -> bool:
         """Wait for the account's gap with the outcome written and the connection given back.

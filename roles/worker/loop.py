@@ -23,6 +23,8 @@ from metrics import WORKER_HEARTBEATS, WORKERS_LIVE
 from roles.worker.executor import DB_ERRORS, Cipher, RoundExecutor, settle_quietly
 from roles.worker.pacing import Pacing
 from services import engine
+from services.limits import Caps, CapsCache
+from services.send_limits import load_book
 from storage import keys
 from storage.db import Database
 from storage.lease import Leases
@@ -62,9 +64,15 @@ async def run_worker(
     queue = queue or round_queue(redis, consumer_name, settings)
     stopping = asyncio.Event()
     executor = RoundExecutor(db, queue, Leases(redis), gateway, cipher, settings.engine,
-                             Pacing(redis, settings.engine), stopping)
+                             Pacing(redis, settings.engine, caps=caps_cache(db, settings)), stopping)
     worker = _Worker(executor, queue, redis, settings, consumer_name, stopping)
     await worker.run(stop)
+
+
+def caps_cache(db: Database, settings: Settings) -> CapsCache:
+    """The admin-set send caps as a worker reads them: one query every ``SEND_LIMIT_REFRESH`` s."""
+    defaults = Caps.from_settings(settings.engine)
+    return CapsCache(lambda: load_book(db, defaults), settings.engine.limit_refresh, time.monotonic)
 
 
 class _Worker:

@@ -46,6 +46,7 @@ class RoundContext:
     paused_until: datetime | None
     global_pause: bool
     account_id: int | None
+    tg_user_id: int | None  # the account's Telegram user id: account safety is keyed by it
     account_status: str | None
     session_enc: bytes | None
     text: str
@@ -118,7 +119,7 @@ WITH lost AS (
            c.paused_until,
            coalesce((SELECT s.value = 'true'::jsonb FROM settings s WHERE s.key = 'global_pause'), false)
                AS global_pause,
-           a.account_id, a.status AS account_status, a.session_enc,
+           a.account_id, a.tg_user_id, a.status AS account_status, a.session_enc,
            m.text, m.entities, m.media_id,
            (SELECT count(*) FROM lost)::int AS lost,
            (SELECT max(f.not_before) FROM attempts f
@@ -228,7 +229,7 @@ async def start_batch(
         round_id=head["round_id"], user_id=head["user_id"], message_id=head["message_id"],
         planned_at=head["planned_at"], started_at=head["started_at"], first_start=head["first_start"],
         finished=head["finished"], campaign_status=head["campaign_status"], paused_until=head["paused_until"],
-        global_pause=head["global_pause"], account_id=head["account_id"],
+        global_pause=head["global_pause"], account_id=head["account_id"], tg_user_id=head["tg_user_id"],
         account_status=head["account_status"],
         session_enc=bytes(head["session_enc"]) if head["session_enc"] is not None else None,
         text=head["text"], entities=list(entities) if isinstance(entities, list) else [],

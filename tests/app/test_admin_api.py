@@ -310,7 +310,8 @@ async def test_unexpected_errors_are_500_without_details(db_pool, redis_client, 
             raise RuntimeError("connection string postgres://user:hunter2@db")
 
     base = build_services(api_settings, Database(db_pool), redis_client, gateway, cipher)
-    broken = Services(admin=BrokenAdmin(base.admin.db, api_settings, base.admin.login), runtime=base.runtime)
+    broken = Services(admin=BrokenAdmin(base.admin.db, api_settings, base.admin.login), runtime=base.runtime,
+                      limits=base.limits)
     app = build_app(Database(db_pool), redis_client, api_settings, broken)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         response = await test_client.get("/api/overview", headers=AUTH)

@@ -12,7 +12,7 @@ from aiogram.types import CallbackQuery
 from domain import rules
 from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
-from roles.bot import texts
+from roles.bot import pacing_texts, texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.ui import Event, leave_input, show, user_id_of
@@ -53,6 +53,11 @@ def render(view: StatusView) -> str:
         paused_until=view.paused_until,
         disabled=[(g.title, g.reason) for g in view.disabled_groups],
     )
+    if view.pacing is not None:
+        text += "\n" + pacing_texts.pacing_line(view.pacing)
+        ends = pacing_texts.round_end_line(view.pacing.round_ends_at)
+        if ends:
+            text += "\n" + ends
     if view.global_paused:
         text += "\n" + texts.GLOBAL_PAUSE
     return text
