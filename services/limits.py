@@ -165,6 +165,12 @@ class Verdict:
     def reserved(self) -> bool:
         return self.wait <= 0
 
+    @property
+    def yields(self) -> bool:
+        """A cap or a break (not just the gap): the job goes back to the queue with the wait, so
+        the user's lock is not held through a long pause."""
+        return not self.reserved and self.reason != GAP
+
 
 def _waits(state: AccountPace, now: float, caps: Caps, policy: Policy) -> list[tuple[float, str]]:
     waits = [(state.rest_until - now, REST), (state.next_at - now, GAP)]

@@ -497,8 +497,8 @@ class RoundExecutor:
     async def _take_turn(self, batch: _Batch, db: _Conn) -> bool:
         """Wait for the account's turn and reserve the send with the limiter (caps, breaks, gaps).
 
-        False: no send in this job (the wait is longer than an inline one, or the worker stops);
-        the continuation then waits ``pacing.account_wait``, with the lock released meanwhile.
+        False: no send in this job (a cap or a break, a wait longer than an inline one, or the
+        worker stops); the continuation then waits ``pacing.account_wait``, the lock released.
         """
         while True:
             wait = self.pacing.account_wait(batch.pace)
@@ -506,8 +506,11 @@ class RoundExecutor:
                 return False
             if wait > SHORT_WAIT and not await self._pause(batch, wait, db):
                 return False
-            if await self.pacing.reserve(batch.pace, batch.ctx.tg_user_id or 0, batch.ctx.user_id):
+            verdict = await self.pacing.reserve(batch.pace, batch.ctx.tg_user_id or 0, batch.ctx.user_id)
+            if verdict.reserved:
                 return True
+            if verdict.yields:  # a cap or a break: re-queued with the wait, the lock released
+                return False
 
     async def _pause(self, batch: _Batch, wait: float, db: _Conn) -> bool:
         """Wait for the account's gap with the outcome written and the connection given back.

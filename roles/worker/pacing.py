@@ -85,9 +85,9 @@ class Pacing:
     def group_wait(self, state: PaceState, group_id: int) -> float:
         return max(0.0, state.group_not_before.get(group_id, 0.0) - self.clock())
 
-    async def reserve(self, state: PaceState, key: int, user_id: int) -> bool:
-        """Ask the limiter for the account's turn now. True: the send may go (it is counted, and the
-        gap or rest after it is in ``next_send``); False: ``next_send`` is when to ask again."""
+    async def reserve(self, state: PaceState, key: int, user_id: int) -> Verdict:
+        """Ask the limiter for the account's turn now. Reserved: the send may go (it is counted, and
+        the gap or rest after it is in ``next_send``); else ``next_send`` is when to ask again."""
         caps = Caps.from_settings(self.settings) if self.caps is None else await self.caps.for_user(user_id)
         verdict = await self.limiter.reserve(key, caps, limits.skewed_gap(self.rng, self.policy),
                                              limits.rest_length(self.rng, self.policy))
@@ -95,7 +95,7 @@ class Pacing:
         # the limiter's times are on its clock: carry them over as durations
         wait = max(verdict.next_at, verdict.rest_until) - verdict.now if verdict.reserved else verdict.wait
         state.next_send = max(state.next_send, self.clock() + max(0.0, wait))
-        return verdict.reserved
+        return verdict
 
     def account_flood(self, state: PaceState, seconds: float, widen: bool) -> None:
         """Nothing from this account before the hint; optionally the limiter widens its gaps."""
