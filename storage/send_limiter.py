@@ -14,16 +14,18 @@ after a flush, never a duplicate.
 from __future__ import annotations
 
 from collections.abc import Callable
+from string import Template
 
 from redis.asyncio import Redis
 
 from services.limits import AccountPace, Caps, Policy, Verdict
 from storage import keys
 
-# KEYS: log, state. ARGV: now_ms ("" = server time), caps x3, windows_ms x3, slack_ms, gap_ms (before
-# widening), rest_ms, break_after, break_min_ms, recover_factor.
-# Returns {wait_ms, reason, count x3, widen, rest_until, rest_after, next_at, now}.
-_RESERVE = """
+# KEYS: log, state. ARGV: now_ms ("" = server time), caps x3, gap_ms (before widening), rest_ms.
+# The policy's figures ($-placeholders) are written into the script once per limiter, so each call
+# carries only what changes. Returns "wait_ms reason count x3 widen rest_until rest_after next_at now"
+# as one string (cheaper for the client to read than an array).
+_RESERVE = Template("""
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -31,8 +33,8 @@ if not now then
 end
 local log, st = KEYS[1], KEYS[2]
 local caps = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}
-local wins = {tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])}
-local slack = tonumber(ARGV[8])
+local wins = {$win1, $win2, $win3}
+local slack = $slack
 local longest = math.max(wins[1], wins[2], wins[3])
 redis.call('ZREMRANGEBYSCORE', log, '-inf', now - longest)
 local h = redis.call('HMGET', st, 'next', 'rest', 'rest_after', 'streak', 'last', 'widen')
@@ -59,17 +61,17 @@ for i = 1, 3 do
 end
 if best > 0 then
   local w = string.format('%.6f', widen)
-  return {best, reason, counts[1], counts[2], counts[3], w, rest, rest_after, nxt, now}
+  return table.concat({best, reason, counts[1], counts[2], counts[3], w, rest, rest_after, nxt, now}, ' ')
 end
-if last > 0 and now - last >= tonumber(ARGV[12]) then streak = 0 end
+if last > 0 and now - last >= $break_min then streak = 0 end
 local seq = redis.call('HINCRBY', st, 'seq', 1)
 redis.call('ZADD', log, now, now .. ':' .. seq)
 streak = streak + 1
-nxt = now + math.floor(tonumber(ARGV[9]) * widen + 0.5)
-widen = math.max(1, widen * tonumber(ARGV[13]))
-local break_after = tonumber(ARGV[11])
+nxt = now + math.floor(tonumber(ARGV[5]) * widen + 0.5)
+widen = math.max(1, widen * $recover)
+local break_after = $break_after
 if break_after > 0 and streak >= break_after then
-  rest = now + tonumber(ARGV[10])
+  rest = now + tonumber(ARGV[6])
   rest_after = streak
   streak = 0
 end
@@ -78,8 +80,9 @@ redis.call('HSET', st, 'next', nxt, 'rest', rest, 'rest_after', rest_after, 'str
 redis.call('PEXPIRE', log, longest + slack)
 redis.call('PEXPIRE', st, math.max(longest, rest - now, nxt - now) + slack)
 local w = string.format('%.6f', widen)
-return {0, 'ok', counts[1] + 1, counts[2] + 1, counts[3] + 1, w, rest, rest_after, nxt, now}
-"""
+local c1, c2, c3 = counts[1] + 1, counts[2] + 1, counts[3] + 1
+return table.concat({0, 'ok', c1, c2, c3, w, rest, rest_after, nxt, now}, ' ')
+""")
 
 # KEYS: state. ARGV: now_ms ("" = server time), hint_ms, widen_max, ttl_ms. Returns the new gap factor.
 _FLOOD = """
@@ -112,7 +115,10 @@ class SendLimiter:
         self.redis = redis
         self.policy = policy
         self.clock = clock  # None: the Redis server's clock
-        self._reserve = redis.register_script(_RESERVE)
+        p = policy
+        self._reserve = redis.register_script(_RESERVE.substitute(
+            win1=_ms(p.windows[0]), win2=_ms(p.windows[1]), win3=_ms(p.windows[2]), slack=_ms(p.slack),
+            break_min=_ms(p.break_min), break_after=p.break_after, recover=repr(p.recover_factor)))
         self._flood = redis.register_script(_FLOOD)
 
     def _now(self) -> str:
@@ -124,17 +130,13 @@ class SendLimiter:
 
     async def reserve(self, account: int, caps: Caps, gap: float, rest: float) -> Verdict:
         """Reserve one send of ``account`` now, or say how long to wait (one round trip)."""
-        p = self.policy
-        args: list[str | int | float] = [
-            self._now(), *caps.values(), *(_ms(w) for w in p.windows), _ms(p.slack), _ms(gap), _ms(rest),
-            p.break_after, _ms(p.break_min), repr(p.recover_factor),
-        ]
+        args: list[str | int] = [self._now(), caps.minute, caps.hour, caps.day, _ms(gap), _ms(rest)]
         raw = await self._reserve(keys=self._keys(account), args=args)
-        wait, reason, c1, c2, c3, widen, rest_until, rest_after, next_at, now = raw
+        wait, reason, c1, c2, c3, widen, rest_until, rest_after, next_at, now = _text(raw).split()
         return Verdict(
-            wait=int(wait) / 1000, reason=_text(reason), counts=(int(c1), int(c2), int(c3)),
-            widen=float(_text(widen)), rest_until=int(rest_until) / 1000, rest_after=int(rest_after),
-            next_at=int(next_at) / 1000, now=int(now) / 1000,
+            wait=float(wait) / 1000, reason=reason, counts=(int(c1), int(c2), int(c3)), widen=float(widen),
+            rest_until=float(rest_until) / 1000, rest_after=int(rest_after), next_at=float(next_at) / 1000,
+            now=float(now) / 1000,
         )
 
     async def flood(self, account: int, seconds: float) -> float:
