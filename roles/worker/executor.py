@@ -5,7 +5,8 @@ Order of a job (engine.md, "Worker"):
    back to the queue after a short jittered delay;
 2. one statement: attempts left in ``sending`` by a crash become ``unknown``, the round's context
    and the next attempts that may go now are read;
-3. per send: wait for the account's gap, claim the attempt (``sending``, committed, with every
+3. per send: wait for the account's turn (the limiter's gap, caps and breaks; a cap or a break sends
+   the job back to the queue with the wait), claim the attempt (``sending``, committed, with every
    "before each send" check in the same statement), send, keep the outcome; outcomes are written
    right away when a wait follows, otherwise together with the next claim;
 4. the last outcome is written with the count of what is left; nothing left -> the round is

@@ -80,6 +80,24 @@ async def test_one_round_trip_per_send_and_its_server_side_cost(redis_client: ai
     assert inside / 20 <= 12  # the commands the script runs inside that call
 
 
+async def test_the_worker_reads_the_admin_set_caps_in_one_book(
+    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
+) -> None:
+    from datetime import UTC, datetime
+
+    from services.send_limits import load_book
+    from storage.repositories import send_caps
+
+    async with db.connection() as conn:
+        await seed_user(conn, cipher, 1, 1)
+        await seed_user(conn, cipher, 2, 1)
+        await send_caps.put_global(conn, {"hour": 120}, datetime.now(UTC))
+        await send_caps.put_user(conn, 2, {"minute": 3, "day": 0}, datetime.now(UTC))
+    book = await load_book(db, Caps(10, 200, 1500))
+    assert book.for_user(1) == Caps(10, 120, 1500)
+    assert book.for_user(2) == Caps(3, 120, 0)
+
+
 async def _engine(db: Database, redis_client: aioredis.Redis, cipher: SessionCipher, groups: int,
                   **engine: Any) -> tuple[Engine, FakeSender, int]:
     gateway = FakeSender()
