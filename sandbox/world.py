@@ -310,13 +310,14 @@ class World:
         self._send_times: dict[str, deque[float]] = {}
         self._faults: list[Fault] = []
         self._fault_seq = 0
+        self._media: dict[str, MediaIn] = {}  # posted media by sha256, for the page's feeds
 
     # --- control side -----------------------------------------------------------------------
 
     def reset(self) -> None:
         for store in (self._accounts, self._groups, self._pending, self._sessions, self._dead,
                       self._codes, self._code_requests, self._login_flood_until, self._last_post,
-                      self._send_times):
+                      self._send_times, self._media):
             store.clear()
         self._faults.clear()
         self.changes.notify()
@@ -387,6 +388,10 @@ class World:
         if group is None:
             raise KeyError(group_id)
         return [dict(post) for post in group.feed]
+
+    def posted_media(self, sha256: str) -> MediaIn | None:
+        """The bytes of media some account posted (the page shows the photo a group received)."""
+        return self._media.get(sha256)
 
     def add_fault(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Register a fault (``ValueError`` naming the bad field).
@@ -780,6 +785,7 @@ class World:
         }
         if media is not None:
             post["media"] = media.summary()
+            self._media[post["media"]["sha256"]] = media
         group.next_message_id += 1
         group.feed.append(post)
         self._last_post[(account.phone, group.id)] = now

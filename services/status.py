@@ -40,6 +40,7 @@ class MainCard:
     next_run_at: datetime | None
     paused_until: datetime | None
     round_ends_at: datetime | None = None  # likely end of the round under way (account limiter)
+    no_groups_left: bool = False  # U6.6: running, but no selected group is active: nothing is posted
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class StatusView:
     disabled_groups: list[DisabledGroup]
     notify_rounds: bool
     pacing: PacingView | None = None  # the account limiter: "paced: 48/250 this hour ..."
+    no_groups_left: bool = False
 
 
 class StatusService:
@@ -114,6 +116,7 @@ class StatusService:
             next_run_at=campaign.next_run_at if campaign is not None and running else None,
             paused_until=self._future(campaign.paused_until if campaign is not None else None),
             round_ends_at=pacing.round_ends_at if pacing is not None else None,
+            no_groups_left=running and counts.selected == 0,
         )
 
     async def status(self, user_id: int) -> StatusView:
@@ -126,7 +129,8 @@ class StatusService:
             total = 0
             if last is not None:
                 outcomes, total = await status_repo.round_outcomes(conn, last.round_id, GROUP_OUTCOMES_SHOWN)
-            disabled = await groups.disabled(conn, user_id, DISABLED_SHOWN)
+            disabled = await groups.disabled_selected(conn, user_id, DISABLED_SHOWN)
+            selected = await groups.count_selected(conn, user_id)
             user = await users.get(conn, user_id)
         running = campaign is not None and campaign.running
         paused_until = self._future(campaign.paused_until if campaign is not None else None)
@@ -141,9 +145,10 @@ class StatusService:
             last_round=last,
             group_outcomes=[GroupOutcome(o.group_id, o.title, o.status, o.error_code) for o in outcomes],
             more_groups=max(0, total - len(outcomes)),
-            disabled_groups=[DisabledGroup(g.group_id, g.title, g.reason) for g in disabled],
+            disabled_groups=[DisabledGroup(g.group_id, g.title, g.reason or g.status) for g in disabled],
             notify_rounds=user.notify_rounds if user is not None else True,
             pacing=await self._pacing(user_id, last) if running else None,
+            no_groups_left=running and selected == 0,
         )
 
     async def _pacing(self, user_id: int, last: RoundCounts | None) -> PacingView | None:
