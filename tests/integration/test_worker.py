@@ -155,7 +155,8 @@ async def test_claims_alone_prevent_duplicates_when_executors_race_without_the_l
 ) -> None:
     from storage.queue import Job
 
-    gateway = FakeSender(latency=0.003)
+    # sends long enough to overlap: each racer also makes its limiter call (a Redis round trip) before a claim
+    gateway = FakeSender(latency=0.02)
     eng = Engine(db, redis_client, gateway, settings_with(batch_size=3), cipher)
     eng.executor.leases = GrantAll(eng.leases)  # type: ignore[assignment]
     async with db.connection() as conn:
