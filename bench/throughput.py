@@ -43,9 +43,9 @@ from bench.common import (
     seed,
     servers,
 )
+from domain.limits import Verdict
 from roles.worker.loop import round_queue, run_worker
 from scheduler.jobs import SchedulerJobs
-from services.limits import Verdict
 from storage.db import Database
 from storage.lease import Leases
 from storage.send_limiter import SendLimiter

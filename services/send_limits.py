@@ -1,7 +1,7 @@
 """Send caps as admins set them (bot ``/limits``, admin API ``/api/limits``) and pacing as users see it.
 
 Caps come from three layers: the ``SEND_LIMIT_*`` settings, an admin's global override, an admin's
-per-user override (``services.limits.CapsBook``). Every change is audit-logged in the transaction
+per-user override (``domain.limits.CapsBook``). Every change is audit-logged in the transaction
 that makes it; workers read the book again within ``SEND_LIMIT_REFRESH`` seconds.
 """
 
@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from config.settings import Settings
+from domain import limits
+from domain.limits import AccountPace, Caps, CapsBook, Policy
 from domain.models import Clock, utc_now
-from services import limits
 from services.admin import Actor, AdminOutcome, AdminResult, AdminService
-from services.limits import AccountPace, Caps, CapsBook, Policy
 from storage.db import Database
 from storage.repositories import accounts, audit, send_caps, users
 
@@ -56,7 +56,7 @@ class PacingView:
     hour_count: int
     hour_cap: int
     next_send_in: float  # seconds (0: may send now)
-    reason: str  # why the next send waits (services.limits.REASONS)
+    reason: str  # why the next send waits (domain.limits.REASONS)
     resting_until: datetime | None
     rest_after: int
     round_ends_at: datetime | None  # likely end of the current round, None when no round is open

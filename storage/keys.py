@@ -36,3 +36,6 @@ FSM_PREFIX = PREFIX + "fsm"  # aiogram RedisStorage key prefix
 # account safety limiter (storage/send_limiter.py), keyed by the account's Telegram user id
 LIMIT_LOG = PREFIX + "limit:{account}:log"  # zset of send times (ms) within the longest window
 LIMIT_STATE = PREFIX + "limit:{account}:state"  # hash: next, rest, rest_after, streak, last, widen, seq
+
+# admin API (roles/app/auth.py, storage/auth_failures.py)
+ADMIN_AUTH_FAILURES = PREFIX + "api:authfail:{address}"  # failed bearer tokens from one client address

@@ -1,6 +1,6 @@
 """The account safety limiter in Redis: one Lua call per send, shared by every worker process.
 
-The rules are ``services.limits`` (``reserve`` and ``flood`` there are the reference model; a
+The rules are ``domain.limits`` (``reserve`` and ``flood`` there are the reference model; a
 test runs both side by side). Here they run atomically on two keys per Telegram account: a sorted
 set of send times within the longest window and a hash with the gap, the rest, the streak and
 the gap factor. Times are epoch milliseconds, from an injected clock or else the Redis server's
@@ -18,7 +18,7 @@ from string import Template
 
 from redis.asyncio import Redis
 
-from services.limits import AccountPace, Caps, Policy, Verdict
+from domain.limits import AccountPace, Caps, Policy, Verdict
 from storage import keys
 
 # KEYS: log, state. ARGV: now_ms ("" = server time), caps x3, gap_ms (before widening), rest_ms.
@@ -109,7 +109,7 @@ def _text(value: bytes | str | int) -> str:
 
 
 class SendLimiter:
-    """Caps, breaks and gaps of every Telegram account, held in Redis (``services.limits`` rules)."""
+    """Caps, breaks and gaps of every Telegram account, held in Redis (``domain.limits`` rules)."""
 
     def __init__(self, redis: Redis, policy: Policy, clock: Callable[[], float] | None = None) -> None:
         self.redis = redis

@@ -14,9 +14,11 @@ from aiohttp import web
 
 from accounts.gateway import AccountGateway
 from config.settings import Settings
+from domain.limits import Policy
 from domain.models import Clock, utc_now
+from roles.app.auth import ACTOR_NAME
+from roles.runtime import runtime_service
 from services.admin import Actor, AdminService
-from services.limits import Policy
 from services.login import LoginService, SessionCipherPort
 from services.runtime import RuntimeService
 from services.send_limits import SendLimitsService
@@ -52,7 +54,7 @@ def build_services(settings: Settings, db: Database, redis: aioredis.Redis, gate
     limiter = SendLimiter(redis, Policy.from_settings(settings.engine))
     return Services(
         admin=admin,
-        runtime=RuntimeService(admin, redis, settings, now=now),
+        runtime=runtime_service(admin, redis, settings, now=now),
         limits=SendLimitsService(db, settings, admin, limiter, now),
     )
 
@@ -70,6 +72,6 @@ def services(request: web.Request) -> Services:
     return request.app[SERVICES]
 
 
-def actor(_: web.Request) -> Actor:
-    """Who the audit log names for an API call: the token holder, as actor kind ``api``."""
-    return Actor.api(API_ACTOR_NAME)
+def actor(request: web.Request) -> Actor:
+    """Who the audit log names for an API call: the name of the token that matched, actor kind ``api``."""
+    return Actor.api(request.get(ACTOR_NAME, API_ACTOR_NAME))

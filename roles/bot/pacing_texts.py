@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from domain import rules
+from domain.limits import Caps
 from roles.bot.texts import esc, hhmm
-from services.limits import Caps
 from services.send_limits import LimitsView, PacingView
 
 

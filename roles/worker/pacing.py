@@ -1,6 +1,6 @@
 """Pacing held in Redis, so it holds across jobs and worker processes.
 
-- The account limiter (``storage/send_limiter.py``, rules in ``services/limits.py``): before each
+- The account limiter (``storage/send_limiter.py``, rules in ``domain/limits.py``): before each
   send ``reserve`` asks it for the account's turn (caps per minute/hour/day, breaks, the skewed gap
   widened after flood waits). A refusal moves ``next_send`` to when the turn comes.
 - ``ACCOUNT_NEXT_SEND``: a flood wait's hint for the account (epoch ms); nothing before it.
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from config.settings import EngineSettings
-from services import limits
-from services.limits import Caps, CapsCache, Policy, Verdict
+from domain import limits
+from domain.limits import Caps, CapsCache, Policy, Verdict
 from storage import keys
 from storage.send_limiter import SendLimiter
 

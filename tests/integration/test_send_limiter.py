@@ -1,5 +1,5 @@
-"""The account limiter in Redis (storage/send_limiter.py) against its rules (services/limits.py), and
-in the executor: a send over a cap waits with the job re-queued, never dropped, never sent early."""
+"""The account limiter in Redis (storage/send_limiter.py) against its rules (domain/limits.py), and
+in the round engine: a send over a cap waits with the job re-queued, never dropped, never sent early."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from accounts.crypto import SessionCipher
-from roles.worker.executor import JobResult
-from services import limits
-from services.limits import AccountPace, Caps, Policy
+from domain import limits
+from domain.limits import AccountPace, Caps, Policy
+from services.engine import JobResult
 from storage import keys
 from storage.db import Database
 from storage.send_limiter import SendLimiter

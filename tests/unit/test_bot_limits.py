@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.limits import AccountPace, Caps, Policy
 from roles.bot import pacing_texts
 from roles.bot.routers.limits import Usage, parse_args
-from services.limits import AccountPace, Caps, Policy
 from services.send_limits import pacing_view
 
 WALL = datetime(2026, 12, 6, 14, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""services.limits: windows, breaks, the skewed gap, widening after floods and recovery (no I/O)."""
+"""domain.limits: windows, breaks, the skewed gap, widening after floods and recovery (no I/O)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import statistics
 import pytest
 
 from config.settings import EngineSettings
-from services import limits
-from services.limits import AccountPace, Caps, CapsBook, CapsCache, Policy
+from domain import limits
+from domain.limits import AccountPace, Caps, CapsBook, CapsCache, Policy
 
 NO_BREAKS = Policy(gap_min=0.0, gap_max=0.0, break_after=0, slack=0.0)
 

@@ -1,8 +1,8 @@
 """Rules of the broadcast engine (engine.md), as pure functions: no I/O, no clock of their own.
 
-The scheduler and the worker (``scheduler/``, ``roles/worker/``) do the I/O; what to do with a
-due time, a gap, a retry or an error from Telegram is decided here, so each rule is testable on
-its own and the error table of engine.md lives in one function (``decide``).
+The scheduler and the round engine (``scheduler/``, ``services.engine.rounds``) do the I/O;
+what to do with a due time, a gap, a retry or an error from Telegram is decided here, so each
+rule is testable on its own and the error table of engine.md lives in one function (``decide``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ FINAL_STATUSES: frozenset[str] = frozenset({"sent", "failed", "skipped", "unknow
 OPEN_STATUSES: frozenset[str] = frozenset({"pending", "sending", "flood_wait"})
 
 # A job waits for the account's gap inline up to gap_max x WIDEN_FACTOR; a longer (widened) gap sends
-# it back to the queue. How gaps widen after a flood wait is services/limits.py's rule.
+# it back to the queue. How gaps widen after a flood wait is domain/limits.py's rule.
 WIDEN_FACTOR = 2.0
 
 
@@ -127,7 +127,7 @@ def decide(error: GatewayError, tries: int, settings: EngineSettings) -> Decisio
     """Map a domain error from the gateway to what happens, as engine.md's table says.
 
     ``tries`` counts sends of this attempt including the one that failed. ``GroupMigrated`` is
-    not decided here: the executor re-targets the attempt and sends again.
+    not decided here: the engine re-targets the attempt and sends again.
     """
     code, detail = error.code, error.detail
     if isinstance(error, FloodWait):
