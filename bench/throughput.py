@@ -4,9 +4,13 @@
 
 The worker (run_worker: queue, per-user lock, micro-batches of 5, every send claimed durably
 before it is made and its outcome written after) runs against a zero-latency gateway with pacing
-off. Counted per send: client round trips to PostgreSQL (statements, BEGIN/COMMIT and the pool's
-reset on release) and commands sent to Redis (an EVALSHA is one; a pipeline counts its items), plus
-what the Redis server executed including the calls inside Lua scripts.
+off: gaps of 0 and the account limiter on but set wide (caps and breaks far above the workload),
+so every send still makes its limiter call. A second engine run in the same process replaces the
+limiter call with an immediate grant (the engine as it was before the limiter), so the limiter's
+cost per send (Redis commands and time) is shown beside the old figures. Counted per send: client
+round trips to PostgreSQL (statements, BEGIN/COMMIT and the pool's reset on release) and commands
+sent to Redis (an EVALSHA is one; a pipeline counts its items), plus what the Redis server
+executed including the calls inside Lua scripts.
 
 Baseline, same run, same data shape: a plain loop with no queue and no lock doing the same durable
 writes (claim ``sending`` committed, send, write ``sent``), once sequentially and once with the
@@ -17,7 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -35,10 +43,37 @@ from bench.common import (
     seed,
     servers,
 )
+from domain.limits import Verdict
 from roles.worker.loop import round_queue, run_worker
 from scheduler.jobs import SchedulerJobs
 from storage.db import Database
 from storage.lease import Leases
+from storage.send_limiter import SendLimiter
+
+# the limiter on, but no cap or break the workload can reach
+WIDE = 10**9
+
+
+@contextlib.contextmanager
+def limiter_timed(enabled: bool) -> Iterator[list[float]]:
+    """Time every limiter call; with ``enabled`` False each call is granted at once, without Redis."""
+    original = SendLimiter.reserve
+    spent: list[float] = []
+
+    async def timed(self: SendLimiter, *args: Any, **kw: Any) -> Verdict:
+        started = time.perf_counter()
+        try:
+            if enabled:
+                return await original(self, *args, **kw)
+            return Verdict(0.0, "ok", (0, 0, 0), 1.0, 0.0, 0, 0.0, 0.0)
+        finally:
+            spent.append(time.perf_counter() - started)
+
+    SendLimiter.reserve = timed  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        SendLimiter.reserve = original  # type: ignore[method-assign]
 
 
 async def prepare(
@@ -46,7 +81,8 @@ async def prepare(
 ) -> tuple[str, object]:
     url = await fresh_database(pg_url)
     settings = engine_settings(
-        gap_min=0.0, gap_max=0.0, batch_size=batch, worker_concurrency=concurrency, lease_ttl=30.0
+        gap_min=0.0, gap_max=0.0, batch_size=batch, worker_concurrency=concurrency, lease_ttl=30.0,
+        limit_minute=WIDE, limit_hour=WIDE, limit_day=WIDE, break_after=WIDE,
     )
     cipher = new_cipher()
     async with database(url, 4) as db:
@@ -60,7 +96,8 @@ async def prepare(
 
 
 async def run_engine(
-    pg_url: str, redis: aioredis.Redis, users: int, groups: int, concurrency: int, batch: int
+    pg_url: str, redis: aioredis.Redis, users: int, groups: int, concurrency: int, batch: int,
+    limiter: bool = True,
 ) -> dict[str, float]:
     url, (settings, cipher) = await prepare(pg_url, redis, users, groups, concurrency, batch)  # type: ignore[misc]
     total = users * groups
@@ -71,7 +108,7 @@ async def run_engine(
         async with db.connection() as conn:
             tx_before = await pg_transactions(conn)
         server_before = await redis_server_calls(redis)
-        with counting() as counts:
+        with counting() as counts, limiter_timed(limiter) as spent:
             started = now()
             worker = asyncio.create_task(
                 run_worker(db, redis, gateway, settings, stop, "bench", cipher=cipher, queue=queue)
@@ -94,6 +131,8 @@ async def run_engine(
         "pg_tx_per_send": tx / total,
         "redis_per_send": counts.redis_commands / total,
         "redis_server_per_send": server_calls / total,
+        "limiter_calls_per_send": len(spent) / total,
+        "limiter_ms_per_call": 1000 * sum(spent) / max(1, len(spent)),
     }
 
 
@@ -158,6 +197,8 @@ async def main() -> None:
         try:
             seq = await run_baseline(srv.pg_url, redis, args.users, args.groups, 1)
             par = await run_baseline(srv.pg_url, redis, args.users, args.groups, args.concurrency)
+            off = await run_engine(srv.pg_url, redis, args.users, args.groups, args.concurrency, args.batch,
+                                   limiter=False)
             res = await run_engine(srv.pg_url, redis, args.users, args.groups, args.concurrency, args.batch)
         finally:
             await redis.aclose()
@@ -167,7 +208,8 @@ async def main() -> None:
         f"workload: {args.users} users x {args.groups} groups = {total} sends, batch {args.batch}, "
         f"concurrency {args.concurrency}, zero-latency gateway, pacing off, fsync on"
     )
-    print(f"engine (one worker process): {res['sends_per_s']:,.0f} durable sends/s ({res['elapsed']:.2f} s)")
+    print(f"engine (one worker process, limiter on, wide): {res['sends_per_s']:,.0f} durable sends/s "
+          f"({res['elapsed']:.2f} s)")
     print(
         f"  DB round trips per send:       {res['db_per_send']:.2f} "
         f"(PostgreSQL transactions per send: {res['pg_tx_per_send']:.2f})"
@@ -175,6 +217,20 @@ async def main() -> None:
     print(
         f"  Redis commands per send:       {res['redis_per_send']:.2f} "
         f"(server-side incl. Lua inner calls: {res['redis_server_per_send']:.2f})"
+    )
+    print(
+        f"  limiter: {res['limiter_calls_per_send']:.2f} calls per send (one EVALSHA each), "
+        f"{res['limiter_ms_per_call']:.2f} ms per call under this load"
+    )
+    print(
+        f"engine without the limiter call: {off['sends_per_s']:,.0f} durable sends/s ({off['elapsed']:.2f} s)"
+        f"   -> with/without = {res['sends_per_s'] / off['sends_per_s']:.2f}"
+    )
+    print(
+        f"  Redis commands per send:       {off['redis_per_send']:.2f} "
+        f"(server-side incl. Lua inner calls: {off['redis_server_per_send']:.2f})   -> the limiter's cost: "
+        f"{res['redis_per_send'] - off['redis_per_send']:+.2f} client, "
+        f"{res['redis_server_per_send'] - off['redis_server_per_send']:+.2f} server-side per send"
     )
     print(
         f"baseline plain loop, sequential: {seq:,.0f} sends/s   "

@@ -86,6 +86,10 @@ class SandboxSettings:
     code_ttl: float = 300.0
     account_send_limit: int = 20  # sends per account per window before a flood wait
     account_send_window: float = 60.0
+    account_send_limit_hour: int = 0  # sends per account per hour window (0: no such window)
+    account_send_window_hour: float = 3600.0
+    account_send_limit_day: int = 0  # sends per account per day window (0: no such window)
+    account_send_window_day: float = 86400.0
     mtproto_port: int = 8082  # the sandbox's MTProto endpoint for the real Telethon adapter; -1 disables
     mtproto_key_file: str = ""  # its RSA key; empty -> <DATA_DIR>/sandbox/mtproto_rsa.pem
 
@@ -154,6 +158,18 @@ class EngineSettings:
     worker_concurrency: int = 8
     client_pool_size: int = 200
     client_idle_timeout: float = 300.0
+    # account safety (domain/limits.py): caps per sliding minute/hour/day (0: no cap), breaks, gap widening
+    limit_minute: int = 10
+    limit_hour: int = 200
+    limit_day: int = 1500
+    limit_slack: float = 1.0  # seconds added to a cap wait (network jitter between us and Telegram)
+    limit_time_scale: float = 1.0  # multiplies the windows and breaks; tests compress time with it
+    limit_refresh: float = 10.0  # seconds a worker keeps the admin-set caps before reading them again
+    break_after: int = 50  # sends in a row before a break (0: no breaks)
+    break_min: float = 600.0
+    break_max: float = 1200.0
+    gap_widen_max: float = 10.0  # a FLOOD_WAIT doubles the gap factor, up to this
+    gap_widen_recover: int = 10  # clean sends over which a widened gap halves back
 
 
 @dataclass(frozen=True)
@@ -291,6 +307,10 @@ class EnvironmentVariables(BaseSettings):
     SANDBOX_CODE_TTL: float | None = None
     SANDBOX_ACCOUNT_SEND_LIMIT: int | None = None
     SANDBOX_ACCOUNT_SEND_WINDOW: float | None = None
+    SANDBOX_ACCOUNT_SEND_LIMIT_HOUR: int | None = None
+    SANDBOX_ACCOUNT_SEND_WINDOW_HOUR: float | None = None
+    SANDBOX_ACCOUNT_SEND_LIMIT_DAY: int | None = None
+    SANDBOX_ACCOUNT_SEND_WINDOW_DAY: float | None = None
     SANDBOX_MTPROTO_PORT: int | None = None
     SANDBOX_MTPROTO_KEY_FILE: str | None = None
     APP_HOST: str | None = None
@@ -321,6 +341,17 @@ class EnvironmentVariables(BaseSettings):
     WORKER_CONCURRENCY: int | None = None
     CLIENT_POOL_SIZE: int | None = None
     CLIENT_IDLE_TIMEOUT: float | None = None
+    SEND_LIMIT_MINUTE: int | None = None
+    SEND_LIMIT_HOUR: int | None = None
+    SEND_LIMIT_DAY: int | None = None
+    SEND_LIMIT_SLACK: float | None = None
+    SEND_LIMIT_TIME_SCALE: float | None = None
+    SEND_LIMIT_REFRESH: float | None = None
+    BREAK_AFTER: int | None = None
+    BREAK_MIN: float | None = None
+    BREAK_MAX: float | None = None
+    GAP_WIDEN_MAX: float | None = None
+    GAP_WIDEN_RECOVER: int | None = None
     SESSION_ENCRYPTION_KEY: str | None = None
 
     @classmethod
@@ -369,6 +400,10 @@ ENV_MAP: dict[str, tuple[str, str]] = {
     "SANDBOX_CODE_TTL": ("sandbox", "code_ttl"),
     "SANDBOX_ACCOUNT_SEND_LIMIT": ("sandbox", "account_send_limit"),
     "SANDBOX_ACCOUNT_SEND_WINDOW": ("sandbox", "account_send_window"),
+    "SANDBOX_ACCOUNT_SEND_LIMIT_HOUR": ("sandbox", "account_send_limit_hour"),
+    "SANDBOX_ACCOUNT_SEND_WINDOW_HOUR": ("sandbox", "account_send_window_hour"),
+    "SANDBOX_ACCOUNT_SEND_LIMIT_DAY": ("sandbox", "account_send_limit_day"),
+    "SANDBOX_ACCOUNT_SEND_WINDOW_DAY": ("sandbox", "account_send_window_day"),
     "SANDBOX_MTPROTO_PORT": ("sandbox", "mtproto_port"),
     "SANDBOX_MTPROTO_KEY_FILE": ("sandbox", "mtproto_key_file"),
     "APP_HOST": ("app", "host"),
@@ -400,6 +435,17 @@ ENV_MAP: dict[str, tuple[str, str]] = {
     "WORKER_CONCURRENCY": ("engine", "worker_concurrency"),
     "CLIENT_POOL_SIZE": ("engine", "client_pool_size"),
     "CLIENT_IDLE_TIMEOUT": ("engine", "client_idle_timeout"),
+    "SEND_LIMIT_MINUTE": ("engine", "limit_minute"),
+    "SEND_LIMIT_HOUR": ("engine", "limit_hour"),
+    "SEND_LIMIT_DAY": ("engine", "limit_day"),
+    "SEND_LIMIT_SLACK": ("engine", "limit_slack"),
+    "SEND_LIMIT_TIME_SCALE": ("engine", "limit_time_scale"),
+    "SEND_LIMIT_REFRESH": ("engine", "limit_refresh"),
+    "BREAK_AFTER": ("engine", "break_after"),
+    "BREAK_MIN": ("engine", "break_min"),
+    "BREAK_MAX": ("engine", "break_max"),
+    "GAP_WIDEN_MAX": ("engine", "gap_widen_max"),
+    "GAP_WIDEN_RECOVER": ("engine", "gap_widen_recover"),
     "SESSION_ENCRYPTION_KEY": ("security", "session_key"),
 }
 
@@ -441,6 +487,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         raise SettingsError(f"ROLE must be one of {', '.join(ROLES)}")
     if settings.engine.gap_min > settings.engine.gap_max:
         raise SettingsError("GAP_MIN must not exceed GAP_MAX")
+    if settings.engine.break_min > settings.engine.break_max:
+        raise SettingsError("BREAK_MIN must not exceed BREAK_MAX")
+    if settings.engine.limit_time_scale <= 0:
+        raise SettingsError("SEND_LIMIT_TIME_SCALE must be above 0")
     check_webhook(settings.app)
     if settings.telegram.gateway and settings.telegram.gateway not in GATEWAYS:
         raise SettingsError(f"ACCOUNT_GATEWAY must be one of {', '.join(GATEWAYS)} (or empty)")

@@ -958,15 +958,33 @@ class World:
         if group.slow_mode > 0 and last is not None and now - last < group.slow_mode:
             raise WorldError("SLOWMODE_WAIT", seconds=_wait(group.slow_mode - (now - last)))
 
+    def _send_windows(self) -> list[tuple[int, float]]:
+        """(limit, seconds) of every configured per-account window: minute, hour, day."""
+        s = self.settings
+        windows = [(s.account_send_limit, s.account_send_window),
+                   (s.account_send_limit_hour, s.account_send_window_hour),
+                   (s.account_send_limit_day, s.account_send_window_day)]
+        return [(limit, seconds) for limit, seconds in windows if limit > 0 and seconds > 0]
+
     def _check_rate_limit(self, phone: str, now: float) -> None:
+        """Sliding windows of an account's sends; a send over any of them gets FLOOD_WAIT for the
+        time until that window has room again (the longest such wait)."""
         if not self.settings.rate_limits:
             return
-        window = self.settings.account_send_window
+        windows = self._send_windows()
+        if not windows:
+            return
         times = self._send_times.setdefault(phone, deque())
-        while times and now - times[0] >= window:
+        longest = max(seconds for _, seconds in windows)
+        while times and now - times[0] >= longest:
             times.popleft()
-        if len(times) >= self.settings.account_send_limit:
-            raise WorldError("FLOOD_WAIT", seconds=_wait(times[0] + window - now))
+        wait = 0.0
+        for limit, seconds in windows:
+            inside = [t for t in times if now - t < seconds]
+            if len(inside) >= limit:
+                wait = max(wait, inside[len(inside) - limit] + seconds - now)
+        if wait > 0:
+            raise WorldError("FLOOD_WAIT", seconds=_wait(wait))
 
     def _post(self, group: Group, account: Account, text: str, entities: list[dict[str, Any]],
               media: MediaIn | None, now: float) -> dict[str, Any]:

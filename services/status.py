@@ -10,6 +10,7 @@ from config.settings import Settings
 from domain import rules
 from domain.models import Clock, RoundCounts, utc_now
 from services.groups import GroupCounts
+from services.send_limits import PacingView, SendLimitsService
 from storage.db import Database
 from storage.repositories import accounts, campaigns, groups, messages, users
 from storage.repositories import settings as settings_repo
@@ -38,6 +39,7 @@ class MainCard:
     running: bool
     next_run_at: datetime | None
     paused_until: datetime | None
+    round_ends_at: datetime | None = None  # likely end of the round under way (account limiter)
     no_groups_left: bool = False  # U6.6: running, but no selected group is active: nothing is posted
 
 
@@ -74,16 +76,19 @@ class StatusView:
     more_groups: int  # "and N more"
     disabled_groups: list[DisabledGroup]
     notify_rounds: bool
+    pacing: PacingView | None = None  # the account limiter: "paced: 48/250 this hour ..."
     no_groups_left: bool = False
 
 
 class StatusService:
     """Read-only views; rounds/attempts are written by the engine and only read here."""
 
-    def __init__(self, db: Database, settings: Settings, now: Clock = utc_now) -> None:
+    def __init__(self, db: Database, settings: Settings, now: Clock = utc_now,
+                 limits: SendLimitsService | None = None) -> None:
         self.db = db
         self.settings = settings
         self.now = now
+        self.limits = limits
 
     async def main_card(self, user_id: int) -> MainCard:
         """U1.5: the summary shown with the main menu."""
@@ -92,8 +97,10 @@ class StatusService:
             counts = await groups.counts(conn, user_id)
             message = await messages.latest(conn, user_id)
             campaign = await campaigns.get(conn, user_id)
+            last = await status_repo.last_round(conn, user_id) if self.limits is not None else None
         connected = account is not None and account.connected
         running = campaign is not None and campaign.running
+        pacing = await self._pacing(user_id, last) if running else None
         return MainCard(
             user_id=user_id,
             is_admin=user_id in self.settings.bot.admin_ids,
@@ -108,6 +115,7 @@ class StatusService:
             running=running,
             next_run_at=campaign.next_run_at if campaign is not None and running else None,
             paused_until=self._future(campaign.paused_until if campaign is not None else None),
+            round_ends_at=pacing.round_ends_at if pacing is not None else None,
             no_groups_left=running and counts.selected == 0,
         )
 
@@ -139,8 +147,19 @@ class StatusService:
             more_groups=max(0, total - len(outcomes)),
             disabled_groups=[DisabledGroup(g.group_id, g.title, g.reason or g.status) for g in disabled],
             notify_rounds=user.notify_rounds if user is not None else True,
+            pacing=await self._pacing(user_id, last) if running else None,
             no_groups_left=running and selected == 0,
         )
+
+    async def _pacing(self, user_id: int, last: RoundCounts | None) -> PacingView | None:
+        if self.limits is None:
+            return None
+        open_sends = last.pending if last is not None and last.finished_at is None else 0
+        try:
+            return await self.limits.pacing(user_id, open_sends)
+        except Exception:  # Redis down: the card goes without its pacing line
+            log.warning("pacing of user %s not readable", user_id, exc_info=True)
+            return None
 
     def _future(self, moment: datetime | None) -> datetime | None:
         return moment if moment is not None and moment > self.now() else None

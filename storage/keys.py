@@ -33,8 +33,9 @@ BOT_UPDATE_SEEN = PREFIX + "bot:update:{update_id}"  # update id dedupe (takeove
 THROTTLE = PREFIX + "throttle:{user_id}"  # per-user update rate window
 FSM_PREFIX = PREFIX + "fsm"  # aiogram RedisStorage key prefix
 
-# engine (roles/worker/pacing.py)
-ACCOUNT_GAP_WIDE = PREFIX + "pace:wide:{account_id}"  # gap factor after a flood wait (expires)
+# account safety limiter (storage/send_limiter.py), keyed by the account's Telegram user id
+LIMIT_LOG = PREFIX + "limit:{account}:log"  # zset of send times (ms) within the longest window
+LIMIT_STATE = PREFIX + "limit:{account}:state"  # hash: next, rest, rest_after, streak, last, widen, seq
 
 # admin API (roles/app/auth.py, storage/auth_failures.py)
 ADMIN_AUTH_FAILURES = PREFIX + "api:authfail:{address}"  # failed bearer tokens from one client address

@@ -14,14 +14,17 @@ from aiohttp import web
 
 from accounts.gateway import AccountGateway
 from config.settings import Settings
+from domain.limits import Policy
 from domain.models import Clock, utc_now
 from roles.app.auth import ACTOR_NAME
 from roles.runtime import runtime_service
 from services.admin import Actor, AdminService
 from services.login import LoginService, SessionCipherPort
 from services.runtime import RuntimeService
+from services.send_limits import SendLimitsService
 from storage.db import Database
 from storage.lease import Leases
+from storage.send_limiter import SendLimiter
 from storage.user_lock import UserLock
 
 API_ACTOR_NAME = "api"
@@ -33,6 +36,7 @@ class Services:
 
     admin: AdminService
     runtime: RuntimeService
+    limits: SendLimitsService
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -47,9 +51,11 @@ def build_services(settings: Settings, db: Database, redis: aioredis.Redis, gate
     lock = UserLock(Leases(redis), settings.engine.lease_ttl)
     login = LoginService(db, gateway, cipher, settings, now=now, lock=lock, lock_wait=settings.bot.lock_wait)
     admin = AdminService(db, settings, login, now=now)
+    limiter = SendLimiter(redis, Policy.from_settings(settings.engine))
     return Services(
         admin=admin,
         runtime=runtime_service(admin, redis, settings, now=now),
+        limits=SendLimitsService(db, settings, admin, limiter, now),
     )
 
 

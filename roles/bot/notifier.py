@@ -21,7 +21,7 @@ from domain import rules
 from domain.models import Notification
 from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
-from roles.bot import texts
+from roles.bot import pacing_texts, texts
 from services import notifications as kinds
 from services.notifications import NotificationService
 
@@ -77,6 +77,9 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
     p = note.payload or {}
     if note.kind == kinds.ROUND_SUMMARY:
         text = texts.note_round(_int(p, "sent"), _int(p, "failed"), _int(p, "skipped"), _int(p, "total"))
+        paced = pacing_texts.report_line(p["pacing"]) if isinstance(p.get("pacing"), dict) else None
+        if paced:
+            text += "\n" + paced
         return text, kb.markup(
             [
                 [

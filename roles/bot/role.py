@@ -33,6 +33,7 @@ from aiogram.types import BotCommand
 
 from accounts.gateway import AccountGateway
 from config.settings import Settings, check_webhook
+from domain.limits import Policy
 from domain.models import Clock, utc_now
 from roles.bot.announcer import Announcer
 from roles.bot.middlewares import (
@@ -55,11 +56,13 @@ from services.groups import GroupService
 from services.login import LoginService, SessionCipherPort
 from services.messages import MessageService
 from services.notifications import NotificationService
+from services.send_limits import SendLimitsService
 from services.status import StatusService
 from storage import keys
 from storage.access_events import AccessChangeListener
 from storage.db import Database
 from storage.lease import HeldLease, Leases
+from storage.send_limiter import SendLimiter
 from storage.user_lock import UserLock
 
 log = logging.getLogger(__name__)
@@ -94,6 +97,7 @@ class BotServices:
     notifications: NotificationService
     admin: AdminService
     cipher: SessionCipherPort
+    limits: SendLimitsService
 
     def as_kwargs(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -111,6 +115,9 @@ def build_services(
     # the lock the worker sends under: import and logout never use a session a batch is sending on
     lock = UserLock(Leases(redis), settings.engine.lease_ttl)
     login = LoginService(db, gateway, cipher, settings, now, lock=lock, lock_wait=settings.bot.lock_wait)
+    admin = AdminService(db, settings, login, now)
+    limiter = SendLimiter(redis, Policy.from_settings(settings.engine))
+    limits = SendLimitsService(db, settings, admin, limiter, now)
     return BotServices(
         access=access,
         login=login,
@@ -118,10 +125,11 @@ def build_services(
                                   lock_wait=settings.bot.lock_wait),
         messages=MessageService(db, now),
         campaigns=CampaignService(db, settings, access, now),
-        status=StatusService(db, settings, now),
+        status=StatusService(db, settings, now, limits=limits),
         notifications=NotificationService(db, now),
-        admin=AdminService(db, settings, login, now),
+        admin=admin,
         cipher=cipher,
+        limits=limits,
     )
 
 

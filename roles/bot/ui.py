@@ -25,7 +25,7 @@ from aiogram.utils.chat_action import ChatActionSender
 
 from domain import rules
 from roles.bot import keyboards as kb
-from roles.bot import texts
+from roles.bot import pacing_texts, texts
 from roles.bot.states import LOGIN_STATES
 from services.login import LoginAttempt, LoginService, SessionCipherPort
 from services.status import StatusService
@@ -129,6 +129,9 @@ async def main_menu(bot: Bot, event: Event, status: StatusService, head: str = "
         now=status.now(),
         no_groups_left=card.no_groups_left,
     )
+    ends = pacing_texts.round_end_line(card.round_ends_at)
+    if ends:
+        body += "\n" + ends
     text = f"{head}\n\n{body}" if head else body
     await show(
         bot,

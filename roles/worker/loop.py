@@ -22,12 +22,14 @@ from redis.exceptions import RedisError
 
 from accounts.gateway import AccountGateway
 from config.settings import Settings
+from domain.limits import Caps, CapsCache
 from metrics import WORKER_HEARTBEATS, WORKERS_LIVE
 from roles.worker.pacing import Pacing
 from services import engine
 from services.engine.outcome import JobOutcome, JobResult
 from services.engine.ports import Cipher
 from services.engine.rounds import RoundEngine
+from services.send_limits import load_book
 from storage.db import DB_ERRORS, Database
 from storage.heartbeats import Heartbeats
 from storage.lease import Leases
@@ -77,8 +79,14 @@ def build_engine(db: Database, redis: Redis, gateway: AccountGateway, cipher: Ci
                  stopping: asyncio.Event) -> RoundEngine:
     """The round engine on its adapters: the database store, the user lock and pacing in Redis."""
     lock = UserLock(Leases(redis), settings.engine.lease_ttl)
-    return RoundEngine(RoundStore(db), lock, gateway, cipher, settings.engine, Pacing(redis, settings.engine),
-                       stopping)
+    pacing = Pacing(redis, settings.engine, caps=caps_cache(db, settings))
+    return RoundEngine(RoundStore(db), lock, gateway, cipher, settings.engine, pacing, stopping)
+
+
+def caps_cache(db: Database, settings: Settings) -> CapsCache:
+    """The admin-set send caps as a worker reads them: one query every ``SEND_LIMIT_REFRESH`` s."""
+    defaults = Caps.from_settings(settings.engine)
+    return CapsCache(lambda: load_book(db, defaults), settings.engine.limit_refresh, time.monotonic)
 
 
 class JobRunner:

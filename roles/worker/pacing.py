@@ -1,13 +1,15 @@
 """Pacing held in Redis, so it holds across jobs and worker processes.
 
-- ``ACCOUNT_NEXT_SEND``: the earliest time (epoch ms) the account may send again. Each send moves
-  it a jittered gap (``gap_min``..``gap_max``) ahead; a flood wait moves it to the hint.
-- ``ACCOUNT_GAP_WIDE``: after a flood wait the gap is multiplied for a while (key with a TTL).
+- The account limiter (``storage/send_limiter.py``, rules in ``domain/limits.py``): before each
+  send ``reserve`` asks it for the account's turn (caps per minute/hour/day, breaks, the skewed gap
+  widened after flood waits). A refusal moves ``next_send`` to when the turn comes.
+- ``ACCOUNT_NEXT_SEND``: a flood wait's hint for the account (epoch ms); nothing before it.
 - ``GROUP_NOT_BEFORE``: slow mode / flood hints for one group, across rounds.
 
-One job reads everything it needs in one MGET and writes back in one pipeline. Losing these keys
-(a Redis flush) only loses pacing for a moment: account-wide flood hints of the current round
-are also in the database (``attempts.not_before``) and are passed in as ``floor``.
+One job reads the hints in one MGET, each send costs one limiter call, and the hints are written
+back in one pipeline. Losing these keys (a Redis flush) only loses pacing for a moment:
+account-wide flood hints of the current round are also in the database (``attempts.not_before``)
+and are passed in as ``floor``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from config.settings import EngineSettings
-from services.engine import WIDEN_FACTOR, WIDEN_MIN_SECONDS, account_gap
+from domain import limits
+from domain.limits import Caps, CapsCache, Policy, Verdict
 from storage import keys
+from storage.send_limiter import SendLimiter
 
 
 def _float(value: bytes | str | None) -> float:
@@ -39,34 +43,38 @@ class PaceState:
 
     account_id: int
     next_send: float  # epoch seconds
-    widen: float
     group_not_before: dict[int, float]
-    widen_until: float | None = None  # set when a flood wait widened the gap (to be written)
     new_group_hints: dict[int, float] = field(default_factory=dict)
     changed: bool = False
+    limit_key: int | None = None  # the limiter's account key (Telegram user id), set by ``reserve``
+    caps: Caps | None = None  # the caps of the last reservation
+    verdict: Verdict | None = None  # the limiter's last answer
+    floods: list[float] = field(default_factory=list)  # flood waits that widen the gap (to be written)
 
 
 class Pacing:
     """Reads and writes the per-account gap and per-group hints."""
 
     def __init__(self, redis: Redis, settings: EngineSettings, rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, limiter: SendLimiter | None = None,
+                 caps: CapsCache | None = None) -> None:
         self.redis = redis
         self.settings = settings
         self.rng = rng or random.Random()
         self.clock = clock
+        self.policy = Policy.from_settings(settings)
+        self.limiter = limiter or SendLimiter(redis, self.policy)
+        self.caps = caps  # None: the settings' caps for everyone
 
     async def load(self, account_id: int, group_ids: Iterable[int], floor: float = 0.0) -> PaceState:
         groups = list(dict.fromkeys(group_ids))
-        names = [keys.ACCOUNT_NEXT_SEND.format(account_id=account_id),
-                 keys.ACCOUNT_GAP_WIDE.format(account_id=account_id)]
+        names = [keys.ACCOUNT_NEXT_SEND.format(account_id=account_id)]
         names += [keys.GROUP_NOT_BEFORE.format(group_id=g) for g in groups]
         values = await self.redis.mget(names)
-        hints = {g: _float(v) / 1000 for g, v in zip(groups, values[2:], strict=True) if v is not None}
+        hints = {g: _float(v) / 1000 for g, v in zip(groups, values[1:], strict=True) if v is not None}
         return PaceState(
             account_id=account_id,
             next_send=max(_float(values[0]) / 1000, floor),
-            widen=max(1.0, _float(values[1])),
             group_not_before=hints,
         )
 
@@ -77,21 +85,25 @@ class Pacing:
     def group_wait(self, state: PaceState, group_id: int) -> float:
         return max(0.0, state.group_not_before.get(group_id, 0.0) - self.clock())
 
-    def sent(self, state: PaceState) -> None:
-        """A send was made (whatever its outcome): the next one waits a jittered gap."""
-        gap = account_gap(self.settings, self.rng, state.widen)
-        if gap > 0:
-            state.next_send = max(state.next_send, self.clock() + gap)
-            state.changed = True
+    async def reserve(self, state: PaceState, key: int, user_id: int) -> Verdict:
+        """Ask the limiter for the account's turn now. Reserved: the send may go (it is counted, and
+        the gap or rest after it is in ``next_send``); else ``next_send`` is when to ask again."""
+        caps = Caps.from_settings(self.settings) if self.caps is None else await self.caps.for_user(user_id)
+        verdict = await self.limiter.reserve(key, caps, limits.skewed_gap(self.rng, self.policy),
+                                             limits.rest_length(self.rng, self.policy))
+        state.limit_key, state.caps, state.verdict = key, caps, verdict
+        # the limiter's times are on its clock: carry them over as durations
+        wait = max(verdict.next_at, verdict.rest_until) - verdict.now if verdict.reserved else verdict.wait
+        state.next_send = max(state.next_send, self.clock() + max(0.0, wait))
+        return verdict
 
     def account_flood(self, state: PaceState, seconds: float, widen: bool) -> None:
-        """Nothing from this account before the hint; optionally a wider gap for a while."""
+        """Nothing from this account before the hint; optionally the limiter widens its gaps."""
         now = self.clock()
         state.next_send = max(state.next_send, now + seconds)
         state.changed = True
         if widen:
-            state.widen = max(state.widen, WIDEN_FACTOR)
-            state.widen_until = now + max(WIDEN_MIN_SECONDS, seconds * 10)
+            state.floods.append(seconds)
 
     def group_flood(self, state: PaceState, group_id: int, seconds: float) -> None:
         at = self.clock() + seconds
@@ -107,18 +119,29 @@ class Pacing:
         if state.next_send > now:
             pipe.set(keys.ACCOUNT_NEXT_SEND.format(account_id=state.account_id),
                      int(state.next_send * 1000), px=_ttl_ms(state.next_send - now))
-        if state.widen_until is not None and state.widen_until > now:
-            pipe.set(keys.ACCOUNT_GAP_WIDE.format(account_id=state.account_id), state.widen,
-                     px=_ttl_ms(state.widen_until - now))
         for group_id, at in state.new_group_hints.items():
             if at > now:
                 key = keys.GROUP_NOT_BEFORE.format(group_id=group_id)
                 pipe.set(key, int(at * 1000), px=_ttl_ms(at - now))
         if len(pipe):
             await pipe.execute()
+        if state.limit_key is not None:
+            for seconds in state.floods:
+                await self.limiter.flood(state.limit_key, seconds)
         state.changed = False
-        state.widen_until = None
+        state.floods.clear()
         state.new_group_hints.clear()
+
+    def report(self, state: PaceState) -> dict[str, float | int]:
+        """The account's pacing for the round report: sends this hour of the cap, a rest under way
+        (``rest_until`` in epoch seconds on this clock, 0 when not resting)."""
+        verdict, caps = state.verdict, state.caps
+        if verdict is None or caps is None:
+            return {}
+        resting = verdict.rest_until > verdict.now
+        rest_until = self.clock() + (verdict.rest_until - verdict.now) if resting else 0
+        return {"hour": verdict.counts[1], "hour_cap": caps.hour,
+                "rest_after": verdict.rest_after if resting else 0, "rest_until": round(rest_until, 3)}
 
 
 def _ttl_ms(seconds: float) -> int:

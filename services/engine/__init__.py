@@ -19,10 +19,8 @@ from services.engine.rules import (
     ROUNDS_QUEUE,
     SESSION_ENDED,
     WIDEN_FACTOR,
-    WIDEN_MIN_SECONDS,
     AttemptStatus,
     Decision,
-    account_gap,
     decide,
     jitter,
     job_id,
@@ -34,7 +32,7 @@ from services.engine.rules import (
 
 __all__ = [
     "FINAL_STATUSES", "FLOOD_PAUSE", "GROUP_DISABLED", "JOB_PREFIX", "KEY_NOT_FOUND", "MESSAGE_REJECTED",
-    "OPEN_STATUSES", "ROUNDS_QUEUE", "ROUND_SUMMARY", "SESSION_ENDED", "WIDEN_FACTOR", "WIDEN_MIN_SECONDS",
-    "AttemptStatus", "Decision", "JobOutcome", "JobResult", "account_gap", "decide", "jitter", "job_id",
+    "OPEN_STATUSES", "ROUNDS_QUEUE", "ROUND_SUMMARY", "SESSION_ENDED", "WIDEN_FACTOR",
+    "AttemptStatus", "Decision", "JobOutcome", "JobResult", "decide", "jitter", "job_id",
     "job_payload", "next_run_after", "retry_delay", "round_id_of",
 ]

@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from domain.limits import Verdict
 from storage.repositories.attempts import Claimed, Outcome, Remaining, RoundContext
 from storage.repositories.rounds import FinishedRound
 from storage.round_store import StoredMedia
@@ -75,12 +76,17 @@ class RoundLock(Protocol):
 
 
 class Pacer(Protocol):
-    """Per-account gap and per-group hints (``roles.worker.pacing.Pacing``); ``state`` is its own."""
+    """Per-account turns and per-group hints (``roles.worker.pacing.Pacing``, with the account
+    limiter ``storage.send_limiter`` behind it); ``state`` is its own."""
 
     async def load(self, account_id: int, group_ids: Iterable[int], floor: float = 0.0) -> Any: ...
     def account_wait(self, state: Any) -> float: ...
     def group_wait(self, state: Any, group_id: int) -> float: ...
-    def sent(self, state: Any) -> None: ...
+    async def reserve(self, state: Any, key: int, user_id: int) -> Verdict:
+        """Ask the account limiter (keyed by ``key``, the Telegram user id) for a send now: reserved
+        (counted, the gap or rest after it in the state) or when to ask again."""
+    def report(self, state: Any) -> dict[str, float | int]:
+        """The account's pacing for the round report (empty when nothing was reserved)."""
     def account_flood(self, state: Any, seconds: float, widen: bool) -> None: ...
     def group_flood(self, state: Any, group_id: int, seconds: float) -> None: ...
     async def save(self, state: Any) -> None: ...

@@ -5,7 +5,8 @@ Order of a job (engine.md, "Worker"):
    back to the queue after a short jittered delay;
 2. one statement: attempts left in ``sending`` by a crash become ``unknown``, the round's context
    and the next attempts that may go now are read;
-3. per send: wait for the account's gap, claim the attempt (``sending``, committed, with every
+3. per send: wait for the account's turn (the limiter's gap, caps and breaks; a cap or a break sends
+   the job back to the queue with the wait), claim the attempt (``sending``, committed, with every
    "before each send" check in the same statement), send, keep the outcome; outcomes are written
    right away when a wait follows, otherwise together with the next claim;
 4. the last outcome is written with the count of what is left; nothing left -> the round is
@@ -207,10 +208,7 @@ class RoundEngine:
             if hint > 0:
                 await self._group_hinted(batch, cand, hint, unit)
                 continue
-            wait = self.pacing.account_wait(batch.pace)
-            if wait > self.max_inline_wait:
-                break
-            if wait > SHORT_WAIT and not await self._pause(batch, wait, unit):
+            if not await self._take_turn(batch, unit):
                 break
             claimed = await unit.claim(cand.attempt_id, ctx.message_id, batch.unwritten)
             batch.unwritten = None
@@ -234,7 +232,6 @@ class RoundEngine:
         await unit.release_if_scarce()
         outcome, decision = await self._deliver(batch, cand, claimed, group, unit)
         batch.sends += 1
-        self.pacing.sent(batch.pace)
         SENDS.labels(_label(outcome.status)).inc()
         if decision is None:
             log.debug("user %s round %s group %s: %s", ctx.user_id, ctx.round_id, cand.group_id,
@@ -352,7 +349,7 @@ class RoundEngine:
             return await self._blocked(ctx, batch.blocked, unit)
         if remaining.open == 0:
             async with unit.transaction():
-                await self._finish(unit, ctx, "done")
+                await self._finish(unit, ctx, "done", self.pacing.report(batch.pace))
             return JobOutcome.ack(JobResult.DONE)
         return JobOutcome.requeue(JobResult.CONTINUED, self._continuation_delay(batch, remaining))
 
@@ -375,7 +372,8 @@ class RoundEngine:
             await self._finish(unit, ctx, "cancelled")
         return JobOutcome.ack(JobResult.DONE)
 
-    async def _finish(self, unit: RoundUnit, ctx: RoundContext, status: str) -> None:
+    async def _finish(self, unit: RoundUnit, ctx: RoundContext, status: str,
+                      pacing: dict[str, Any] | None = None) -> None:
         finished = await unit.finish_round(ctx.round_id, status)
         if finished is None:
             return
@@ -384,8 +382,8 @@ class RoundEngine:
                  ctx.round_id, status, finished.sent, finished.failed, finished.skipped, finished.unknown,
                  finished.total)
         if status == "done":
-            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY, finished.summary(),
-                              f"round_summary:{ctx.round_id}")
+            summary = {**finished.summary(), **({"pacing": pacing} if pacing else {})}
+            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY, summary, f"round_summary:{ctx.round_id}")
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -418,6 +416,24 @@ class RoundEngine:
             batch.unwritten = None
         if await unit.skip(cand.attempt_id, "SLOWMODE_WAIT", f"slow mode for {int(hint)}s"):
             SENDS.labels("skipped").inc()
+
+    async def _take_turn(self, batch: _Batch, unit: RoundUnit) -> bool:
+        """Wait for the account's turn and reserve the send with the limiter (caps, breaks, gaps).
+
+        False: no send in this job (a cap or a break, a wait longer than an inline one, or the
+        worker stops); the continuation then waits ``pacing.account_wait``, the lock released.
+        """
+        while True:
+            wait = self.pacing.account_wait(batch.pace)
+            if wait > self.max_inline_wait:
+                return False
+            if wait > SHORT_WAIT and not await self._pause(batch, wait, unit):
+                return False
+            verdict = await self.pacing.reserve(batch.pace, batch.ctx.tg_user_id or 0, batch.ctx.user_id)
+            if verdict.reserved:
+                return True
+            if verdict.yields:  # a cap or a break: re-queued with the wait, the lock released
+                return False
 
     async def _pause(self, batch: _Batch, wait: float, unit: RoundUnit) -> bool:
         """Wait for the account's gap with the outcome written and the connection given back.

@@ -38,9 +38,9 @@ AttemptStatus = Literal["pending", "sending", "sent", "failed", "skipped", "floo
 FINAL_STATUSES: frozenset[str] = frozenset({"sent", "failed", "skipped", "unknown"})
 OPEN_STATUSES: frozenset[str] = frozenset({"pending", "sending", "flood_wait"})
 
-# How long a flood wait makes the account's gap wider, and by how much.
+# A job waits for the account's gap inline up to gap_max x WIDEN_FACTOR; a longer (widened) gap sends
+# it back to the queue. How gaps widen after a flood wait is domain/limits.py's rule.
 WIDEN_FACTOR = 2.0
-WIDEN_MIN_SECONDS = 600.0
 
 
 def job_id(round_id: int) -> str:
@@ -73,12 +73,6 @@ def next_run_after(planned: datetime, interval_seconds: int, now: datetime) -> d
         return following
     missed = (now - planned) // step
     return planned + step * (missed + 1)
-
-
-def account_gap(settings: EngineSettings, rng: random.Random, widen: float = 1.0) -> float:
-    """Seconds between two sends of one account: uniform in [gap_min, gap_max], times ``widen``."""
-    low, high = settings.gap_min, max(settings.gap_min, settings.gap_max)
-    return rng.uniform(low, high) * max(1.0, widen)
 
 
 def jitter(settings: EngineSettings, rng: random.Random) -> float:

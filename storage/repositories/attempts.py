@@ -44,6 +44,7 @@ class RoundContext:
     finished: bool
     blocker: str | None  # why the round may not send now (``campaign_blocker``), None: it may
     account_id: int | None
+    tg_user_id: int | None  # the account's Telegram user id: account safety is keyed by it
     account_status: str | None
     session_enc: bytes | None
     text: str
@@ -111,7 +112,7 @@ WITH lost AS (
            EXISTS (SELECT 1 FROM started) AS first_start,
            r.finished_at IS NOT NULL AS finished,
            campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) AS blocker,
-           a.account_id, a.status AS account_status, a.session_enc,
+           a.account_id, a.tg_user_id, a.status AS account_status, a.session_enc,
            m.text, m.entities, m.media_id,
            (SELECT count(*) FROM lost)::int AS lost,
            (SELECT max(f.not_before) FROM attempts f
@@ -219,6 +220,7 @@ async def start_batch(
         round_id=head["round_id"], user_id=head["user_id"], message_id=head["message_id"],
         planned_at=head["planned_at"], started_at=head["started_at"], first_start=head["first_start"],
         finished=head["finished"], blocker=head["blocker"], account_id=head["account_id"],
+        tg_user_id=head["tg_user_id"],
         account_status=head["account_status"],
         session_enc=bytes(head["session_enc"]) if head["session_enc"] is not None else None,
         text=head["text"], entities=list(entities) if isinstance(entities, list) else [],

@@ -110,7 +110,7 @@ async def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 async def test_every_admin_route_refuses_a_missing_or_wrong_token(client, admin_app, db_pool):
     routes = admin_routes(admin_app)
-    assert len(routes) == 17  # every admin route is covered below, none forgotten
+    assert len(routes) == 22  # every admin route is covered below, none forgotten
     bad_headers: list[dict[str, str]] = [
         {},
         {"Authorization": "Bearer wrong-token"},
@@ -312,7 +312,8 @@ async def test_unexpected_errors_are_500_without_details(db_pool, redis_client, 
             raise RuntimeError("connection string postgres://user:hunter2@db")
 
     base = build_services(api_settings, Database(db_pool), redis_client, gateway, cipher)
-    broken = Services(admin=BrokenAdmin(base.admin.db, api_settings, base.admin.login), runtime=base.runtime)
+    broken = Services(admin=BrokenAdmin(base.admin.db, api_settings, base.admin.login), runtime=base.runtime,
+                      limits=base.limits)
     app = build_app(Database(db_pool), redis_client, api_settings, broken)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         response = await test_client.get("/api/overview", headers=AUTH)

@@ -46,6 +46,11 @@ ENGINE_ENV = {
     "FLOOD_INLINE_MAX": "120",
     "PEER_FLOOD_PAUSE": "3600",
     "DATABASE_POOL_MAX": "12",
+    # the account limiter's caps and breaks are off here; test_account_safety.py turns them on
+    "SEND_LIMIT_MINUTE": "0",
+    "SEND_LIMIT_HOUR": "0",
+    "SEND_LIMIT_DAY": "0",
+    "BREAK_AFTER": "0",
 }
 LEASE = float(ENGINE_ENV["LEASE_TTL"])
 

@@ -28,9 +28,11 @@ from services.engine import JobResult
 from storage.db import Database
 from storage.lease import Leases
 
+# the account limiter's caps and breaks are off here; tests of the limiter turn them on
+NO_LIMITS: dict[str, Any] = {"limit_minute": 0, "limit_hour": 0, "limit_day": 0, "break_after": 0}
 FAST = EngineSettings(
     batch_size=5, gap_min=0.0, gap_max=0.0, lease_ttl=3.0, tick=0.1, flood_inline_max=120,
-    peer_flood_pause=3600, retry_base=0.05, retry_max=0.2, retry_tries=3, worker_concurrency=4,
+    peer_flood_pause=3600, retry_base=0.05, retry_max=0.2, retry_tries=3, worker_concurrency=4, **NO_LIMITS,
 )
 
 

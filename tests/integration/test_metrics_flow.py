@@ -32,7 +32,8 @@ from tests.parity.runner import CaseRunner
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 FAST = EngineSettings(batch_size=5, gap_min=0.0, gap_max=0.0, lease_ttl=3.0, tick=0.1, retry_base=0.05,
-                      retry_max=0.2, retry_tries=3, worker_concurrency=2)
+                      retry_max=0.2, retry_tries=3, worker_concurrency=2, limit_minute=0, limit_hour=0,
+                      limit_day=0, break_after=0)
 
 # (metric sample, labels) whose growth the broadcast must show
 WATCHED: dict[str, tuple[str, dict[str, str]]] = {

@@ -254,6 +254,24 @@ async def test_rate_limit_window_slides() -> None:
     assert (err.name, err.seconds) == ("FLOOD_WAIT", 10)
 
 
+async def test_hour_and_day_windows_flood_until_their_own_window_frees() -> None:
+    world = make_world(account_send_limit=10, account_send_window=60.0, account_send_limit_hour=3,
+                       account_send_window_hour=1000.0, account_send_limit_day=4, account_send_window_day=5000.0)
+    ann, h = await setup(world)
+    for i in range(3):
+        await world.send_message(ann, 1, h[1], f"post {i}")
+    hour = await world_error(world.send_message(ann, 1, h[1], "over the hour"))
+    assert hour.name == "FLOOD_WAIT" and hour.seconds is not None and 999 <= hour.seconds <= 1000
+
+    world = make_world(account_send_limit=0, account_send_limit_day=2, account_send_window_day=5000.0)
+    ann, h = await setup(world)
+    await world.send_message(ann, 1, h[1], "a")
+    await world.send_message(ann, 1, h[1], "b")
+    day = await world_error(world.send_message(ann, 1, h[1], "over the day"))
+    assert day.name == "FLOOD_WAIT" and day.seconds is not None and 4999 <= day.seconds <= 5000
+    assert len(world.group_messages(1)) == 2  # a refused send posts nothing
+
+
 async def test_no_rate_limit_when_rate_limits_are_off() -> None:
     world = make_world(rate_limits=False, account_send_limit=1)
     ann, h = await setup(world)

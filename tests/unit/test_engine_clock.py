@@ -53,7 +53,8 @@ class Held:
 def batch(unwritten: Outcome | None) -> _Batch:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     ctx = RoundContext(round_id=1, user_id=2, message_id=3, planned_at=now, started_at=now, first_start=False,
-                       finished=False, blocker=None, account_id=4, account_status="connected", session_enc=b"",
+                       finished=False, blocker=None, account_id=4, tg_user_id=None, account_status="connected",
+                       session_enc=b"",
                        text="hi", entities=[], media_id=None, lost=0, account_hint=None, now=now, candidates=[])
     return _Batch(ctx, account=Any, message=Any, pace=None, held=Held(), unwritten=unwritten)  # type: ignore[arg-type]
 

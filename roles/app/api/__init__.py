@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from roles.app.api import audit, campaigns, control, runtime, users
+from roles.app.api import audit, campaigns, control, limits, runtime, users
 
 ROUTE_TABLES: tuple[web.RouteTableDef, ...] = (
     users.routes,
@@ -12,4 +12,5 @@ ROUTE_TABLES: tuple[web.RouteTableDef, ...] = (
     runtime.routes,
     control.routes,
     audit.routes,
+    limits.routes,
 )

@@ -50,10 +50,11 @@ def build_routers() -> list[Router]:
         fallback,
         groups,
         interval,
+        limits,
         message,
         start,
         status,
     )
 
-    flows = [start, account, groups, message, interval, broadcast, status, admin, fallback]
+    flows = [start, account, groups, message, interval, broadcast, status, admin, limits, fallback]
     return [module.routes.build() for module in flows]

@@ -12,7 +12,7 @@ from aiogram.types import CallbackQuery
 from domain import rules
 from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
-from roles.bot import texts
+from roles.bot import pacing_texts, texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.ui import Event, show, user_id_of
@@ -55,6 +55,11 @@ def render(view: StatusView, now: datetime | None = None) -> str:
         no_groups_left=view.no_groups_left,
         notify_on=view.notify_rounds,
     )
+    if view.pacing is not None:
+        text += "\n" + pacing_texts.pacing_line(view.pacing)
+        ends = pacing_texts.round_end_line(view.pacing.round_ends_at)
+        if ends:
+            text += "\n" + ends
     if view.global_paused:
         text += "\n" + texts.GLOBAL_PAUSE
     return text
