@@ -37,7 +37,7 @@ from services.notifications import NotificationService
 from storage.db import Database
 from storage.lease import HeldLease, Leases
 from storage.queue import Job, JobQueue
-from storage.repositories import attempts, rounds
+from storage.repositories import attempts, error_history, rounds
 from storage.repositories.attempts import Candidate, Claimed, Outcome, Remaining, RoundContext
 from storage.user_lock import UserLock
 
@@ -279,6 +279,8 @@ class RoundExecutor:
         group = GroupRef(claimed.peer_id, claimed.access_hash, _kind(claimed.kind))
         await db.release_if_scarce()
         outcome, decision = await self._deliver(batch, cand, claimed, group, db)
+        if decision is not None and decision.unknown:
+            outcome, decision = await self._judge_unknown(batch, cand, decision, db)
         batch.sends += 1
         self.pacing.sent(batch.pace)
         SENDS.labels(_label(outcome.status)).inc()
@@ -344,6 +346,19 @@ class RoundExecutor:
                               ctx.round_id, cand.group_id)
                 return Outcome(cand.attempt_id, "unknown", "INTERNAL", type(exc).__name__), None
 
+    async def _judge_unknown(
+        self, batch: _Batch, cand: Candidate, decision: engine.Decision, db: _Conn
+    ) -> tuple[Outcome, engine.Decision]:
+        """An error no table knows: decided by this round's and the last round's attempts."""
+        conn = await db.get()
+        if batch.unwritten is not None:
+            await attempts.write_outcome(conn, batch.unwritten)
+            batch.unwritten = None
+        history = await error_history.unknown_error_history(
+            conn, batch.ctx.round_id, batch.ctx.user_id, cand.group_id, cand.attempt_id, decision.code)
+        judged = engine.judge_unknown(decision, history)
+        return self._outcome(cand, judged), judged
+
     @staticmethod
     def _outcome(cand: Candidate, decision: engine.Decision) -> Outcome:
         return Outcome(cand.attempt_id, decision.status, decision.code, decision.detail,
@@ -369,14 +384,27 @@ class RoundExecutor:
                              {"round_id": ctx.round_id, "code": decision.code, "detail": decision.detail},
                              f"message_rejected:{ctx.round_id}")
             if decision.pause_for is not None:
+                # an account restriction (PEER_FLOOD too) that goes on is told once, not every pause
+                told = (decision.flood_kind == "peer_flood"
+                        and await error_history.restriction_told(conn, ctx.user_id, decision.code))
                 until = await rounds.pause_campaign(conn, ctx.user_id, decision.pause_for, decision.code)
                 await attempts.skip_open(conn, ctx.round_id, decision.code, "campaign paused by Telegram")
-                if until is not None:
-                    await notify(conn, ctx.user_id, engine.FLOOD_PAUSE,
-                                 {"seconds": int(decision.pause_for), "until": until.isoformat(),
-                                  "code": decision.code},
-                                 f"flood_pause:{ctx.round_id}")
+                if until is not None and not told:
+                    pause = {"seconds": int(decision.pause_for), "until": until.isoformat(),
+                             "code": decision.code}
+                    if decision.notify == engine.ACCOUNT_RESTRICTED:
+                        await notify(conn, ctx.user_id, engine.ACCOUNT_RESTRICTED, pause,
+                                     f"account_restricted:{ctx.round_id}")
+                    else:
+                        await notify(conn, ctx.user_id, engine.FLOOD_PAUSE, pause,
+                                     f"flood_pause:{ctx.round_id}")
                 await self._finish(conn, ctx, "done")
+            if decision.halt:
+                await rounds.stop_campaign(conn, ctx.user_id)
+                await attempts.skip_open(conn, ctx.round_id, decision.code, "every group failed alike")
+                await notify(conn, ctx.user_id, engine.BROADCAST_HALTED, {"code": decision.code},
+                             f"broadcast_halted:{ctx.round_id}")
+                await self._finish(conn, ctx, "cancelled")
             if decision.stop_campaign:
                 await rounds.stop_campaign(conn, ctx.user_id)
                 await rounds.disconnect_account(conn, ctx.user_id, decision.code)
