@@ -70,6 +70,10 @@ ERROR_CODES: Final[dict[str, int]] = {
     "RPC_CALL_FAIL": 500,
     NETWORK: 502,
 }
+# Limits Telegram puts on a whole account (issue 11): every send to any group answers with it, until
+# lifted. USER_BANNED_IN_CHANNEL is the spam restriction ("banned from sending messages in
+# supergroups/channels"), FROZEN_METHOD_INVALID a frozen (read-only) account; @SpamBot explains both.
+ACCOUNT_RESTRICTIONS: Final = ("USER_BANNED_IN_CHANNEL", "PEER_FLOOD", "USER_RESTRICTED", "FROZEN_METHOD_INVALID")
 # A fault of these kinds without ``seconds`` waits this long.
 DEFAULT_FAULT_SECONDS: Final = 30
 _WAIT_ERRORS: Final = frozenset({"FLOOD_WAIT", "SLOWMODE_WAIT", "FLOOD_PREMIUM_WAIT"})
@@ -310,13 +314,14 @@ class World:
         self._send_times: dict[str, deque[float]] = {}
         self._faults: list[Fault] = []
         self._fault_seq = 0
+        self._restrictions: dict[str, str] = {}  # phone -> account-wide restriction (ACCOUNT_RESTRICTIONS)
 
     # --- control side -----------------------------------------------------------------------
 
     def reset(self) -> None:
         for store in (self._accounts, self._groups, self._pending, self._sessions, self._dead,
                       self._codes, self._code_requests, self._login_flood_until, self._last_post,
-                      self._send_times):
+                      self._send_times, self._restrictions):
             store.clear()
         self._faults.clear()
         self.changes.notify()
@@ -359,9 +364,35 @@ class World:
         return [
             {"phone": a.phone, "first_name": a.first_name, "user_id": a.user_id,
              "has_password": a.password is not None, "banned": a.banned,
+             "restriction": self._restrictions.get(a.phone),
              "groups": [self._dialog(a, m) for m in a.memberships.values()]}
             for a in self._accounts.values()
         ]
+
+    # --- account-wide restrictions (issue 11) --------------------------------------------------
+
+    def set_restriction(self, phone: str, error: str | None) -> dict[str, Any]:
+        """Restrict the whole account with ``error`` (one of ``ACCOUNT_RESTRICTIONS``), or lift it
+        with None. ``KeyError`` for an unknown account, ``ValueError`` for another name."""
+        norm = self._known_phone(phone)
+        if error is None:
+            self._restrictions.pop(norm, None)
+        else:
+            name = str(error).strip().upper()
+            if name not in ACCOUNT_RESTRICTIONS:
+                raise ValueError(f"error must be one of {', '.join(ACCOUNT_RESTRICTIONS)} or null")
+            self._restrictions[norm] = name
+        self.changes.notify()
+        return {"phone": norm, "restriction": self._restrictions.get(norm)}
+
+    def restriction(self, phone: str) -> str | None:
+        return self._restrictions.get(phone)
+
+    def _check_restriction(self, phone: str) -> None:
+        """A restricted account can read (dialogs) but sends nothing, to any group."""
+        name = self._restrictions.get(phone)
+        if name is not None:
+            raise WorldError(name)
 
     def codes(self, phone: str) -> list[dict[str, Any]]:
         """Codes sent to ``phone``, newest first. ``KeyError`` for an unknown account."""
@@ -572,8 +603,11 @@ class World:
             if group.migrated_to is not None:
                 raise WorldError("CHAT_MIGRATED", new_id=group.migrated_to,
                                  new_access_hash=_access_hash(account.phone, group.migrated_to))
+            self._check_restriction(account.phone)
             if membership.banned:
-                raise WorldError("USER_BANNED_IN_CHANNEL")
+                # banned from this one group: Telegram hides it from the user (CHANNEL_PRIVATE);
+                # USER_BANNED_IN_CHANNEL is the account-wide restriction above
+                raise WorldError("CHANNEL_PRIVATE")
             if not membership.can_send:
                 raise WorldError("CHAT_WRITE_FORBIDDEN")
             entities = list(entities or [])
