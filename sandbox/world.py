@@ -73,7 +73,9 @@ ERROR_CODES: Final[dict[str, int]] = {
 # Limits Telegram puts on a whole account (issue 11): every send to any group answers with it, until
 # lifted. USER_BANNED_IN_CHANNEL is the spam restriction ("banned from sending messages in
 # supergroups/channels"), FROZEN_METHOD_INVALID a frozen (read-only) account; @SpamBot explains both.
-ACCOUNT_RESTRICTIONS: Final = ("USER_BANNED_IN_CHANNEL", "PEER_FLOOD", "USER_RESTRICTED", "FROZEN_METHOD_INVALID")
+ACCOUNT_RESTRICTIONS: Final = (
+    "USER_BANNED_IN_CHANNEL", "PEER_FLOOD", "USER_RESTRICTED", "FROZEN_METHOD_INVALID",
+)
 # A fault of these kinds without ``seconds`` waits this long.
 DEFAULT_FAULT_SECONDS: Final = 30
 _WAIT_ERRORS: Final = frozenset({"FLOOD_WAIT", "SLOWMODE_WAIT", "FLOOD_PREMIUM_WAIT"})

@@ -34,6 +34,7 @@ from metrics import FLOOD_WAIT_SECONDS, FLOOD_WAITS, ROUND_LAG, ROUNDS, SENDS
 from roles.worker.pacing import PaceState, Pacing
 from services import engine
 from services.notifications import NotificationService
+from storage.account_lock import TelegramAccountLock
 from storage.db import Database
 from storage.lease import HeldLease, Leases
 from storage.queue import Job, JobQueue
@@ -165,6 +166,11 @@ class RoundExecutor:
         self.send_timeout = max(settings.lease_ttl, 30.0)
 
     @property
+    def account_lock(self) -> TelegramAccountLock:
+        """The lock of the Telegram account itself (keyed by its Telegram user id)."""
+        return TelegramAccountLock(self.leases, self.settings.lease_ttl)
+
+    @property
     def user_lock(self) -> UserLock:
         """The per-user lock, as the services take it around their own uses of the session."""
         return UserLock(self.leases, self.settings.lease_ttl)
@@ -229,16 +235,23 @@ class RoundExecutor:
                 blocker = "no_account"
         if blocker is not None or account is None:
             return await self._blocked(job, ctx, blocker or "no_account", db)
-        message = await self._message(ctx, await db.get())
-        floor = ctx.account_hint.timestamp() if ctx.account_hint else 0.0
-        pace = await self.pacing.load(ctx.account_id or 0, [c.group_id for c in ctx.candidates], floor)
-        batch = _Batch(ctx, account, message, pace, held)
-        try:
-            ended = await self._send_batch(batch, db)
-        except DB_ERRORS:
-            await self._rescue(batch, db)
-            raise
-        return await self._settle(job, batch, ended, db)
+        # pacing and the account's lock belong to the Telegram account, whichever bot user's row it is
+        tg_user_id = ctx.tg_user_id if ctx.tg_user_id is not None else -(ctx.account_id or 0)
+        account_lease = await self.account_lock.try_acquire(tg_user_id)
+        if account_lease is None:  # the account's session is in use elsewhere (an import, another job)
+            await self.queue.requeue(job, self._busy_delay())
+            return JobResult.BUSY
+        async with self.account_lock.keep(account_lease):
+            message = await self._message(ctx, await db.get())
+            floor = ctx.account_hint.timestamp() if ctx.account_hint else 0.0
+            pace = await self.pacing.load(tg_user_id, [c.group_id for c in ctx.candidates], floor)
+            batch = _Batch(ctx, account, message, pace, held)
+            try:
+                ended = await self._send_batch(batch, db)
+            except DB_ERRORS:
+                await self._rescue(batch, db)
+                raise
+            return await self._settle(job, batch, ended, db)
 
     async def _send_batch(self, batch: _Batch, db: _Conn) -> bool:
         """Send up to batch_size attempts; True when an error ended the round (pause, dead account)."""

@@ -55,6 +55,7 @@ class RoundContext:
     account_hint: datetime | None  # end of the latest account-wide flood wait of this round
     now: datetime
     candidates: list[Candidate]
+    tg_user_id: int | None = None  # the Telegram account's user id: pacing and its lock are keyed by it
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ WITH lost AS (
            c.paused_until,
            coalesce((SELECT s.value = 'true'::jsonb FROM settings s WHERE s.key = 'global_pause'), false)
                AS global_pause,
-           a.account_id, a.status AS account_status, a.session_enc,
+           a.account_id, a.status AS account_status, a.session_enc, a.tg_user_id,
            m.text, m.entities, m.media_id,
            (SELECT count(*) FROM lost)::int AS lost,
            (SELECT max(f.not_before) FROM attempts f
@@ -233,7 +234,7 @@ async def start_batch(
         session_enc=bytes(head["session_enc"]) if head["session_enc"] is not None else None,
         text=head["text"], entities=list(entities) if isinstance(entities, list) else [],
         media_id=head["media_id"], lost=head["lost"], account_hint=head["account_hint"], now=head["now"],
-        candidates=candidates,
+        candidates=candidates, tg_user_id=head["tg_user_id"],
     )
 
 

@@ -386,7 +386,7 @@ async def test_short_flood_wait_retries_after_the_hint_and_widens_the_gap(
     row = {r["group_id"]: r for r in await attempt_rows(db, round_id)}[seeded.group_ids[2]]
     assert (row["status"], row["tries"], row["error_code"]) == ("sent", 2, "FLOOD_WAIT")
     assert row["retry_after"] is not None
-    assert float(await redis_client.get(keys.ACCOUNT_GAP_WIDE.format(account_id=seeded.account_id))) > 1
+    assert float(await redis_client.get(keys.ACCOUNT_GAP_WIDE.format(tg_user_id=10_000 + seeded.user_id))) > 1
 
 
 async def test_long_flood_wait_pauses_the_campaign_and_tells_the_user(
@@ -588,7 +588,7 @@ async def test_the_account_gap_holds_across_jobs_and_workers(
     assert len(starts) == 7
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.15 - 0.01, gaps
-    assert await redis_client.exists(keys.ACCOUNT_NEXT_SEND.format(account_id=seeded.account_id))
+    assert await redis_client.exists(keys.ACCOUNT_NEXT_SEND.format(tg_user_id=10_000 + seeded.user_id))
 
 
 async def test_many_small_users_are_not_starved_by_one_big_round(
