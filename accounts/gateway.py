@@ -71,6 +71,7 @@ class GroupInfo:
     kind: GroupKind
     title: str
     can_send: bool = True
+    is_forum: bool = False  # a supergroup with topics (posts go to its General topic)
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,9 @@ class Group:
     migrated_to: int | None = None
     feed: list[dict[str, Any]] = field(default_factory=list)
     next_message_id: int = 1
+    forum: bool = False  # a supergroup with topics; posts without a topic go to "General"
+    general_closed: bool = False  # the forum's General topic is closed: TOPIC_CLOSED
+    paid_stars: int = 0  # the group charges this many Stars per message: ALLOW_PAYMENT_REQUIRED
 
 
 @dataclass
@@ -606,6 +609,7 @@ class World:
                 raise WorldError("CHAT_MIGRATED", new_id=group.migrated_to,
                                  new_access_hash=_access_hash(account.phone, group.migrated_to))
             self._check_restriction(account.phone)
+            _check_forum_and_payment(group)
             if membership.banned:
                 # banned from this one group: Telegram hides it from the user (CHANNEL_PRIVATE);
                 # USER_BANNED_IN_CHANNEL is the account-wide restriction above
@@ -813,6 +817,7 @@ class World:
             "access_hash": membership.access_hash,
             "can_send": membership.can_send and not membership.banned,
             "slow_mode": group.slow_mode,
+            "forum": group.forum,
         }
 
     def _known_phone(self, phone: str) -> str:
@@ -862,6 +867,9 @@ class World:
             "banned": bool(item.get("banned", False)),
             "slow_mode": None if item.get("slow_mode") is None else _int(item["slow_mode"], "slow_mode"),
             "migrated_to": None if migrated_to is None else _int(migrated_to, "migrated_to"),
+            "forum": bool(item.get("forum", False)) and kind == "supergroup",
+            "general_closed": bool(item.get("general_closed", False)),
+            "paid_stars": max(0, _int(item.get("paid_stars") or 0, "paid_stars")),
         }
 
     def _install(self, account: Account, groups: list[dict[str, Any]]) -> None:
@@ -874,6 +882,8 @@ class World:
                 group.title, group.kind = spec["title"], spec["kind"]
             if spec["slow_mode"] is not None:
                 group.slow_mode = spec["slow_mode"]
+            group.forum, group.general_closed = spec["forum"], spec["general_closed"]
+            group.paid_stars = spec["paid_stars"]
             account.memberships[group.id] = Membership(
                 group.id, _access_hash(account.phone, group.id), spec["can_send"], spec["banned"])
             if spec["migrated_to"] is not None:
@@ -883,6 +893,17 @@ class World:
                     spec["migrated_to"], Group(spec["migrated_to"], group.title, "supergroup"))
                 account.memberships.setdefault(
                     target.id, Membership(target.id, _access_hash(account.phone, target.id)))
+
+
+def _check_forum_and_payment(group: Group) -> None:
+    """Forums and paid groups (issue 11): a post without a topic goes to General, refused when that
+    topic is closed; a group that charges Stars refuses a message that offers no payment (we never
+    offer one: ``allow_paid_stars`` is never set)."""
+    if group.forum and group.general_closed:
+        raise WorldError("TOPIC_CLOSED")
+    if group.paid_stars > 0:
+        raise WorldError("ALLOW_PAYMENT_REQUIRED", code=403,
+                         description=f"{group.paid_stars} stars per message")
 
 
 def _check_message(text: str, entities: list[dict[str, Any]], media: MediaIn | None) -> None:
