@@ -10,6 +10,7 @@ import asyncpg
 
 from accounts.crypto import SessionDecryptError
 from accounts.gateway import AccountRef, GroupInfo
+from accounts.gateway import release as release_account
 from domain import rules
 from domain.errors import SessionDead
 from domain.models import AccountRecord, GroupRecord
@@ -148,6 +149,8 @@ class GroupService(SessionServiceBase):
             except SessionDead as exc:
                 await self._session_ended(user_id, exc.code)
                 raise
+            finally:
+                await release_account(self.gateway, ref)  # connected only while the lock is held
         imported = _dedupe(listed)
         now = self.now()
         async with self.db.transaction() as conn:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from accounts.gateway import AccountGateway, AccountRef, GroupRef, Media, OutgoingMessage
+from accounts.gateway import release as release_account
 from config.settings import EngineSettings
 from domain.errors import FloodWait, GatewayError, GroupMigrated
 from metrics import FLOOD_WAIT_SECONDS, FLOOD_WAITS, ROUND_LAG, ROUNDS, SENDS
@@ -247,7 +248,11 @@ class RoundExecutor:
             pace = await self.pacing.load(tg_user_id, [c.group_id for c in ctx.candidates], floor)
             batch = _Batch(ctx, account, message, pace, held)
             try:
-                ended = await self._send_batch(batch, db)
+                try:
+                    ended = await self._send_batch(batch, db)
+                finally:
+                    # the session's connection lives only as long as this lease (AUTH_KEY_DUPLICATED)
+                    await release_account(self.gateway, account)
             except DB_ERRORS:
                 await self._rescue(batch, db)
                 raise

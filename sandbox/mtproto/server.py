@@ -28,6 +28,7 @@ from telethon.tl import functions, types
 
 from sandbox.mtproto import keys
 from sandbox.mtproto.handshake import Handshake, HandshakeError
+from sandbox.mtproto.key_use import KeyUse
 from sandbox.mtproto.rpc import Dispatcher, RpcFailure
 from sandbox.mtproto.session import (
     AuthKeyRecord,
@@ -65,6 +66,7 @@ class MTProtoServer:
         self.host = host
         self.port = 0
         self.keys = AuthKeyStore()
+        self.key_use = KeyUse()  # open connections per auth key (AUTH_KEY_DUPLICATED)
         self.dispatcher = Dispatcher(world, address=lambda: (self.host, self.port))
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
@@ -130,6 +132,7 @@ class _Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
         self._plain_msg_id = 0
+        self._duplicated = False  # this connection's key was used from two places at once
 
     async def run(self) -> None:
         try:
@@ -153,6 +156,7 @@ class _Connection:
             await self.close()
 
     async def close(self) -> None:
+        self._server.key_use.forget(self)
         if self._ack_timer is not None:
             self._ack_timer.cancel()
         for task in list(self._tasks):
@@ -195,6 +199,7 @@ class _Connection:
             logger.info("MTProto packet dropped: %s", exc)
             return True
         self._record = record
+        self._duplicated = await self._server.key_use.note(key_id, self, envelope.session_id)
         if self._outgoing is None or self._outgoing.session_id != envelope.session_id:
             self._outgoing = Outgoing(envelope.session_id)
         replies = self._check_envelope(record, envelope)
@@ -265,6 +270,10 @@ class _Connection:
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, record: AuthKeyRecord, message: Message) -> None:
+        if self._duplicated:
+            # Telegram kills a key used from two places at once; every call on it fails from then on
+            await self._send([(rpc_error(message.msg_id, 406, "AUTH_KEY_DUPLICATED"), True)])
+            return
         try:
             body = rpc_result(message.msg_id, await self._server.dispatcher.call(record, message.obj,
                                                                                    message.msg_id))

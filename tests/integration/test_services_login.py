@@ -189,8 +189,7 @@ async def test_logout_stops_the_broadcast_and_deletes_the_session(env: Env) -> N
 async def test_reconnecting_another_telegram_account_retires_the_old_groups(env: Env) -> None:
     await env.ready(UID, groups=3)
     await env.login.logout(UID)
-    env.gateway.tg_user_id = 888000
-    await env.connect(UID)
+    await env.connect(UID, tg_user_id=888000)
     counts = await env.groups.counts(UID)
     assert counts.gone == 3 and counts.selected == 0
 
