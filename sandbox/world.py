@@ -320,13 +320,14 @@ class World:
         self._faults: list[Fault] = []
         self._fault_seq = 0
         self._restrictions: dict[str, str] = {}  # phone -> account-wide restriction (ACCOUNT_RESTRICTIONS)
+        self._home_dc: dict[str, int] = {}  # phone -> its data centre when not the default one
 
     # --- control side -----------------------------------------------------------------------
 
     def reset(self) -> None:
         for store in (self._accounts, self._groups, self._pending, self._sessions, self._dead,
                       self._codes, self._code_requests, self._login_flood_until, self._last_post,
-                      self._send_times, self._restrictions):
+                      self._send_times, self._restrictions, self._home_dc):
             store.clear()
         self._faults.clear()
         self.changes.notify()
@@ -340,8 +341,10 @@ class World:
         if not isinstance(items, list):
             raise ValueError("accounts must be a list")
         parsed = [self._parse_account(item) for item in items]
-        for account, groups in parsed:
+        dcs = [_home_dc_of(item) for item in items]
+        for (account, groups), dc in zip(parsed, dcs, strict=True):
             self._install(account, groups)
+            self._set_home_dc(account.phone, dc)
         self.changes.notify()
         return [account.phone for account, _ in parsed]
 
@@ -373,6 +376,20 @@ class World:
              "groups": [self._dialog(a, m) for m in a.memberships.values()]}
             for a in self._accounts.values()
         ]
+
+    # --- data centres (issue 11) ---------------------------------------------------------------
+
+    def _set_home_dc(self, phone: str, dc: int | None) -> None:
+        if dc is None:
+            self._home_dc.pop(phone, None)
+        else:
+            self._home_dc[phone] = dc
+
+    def home_dc(self, phone: str) -> int | None:
+        """The data centre an account lives in, when the seed named one (``"dc": 4``); a login
+        that starts elsewhere is told PHONE_MIGRATE_<dc> by the MTProto endpoint."""
+        norm = normalise_phone(phone)
+        return self._home_dc.get(norm) if norm else None
 
     # --- account-wide restrictions (issue 11) --------------------------------------------------
 
@@ -893,6 +910,16 @@ class World:
                     spec["migrated_to"], Group(spec["migrated_to"], group.title, "supergroup"))
                 account.memberships.setdefault(
                     target.id, Membership(target.id, _access_hash(account.phone, target.id)))
+
+
+def _home_dc_of(item: Any) -> int | None:
+    dc = item.get("dc") if isinstance(item, Mapping) else None
+    if dc is None:
+        return None
+    value = _int(dc, "dc")
+    if not 1 <= value <= 5:
+        raise ValueError("dc must be a data centre id from 1 to 5")
+    return value
 
 
 def _check_forum_and_payment(group: Group) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import contract
-from accounts.gateway import AccountGateway, AccountRef, GroupRef, OutgoingMessage
+from accounts.gateway import AccountGateway, AccountRef, GroupRef, OutgoingMessage, release
 from domain.errors import AccountThrottled, GatewayError, GroupClosed, SessionDead
 from services import engine
 from tests.integration.engine_support import Engine, open_round_count, settings_with
@@ -44,7 +44,9 @@ async def login(harness: Harness, gateway: AccountGateway, phone: str) -> Accoun
 
 
 async def refs(gateway: AccountGateway, account: AccountRef) -> dict[str, GroupRef]:
-    return {g.title: GroupRef(g.peer_id, g.access_hash, g.kind) for g in await gateway.list_groups(account)}
+    listed = await gateway.list_groups(account)
+    await release(gateway, account)  # as the import does: the connection lives as long as the lease
+    return {g.title: GroupRef(g.peer_id, g.access_hash, g.kind) for g in listed}
 
 
 async def test_an_account_restriction_refuses_every_group_until_lifted(harness: Harness) -> None:
