@@ -141,13 +141,13 @@ async def test_a_second_bot_user_connecting_the_same_account_is_refused(
     phone = flow_contract.accounts["alice"]["phone"]
     sessions_before = len(await harness.client.sessions(phone))
     first = CaseRunner(harness, flow_contract, contract.Case(id="first owner"))
+    second = CaseRunner(harness, flow_contract, contract.Case(id="second owner"))
     first.uid = await harness.new_user("Owner")
+    second.uid = await harness.new_user("Second")
     for step in flow_contract.expand([{"given": "connected"}]):
         await first.step(step)
     assert await harness.fetchval("SELECT status FROM accounts WHERE user_id = $1", first.uid) == "connected"
 
-    second = CaseRunner(harness, flow_contract, contract.Case(id="second owner"))
-    second.uid = await harness.new_user("Second")
     for step in flow_contract.expand([{"given": "connected"}]):
         await second.step(step)
     shown = "\n".join(str(m.get("text") or "") for m in await harness.client.chat(second.uid)
