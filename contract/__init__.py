@@ -38,6 +38,9 @@ STEP_KINDS = frozenset(
         "admin_press",
         "admin_send",
         "admin_forge",
+        "keep",
+        "press_kept",
+        "scheduler_tick",
     }
 )
 EXPECT_KEYS = frozenset(
@@ -56,6 +59,7 @@ EXPECT_KEYS = frozenset(
         "checks",
         "new_messages",
         "notified",
+        "kept_buttons",
     }
 )
 CHECK_NAMES = frozenset(
@@ -66,6 +70,8 @@ CHECK_NAMES = frozenset(
         "campaign",
         "interval",
         "message_version",
+        "typed",
+        "due_now",
         "codes_sent",
         "world_sessions",
         "audit",

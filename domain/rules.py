@@ -162,6 +162,15 @@ def interval_within(seconds: int, minimum: int, maximum: int) -> bool:
     return minimum <= seconds <= maximum
 
 
+def first_run_on_start(now: datetime, last_planned_at: datetime | None, interval: int) -> datetime:
+    """U6.2: a start posts now unless the last round began less than one interval ago; then the
+    first round is due at that round's start + interval (a quick stop/start never posts early)."""
+    if last_planned_at is None or interval <= 0:
+        return now
+    due = last_planned_at + timedelta(seconds=interval)
+    return due if due > now else now
+
+
 def next_run_after_interval_change(
     now: datetime, last_planned_at: datetime | None, current_next_run: datetime | None, interval: int
 ) -> datetime:

@@ -321,13 +321,14 @@ class World:
         self._fault_seq = 0
         self._restrictions: dict[str, str] = {}  # phone -> account-wide restriction (ACCOUNT_RESTRICTIONS)
         self._home_dc: dict[str, int] = {}  # phone -> its data centre when not the default one
+        self._media: dict[str, MediaIn] = {}  # posted media by sha256, for the page's feeds
 
     # --- control side -----------------------------------------------------------------------
 
     def reset(self) -> None:
         for store in (self._accounts, self._groups, self._pending, self._sessions, self._dead,
                       self._codes, self._code_requests, self._login_flood_until, self._last_post,
-                      self._send_times, self._restrictions, self._home_dc):
+                      self._send_times, self._restrictions, self._home_dc, self._media):
             store.clear()
         self._faults.clear()
         self.changes.notify()
@@ -440,6 +441,10 @@ class World:
         if group is None:
             raise KeyError(group_id)
         return [dict(post) for post in group.feed]
+
+    def posted_media(self, sha256: str) -> MediaIn | None:
+        """The bytes of media some account posted (the page shows the photo a group received)."""
+        return self._media.get(sha256)
 
     def add_fault(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Register a fault (``ValueError`` naming the bad field).
@@ -819,6 +824,7 @@ class World:
         }
         if media is not None:
             post["media"] = media.summary()
+            self._media[post["media"]["sha256"]] = media
         group.next_message_id += 1
         group.feed.append(post)
         self._last_post[(account.phone, group.id)] = now

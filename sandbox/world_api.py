@@ -14,6 +14,7 @@ Control API (JSON, for tests and the web page; errors are HTTP 400/404 with ``{"
 | ``GET /sandbox/api/groups/{gid}/messages`` | ``[{message_id, from_phone, from_user_id, text, entities,``
 |   | ``media?, date, date_ms}]``; ``date`` in seconds with ms, ``media`` = ``{kind, filename, size,``
 |   | ``mime_type, sha256}`` |
+| ``GET /sandbox/api/media/{sha256}`` | the bytes of media an account posted (the page's feed thumbnails) |
 | ``GET /sandbox/api/faults`` | the active faults |
 | ``POST /sandbox/api/faults`` | register one (see ``World.add_fault``) -> the fault with its ``id`` |
 | ``DELETE /sandbox/api/faults`` | clear all -> ``{"cleared": n}`` |
@@ -140,6 +141,12 @@ class _Control:
             return _json(self.world.group_messages(gid))
         except KeyError:
             return _json({"error": "unknown group"}, 404)
+
+    async def media(self, request: web.Request) -> web.Response:
+        media = self.world.posted_media(request.match_info["sha256"])
+        if media is None:
+            return _json({"error": "unknown media"}, 404)
+        return web.Response(body=media.data, content_type=media.mime_type)
 
     async def list_faults(self, request: web.Request) -> web.Response:
         return _json(self.world.faults())
@@ -304,6 +311,7 @@ def setup_world_routes(app: web.Application, world: World) -> None:
     router.add_delete(f"{CONTROL_PREFIX}/accounts/{{phone}}/sessions", control.revoke_sessions)
     router.add_put(f"{CONTROL_PREFIX}/accounts/{{phone}}/restriction", control.set_restriction)
     router.add_get(f"{CONTROL_PREFIX}/groups/{{gid}}/messages", control.group_messages)
+    router.add_get(f"{CONTROL_PREFIX}/media/{{sha256}}", control.media)
     router.add_get(f"{CONTROL_PREFIX}/faults", control.list_faults)
     router.add_post(f"{CONTROL_PREFIX}/faults", control.add_fault)
     router.add_delete(f"{CONTROL_PREFIX}/faults", control.clear_faults)

@@ -18,9 +18,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
+import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -28,11 +29,13 @@ from config.settings import EngineSettings
 from metrics import CAMPAIGNS_RUNNING, ROUNDS, SCHEDULER_LAG, SCHEDULER_TICKS, WORKERS_LIVE
 from roles.worker.executor import DB_ERRORS
 from services import engine
+from services.notifications import NO_GROUPS_LEFT
 from storage import keys
 from storage.db import Database
 from storage.lease import Leases
 from storage.queue import JobQueue
-from storage.repositories import rounds
+from storage.repositories import campaigns, rounds
+from storage.repositories import notifications as outbox
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ class SchedulerJobs:
             async with self.db.transaction() as conn:
                 now, due = await rounds.lock_due_campaigns(conn, DUE_BATCH)
                 created = await rounds.create_rounds(conn, due)
+                await _tell_no_groups_left(conn, [d.user_id for d in due], now)
                 await rounds.advance_campaigns(conn, [
                     (d.user_id, engine.next_run_after(d.next_run_at, d.interval_seconds, now)) for d in due])
             if first:
@@ -158,6 +162,12 @@ class SchedulerJobs:
         if self.redis is not None:
             fresh_since = int((time.time() - self.settings.lease_ttl) * 1000)
             WORKERS_LIVE.set(await self.redis.zcount(keys.WORKER_HEARTBEAT, fresh_since, "+inf"))
+
+
+async def _tell_no_groups_left(conn: asyncpg.Connection, user_ids: Sequence[int], now: datetime) -> None:
+    """U6.6: a due campaign with no selected active group posts nothing; its user is told once."""
+    for user_id in await campaigns.mark_no_groups(conn, user_ids, now):
+        await outbox.enqueue(conn, user_id, NO_GROUPS_LEFT, {}, f"no_groups:{user_id}:{now.isoformat()}", now)
 
 
 async def _chunked(call: Callable[[Item], Awaitable[T]], items: Sequence[Item]) -> list[T]:

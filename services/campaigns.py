@@ -34,6 +34,7 @@ class IntervalResult:
     maximum: int
     running: bool = False
     next_run_at: datetime | None = None
+    requested: int | None = None  # the seconds asked for (U5.5 says below or above the bounds)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class CampaignService:
         """U5.2/U5.4: store the interval; while running, next run = max(now, last round + interval)."""
         low, high = self.bounds
         if not rules.interval_within(seconds, low, high):
-            return IntervalResult("out_of_bounds", None, low, high)
+            return IntervalResult("out_of_bounds", None, low, high, requested=seconds)
         now = self.now()
         async with self.db.transaction() as conn:
             await users.ensure(conn, user_id)
@@ -125,7 +126,8 @@ class CampaignService:
             return await self._missing(conn, user_id)
 
     async def start(self, user_id: int) -> StartResult:
-        """U6.1-U6.3: checklist, then running with the first round due now."""
+        """U6.1-U6.3: checklist, then running; the first round is due now, or at the last round's
+        start + interval when that is still ahead (a quick stop/start must not post early)."""
         now = self.now()
         async with self.db.transaction() as conn:
             await users.ensure(conn, user_id)
@@ -137,12 +139,23 @@ class CampaignService:
             if missing:
                 return StartResult("missing", missing)
             # the guard in the UPDATE is what makes a double start impossible, not the read above
-            started = await campaigns.start(conn, user_id, now)
+            last = await status_repo.last_planned_at(conn, user_id)
+            interval = current.interval_seconds if current is not None else None
+            first = rules.first_run_on_start(now, last, interval or 0)
+            started = await campaigns.start(conn, user_id, now, first)
             if started is None:
                 return StartResult("already_running")
             selected = await groups.count_selected(conn, user_id)
         log.info("broadcast started user_id=%s groups=%d", user_id, selected)
         return StartResult("started", (), selected, started.interval_seconds or 0, started.next_run_at)
+
+    async def post_now(self, user_id: int) -> bool:
+        """U6.2 ``bc:now``: a running broadcast's next round is due now; False when not running."""
+        async with self.db.transaction() as conn:
+            record = await campaigns.due_now(conn, user_id, self.now())
+        if record is not None:
+            log.info("broadcast set to post now user_id=%s", user_id)
+        return record is not None
 
     async def stop(self, user_id: int) -> StopResult:
         """U6.4/U6.5: stopped; the worker re-checks the status before each send."""

@@ -22,6 +22,8 @@ Kinds and their payloads (the bot renders them):
 - ``access_approved`` / ``access_rejected`` / ``access_granted`` {days, expires_at} /
   ``access_revoked`` {broadcast_stopped} / ``broadcast_stopped`` {by: "admin"}: outcomes of admin
   actions (A2, A3)
+- ``no_groups_left``: {} (U6.6): a due round found no selected active group; told once per pause
+  by the scheduler (dedupe key ``no_groups:<user_id>:<time>``), offer ``grp:list:0``
 """
 
 from __future__ import annotations
@@ -53,11 +55,12 @@ ACCESS_REJECTED = "access_rejected"
 ACCESS_GRANTED = "access_granted"
 ACCESS_REVOKED = "access_revoked"
 BROADCAST_STOPPED = "broadcast_stopped"
+NO_GROUPS_LEFT = "no_groups_left"  # U6.6: a round found no selected active group
 
 # every kind above: what producers may queue and the bot must be able to render
 KINDS: frozenset[str] = frozenset({
     ROUND_SUMMARY, SESSION_ENDED, GROUP_DISABLED, FLOOD_PAUSE, MESSAGE_REJECTED, ACCESS_EXPIRED,
-    ACCESS_APPROVED, ACCESS_REJECTED, ACCESS_GRANTED, ACCESS_REVOKED, BROADCAST_STOPPED,
+    ACCESS_APPROVED, ACCESS_REJECTED, ACCESS_GRANTED, ACCESS_REVOKED, BROADCAST_STOPPED, NO_GROUPS_LEFT,
     ACCOUNT_RESTRICTED, BROADCAST_HALTED,
 })
 

@@ -38,6 +38,7 @@ class MainCard:
     running: bool
     next_run_at: datetime | None
     paused_until: datetime | None
+    no_groups_left: bool = False  # U6.6: running, but no selected group is active: nothing is posted
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class StatusView:
     more_groups: int  # "and N more"
     disabled_groups: list[DisabledGroup]
     notify_rounds: bool
+    no_groups_left: bool = False
 
 
 class StatusService:
@@ -106,6 +108,7 @@ class StatusService:
             running=running,
             next_run_at=campaign.next_run_at if campaign is not None and running else None,
             paused_until=self._future(campaign.paused_until if campaign is not None else None),
+            no_groups_left=running and counts.selected == 0,
         )
 
     async def status(self, user_id: int) -> StatusView:
@@ -118,7 +121,8 @@ class StatusService:
             total = 0
             if last is not None:
                 outcomes, total = await status_repo.round_outcomes(conn, last.round_id, GROUP_OUTCOMES_SHOWN)
-            disabled = await groups.disabled(conn, user_id, DISABLED_SHOWN)
+            disabled = await groups.disabled_selected(conn, user_id, DISABLED_SHOWN)
+            selected = await groups.count_selected(conn, user_id)
             user = await users.get(conn, user_id)
         running = campaign is not None and campaign.running
         paused_until = self._future(campaign.paused_until if campaign is not None else None)
@@ -133,8 +137,9 @@ class StatusService:
             last_round=last,
             group_outcomes=[GroupOutcome(o.group_id, o.title, o.status, o.error_code) for o in outcomes],
             more_groups=max(0, total - len(outcomes)),
-            disabled_groups=[DisabledGroup(g.group_id, g.title, g.reason) for g in disabled],
+            disabled_groups=[DisabledGroup(g.group_id, g.title, g.reason or g.status) for g in disabled],
             notify_rounds=user.notify_rounds if user is not None else True,
+            no_groups_left=running and selected == 0,
         )
 
     def _future(self, moment: datetime | None) -> datetime | None:

@@ -1,19 +1,23 @@
-"""Every callback data class of the control bot, in one place.
+"""Every callback data factory of the control bot, one per area, in one place.
 
-The wire format is the id written in flows.md (``area:action[:arg…]``). aiogram joins
-the prefix and the fields with ``:``, and a prefix can't contain ``:``, so each class has
-the *area* as prefix and a fixed ``action`` literal as its first field: ``GroupToggle``
-packs to ``grp:t:<gid>:<p>``. A string that doesn't fit a class (other action, wrong
-number of parts, a non-number where a number belongs, out of range) doesn't match it
-and falls through to the stale-callback handler. ``pack()`` refuses more than 64 bytes.
+The wire format is the id written in flows.md (``area:action[:arg…]``): the area is the
+factory's prefix, the action an ``Enum`` field, and the arguments follow in the order the
+action's *shape* names them, so ``Grp(action=GrpAction.toggle, gid=5, page=0)`` packs to
+``grp:t:5:0`` and ``Grp(action=GrpAction.list, page=0)`` to ``grp:list:0``. An action may have
+two shapes (``acc:logout`` and ``acc:logout:yes``). A string that doesn't fit (unknown action,
+wrong number of parts, an empty part, a non-number where a number belongs, out of range) is
+refused by ``unpack``, so it matches no filter and falls through to the stale-callback handler.
+``pack()`` refuses more than 64 bytes.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
-from aiogram.filters.callback_data import MAX_CALLBACK_LENGTH, CallbackData
-from pydantic import Field
+from aiogram import F
+from aiogram.filters.callback_data import MAX_CALLBACK_LENGTH, CallbackData, CallbackQueryFilter
+from pydantic import Field, model_validator
 
 # database ids are bigint; pages and minutes are small, bounded so a forged value can't overflow SQL
 DbId = Annotated[int, Field(ge=1, lt=2**63)]
@@ -21,300 +25,261 @@ Page = Annotated[int, Field(ge=0, le=100_000)]
 Minutes = Annotated[int, Field(ge=1, le=100_000)]
 UserId = Annotated[int, Field(ge=1, lt=2**63)]
 Days = Annotated[int, Field(ge=0, le=3650)]
+KeypadKey = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "del", "ok"]
+AccessModeName = Literal["open", "approval", "whitelist"]
+
+Shape = tuple[str, ...]
+T = TypeVar("T")
+
+
+def need(value: T | None) -> T:
+    """An argument the action's shape guarantees (a handler filtered on that action)."""
+    if value is None:
+        raise ValueError("argument missing for this action")
+    return value
+
+
+class AreaData(CallbackData, prefix="area"):
+    """A factory of one area: ``action`` first, then the arguments of the action's shape.
+
+    Subclasses declare ``action`` (an Enum), their argument fields (all optional) and
+    ``shapes``: for each action the tuples of argument names it may carry, in wire order.
+    """
+
+    action: StrEnum
+    shapes: ClassVar[dict[Any, tuple[Shape, ...]]] = {}
+
+    @model_validator(mode="after")
+    def _fits_a_shape(self) -> Self:
+        self.shape()
+        return self
+
+    def shape(self) -> Shape:
+        """The argument names this object carries (one of its action's shapes)."""
+        given = {
+            name for name in type(self).model_fields if name != "action" and getattr(self, name) is not None
+        }
+        for shape in self.shapes[self.action]:
+            if set(shape) == given:
+                return shape
+        raise ValueError(f"{type(self).__name__}: no shape of {self.action!s} takes {sorted(given)}")
+
+    def pack(self) -> str:
+        parts = [self.__prefix__, self._encode_value("action", self.action)]
+        parts += [self._encode_value(name, getattr(self, name)) for name in self.shape()]
+        if any(self.__separator__ in part for part in parts[1:]):
+            raise ValueError(f"separator in the values of {type(self).__name__}")
+        data = self.__separator__.join(parts)
+        if len(data.encode()) > MAX_CALLBACK_LENGTH:
+            raise ValueError(f"callback data too long: {data!r}")
+        return data
+
+    @classmethod
+    def unpack(cls, value: str) -> Self:
+        prefix, *parts = value.split(cls.__separator__)
+        if prefix != cls.__prefix__:
+            raise ValueError(f"bad prefix {prefix!r}")
+        if not parts or "" in parts:
+            raise TypeError("missing or empty part")
+        action_type = cls.model_fields["action"].annotation
+        assert isinstance(action_type, type)
+        action = action_type(parts[0])  # ValueError for an unknown action
+        args = parts[1:]
+        for shape in cls.shapes[action]:
+            if len(shape) == len(args):
+                return cls(action=action, **dict(zip(shape, args, strict=True)))
+        raise TypeError(f"{cls.__name__}: {action!s} takes no {len(args)} argument(s)")
+
+    @classmethod
+    def on(cls, *actions: StrEnum, **fields: object) -> CallbackQueryFilter:
+        """The filter for presses of these actions, with these field values if given
+        (``Acc.on(AccAction.logout, confirm=None)`` is ``acc:logout`` but not ``acc:logout:yes``)."""
+        rule = F.action.in_(set(actions))
+        for name, value in fields.items():
+            rule = rule & (getattr(F, name) == value)
+        return cls.filter(rule)
+
+
+NO_ARGS: tuple[Shape, ...] = ((),)
+
+
+def shapes_of(enum: type[StrEnum], **special: tuple[Shape, ...]) -> dict[Any, tuple[Shape, ...]]:
+    """Every action of ``enum`` takes no arguments, except those named in ``special``."""
+    return {action: special.get(action.name, NO_ARGS) for action in enum}
+
 
 # ---- menu -----------------------------------------------------------------------------------
 
 
-class MainMenu(CallbackData, prefix="menu"):
-    action: Literal["main"] = "main"
+class MenuAction(StrEnum):
+    main = "main"
+
+
+class Menu(AreaData, prefix="menu"):
+    action: MenuAction
+    shapes = shapes_of(MenuAction)
 
 
 # ---- account (U1.2, U2) ---------------------------------------------------------------------
 
 
-class AccMenu(CallbackData, prefix="acc"):
-    action: Literal["menu"] = "menu"
+class AccAction(StrEnum):
+    menu = "menu"
+    login = "login"
+    request = "request"
+    keypad = "kp"
+    resend = "resend"
+    cancel = "cancel"  # cancel of any input state (login, message, interval, announcement)
+    logout = "logout"
 
 
-class AccLogin(CallbackData, prefix="acc"):
-    action: Literal["login"] = "login"
-
-
-class AccRequest(CallbackData, prefix="acc"):
-    action: Literal["request"] = "request"
-
-
-KeypadKey = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "del", "ok"]
-
-
-class AccKeypad(CallbackData, prefix="acc"):
-    action: Literal["kp"] = "kp"
-    key: KeypadKey
-
-
-class AccResend(CallbackData, prefix="acc"):
-    action: Literal["resend"] = "resend"
-
-
-class AccCancel(CallbackData, prefix="acc"):
-    """Cancel of any input state (login, message, interval)."""
-
-    action: Literal["cancel"] = "cancel"
-
-
-class AccLogout(CallbackData, prefix="acc"):
-    action: Literal["logout"] = "logout"
-
-
-class AccLogoutYes(CallbackData, prefix="acc"):
-    action: Literal["logout"] = "logout"
-    confirm: Literal["yes"] = "yes"
+class Acc(AreaData, prefix="acc"):
+    action: AccAction
+    key: KeypadKey | None = None
+    confirm: Literal["yes"] | None = None
+    shapes = shapes_of(AccAction, keypad=(("key",),), logout=((), ("confirm",)))
 
 
 # ---- groups (U3) ----------------------------------------------------------------------------
 
 
-class GrpMenu(CallbackData, prefix="grp"):
-    action: Literal["menu"] = "menu"
+class GrpAction(StrEnum):
+    menu = "menu"
+    import_ = "import"
+    list = "list"
+    toggle = "t"
+    all = "all"
+    none = "none"
 
 
-class GrpImport(CallbackData, prefix="grp"):
-    action: Literal["import"] = "import"
-
-
-class GrpList(CallbackData, prefix="grp"):
-    action: Literal["list"] = "list"
-    page: Page
-
-
-class GrpToggle(CallbackData, prefix="grp"):
-    action: Literal["t"] = "t"
-    gid: DbId
-    page: Page
-
-
-class GrpAll(CallbackData, prefix="grp"):
-    action: Literal["all"] = "all"
-    page: Page
-
-
-class GrpNone(CallbackData, prefix="grp"):
-    action: Literal["none"] = "none"
-    page: Page
+class Grp(AreaData, prefix="grp"):
+    action: GrpAction
+    gid: DbId | None = None
+    page: Page | None = None
+    shapes = shapes_of(
+        GrpAction, list=(("page",),), all=(("page",),), none=(("page",),), toggle=(("gid", "page"),)
+    )
 
 
 # ---- message (U4) ---------------------------------------------------------------------------
 
 
-class MsgMenu(CallbackData, prefix="msg"):
-    action: Literal["menu"] = "menu"
+class MsgAction(StrEnum):
+    menu = "menu"
+    set = "set"
+    save = "save"
 
 
-class MsgSet(CallbackData, prefix="msg"):
-    action: Literal["set"] = "set"
-
-
-class MsgSave(CallbackData, prefix="msg"):
-    action: Literal["save"] = "save"
+class Msg(AreaData, prefix="msg"):
+    action: MsgAction
+    shapes = shapes_of(MsgAction)
 
 
 # ---- interval (U5) --------------------------------------------------------------------------
 
 
-class IntMenu(CallbackData, prefix="int"):
-    action: Literal["menu"] = "menu"
+class IntAction(StrEnum):
+    menu = "menu"
+    set = "set"
+    custom = "custom"
 
 
-class IntSet(CallbackData, prefix="int"):
-    action: Literal["set"] = "set"
-    minutes: Minutes
-
-
-class IntCustom(CallbackData, prefix="int"):
-    action: Literal["custom"] = "custom"
+class Int(AreaData, prefix="int"):
+    action: IntAction
+    minutes: Minutes | None = None
+    shapes = shapes_of(IntAction, set=(("minutes",),))
 
 
 # ---- broadcast (U6) -------------------------------------------------------------------------
 
 
-class BcStart(CallbackData, prefix="bc"):
-    action: Literal["start"] = "start"
+class BcAction(StrEnum):
+    start = "start"
+    stop = "stop"
+    now = "now"  # U6.2: post at once although the interval since the last round hasn't passed
 
 
-class BcStop(CallbackData, prefix="bc"):
-    action: Literal["stop"] = "stop"
+class Bc(AreaData, prefix="bc"):
+    action: BcAction
+    confirm: Literal["yes"] | None = None
+    shapes = shapes_of(BcAction, now=((), ("confirm",)))
 
 
 # ---- status (U7) ----------------------------------------------------------------------------
 
 
-class StShow(CallbackData, prefix="st"):
-    action: Literal["show"] = "show"
+class StAction(StrEnum):
+    show = "show"
+    refresh = "refresh"
+    notify = "notify"
 
 
-class StRefresh(CallbackData, prefix="st"):
-    action: Literal["refresh"] = "refresh"
-
-
-class StNotify(CallbackData, prefix="st"):
-    action: Literal["notify"] = "notify"
+class St(AreaData, prefix="st"):
+    action: StAction
+    shapes = shapes_of(StAction)
 
 
 # ---- admin (A rows) -------------------------------------------------------------------------
 
-AccessModeName = Literal["open", "approval", "whitelist"]
+
+class AdmAction(StrEnum):
+    menu = "menu"
+    users = "users"
+    user = "u"
+    grant = "grant"
+    revoke = "revoke"
+    ban = "ban"
+    unban = "unban"
+    stop = "stop"
+    logout = "logout"
+    pending = "pending"
+    approve = "approve"
+    reject = "reject"
+    mode = "mode"
+    runtime = "runtime"
+    pause = "pause"
+    resume = "resume"
+    announce = "announce"
 
 
-class AdmMenu(CallbackData, prefix="adm"):
-    action: Literal["menu"] = "menu"
+UID: tuple[Shape, ...] = (("uid",),)
 
 
-class AdmUsers(CallbackData, prefix="adm"):
-    action: Literal["users"] = "users"
-    page: Page
+class Adm(AreaData, prefix="adm"):
+    action: AdmAction
+    uid: UserId | None = None
+    days: Days | None = None
+    page: Page | None = None
+    mode: AccessModeName | None = None
+    confirm: Literal["send"] | None = None
+    shapes = shapes_of(
+        AdmAction,
+        users=(("page",),),
+        user=UID,
+        grant=(("uid", "days"),),
+        revoke=UID,
+        ban=UID,
+        unban=UID,
+        stop=UID,
+        logout=UID,
+        approve=UID,
+        reject=UID,
+        mode=((), ("mode",)),
+        announce=((), ("confirm",)),
+    )
 
 
-class AdmUser(CallbackData, prefix="adm"):
-    action: Literal["u"] = "u"
-    uid: UserId
+AREAS: dict[str, type[AreaData]] = {cls.__prefix__: cls for cls in (Menu, Acc, Grp, Msg, Int, Bc, St, Adm)}
 
 
-class AdmGrant(CallbackData, prefix="adm"):
-    action: Literal["grant"] = "grant"
-    uid: UserId
-    days: Days
-
-
-class AdmRevoke(CallbackData, prefix="adm"):
-    action: Literal["revoke"] = "revoke"
-    uid: UserId
-
-
-class AdmBan(CallbackData, prefix="adm"):
-    action: Literal["ban"] = "ban"
-    uid: UserId
-
-
-class AdmUnban(CallbackData, prefix="adm"):
-    action: Literal["unban"] = "unban"
-    uid: UserId
-
-
-class AdmStop(CallbackData, prefix="adm"):
-    action: Literal["stop"] = "stop"
-    uid: UserId
-
-
-class AdmLogout(CallbackData, prefix="adm"):
-    action: Literal["logout"] = "logout"
-    uid: UserId
-
-
-class AdmPending(CallbackData, prefix="adm"):
-    action: Literal["pending"] = "pending"
-
-
-class AdmApprove(CallbackData, prefix="adm"):
-    action: Literal["approve"] = "approve"
-    uid: UserId
-
-
-class AdmReject(CallbackData, prefix="adm"):
-    action: Literal["reject"] = "reject"
-    uid: UserId
-
-
-class AdmModeMenu(CallbackData, prefix="adm"):
-    action: Literal["mode"] = "mode"
-
-
-class AdmMode(CallbackData, prefix="adm"):
-    action: Literal["mode"] = "mode"
-    mode: AccessModeName
-
-
-class AdmRuntime(CallbackData, prefix="adm"):
-    action: Literal["runtime"] = "runtime"
-
-
-class AdmPause(CallbackData, prefix="adm"):
-    action: Literal["pause"] = "pause"
-
-
-class AdmResume(CallbackData, prefix="adm"):
-    action: Literal["resume"] = "resume"
-
-
-class AdmAnnounce(CallbackData, prefix="adm"):
-    action: Literal["announce"] = "announce"
-
-
-class AdmAnnounceSend(CallbackData, prefix="adm"):
-    action: Literal["announce"] = "announce"
-    confirm: Literal["send"] = "send"
-
-
-ADMIN: tuple[type[CallbackData], ...] = (
-    AdmMenu,
-    AdmUsers,
-    AdmUser,
-    AdmGrant,
-    AdmRevoke,
-    AdmBan,
-    AdmUnban,
-    AdmStop,
-    AdmLogout,
-    AdmPending,
-    AdmApprove,
-    AdmReject,
-    AdmModeMenu,
-    AdmMode,
-    AdmRuntime,
-    AdmPause,
-    AdmResume,
-    AdmAnnounce,
-    AdmAnnounceSend,
-)
-
-
-ALL: tuple[type[CallbackData], ...] = (
-    MainMenu,
-    AccMenu,
-    AccLogin,
-    AccRequest,
-    AccKeypad,
-    AccResend,
-    AccCancel,
-    AccLogout,
-    AccLogoutYes,
-    GrpMenu,
-    GrpImport,
-    GrpList,
-    GrpToggle,
-    GrpAll,
-    GrpNone,
-    MsgMenu,
-    MsgSet,
-    MsgSave,
-    IntMenu,
-    IntSet,
-    IntCustom,
-    BcStart,
-    BcStop,
-    StShow,
-    StRefresh,
-    StNotify,
-    *ADMIN,
-)
-
-
-def parse(data: str) -> CallbackData | None:
+def parse(data: str) -> AreaData | None:
     """The callback object ``data`` stands for, or None for anything forged, stale or malformed."""
     if not data or len(data.encode()) > MAX_CALLBACK_LENGTH:
         return None
-    for cls in ALL:
-        try:
-            return cls.unpack(data)
-        except (TypeError, ValueError):
-            continue
-    return None
+    area = AREAS.get(data.split(":", 1)[0])
+    if area is None:
+        return None
+    try:
+        return area.unpack(data)
+    except (TypeError, ValueError):
+        return None

@@ -27,30 +27,44 @@ def markup(rows: Iterable[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMark
 
 
 def main_only() -> InlineKeyboardMarkup:
-    return markup([[button(texts.BTN_MAIN, cb.MainMenu())]])
+    return markup([[button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))]])
 
 
-def main_menu(*, running: bool, admin: bool) -> InlineKeyboardMarkup:
-    rows = [
-        [button(texts.BTN_ACCOUNT, cb.AccMenu()), button(texts.BTN_GROUPS, cb.GrpMenu())],
-        [button(texts.BTN_MESSAGE, cb.MsgMenu()), button(texts.BTN_INTERVAL, cb.IntMenu())],
+def main_menu(*, running: bool, admin: bool, choose_groups: bool = False) -> InlineKeyboardMarkup:
+    rows = [[button(*GROUPS_BUTTON)]] if choose_groups else []
+    rows += [
         [
-            button(texts.BTN_STOP, cb.BcStop()) if running else button(texts.BTN_START, cb.BcStart()),
-            button(texts.BTN_STATUS, cb.StShow()),
+            button(texts.BTN_ACCOUNT, cb.Acc(action=cb.AccAction.menu)),
+            button(texts.BTN_GROUPS, cb.Grp(action=cb.GrpAction.menu)),
+        ],
+        [
+            button(texts.BTN_MESSAGE, cb.Msg(action=cb.MsgAction.menu)),
+            button(texts.BTN_INTERVAL, cb.Int(action=cb.IntAction.menu)),
+        ],
+        [
+            button(texts.BTN_STOP, cb.Bc(action=cb.BcAction.stop))
+            if running
+            else button(texts.BTN_START, cb.Bc(action=cb.BcAction.start)),
+            button(texts.BTN_STATUS, cb.St(action=cb.StAction.show)),
         ],
     ]
     if admin:
-        rows.append([button(texts.BTN_ADMIN, cb.AdmMenu())])
+        rows.append([button(texts.BTN_ADMIN, cb.Adm(action=cb.AdmAction.menu))])
     return markup(rows)
 
 
 def request_access() -> InlineKeyboardMarkup:
-    return markup([[button(texts.BTN_REQUEST, cb.AccRequest())]])
+    return markup([[button(texts.BTN_REQUEST, cb.Acc(action=cb.AccAction.request))]])
 
 
 def admin_request_card(uid: int) -> InlineKeyboardMarkup:
     return markup(
-        [[button(texts.BTN_APPROVE, cb.AdmApprove(uid=uid)), button(texts.BTN_REJECT, cb.AdmReject(uid=uid))]]
+        [
+            [
+                button(texts.BTN_APPROVE, cb.Adm(action=cb.AdmAction.approve, uid=uid)),
+                button(texts.BTN_REJECT, cb.Adm(action=cb.AdmAction.reject, uid=uid)),
+            ]
+        ]
     )
 
 
@@ -58,15 +72,32 @@ def admin_request_card(uid: int) -> InlineKeyboardMarkup:
 
 
 def login_offer() -> InlineKeyboardMarkup:
-    return markup([[button(texts.BTN_LOGIN, cb.AccLogin())], [button(texts.BTN_MAIN, cb.MainMenu())]])
+    return markup(
+        [
+            [button(texts.BTN_LOGIN, cb.Acc(action=cb.AccAction.login))],
+            [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
+        ]
+    )
 
 
 def connected_account() -> InlineKeyboardMarkup:
-    return markup([[button(texts.BTN_LOGOUT, cb.AccLogout())], [button(texts.BTN_MAIN, cb.MainMenu())]])
+    return markup(
+        [
+            [button(texts.BTN_LOGOUT, cb.Acc(action=cb.AccAction.logout))],
+            [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
+        ]
+    )
 
 
 def logout_confirm() -> InlineKeyboardMarkup:
-    return markup([[button(texts.BTN_LOGOUT_YES, cb.AccLogoutYes()), button(texts.BTN_CANCEL, cb.AccMenu())]])
+    return markup(
+        [
+            [
+                button(texts.BTN_LOGOUT_YES, cb.Acc(action=cb.AccAction.logout, confirm="yes")),
+                button(texts.BTN_CANCEL, cb.Acc(action=cb.AccAction.menu)),
+            ]
+        ]
+    )
 
 
 def share_phone() -> ReplyKeyboardMarkup:
@@ -86,34 +117,50 @@ def remove_reply() -> ReplyKeyboardRemove:
 
 def code_keypad() -> InlineKeyboardMarkup:
     digits = [[str(d) for d in range(r, r + 3)] for r in (1, 4, 7)]
-    rows = [[button(d, cb.AccKeypad(key=d)) for d in row] for row in digits]  # type: ignore[arg-type]
+    rows = [[button(d, cb.Acc(action=cb.AccAction.keypad, key=d)) for d in row] for row in digits]  # type: ignore[arg-type]
     rows.append(
         [
-            button(texts.BTN_KP_DEL, cb.AccKeypad(key="del")),
-            button("0", cb.AccKeypad(key="0")),
-            button(texts.BTN_KP_OK, cb.AccKeypad(key="ok")),
+            button(texts.BTN_KP_DEL, cb.Acc(action=cb.AccAction.keypad, key="del")),
+            button("0", cb.Acc(action=cb.AccAction.keypad, key="0")),
+            button(texts.BTN_KP_OK, cb.Acc(action=cb.AccAction.keypad, key="ok")),
         ]
     )
-    rows.append([button(texts.BTN_RESEND, cb.AccResend()), button(texts.BTN_CANCEL, cb.AccCancel())])
+    rows.append(
+        [
+            button(texts.BTN_RESEND, cb.Acc(action=cb.AccAction.resend)),
+            button(texts.BTN_CANCEL, cb.Acc(action=cb.AccAction.cancel)),
+        ]
+    )
     return markup(rows)
 
 
 def resend_or_cancel() -> InlineKeyboardMarkup:
-    return markup([[button(texts.BTN_RESEND, cb.AccResend()), button(texts.BTN_CANCEL, cb.AccCancel())]])
+    return markup(
+        [
+            [
+                button(texts.BTN_RESEND, cb.Acc(action=cb.AccAction.resend)),
+                button(texts.BTN_CANCEL, cb.Acc(action=cb.AccAction.cancel)),
+            ]
+        ]
+    )
 
 
 def cancel_only() -> InlineKeyboardMarkup:
-    return markup([[button(texts.BTN_CANCEL, cb.AccCancel())]])
+    return markup([[button(texts.BTN_CANCEL, cb.Acc(action=cb.AccAction.cancel))]])
 
 
 # groups ----------------------------------------------------------------------------------------
 
 
-def groups_menu() -> InlineKeyboardMarkup:
+def groups_menu(follow: Sequence[tuple[str, CallbackData]] = ()) -> InlineKeyboardMarkup:
     return markup(
         [
-            [button(texts.BTN_IMPORT, cb.GrpImport()), button(texts.BTN_LIST, cb.GrpList(page=0))],
-            [button(texts.BTN_MAIN, cb.MainMenu())],
+            *[[button(*step)] for step in follow],
+            [
+                button(texts.BTN_IMPORT, cb.Grp(action=cb.GrpAction.import_)),
+                button(texts.BTN_LIST, cb.Grp(action=cb.GrpAction.list, page=0)),
+            ],
+            [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
         ]
     )
 
@@ -132,22 +179,25 @@ def group_page(groups: Sequence[GroupButton], page: int, pages: int) -> InlineKe
         [
             button(
                 texts.group_button(g.title, g.selected, g.status, g.reason)[:64],
-                cb.GrpToggle(gid=g.group_id, page=page),
+                cb.Grp(action=cb.GrpAction.toggle, gid=g.group_id, page=page),
             )
         ]
         for g in groups
     ]
     nav = []
     if page > 0:
-        nav.append(button(texts.BTN_PREV, cb.GrpList(page=page - 1)))
+        nav.append(button(texts.BTN_PREV, cb.Grp(action=cb.GrpAction.list, page=page - 1)))
     if page + 1 < pages:
-        nav.append(button(texts.BTN_NEXT, cb.GrpList(page=page + 1)))
+        nav.append(button(texts.BTN_NEXT, cb.Grp(action=cb.GrpAction.list, page=page + 1)))
     rows.append(nav)
     if groups:
         rows.append(
-            [button(texts.BTN_ALL, cb.GrpAll(page=page)), button(texts.BTN_NONE, cb.GrpNone(page=page))]
+            [
+                button(texts.BTN_ALL, cb.Grp(action=cb.GrpAction.all, page=page)),
+                button(texts.BTN_NONE, cb.Grp(action=cb.GrpAction.none, page=page)),
+            ]
         )
-    rows.append([button(texts.BTN_DONE, cb.GrpMenu())])
+    rows.append([button(texts.BTN_DONE, cb.Grp(action=cb.GrpAction.menu))])
     return markup(rows)
 
 
@@ -159,14 +209,22 @@ def session_ended() -> InlineKeyboardMarkup:
 
 
 def message_menu() -> InlineKeyboardMarkup:
-    return markup([[button(texts.BTN_MSG_SET, cb.MsgSet())], [button(texts.BTN_MAIN, cb.MainMenu())]])
+    return markup(
+        [
+            [button(texts.BTN_MSG_SET, cb.Msg(action=cb.MsgAction.set))],
+            [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
+        ]
+    )
 
 
 def message_confirm() -> InlineKeyboardMarkup:
     return markup(
         [
-            [button(texts.BTN_MSG_SAVE, cb.MsgSave())],
-            [button(texts.BTN_MSG_NEW, cb.MsgSet()), button(texts.BTN_CANCEL, cb.AccCancel())],
+            [button(texts.BTN_MSG_SAVE, cb.Msg(action=cb.MsgAction.save))],
+            [
+                button(texts.BTN_MSG_NEW, cb.Msg(action=cb.MsgAction.set)),
+                button(texts.BTN_CANCEL, cb.Acc(action=cb.AccAction.cancel)),
+            ],
         ]
     )
 
@@ -184,44 +242,94 @@ def interval_menu(presets: Sequence[int], current_seconds: int | None) -> Inline
     """U5.1: ``presets`` in minutes (already within bounds), the current one marked."""
     buttons = [
         button(
-            texts.interval_preset_caption(preset_label(m), current_seconds == m * 60), cb.IntSet(minutes=m)
+            texts.interval_preset_caption(preset_label(m), current_seconds == m * 60),
+            cb.Int(action=cb.IntAction.set, minutes=m),
         )
         for m in presets
     ]
     rows = [buttons[i : i + 4] for i in range(0, len(buttons), 4)]
-    rows.append([button(texts.BTN_INT_CUSTOM, cb.IntCustom())])
-    rows.append([button(texts.BTN_MAIN, cb.MainMenu())])
+    rows.append([button(texts.BTN_INT_CUSTOM, cb.Int(action=cb.IntAction.custom))])
+    rows.append([button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))])
+    return markup(rows)
+
+
+# confirmations (U7.2): the next sensible step beside the main menu ---------------------------------
+
+START_BUTTON = (texts.BTN_START, cb.Bc(action=cb.BcAction.start))
+INTERVAL_BUTTON = (texts.BTN_INTERVAL, cb.Int(action=cb.IntAction.menu))
+MESSAGE_BUTTON = (texts.BTN_MSG_SET, cb.Msg(action=cb.MsgAction.set))
+GROUPS_BUTTON = (texts.BTN_LIST, cb.Grp(action=cb.GrpAction.list, page=0))
+STATUS_BUTTON = (texts.BTN_STATUS, cb.St(action=cb.StAction.show))
+
+
+def follow_up(missing: Sequence[str], running: bool) -> list[tuple[str, CallbackData]]:
+    """The next sensible step after a confirmation: fix the first missing item (U6.1's order), or
+    start a stopped broadcast, or look at the status of a running one."""
+    fixable = [item for item in missing if item in FIX_BUTTONS and item != "access"]
+    if fixable:
+        return [FIX_BUTTONS[fixable[0]]]
+    if missing:
+        return []
+    return [STATUS_BUTTON] if running else [START_BUTTON]
+
+
+def next_step(steps: Sequence[tuple[str, CallbackData]]) -> InlineKeyboardMarkup:
+    """A confirmation's keyboard: the next steps (first one first), then the main menu."""
+    rows = [[button(*step)] for step in steps]
+    rows.append([button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))])
     return markup(rows)
 
 
 # broadcast -------------------------------------------------------------------------------------
 
 FIX_BUTTONS: dict[str, tuple[str, CallbackData]] = {
-    "access": (texts.BTN_REQUEST, cb.AccRequest()),
-    "account": (texts.BTN_LOGIN, cb.AccLogin()),
-    "groups": (texts.BTN_GROUPS, cb.GrpMenu()),
-    "message": (texts.BTN_MSG_SET, cb.MsgSet()),
-    "interval": (texts.BTN_INTERVAL, cb.IntMenu()),
+    "access": (texts.BTN_REQUEST, cb.Acc(action=cb.AccAction.request)),
+    "account": (texts.BTN_LOGIN, cb.Acc(action=cb.AccAction.login)),
+    "groups": (texts.BTN_GROUPS, cb.Grp(action=cb.GrpAction.menu)),
+    "message": (texts.BTN_MSG_SET, cb.Msg(action=cb.MsgAction.set)),
+    "interval": (texts.BTN_INTERVAL, cb.Int(action=cb.IntAction.menu)),
 }
+
+
+def post_now() -> InlineKeyboardMarkup:
+    """U6.2: a start whose first round waits for the interval offers to post at once."""
+    return markup(
+        [
+            [button(texts.BTN_POST_NOW, cb.Bc(action=cb.BcAction.now))],
+            [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
+        ]
+    )
+
+
+def post_now_confirm() -> InlineKeyboardMarkup:
+    return markup(
+        [
+            [
+                button(texts.BTN_POST_NOW_YES, cb.Bc(action=cb.BcAction.now, confirm="yes")),
+                button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main)),
+            ]
+        ]
+    )
 
 
 def missing(items: Sequence[str]) -> InlineKeyboardMarkup:
     rows = [[button(*FIX_BUTTONS[item])] for item in items if item in FIX_BUTTONS]
-    rows.append([button(texts.BTN_MAIN, cb.MainMenu())])
+    rows.append([button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))])
     return markup(rows)
 
 
 # status ----------------------------------------------------------------------------------------
 
 
-def status(notify_on: bool) -> InlineKeyboardMarkup:
+def status(notify_on: bool, choose_groups: bool = False) -> InlineKeyboardMarkup:
     return markup(
         [
+            [button(*GROUPS_BUTTON)] if choose_groups else [],
             [
-                button(texts.BTN_REFRESH, cb.StRefresh()),
-                button(texts.notify_caption(notify_on), cb.StNotify()),
+                button(texts.BTN_REFRESH, cb.St(action=cb.StAction.refresh)),
+                button(texts.notify_caption(notify_on), cb.St(action=cb.StAction.notify)),
             ],
-            [button(texts.BTN_MAIN, cb.MainMenu())],
+            [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
         ]
     )
 
@@ -232,23 +340,26 @@ GRANT_DAYS = (7, 30, 0)  # the grant presets of a user card; 0 = no expiry
 
 
 def admin_back() -> list[InlineKeyboardButton]:
-    return [button(texts.BTN_ADM_BACK, cb.AdmMenu())]
+    return [button(texts.BTN_ADM_BACK, cb.Adm(action=cb.AdmAction.menu))]
 
 
 def admin_menu(*, paused: bool) -> InlineKeyboardMarkup:
     if paused:
-        switch = button(texts.BTN_ADM_RESUME, cb.AdmResume())
+        switch = button(texts.BTN_ADM_RESUME, cb.Adm(action=cb.AdmAction.resume))
     else:
-        switch = button(texts.BTN_ADM_PAUSE, cb.AdmPause())
+        switch = button(texts.BTN_ADM_PAUSE, cb.Adm(action=cb.AdmAction.pause))
     return markup(
         [
             [
-                button(texts.BTN_ADM_USERS, cb.AdmUsers(page=0)),
-                button(texts.BTN_ADM_PENDING, cb.AdmPending()),
+                button(texts.BTN_ADM_USERS, cb.Adm(action=cb.AdmAction.users, page=0)),
+                button(texts.BTN_ADM_PENDING, cb.Adm(action=cb.AdmAction.pending)),
             ],
-            [button(texts.BTN_ADM_RUNTIME, cb.AdmRuntime()), button(texts.BTN_ADM_MODE, cb.AdmModeMenu())],
-            [switch, button(texts.BTN_ADM_ANNOUNCE, cb.AdmAnnounce())],
-            [button(texts.BTN_MAIN, cb.MainMenu())],
+            [
+                button(texts.BTN_ADM_RUNTIME, cb.Adm(action=cb.AdmAction.runtime)),
+                button(texts.BTN_ADM_MODE, cb.Adm(action=cb.AdmAction.mode)),
+            ],
+            [switch, button(texts.BTN_ADM_ANNOUNCE, cb.Adm(action=cb.AdmAction.announce))],
+            [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
         ]
     )
 
@@ -260,12 +371,14 @@ class UserButton:
 
 
 def admin_users(users: Sequence[UserButton], page: int, pages: int) -> InlineKeyboardMarkup:
-    rows: list[list[InlineKeyboardButton]] = [[button(u.caption, cb.AdmUser(uid=u.user_id))] for u in users]
+    rows: list[list[InlineKeyboardButton]] = [
+        [button(u.caption, cb.Adm(action=cb.AdmAction.user, uid=u.user_id))] for u in users
+    ]
     nav = []
     if page > 0:
-        nav.append(button(texts.BTN_PREV, cb.AdmUsers(page=page - 1)))
+        nav.append(button(texts.BTN_PREV, cb.Adm(action=cb.AdmAction.users, page=page - 1)))
     if page + 1 < pages:
-        nav.append(button(texts.BTN_NEXT, cb.AdmUsers(page=page + 1)))
+        nav.append(button(texts.BTN_NEXT, cb.Adm(action=cb.AdmAction.users, page=page + 1)))
     rows.append(nav)
     rows.append(admin_back())
     return markup(rows)
@@ -273,18 +386,21 @@ def admin_users(users: Sequence[UserButton], page: int, pages: int) -> InlineKey
 
 def admin_user_card(uid: int, *, banned: bool, page: int = 0) -> InlineKeyboardMarkup:
     if banned:
-        ban = button(texts.BTN_ADM_UNBAN, cb.AdmUnban(uid=uid))
+        ban = button(texts.BTN_ADM_UNBAN, cb.Adm(action=cb.AdmAction.unban, uid=uid))
     else:
-        ban = button(texts.BTN_ADM_BAN, cb.AdmBan(uid=uid))
+        ban = button(texts.BTN_ADM_BAN, cb.Adm(action=cb.AdmAction.ban, uid=uid))
     return markup(
         [
-            [button(texts.grant_caption(days), cb.AdmGrant(uid=uid, days=days)) for days in GRANT_DAYS],
-            [button(texts.BTN_ADM_REVOKE, cb.AdmRevoke(uid=uid)), ban],
             [
-                button(texts.BTN_ADM_STOP, cb.AdmStop(uid=uid)),
-                button(texts.BTN_ADM_LOGOUT, cb.AdmLogout(uid=uid)),
+                button(texts.grant_caption(days), cb.Adm(action=cb.AdmAction.grant, uid=uid, days=days))
+                for days in GRANT_DAYS
             ],
-            [button(texts.BTN_ADM_USERS, cb.AdmUsers(page=page)), *admin_back()],
+            [button(texts.BTN_ADM_REVOKE, cb.Adm(action=cb.AdmAction.revoke, uid=uid)), ban],
+            [
+                button(texts.BTN_ADM_STOP, cb.Adm(action=cb.AdmAction.stop, uid=uid)),
+                button(texts.BTN_ADM_LOGOUT, cb.Adm(action=cb.AdmAction.logout, uid=uid)),
+            ],
+            [button(texts.BTN_ADM_USERS, cb.Adm(action=cb.AdmAction.users, page=page)), *admin_back()],
         ]
     )
 
@@ -292,32 +408,40 @@ def admin_user_card(uid: int, *, banned: bool, page: int = 0) -> InlineKeyboardM
 def admin_pending(users: Sequence[tuple[int, str]]) -> InlineKeyboardMarkup:
     rows = [
         [
-            button(texts.pending_caption(True, name, uid), cb.AdmApprove(uid=uid)),
-            button(texts.pending_caption(False, name, uid), cb.AdmReject(uid=uid)),
+            button(texts.pending_caption(True, name, uid), cb.Adm(action=cb.AdmAction.approve, uid=uid)),
+            button(texts.pending_caption(False, name, uid), cb.Adm(action=cb.AdmAction.reject, uid=uid)),
         ]
         for uid, name in users
     ]
-    rows.append([button(texts.BTN_REFRESH, cb.AdmPending()), *admin_back()])
+    rows.append([button(texts.BTN_REFRESH, cb.Adm(action=cb.AdmAction.pending)), *admin_back()])
     return markup(rows)
 
 
 def admin_modes(current: str) -> InlineKeyboardMarkup:
-    modes = ("open", "approval", "whitelist")
+    modes: tuple[cb.AccessModeName, ...] = ("open", "approval", "whitelist")
     return markup(
         [
-            [button(texts.mode_caption(m, m == current), cb.AdmMode(mode=m)) for m in modes],  # type: ignore[arg-type]
+            [
+                button(texts.mode_caption(m, m == current), cb.Adm(action=cb.AdmAction.mode, mode=m))
+                for m in modes
+            ],
             admin_back(),
         ]
     )
 
 
 def admin_runtime() -> InlineKeyboardMarkup:
-    return markup([[button(texts.BTN_REFRESH, cb.AdmRuntime()), *admin_back()]])
+    return markup([[button(texts.BTN_REFRESH, cb.Adm(action=cb.AdmAction.runtime)), *admin_back()]])
 
 
 def announce_confirm() -> InlineKeyboardMarkup:
     return markup(
-        [[button(texts.BTN_ADM_SEND, cb.AdmAnnounceSend()), button(texts.BTN_CANCEL, cb.AccCancel())]]
+        [
+            [
+                button(texts.BTN_ADM_SEND, cb.Adm(action=cb.AdmAction.announce, confirm="send")),
+                button(texts.BTN_CANCEL, cb.Acc(action=cb.AccAction.cancel)),
+            ]
+        ]
     )
 
 

@@ -29,6 +29,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.dispatcher.flags import get_flag
+from aiogram.fsm.context import FSMContext
 from aiogram.methods import AnswerCallbackQuery, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
@@ -39,6 +41,7 @@ from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
 from roles.bot import texts
 from roles.bot.retry import RetryAfter
+from roles.bot.ui import leave_input
 from services.access import AccessService, AccessView
 from storage import keys
 
@@ -257,7 +260,7 @@ def profile_of(user: User) -> UserProfile:
 
 
 # callbacks a user without access may still press (U1.2)
-_OPEN_CALLBACKS = (cb.AccRequest().pack(),)
+_OPEN_CALLBACKS = (cb.Acc(action=cb.AccAction.request).pack(),)
 
 
 class AccessMiddleware(BaseMiddleware):
@@ -314,3 +317,27 @@ class AccessMiddleware(BaseMiddleware):
         if isinstance(event, Message):
             with contextlib.suppress(Exception):
                 await bot.send_message(event.chat.id, text, reply_markup=markup)
+
+
+# --- leaving an input state before a menu handler runs --------------------------------------------
+
+LEAVE_INPUT = "leave_input"  # handler flag: True = leave any input state; "answer" = also answer the press
+
+
+class LeaveInputMiddleware(BaseMiddleware):
+    """Runs the preamble of handlers flagged ``@flags.leave_input``: the input in progress (a login
+    is cancelled at Telegram) is dropped before the handler, and with ``"answer"`` the pressed
+    button stops spinning. The state left is given to the handler as ``left_input``."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        flag = get_flag(data, LEAVE_INPUT)
+        if not flag:
+            return await handler(event, data)
+        state, login, cipher = data.get("state"), data.get("login"), data.get("cipher")
+        if isinstance(state, FSMContext) and login is not None and cipher is not None:
+            bot = data.get("bot")
+            bot = bot if isinstance(bot, Bot) else None
+            data["left_input"] = await leave_input(state, login, cipher, bot)
+        if flag == "answer" and isinstance(event, CallbackQuery):
+            await event.answer()
+        return await handler(event, data)

@@ -43,15 +43,15 @@ def note_message_rejected(code: str, detail: str) -> str:
     return text
 
 
-def note_peer_flood(until: datetime | None) -> str:
-    return (f"🚫 Telegram limited your account; broadcast paused until {texts.hhmm(until)}. "
+def note_peer_flood(until: datetime | None, now: datetime | None = None) -> str:
+    return (f"🚫 Telegram limited your account; broadcast paused until {texts.hhmm(until, now)}. "
             "@SpamBot in Telegram tells you more.")
 
 
-def note_account_restricted(code: str, until: datetime | None) -> str:
+def note_account_restricted(code: str, until: datetime | None, now: datetime | None = None) -> str:
     return (f"🚫 Telegram restricted your account ({texts.esc(code)}): it can't post in groups for now. "
-            f"The broadcast is paused until {texts.hhmm(until)}; no group was disabled. Open @SpamBot in "
-            "Telegram to see the limit and appeal it.")
+            f"The broadcast is paused until {texts.hhmm(until, now)}; no group was disabled. "
+            "Open @SpamBot in Telegram to see the limit and appeal it.")
 
 
 def note_broadcast_halted(code: str) -> str:
@@ -90,27 +90,37 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
     if note.kind == kinds.ROUND_SUMMARY:
         text = texts.note_round(_int(p, "sent"), _int(p, "failed"), _int(p, "skipped"), _int(p, "total"))
         return text, kb.markup(
-            [[kb.button(texts.BTN_STATUS, cb.StShow()), kb.button(texts.notify_caption(True), cb.StNotify())]]
+            [
+                [
+                    kb.button(texts.BTN_STATUS, cb.St(action=cb.StAction.show)),
+                    kb.button(texts.notify_caption(True), cb.St(action=cb.StAction.notify)),
+                ]
+            ]
         )
     if note.kind == kinds.SESSION_ENDED:
         return texts.NOTE_SESSION_ENDED, kb.login_offer()
     if note.kind == kinds.GROUP_DISABLED:
         text = texts.note_group_disabled(str(p.get("title", "")), str(p.get("reason", "")))
-        return text, kb.markup([[kb.button(texts.BTN_GROUPS, cb.GrpMenu())]])
+        return text, kb.markup([[kb.button(texts.BTN_GROUPS, cb.Grp(action=cb.GrpAction.menu))]])
+    if note.kind == kinds.NO_GROUPS_LEFT:
+        return texts.NOTE_NO_GROUPS_LEFT, kb.next_step([kb.GROUPS_BUTTON])
     if note.kind == kinds.FLOOD_PAUSE:
         until = _when(p.get("until"))
+        # the relative form counts from when the pause was written (delivery follows within seconds)
+        written = _when(note.created_at)
         if p.get("code") == PEER_FLOOD:
-            return note_peer_flood(until), kb.main_only()
-        return texts.note_flood_pause(rules.human_duration(_int(p, "seconds")), until), kb.main_only()
+            return note_peer_flood(until, written), kb.main_only()
+        duration = rules.human_duration(_int(p, "seconds"))
+        return texts.note_flood_pause(duration, until, written), kb.main_only()
     if note.kind == kinds.ACCOUNT_RESTRICTED:
-        return note_account_restricted(str(p.get("code") or "USER_RESTRICTED"), _when(p.get("until"))), \
-            kb.main_only()
+        code = str(p.get("code") or "USER_RESTRICTED")
+        return note_account_restricted(code, _when(p.get("until")), _when(note.created_at)), kb.main_only()
     if note.kind == kinds.BROADCAST_HALTED:
         return note_broadcast_halted(str(p.get("code") or "UNKNOWN")), kb.main_only()
     if note.kind == kinds.MESSAGE_REJECTED:
         text = note_message_rejected(str(p.get("code") or "MESSAGE_REJECTED"), str(p.get("detail") or ""))
-        return text, kb.markup([[kb.button(texts.BTN_MESSAGE, cb.MsgMenu())],
-                                [kb.button(texts.BTN_MAIN, cb.MainMenu())]])
+        return text, kb.markup([[kb.button(texts.BTN_MESSAGE, cb.Msg(action=cb.MsgAction.menu))],
+                                [kb.button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))]])
     if note.kind == kinds.ACCESS_EXPIRED:
         return texts.NOTE_ACCESS_EXPIRED, kb.main_only()
     if note.kind in (kinds.ACCESS_APPROVED, kinds.ACCESS_GRANTED):

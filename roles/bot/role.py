@@ -37,6 +37,7 @@ from roles.bot.middlewares import (
     AccessMiddleware,
     DedupeMiddleware,
     InFlightMiddleware,
+    LeaveInputMiddleware,
     ObserveMiddleware,
     ThrottleMiddleware,
     install_request_middlewares,
@@ -162,6 +163,9 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     dp.update.outer_middleware(ThrottleMiddleware(redis, settings.bot.throttle_rate))
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(AccessMiddleware(services.access))
+    leave = LeaveInputMiddleware()  # inner: runs after the filters chose a flagged handler
+    dp.message.middleware(leave)
+    dp.callback_query.middleware(leave)
     dp.include_routers(*build_routers())
     dp["runtime"] = RuntimeService(services.admin, redis, settings, now=services.admin.now)
     dp["announcer"] = Announcer(services.notifications, services.admin)

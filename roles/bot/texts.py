@@ -12,6 +12,9 @@ import html
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from domain import rules
+from roles.bot.plural import count
+
 # button captions -------------------------------------------------------------------------------
 BTN_MAIN = "🏠 Main menu"
 BTN_ACCOUNT = "👤 Account"
@@ -33,7 +36,7 @@ BTN_KP_DEL = "⌫"
 BTN_KP_OK = "✅ OK"
 BTN_IMPORT = "🔄 Import groups"
 BTN_LIST = "📋 Choose groups"
-BTN_PREV = "◀️ Back"
+BTN_PREV = "◀️ Previous page"
 BTN_NEXT = "Next ▶️"
 BTN_ALL = "☑️ All on page"
 BTN_NONE = "🔲 None on page"
@@ -44,6 +47,8 @@ BTN_MSG_SAVE = "💾 Save"
 BTN_INT_CUSTOM = "✍️ Custom"
 BTN_REFRESH = "🔄 Refresh"
 BTN_APPROVE = "✅ Approve"
+BTN_POST_NOW = "⏩ Post now"
+BTN_POST_NOW_YES = "⏩ Yes, post now"
 BTN_REJECT = "⛔ Reject"
 
 # the reply-keyboard Cancel button sends this text; it is read like /cancel
@@ -54,14 +59,33 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=False)
 
 
-def hhmm(moment: datetime | None) -> str:
+def hhmm(moment: datetime | None, now: datetime | None = None) -> str:
+    """``14:35 UTC``; with ``now``, the relative form beside it: ``14:35 UTC, in 12 min``."""
     if moment is None:
         return "—"
-    return moment.strftime("%H:%M UTC")
+    clock = moment.strftime("%H:%M UTC")
+    if now is None:
+        return clock
+    return f"{clock}, {relative(moment, now)}"
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    """``in 12 min``, ``in 1 h 5 min``, ``now``, ``12 min ago`` (minutes rounded up ahead, down behind)."""
+    seconds = (moment - now).total_seconds()
+    if -60 < seconds <= 30:
+        return "now"
+    minutes = int(-(-seconds // 60)) if seconds > 0 else int(-seconds // 60)
+    span = rules.human_duration(minutes * 60)
+    return f"in {span}" if seconds > 0 else f"{span} ago"
 
 
 def notify_caption(on: bool) -> str:
-    return "🔔 Round reports: on" if on else "🔕 Round reports: off"
+    """The toggle names the action it performs (the status card shows the state)."""
+    return "🔕 Turn round reports off" if on else "🔔 Turn round reports on"
+
+
+GROUP_FORMS = ("group", "groups")
+ATTEMPT_FORMS = ("attempt", "attempts")
 
 
 def interval_preset_caption(label: str, current: bool) -> str:
@@ -100,10 +124,18 @@ def main_card(
     running: bool,
     next_run: datetime | None,
     paused_until: datetime | None = None,
+    media_kind: str | None = None,
+    now: datetime | None = None,
+    no_groups_left: bool = False,
 ) -> str:
     account = f"{esc(account_name or '')} ({esc(phone_masked)})".strip() if phone_masked else "not connected"
-    message = f"“{esc(message_snippet)}”" if message_snippet is not None else "not set"
-    state = "▶️ running" if running else "⏸ stopped"
+    if message_snippet is None and media_kind is None:
+        message = "not set"
+    else:
+        media = MEDIA_LABELS.get(media_kind or "", f"[{media_kind}]") if media_kind else ""
+        quoted = f"“{esc(message_snippet)}”" if message_snippet else ""
+        message = " + ".join(part for part in (media, quoted) if part)
+    state = broadcast_state(running, no_groups_left)
     lines = [
         "🏠 <b>Main menu</b>",
         f"👤 Account: {account}",
@@ -112,11 +144,28 @@ def main_card(
         f"⏱ Interval: {esc(interval) if interval else 'not set'}",
         f"📣 Broadcast: {state}",
     ]
-    if running:
-        lines.append(f"🕒 Next run: {hhmm(next_run)}")
+    if running and not no_groups_left:
+        lines.append(f"🕒 Next run: {hhmm(next_run, now)}")
     if paused_until is not None:
-        lines.append(f"⏳ Paused by Telegram until {hhmm(paused_until)}")
+        lines.append(f"⏳ Paused by Telegram until {hhmm(paused_until, now)}")
     return "\n".join(lines)
+
+
+NO_GROUPS_LEFT = "⏸ paused — no groups left to post to"
+NOTE_NO_GROUPS_LEFT = (
+    "⏸ Your broadcast is paused: no groups left to post to (the groups you chose are disabled or "
+    "gone). Choose groups and it goes on by itself."
+)
+
+
+def broadcast_state(running: bool, no_groups_left: bool = False) -> str:
+    """U6.6: a running broadcast with no active selected group posts nothing: it shows as paused."""
+    if running and no_groups_left:
+        return NO_GROUPS_LEFT
+    return "▶️ running" if running else "⏸ stopped"
+
+
+MEDIA_LABELS = {"photo": "🖼 photo", "video": "🎬 video", "animation": "🎞 GIF", "document": "📎 document"}
 
 
 HELP = (
@@ -195,6 +244,13 @@ def code_prompt(typed: int, length: int, note: str = "") -> str:
 CODE_BAD_FORMAT = "❌ Send the code you received (4–8 digits)."
 CODE_NEW_SENT = "🔁 New code sent."
 CODE_EXPIRED = "⌛ The code expired. Ask for a new one."
+# U2.13: Telegram voids a login code that is sent as plain digits in any chat
+CODE_VOIDED = (
+    "⌛ Telegram cancelled this code because it was sent as plain digits; get a new one and type it "
+    "with spaces (1 2 3 4 5) or use the keypad."
+)
+KEYPAD_OUTDATED = "⌛ This keypad is outdated; use the newest one."  # U2.22
+LOGIN_CANCELLED_START = "✖️ The login was cancelled. Press 🔑 Connect account (or /login) to start again."
 PASSWORD_PROMPT = "🔐 Two-step verification is on; send your password (it is deleted from the chat)."
 LOGIN_CANCELLED = "✖️ Login cancelled."
 LOGIN_EXPIRED = "⌛ Login expired, start again."
@@ -210,11 +266,11 @@ LOGOUT_BUSY = f"{BROADCAST_BUSY}\nThe broadcast stopped; press “Disconnect” 
 
 
 def wrong_code(left: int) -> str:
-    return f"❌ Wrong code, {left} attempts left."
+    return f"❌ Wrong code, {count(left, ATTEMPT_FORMS)} left."
 
 
 def wrong_password(left: int) -> str:
-    return f"❌ Wrong password, {left} attempts left."
+    return f"❌ Wrong password, {count(left, ATTEMPT_FORMS)} left."
 
 
 # U3 --------------------------------------------------------------------------------------------
@@ -275,14 +331,14 @@ def group_disabled(reason: str) -> str:
 
 
 def limit_reached(limit: int) -> str:
-    return f"⚠️ Limit reached: at most {limit} groups."
+    return f"⚠️ Limit reached: at most {count(limit, GROUP_FORMS)}."
 
 
 PAGE_GONE = "⚠️ That page doesn't exist any more."
 
 # U4 --------------------------------------------------------------------------------------------
 MSG_NOT_SET = "✉️ <b>Message</b>\nNot set yet."
-MSG_CURRENT = "✉️ <b>Message</b> (version {version}) — the preview follows:"
+MSG_CURRENT = "✉️ <b>Message</b> — this is what is posted (the preview follows):"
 MSG_ASK = "✏️ Send the message to broadcast: text, or a photo/video/document/GIF with a caption."
 MSG_PREVIEW_HEAD = "👀 Preview — this is exactly what will be posted:"
 MSG_CONFIRM = "Save this message?"
@@ -296,9 +352,9 @@ def msg_too_long(length: int, limit: int) -> str:
     return f"❌ Too long: {length}/{limit} characters."
 
 
-def msg_saved(version: int, running: bool) -> str:
-    tail = " The running broadcast uses it from its next round." if running else ""
-    return f"💾 Saved (version {version}).{tail}"
+def msg_saved(running: bool) -> str:
+    tail = " The running broadcast posts it from its next round." if running else ""
+    return f"💾 Message saved.{tail}"
 
 
 # U5 --------------------------------------------------------------------------------------------
@@ -315,17 +371,35 @@ def interval_bad(low: str, high: str) -> str:
     return f"❌ Send an interval between {low} and {high}, e.g. 1h30m."
 
 
-def interval_saved(every: str, next_run: datetime | None) -> str:
+INTERVAL_EXAMPLE = "e.g. 45, 45m, 1h30m or 2h"
+
+
+def interval_not_understood(raw: str) -> str:
+    """U5.5: text that isn't an interval (quoted back, shortened)."""
+    shown = raw.strip()
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    return f"❌ I didn't understand “{esc(shown)}” as an interval; send one like {INTERVAL_EXAMPLE}."
+
+
+def interval_below(value: str, low: str) -> str:
+    return f"❌ {esc(value)} is below the minimum of {low}; send a longer one, {INTERVAL_EXAMPLE}."
+
+
+def interval_above(value: str, high: str) -> str:
+    return f"❌ {esc(value)} is above the maximum of {high}; send a shorter one, {INTERVAL_EXAMPLE}."
+
+
+def interval_saved(every: str, next_run: datetime | None, now: datetime | None = None) -> str:
     if next_run is None:
         return f"⏱ Saved: every {esc(every)}."
-    return f"⏱ Saved: every {esc(every)}, next at {hhmm(next_run)}."
+    return f"⏱ Saved: every {esc(every)}, next round at {hhmm(next_run, now)}."
 
 
 # U6 --------------------------------------------------------------------------------------------
 MISSING_LABELS = {
     "access": "access to the bot",
     "account": "a connected account",
-    "groups": "selected active groups",
+    "groups": "groups to post to (choose at least one active group)",
     "message": "a message",
     "interval": "an interval",
 }
@@ -337,8 +411,22 @@ def missing(items: list[str]) -> str:
     return "\n".join(lines)
 
 
-def started(groups: int, every: str) -> str:
-    return f"▶️ Started: {groups} groups every {esc(every)}. The first round starts now."
+def started(groups: int, every: str, next_run: datetime | None, now: datetime | None) -> str:
+    """U6.2: due now, or (the last round started less than an interval ago) at its time."""
+    head = f"▶️ Started: {count(groups, GROUP_FORMS)} every {esc(every)}."
+    if next_run is None or now is None or next_run <= now:
+        return f"{head} The first round starts now."
+    return (
+        f"{head} The last round was less than {esc(every)} ago, so the next round is at "
+        f"{hhmm(next_run, now)}. “Post now” sends at once."
+    )
+
+
+POST_NOW_CONFIRM = (
+    "⚠️ Post to every group now, before the interval has passed? Posting too often can get "
+    "the account reported for spam."
+)
+POSTING_NOW = "▶️ The next round starts now."
 
 
 ALREADY_RUNNING = "ℹ️ Already running."
@@ -362,15 +450,20 @@ def status_card(
     more: int,
     paused_until: datetime | None,
     disabled: list[tuple[str, str]],
+    now: datetime | None = None,
+    no_groups_left: bool = False,
+    notify_on: bool | None = None,
 ) -> str:
     lines = [
         "📊 <b>Status</b>",
-        f"State: {'▶️ running' if running else '⏸ stopped'}",
+        f"State: {broadcast_state(running, no_groups_left)}",
         f"Interval: {esc(interval) if interval else 'not set'}",
-        f"Next run: {hhmm(next_run) if running else '—'}",
+        f"Next run: {hhmm(next_run, now) if running and not no_groups_left else '—'}",
     ]
+    if notify_on is not None:
+        lines.append(f"Round reports: {'on' if notify_on else 'off'}")
     if paused_until is not None:
-        lines.append(f"⏳ Flood pause until {hhmm(paused_until)}")
+        lines.append(f"⏳ Flood pause until {hhmm(paused_until, now)}")
     if last_round:
         started_at = last_round.get("started_at")
         when = hhmm(started_at) if isinstance(started_at, datetime) else "—"
@@ -385,7 +478,7 @@ def status_card(
     else:
         lines.append("Last round: none yet")
     if disabled:
-        lines.append("Disabled groups:")
+        lines.append("Selected groups that are disabled:")
         lines += [f"  ⚠️ {esc(title)} ({reason_text(reason)})" for title, reason in disabled]
     return "\n".join(lines)
 
@@ -414,8 +507,8 @@ def note_group_disabled(title: str, reason: str) -> str:
     return f"⚠️ Group “{esc(title)}” was disabled: {reason_text(reason)}. It is skipped from now on."
 
 
-def note_flood_pause(duration: str, until: datetime | None) -> str:
-    return f"⏳ Telegram asked to wait {esc(duration)}; resuming at {hhmm(until)}."
+def note_flood_pause(duration: str, until: datetime | None, now: datetime | None = None) -> str:
+    return f"⏳ Telegram asked to wait {esc(duration)}; resuming at {hhmm(until, now)}."
 
 
 NOTE_SESSION_ENDED = "🔌 Your Telegram session ended, so the broadcast stopped. Connect again."

@@ -6,10 +6,8 @@ stored encrypted with the session cipher; only its start time stays readable, fo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -23,6 +21,7 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
 )
+from aiogram.utils.chat_action import ChatActionSender
 
 from domain import rules
 from roles.bot import keyboards as kb
@@ -39,6 +38,7 @@ Event = Message | CallbackQuery
 LOGIN_KEY = "login"  # encrypted LoginAttempt
 LOGIN_AT = "login_at"  # POSIX start time of the login (U2.18)
 TYPED = "typed"  # digits typed on the keypad so far
+KEYPAD = "keypad"  # id of the login's one live message with buttons (the keypad), U2.22
 LOGIN_STATE_NAMES = {s.state for s in LOGIN_STATES}
 
 
@@ -66,8 +66,9 @@ def user_id_of(event: Event) -> int:
     return user.id
 
 
-async def show(bot: Bot, event: Event, text: str, markup: Markup = None, **extra: Any) -> None:
-    """Edit the pressed message in place (callbacks) or send a new message (typed input)."""
+async def show(bot: Bot, event: Event, text: str, markup: Markup = None, **extra: Any) -> int:
+    """Edit the pressed message in place (callbacks) or send a new message (typed input); returns
+    the id of the message shown."""
     if isinstance(event, CallbackQuery) and isinstance(markup, InlineKeyboardMarkup | None):
         message = event.message
         if isinstance(message, Message) and message.text is not None:
@@ -79,12 +80,21 @@ async def show(bot: Bot, event: Event, text: str, markup: Markup = None, **extra
                     reply_markup=markup,
                     **extra,
                 )
-                return
+                return message.message_id
             except TelegramBadRequest as exc:
                 if "not modified" in exc.message:
-                    return
+                    return message.message_id
                 log.info("edit failed (%s); sending a new message", exc.message)
-    await bot.send_message(chat_id_of(event), text, reply_markup=markup, **extra)
+    sent = await bot.send_message(chat_id_of(event), text, reply_markup=markup, **extra)
+    return sent.message_id
+
+
+async def drop_buttons(bot: Bot, chat_id: int, message_id: int) -> None:
+    """Take the inline buttons off a message (an outdated keypad); best effort."""
+    try:
+        await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None)
+    except TelegramAPIError as exc:
+        log.info("could not drop the buttons of an old message: %s", type(exc).__name__)
 
 
 async def notice(event: Event, text: str, alert: bool = False) -> None:
@@ -110,16 +120,22 @@ async def main_menu(bot: Bot, event: Event, status: StatusService, head: str = "
         account_name=card.account_name,
         selected=card.groups.selected,
         total=card.groups.total,
-        message_snippet=(card.message_preview or f"[{card.message_media_kind}]")
-        if card.message_set
-        else None,
+        message_snippet=(card.message_preview or None) if card.message_set else None,
+        media_kind=(card.message_media_kind or None) if card.message_set else None,
         interval=rules.format_interval(card.interval) if card.interval else None,
         running=card.running,
         next_run=card.next_run_at,
         paused_until=card.paused_until,
+        now=status.now(),
+        no_groups_left=card.no_groups_left,
     )
     text = f"{head}\n\n{body}" if head else body
-    await show(bot, event, text, kb.main_menu(running=card.running, admin=card.is_admin))
+    await show(
+        bot,
+        event,
+        text,
+        kb.main_menu(running=card.running, admin=card.is_admin, choose_groups=card.no_groups_left),
+    )
 
 
 # --- the login attempt in the FSM data ------------------------------------------------------------
@@ -143,45 +159,30 @@ def load_attempt(data: dict[str, Any], cipher: SessionCipherPort) -> LoginAttemp
         return None
 
 
-async def leave_input(state: FSMContext, login: LoginService, cipher: SessionCipherPort) -> str | None:
-    """Clear any input state (cancelling a pending login at Telegram); returns the state left."""
+async def leave_input(
+    state: FSMContext, login: LoginService, cipher: SessionCipherPort, bot: Bot | None = None
+) -> str | None:
+    """Clear any input state (cancelling a pending login at Telegram, and with ``bot`` taking the
+    buttons off its keypad); returns the state left."""
     current = await state.get_state()
     if current in LOGIN_STATE_NAMES:
-        attempt = load_attempt(await state.get_data(), cipher)
-        await login.cancel(attempt)
+        data = await state.get_data()
+        await login.cancel(load_attempt(data, cipher))
+        keypad = data.get(KEYPAD)
+        if bot is not None and isinstance(keypad, int):
+            await drop_buttons(bot, state.key.chat_id, keypad)
     if current is not None or await state.get_data():
         await state.clear()
     return current
-
-
-async def leave_and_answer(
-    query: CallbackQuery, state: FSMContext, login: LoginService, cipher: SessionCipherPort
-) -> None:
-    """A menu button: drop any input in progress, then stop the button's spinner."""
-    await leave_input(state, login, cipher)
-    await query.answer()
 
 
 TYPING_AFTER = 1.0  # seconds of silence before the chat shows "typing…"
 TYPING_EVERY = 4.5  # Telegram shows a chat action for about 5 s
 
 
-@contextlib.asynccontextmanager
-async def typing_while(bot: Bot, chat_id: int) -> AsyncIterator[None]:
+def typing(bot: Bot, chat_id: int) -> ChatActionSender:
     """"typing…" in the chat while the block waits on Telegram for more than a second (a login step
     behind retries can take several); nothing is sent for a quick block."""
-
-    async def keep_typing() -> None:
-        await asyncio.sleep(TYPING_AFTER)
-        while True:
-            with contextlib.suppress(TelegramAPIError):
-                await bot.send_chat_action(chat_id=chat_id, action="typing")
-            await asyncio.sleep(TYPING_EVERY)
-
-    task = asyncio.create_task(keep_typing())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return ChatActionSender.typing(
+        chat_id=chat_id, bot=bot, initial_sleep=TYPING_AFTER, interval=TYPING_EVERY
+    )

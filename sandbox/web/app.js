@@ -686,9 +686,13 @@
       gap === null ? el("span", { class: "gap first", text: " · first post" })
         : el("span", { class: "gap", text: ` · ${gapText(gap)}` }));
     const body = el("div", { class: "post-body" });
-    if (post.media) {
+    if (post.media && post.media.kind === "photo" && post.media.sha256) {
+      // the image the group received, as a thumbnail (the bytes the account posted)
+      body.append(el("img", { class: "post-photo", src: `/sandbox/api/media/${post.media.sha256}`,
+                              alt: "Posted photo", loading: "lazy" }));
+    } else if (post.media) {
       body.append(el("div", { class: "media-card" },
-        `${post.media.kind === "photo" ? "🖼" : "📎"} ${post.media.filename} (${post.media.kind})`));
+        `📎 ${post.media.filename} (${post.media.kind})`));
     }
     if (post.text) body.append(el("div", { class: "text" }, renderFormatted(post.text, post.entities)));
     return el("li", { class: "post", dataset: { groupId: String(gid), messageId: String(post.message_id) } },

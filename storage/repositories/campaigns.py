@@ -56,16 +56,52 @@ async def set_interval(
     return to_record(row)
 
 
-async def start(conn: asyncpg.Connection, user_id: int, now: datetime) -> CampaignRecord | None:
-    """The one guarded transition stopped -> running; None when it was running already.
+async def start(
+    conn: asyncpg.Connection, user_id: int, now: datetime, first_run: datetime | None = None
+) -> CampaignRecord | None:
+    """The one guarded transition stopped -> running, the first round due at ``first_run`` (default
+    now); None when it was running already.
 
     A concurrent start waits on the row lock, then finds the status changed and updates nothing.
     """
     row = await conn.fetchrow(
-        f"""UPDATE campaigns SET status = 'running', next_run_at = $2, paused_until = NULL,
+        f"""UPDATE campaigns SET status = 'running', next_run_at = $3, paused_until = NULL,
                                  pause_reason = '', started_at = $2, updated_at = $2
             WHERE user_id = $1 AND status = 'stopped' AND interval_seconds IS NOT NULL
             RETURNING {COLUMNS}""",
+        user_id, now, first_run or now,
+    )
+    return None if row is None else to_record(row)
+
+
+async def mark_no_groups(conn: asyncpg.Connection, user_ids: Sequence[int], now: datetime) -> list[int]:
+    """U6.6: of these campaigns, the running ones with no selected active group get the reason
+    ``no_groups`` (once: the ids newly marked are returned); those with groups again lose it."""
+    if not user_ids:
+        return []
+    await conn.execute(
+        """UPDATE campaigns c SET pause_reason = '', updated_at = $2
+           WHERE c.user_id = ANY($1::bigint[]) AND c.pause_reason = 'no_groups'
+             AND EXISTS (SELECT 1 FROM groups g WHERE g.user_id = c.user_id AND g.selected
+                         AND g.status = 'active')""",
+        list(user_ids), now,
+    )
+    rows = await conn.fetch(
+        """UPDATE campaigns c SET pause_reason = 'no_groups', updated_at = $2
+           WHERE c.user_id = ANY($1::bigint[]) AND c.status = 'running' AND c.pause_reason = ''
+             AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.user_id = c.user_id AND g.selected
+                             AND g.status = 'active')
+           RETURNING c.user_id""",
+        list(user_ids), now,
+    )
+    return [int(r["user_id"]) for r in rows]
+
+
+async def due_now(conn: asyncpg.Connection, user_id: int, now: datetime) -> CampaignRecord | None:
+    """A running campaign's next round is due at ``now`` (U6.2 "post now"); None when not running."""
+    row = await conn.fetchrow(
+        f"""UPDATE campaigns SET next_run_at = $2, updated_at = $2
+            WHERE user_id = $1 AND status = 'running' RETURNING {COLUMNS}""",
         user_id, now,
     )
     return None if row is None else to_record(row)

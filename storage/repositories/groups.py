@@ -158,6 +158,16 @@ async def mark_all_gone(conn: asyncpg.Connection, user_id: int, reason: str, now
     return int(status.split()[-1])
 
 
+async def disabled_selected(conn: asyncpg.Connection, user_id: int, limit: int) -> list[GroupRecord]:
+    """Groups the user chose that can't be posted to any more (disabled or gone)."""
+    rows = await conn.fetch(
+        f"""SELECT {COLUMNS} FROM groups WHERE user_id = $1 AND selected AND status <> 'active'
+            ORDER BY title, group_id LIMIT $2""",
+        user_id, limit,
+    )
+    return [to_record(r) for r in rows]
+
+
 async def disabled(conn: asyncpg.Connection, user_id: int, limit: int) -> list[GroupRecord]:
     rows = await conn.fetch(
         f"""SELECT {COLUMNS} FROM groups WHERE user_id = $1 AND status = 'disabled'

@@ -1,12 +1,14 @@
 """A person's first run, in headless Chromium, against the whole stack (``python app.py`` with ROLE=all).
 
 /start, connect the demo account with 2FA through the keypad, import and select two groups, set a
-formatted message and an interval, start, watch the posts arrive in the group feeds with their
-times, stop. The page is the only way in: every step is a click or a keystroke on it.
+photo with a formatted caption and an interval, start, watch the posts arrive in the group feeds with
+their times, stop. The page is the only way in: every step is a click or a keystroke on it. The
+photo shown in the chat, in the preview and in the feeds is the very image the person uploaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import aiohttp
 from playwright.async_api import Locator, Page, expect
 
 from roles.bot import texts
+from sandbox.chats import make_png
 from tests.browser.conftest import Stack
 
 PHONE, PASSWORD, NAME = "+15550000002", "sandbox-2fa", "Boris"
@@ -22,6 +25,18 @@ MESSAGE = "**Flat** for rent in __Berlin__, [details](https://example.org/flat)"
 POST_TIME = re.compile(r"^\d\d:\d\d:\d\d\.\d{3}$")
 GAP = re.compile(r"\+(\d+\.\d) s")
 GAP_MIN = 1.0  # the stack's GAP_MIN
+PHOTO = make_png(64, 48, (220, 40, 90))  # the person's own picture: a size and colour no stub makes
+PHOTO_SHA = hashlib.sha256(PHOTO).hexdigest()
+
+
+async def image_bytes(page: Page, image: Locator) -> bytes:
+    """The bytes behind an <img> on the page, fetched from its own URL."""
+    handle = await image.element_handle()
+    await page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=handle)
+    src = await image.evaluate("img => img.src")
+    response = await page.request.get(src)
+    assert response.ok, src
+    return await response.body()
 
 
 class Chat:
@@ -97,20 +112,29 @@ async def test_first_run_journey(stack: Stack, page: Page, screenshot_path: Path
     await chat.press(texts.BTN_DONE)
     await chat.press(texts.BTN_MAIN)
 
-    # a formatted message, previewed as it will be posted, then saved
+    # a photo with a formatted caption, previewed as it will be posted, then saved
     await chat.press(texts.BTN_MESSAGE)
     await chat.press(texts.BTN_MSG_SET)
     await expect(chat.said(texts.MSG_ASK)).to_be_visible()
+    await page.set_input_files("#photo-input", files=[{"name": "flat.png", "mimeType": "image/png",
+                                                       "buffer": PHOTO}])
+    await expect(page.get_by_role("img", name="Photo to send")).to_be_visible()
     await chat.type(MESSAGE)
+    sent = chat.log.locator(".from-user img.photo").last
+    await expect(sent).to_be_visible()
+    assert await image_bytes(page, sent) == PHOTO  # the chat shows the uploaded photo
     preview = chat.said("Flat for rent in Berlin")
+    assert await image_bytes(page, preview.locator("img.photo")) == PHOTO  # and so does the preview
     await expect(preview.locator("strong")).to_have_text("Flat")
     await expect(preview.locator("em")).to_have_text("Berlin")
     await expect(preview.get_by_role("link", name="details")).to_have_attribute("href", "https://example.org/flat")
     await chat.press(texts.BTN_MSG_SAVE)
-    await expect(chat.said("version 1")).to_be_visible()
+    await expect(chat.said("Message saved")).to_be_visible()
+    # the main card tells that the saved message is a photo
+    await chat.press(texts.BTN_MAIN)
+    await expect(chat.said("Main menu")).to_contain_text("🖼 photo + “Flat for rent")
 
     # the interval, then start
-    await chat.press(texts.BTN_MAIN)
     await chat.press(texts.BTN_INTERVAL)
     await chat.press("15 min")
     await expect(chat.said("every 15 min")).to_be_visible()
@@ -125,6 +149,9 @@ async def test_first_run_journey(stack: Stack, page: Page, screenshot_path: Path
         await expect(post.locator("strong")).to_have_text("Flat")
         await expect(post.locator("em")).to_have_text("Berlin")
         await expect(post.locator(".post-from")).to_contain_text(PHONE)
+        thumbnail = post.locator("img.post-photo")
+        await expect(thumbnail).to_be_visible()
+        assert await image_bytes(page, thumbnail) == PHOTO  # the group received the uploaded photo
         assert POST_TIME.match(await post.locator("time").inner_text())
     timeline = page.get_by_role("list", name="Latest posts, all groups").locator(".post")
     await expect(timeline).to_have_count(2)
@@ -150,3 +177,4 @@ async def test_first_run_journey(stack: Stack, page: Page, screenshot_path: Path
                 posts = await response.json()
             assert [(p["from_phone"], p["text"]) for p in posts] == [(PHONE, "Flat for rent in Berlin, details")]
             assert [e["type"] for e in posts[0]["entities"]] == ["bold", "italic", "text_link"]
+            assert posts[0]["media"]["kind"] == "photo" and posts[0]["media"]["sha256"] == PHOTO_SHA

@@ -125,7 +125,10 @@ async def test_formatted_text_and_a_photo_with_caption(page: Page, sandbox: Sand
         photo = chat.locator(".from-user img.photo").last
         await expect(photo).to_be_visible()
         assert await photo.evaluate("img => img.complete && img.naturalWidth > 0")
+        # the very picture chosen (40 x 30), not a stand-in
+        assert await photo.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [40, 30]
         message = bot.received[-1]
+        assert [(p["width"], p["height"]) for p in message["photo"]] == [(40, 30)]
         assert message["caption"] == "Sunny balcony"
         assert [e["type"] for e in message["caption_entities"]] == ["italic"]
         await expect(page.get_by_role("img", name="Photo to send")).to_be_hidden()
@@ -228,3 +231,18 @@ async def test_formatting_counts_utf16_units_and_nests(page: Page, sandbox: Sand
     }""")
     assert html == ('🚀 <strong>bold and <em>italic</em></strong> '
                     '<button type="button" class="command">/help</button> <span>x</span>')
+
+
+async def test_placeholders_fit_their_fields(page: Page, sandbox: SandboxServer) -> None:
+    await _open(page, sandbox)
+    cut = await page.evaluate("""() => [...document.querySelectorAll('input[placeholder]')]
+        .filter(input => input.offsetParent !== null)
+        .filter(input => {
+            const style = getComputedStyle(input);
+            const ctx = document.createElement('canvas').getContext('2d');
+            ctx.font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+            const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+            return ctx.measureText(input.placeholder).width > room;
+        })
+        .map(input => input.id + ': ' + input.placeholder)""")
+    assert cut == [], f"placeholders cut off: {cut}"

@@ -29,8 +29,9 @@ from tests.integration.engine_support import Engine, FakeSender, seed_user, sett
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-# where notifications are queued: the services and the engine (its rules and its executor)
-PRODUCERS = [*sorted((ROOT / "services").glob("*.py")), *sorted((ROOT / "roles" / "worker").glob("*.py"))]
+# where notifications are queued: the services, the engine (its rules and its executor), the scheduler
+PRODUCERS = [*sorted((ROOT / "services").glob("*.py")), *sorted((ROOT / "roles" / "worker").glob("*.py")),
+             *sorted((ROOT / "scheduler").glob("*.py"))]
 CONSTANT_MODULES = {"notifications": kinds, "kinds": kinds, "engine": engine}
 
 # callback data of the buttons each kind must offer, row by row
@@ -48,6 +49,7 @@ BUTTONS: dict[str, list[str]] = {
     kinds.BROADCAST_STOPPED: ["menu:main"],
     kinds.ACCOUNT_RESTRICTED: ["menu:main"],
     kinds.BROADCAST_HALTED: ["menu:main"],
+    kinds.NO_GROUPS_LEFT: ["grp:list:0", "menu:main"],
 }
 
 # payloads as the producers write them
@@ -66,6 +68,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     kinds.BROADCAST_STOPPED: {"by": "admin"},
     kinds.ACCOUNT_RESTRICTED: {"seconds": 21600, "until": UNTIL, "code": "USER_BANNED_IN_CHANNEL"},
     kinds.BROADCAST_HALTED: {"code": "SOME_NEW_ERROR"},
+    kinds.NO_GROUPS_LEFT: {},
 }
 
 
@@ -132,6 +135,7 @@ def test_the_source_scan_finds_the_producers() -> None:
     assert "roles/worker/executor.py" in found[engine.MESSAGE_REJECTED]
     assert "services/access.py" in found[kinds.ACCESS_EXPIRED]
     assert "services/admin.py" in found[kinds.ACCESS_GRANTED]
+    assert "scheduler/jobs.py" in found[kinds.NO_GROUPS_LEFT]
 
 
 def test_every_produced_kind_is_documented_and_rendered() -> None:
@@ -180,6 +184,8 @@ def test_flood_pause_texts_by_code() -> None:
     assert peer is not None
     assert "Telegram limited your account" in peer[0] and "paused until 14:05" in peer[0]
     assert "asked to wait" not in peer[0]
+    # beside the clock time, how far ahead it is from when the pause was written (_note: 2025-03-01 00:00)
+    assert "resuming at 14:05 UTC, in 14 h 5 min" in long_wait[0]
 
 
 def test_message_rejected_text_names_the_code_and_escapes_the_detail() -> None:

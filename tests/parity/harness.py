@@ -212,6 +212,13 @@ class Harness:
         raw = await self.redis.get(fsm_key_builder().build(fsm_key(BOT_ID, uid), "state"))
         return short_name(raw.decode() if isinstance(raw, bytes) else raw)
 
+    async def fsm_data(self, uid: int) -> dict[str, Any]:
+        raw = await self.redis.get(fsm_key_builder().build(fsm_key(BOT_ID, uid), "data"))
+        if not raw:
+            return {}
+        data = json.loads(raw)
+        return data if isinstance(data, dict) else {}
+
     async def fetchval(self, sql: str, *args: Any) -> Any:
         async with self.db.connection() as conn:
             return await conn.fetchval(sql, *args)

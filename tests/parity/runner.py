@@ -14,7 +14,10 @@ from typing import Any
 
 from contract import Case, Contract, Step
 from roles.bot import texts
+from scheduler.jobs import SchedulerJobs
 from services.admin import Actor
+from storage.lease import Leases
+from storage.queue import JobQueue
 from storage.repositories import settings as settings_repo
 from tests.parity.harness import ADMIN, ADMIN_USER, Harness
 
@@ -114,6 +117,7 @@ class CaseRunner:
         self.answered_uid: int | None = None  # whose press last_answer belongs to
         self.last_pressed: int | None = None
         self.last_sent: list[int] = []
+        self.kept: int | None = None  # a bot message remembered by a keep step
         self.mode_changed = False
         self.start_codes: dict[str, int] = {}
         self.start_sessions: dict[str, int] = {}
@@ -215,6 +219,19 @@ class CaseRunner:
             message_id, data = await self._newest_with(uid, spec.get("data"), spec.get("text"),
                                                        int(spec.get("index", 0)))
             await self._press(uid, message_id, data)
+        elif kind == "scheduler_tick":
+            # one due scan of the real scheduler: due campaigns get their round (no worker sends it)
+            jobs = SchedulerJobs(self.h.db, JobQueue(self.h.redis, "parity", "parity"), Leases(self.h.redis),
+                                 self.h.settings.engine, self.h.redis)
+            await jobs.tick()
+            await self.h.settle()
+        elif kind == "keep":
+            self.kept, _ = await self._newest_with(uid, str(value))
+        elif kind == "press_kept":
+            # a stale client: the press reaches the bot whatever buttons the message shows by now
+            if self.kept is None:
+                raise CaseFailed("press_kept needs a keep step first")
+            await self._press(uid, self.kept, str(value))
         elif kind == "admin_press":
             message_id, data = await self._newest_with(ADMIN, str(value))
             await self._press(ADMIN, message_id, data)
@@ -368,6 +385,11 @@ class CaseRunner:
             by_id = {m["message_id"]: m for m in chat}
             if not self.last_sent or not all(by_id.get(i, {}).get("deleted") for i in self.last_sent):
                 problems.append("the user's message was not deleted from the chat")
+        if "kept_buttons" in expect:
+            kept = next((m for m in chat if m["message_id"] == self.kept), None)
+            has = bool(kept is not None and _buttons(kept))
+            if has != bool(expect["kept_buttons"]):
+                problems.append(f"the kept message {'has' if has else 'has no'} buttons")
         if "new_messages" in expect and len(out.new) != int(expect["new_messages"]):
             problems.append(f"{len(out.new)} new messages, expected {expect['new_messages']}")
         for wanted in expect.get("entities", []):
@@ -419,6 +441,10 @@ class CaseRunner:
             return await h.fetchval("SELECT status FROM campaigns WHERE user_id = $1", uid) or "stopped"
         if name == "interval":
             return await h.fetchval("SELECT interval_seconds FROM campaigns WHERE user_id = $1", uid)
+        if name == "due_now":  # the next round is due (its time has come)
+            return bool(await h.fetchval("SELECT next_run_at <= now() FROM campaigns WHERE user_id = $1", uid))
+        if name == "typed":  # the digits typed on the login keypad so far
+            return str((await h.fsm_data(uid)).get("typed", ""))
         if name == "message_version":
             return await h.fetchval("SELECT max(version) FROM messages WHERE user_id = $1", uid)
         if name == "audit":  # the audit rows written since the trigger started, "action:outcome"

@@ -148,11 +148,18 @@ async def test_status_shows_the_last_round_group_by_group(harness: Harness, flow
                       CASE WHEN n = 10 THEN 'USER_BANNED_IN_CHANNEL' ELSE '' END
                FROM (SELECT g.*, row_number() OVER (ORDER BY title, group_id) AS n
                      FROM groups g WHERE user_id = $2) AS numbered""", round_id, uid)
+        # a group the user chose that Telegram then closed to them (the engine disables it)
+        await conn.execute(
+            """UPDATE groups SET selected = true, status = 'disabled', reason = 'USER_BANNED_IN_CHANNEL'
+               WHERE group_id = (SELECT group_id FROM groups WHERE user_id = $1 AND status = 'active'
+                                 ORDER BY title, group_id LIMIT 1)""", uid)
     await runner.step({"send": "/status"})
     shown = (await _bot_texts(harness, uid))[-1]
     assert "9 sent, 1 failed, 0 skipped, 2 pending" in shown
     assert shown.count("✅ sent") == 9 and "and 2 more" in shown
-    assert "Disabled groups:" in shown and "(can't write)" in shown  # the read-only supergroup
+    # only groups the user chose are listed as disabled: the read-only supergroup was never selected
+    assert "Selected groups that are disabled:" in shown and "(banned)" in shown
+    assert "(can't write)" not in shown
 
 
 async def test_a_slow_login_step_shows_typing(harness: Harness, flow_contract: contract.Contract) -> None:

@@ -112,7 +112,7 @@ async def test_full_journey(harness: Harness, flow_contract: contract.Contract,
     preview = [m for m in out.new if m["text"] == "Fresh bread daily"]
     assert preview and [(e["type"], e["offset"], e["length"]) for e in preview[0]["entities"]] == [
         ("bold", 0, 5), ("italic", 6, 4)]
-    _has(await me.do({"press": "msg:save"}), "saved", "version 1")
+    _has(await me.do({"press": "msg:save"}), "message saved")
 
     await me.do({"send": "/start"})
     await me.do({"press": "int:menu"})

@@ -40,22 +40,40 @@ def test_every_id_of_flows_md_round_trips(data: str) -> None:
     assert parsed.pack() == data
 
 
-def test_classes_pack_the_documented_wire_format() -> None:
-    assert cb.GrpToggle(gid=5, page=0).pack() == "grp:t:5:0"
-    assert cb.AccKeypad(key="3").pack() == "acc:kp:3"
-    assert cb.AccKeypad(key="del").pack() == "acc:kp:del"
-    assert cb.AccLogoutYes().pack() == "acc:logout:yes"
-    assert cb.AccLogout().pack() == "acc:logout"
-    assert cb.IntSet(minutes=1440).pack() == "int:set:1440"
-    assert cb.AdmApprove(uid=42).pack() == "adm:approve:42"
-    assert isinstance(cb.parse("acc:logout"), cb.AccLogout)
-    assert isinstance(cb.parse("acc:logout:yes"), cb.AccLogoutYes)
-    assert isinstance(cb.parse("grp:all:2"), cb.GrpAll)
+def test_factories_pack_the_documented_wire_format() -> None:
+    assert cb.Grp(action=cb.GrpAction.toggle, gid=5, page=0).pack() == "grp:t:5:0"
+    assert cb.Acc(action=cb.AccAction.keypad, key="3").pack() == "acc:kp:3"
+    assert cb.Acc(action=cb.AccAction.keypad, key="del").pack() == "acc:kp:del"
+    assert cb.Acc(action=cb.AccAction.logout, confirm="yes").pack() == "acc:logout:yes"
+    assert cb.Acc(action=cb.AccAction.logout).pack() == "acc:logout"
+    assert cb.Int(action=cb.IntAction.set, minutes=1440).pack() == "int:set:1440"
+    assert cb.Adm(action=cb.AdmAction.approve, uid=42).pack() == "adm:approve:42"
+    assert cb.parse("acc:logout") == cb.Acc(action=cb.AccAction.logout)
+    assert cb.parse("acc:logout:yes") == cb.Acc(action=cb.AccAction.logout, confirm="yes")
+    assert cb.parse("grp:all:2") == cb.Grp(action=cb.GrpAction.all, page=2)
+
+
+def test_an_argument_outside_the_actions_shape_is_refused() -> None:
+    with pytest.raises(ValueError):
+        cb.Grp(action=cb.GrpAction.menu, page=1)  # grp:menu takes no page
+    with pytest.raises(ValueError):
+        cb.Grp(action=cb.GrpAction.toggle, gid=5)  # grp:t needs the page too
+
+
+def test_filters_tell_the_shapes_of_one_action_apart() -> None:
+    plain = cb.Acc.on(cb.AccAction.logout, confirm=None).rule
+    assert plain is not None
+    assert plain.resolve(cb.parse("acc:logout")) and not plain.resolve(cb.parse("acc:logout:yes"))
 
 
 def test_largest_values_fit_telegrams_limit() -> None:
-    widest = [cb.GrpToggle(gid=2**63 - 1, page=100_000), cb.AdmApprove(uid=2**63 - 1),
-              cb.GrpList(page=100_000), cb.IntSet(minutes=100_000)]
+    widest = [
+        cb.Grp(action=cb.GrpAction.toggle, gid=2**63 - 1, page=100_000),
+        cb.Adm(action=cb.AdmAction.approve, uid=2**63 - 1),
+        cb.Adm(action=cb.AdmAction.grant, uid=2**63 - 1, days=3650),
+        cb.Grp(action=cb.GrpAction.list, page=100_000),
+        cb.Int(action=cb.IntAction.set, minutes=100_000),
+    ]
     for data in widest:
         assert len(data.pack().encode()) <= MAX_CALLBACK_LENGTH
 
@@ -63,7 +81,7 @@ def test_largest_values_fit_telegrams_limit() -> None:
 @pytest.mark.parametrize("forged", [
     "", "grp", "grp:t", "grp:t:1", "grp:t:abc:0", "grp:t:0:0", "grp:t:-1:0", "grp:t:1:-1",
     "grp:t:99999999999999999999999:0", "grp:t:1:0:extra", "grp:list:100001", "int:set:0", "int:set:x",
-    "acc:kp:x", "acc:kp:10", "acc:logout:no", "menu:other", "zzz:main", "adm:approve:0",
+    "acc:kp:x", "acc:kp:10", "acc:logout:no", "acc:menu:", "acc:kp::", "grp:menu:1", "bc:now:no", "menu:other", "zzz:main", "adm:approve:0",
     "grp:t:1:" + "9" * 70,
 ])
 def test_forged_or_malformed_data_matches_nothing(forged: str) -> None:

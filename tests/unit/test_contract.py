@@ -52,7 +52,9 @@ def test_pending_rows_need_no_trigger() -> None:
 
 
 def test_the_contract_copy_of_flows_md_matches_the_spec() -> None:
-    """contract/flows.md is the project's copy of ../shared/spec/flows.md; the row ids must not drift."""
+    """contract/flows.md is the project's copy of ../shared/spec/flows.md with the amended rows of
+    flows-beyond.md ("these rows win") in place: the row ids must not drift, the amendments are verbatim."""
+    import re
     from pathlib import Path
 
     import contract
@@ -60,4 +62,9 @@ def test_the_contract_copy_of_flows_md_matches_the_spec() -> None:
     spec = Path(__file__).resolve().parents[3] / "shared" / "spec" / "flows.md"
     if not spec.is_file():
         pytest.skip("no ../shared/spec beside this checkout")
-    assert contract.row_ids() == contract.row_ids(spec)
+    amendments = spec.with_name("flows-beyond.md").read_text(encoding="utf-8").split("## Amendments to flows.md")
+    amended = re.findall(r"^\| (U\d+\.\d+) \|.*$", amendments[-1], re.M) if len(amendments) > 1 else []
+    assert set(contract.row_ids()) == set(contract.row_ids(spec)) | set(amended)
+    copy = contract.FLOWS_MD.read_text(encoding="utf-8")
+    for line in re.findall(r"^\| U\d+\.\d+ \|.*$", amendments[-1], re.M) if len(amendments) > 1 else []:
+        assert line in copy, line

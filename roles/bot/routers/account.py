@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiogram import Bot, F
+from aiogram import Bot, F, flags
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from config.settings import Settings
 from domain import rules
@@ -23,19 +23,19 @@ from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import Input
 from roles.bot.ui import (
+    KEYPAD,
     LOGIN_AT,
     TYPED,
     Event,
     chat_id_of,
     delete_input,
-    leave_and_answer,
-    leave_input,
+    drop_buttons,
     load_attempt,
     main_menu,
     not_command,
     save_attempt,
     show,
-    typing_while,
+    typing,
     user_id_of,
 )
 from services.locks import Busy
@@ -48,14 +48,34 @@ routes = Routes("account")
 MAX_TYPED = rules.CODE_MAX_DIGITS
 
 
+async def _login_view(
+    bot: Bot, event: Event, state: FSMContext, text: str, markup: InlineKeyboardMarkup
+) -> None:
+    """U2.22: a login step's message with buttons (keypad, resend, cancel) is the login's one live
+    message: shown in place or as a new message, and a new one takes the buttons off the old one."""
+    old = (await state.get_data()).get(KEYPAD)
+    shown = await show(bot, event, text, markup)
+    if isinstance(old, int) and old != shown:
+        await drop_buttons(bot, chat_id_of(event), old)
+    await state.update_data({KEYPAD: shown})
+
+
+async def _retire_keypad(bot: Bot, event: Event, state: FSMContext) -> None:
+    """The login is over: its live message keeps its text but loses its buttons."""
+    old = (await state.get_data()).get(KEYPAD)
+    pressed = event.message.message_id if isinstance(event, CallbackQuery) and event.message else None
+    if isinstance(old, int) and old != pressed:  # a pressed message is edited by the reply itself
+        await drop_buttons(bot, chat_id_of(event), old)
+
+
 # --- account menu (U2.1, U2.19) and logout (U2.20) ---------------------------------------------
 
 
-@routes.callback_query(cb.AccMenu.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.menu))
+@flags.leave_input("answer")
 async def account_menu(
-    query: CallbackQuery, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort
+    query: CallbackQuery, bot: Bot, login: LoginService
 ) -> None:
-    await leave_and_answer(query, state, login, cipher)
     view = await login.account(query.from_user.id)
     if view is not None and view.connected:
         mark("U2.19")
@@ -67,7 +87,7 @@ async def account_menu(
         await show(bot, query, texts.ACC_NOT_CONNECTED, kb.login_offer())
 
 
-@routes.callback_query(cb.AccLogout.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.logout, confirm=None))
 async def logout_ask(query: CallbackQuery, bot: Bot, login: LoginService) -> None:
     await query.answer()
     view = await login.account(query.from_user.id)
@@ -79,7 +99,7 @@ async def logout_ask(query: CallbackQuery, bot: Bot, login: LoginService) -> Non
     await show(bot, query, texts.LOGOUT_CONFIRM, kb.logout_confirm())
 
 
-@routes.callback_query(cb.AccLogoutYes.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.logout, confirm="yes"))
 async def logout(query: CallbackQuery, bot: Bot, login: LoginService, status: StatusService) -> None:
     await query.answer()
     try:
@@ -100,12 +120,12 @@ async def logout(query: CallbackQuery, bot: Bot, login: LoginService, status: St
 # --- phone (U2.2-U2.9) -----------------------------------------------------------------------------
 
 
-@routes.callback_query(cb.AccLogin.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.login))
 @routes.message(Command("login"))
+@flags.leave_input
 async def login_begin(
-    event: Event, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort
+    event: Event, bot: Bot, state: FSMContext, login: LoginService
 ) -> None:
-    await leave_input(state, login, cipher)
     if isinstance(event, CallbackQuery):
         await event.answer()
     view = await login.account(user_id_of(event))
@@ -166,7 +186,7 @@ async def _send_code(
     cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    async with typing_while(bot, chat_id_of(message)):
+    async with typing(bot, chat_id_of(message)):
         step = await login.send_code(user_id_of(message), raw)
     outcome = step.outcome
     if outcome == "code_sent" and step.attempt is not None:
@@ -176,9 +196,8 @@ async def _send_code(
         await message.answer(
             texts.phone_accepted(rules.mask_phone(step.attempt.state.phone)), reply_markup=kb.remove_reply()
         )
-        await message.answer(
-            texts.code_prompt(0, step.attempt.state.code_length), reply_markup=kb.code_keypad()
-        )
+        await _login_view(bot, message, state, texts.code_prompt(0, step.attempt.state.code_length),
+                          kb.code_keypad())
         return
     if outcome == "bad_phone":
         mark("U2.3", outcome)
@@ -238,6 +257,7 @@ async def _attempt_or_expire(
         return attempt
     mark("U2.18", "expired")
     await login.cancel(attempt)
+    await _retire_keypad(bot, event, state)
     await state.clear()
     if isinstance(event, CallbackQuery):
         await event.answer(texts.LOGIN_EXPIRED)
@@ -260,7 +280,7 @@ async def _submit_typed(
     attempt = await _attempt_or_expire(message, bot, state, login, cipher, settings)
     if attempt is None:
         return
-    async with typing_while(bot, chat_id_of(message)):
+    async with typing(bot, chat_id_of(message)):
         step = await submit(user_id_of(message), attempt, message.text or "")
     await _after_step(message, step, bot, state, cipher, status)
 
@@ -290,13 +310,13 @@ async def code_other(
     if await _attempt_or_expire(message, bot, state, login, cipher, settings) is None:
         return
     mark("U2.10", "not_text")
-    await message.answer(texts.CODE_BAD_FORMAT, reply_markup=kb.code_keypad())
+    await _login_view(bot, message, state, texts.CODE_BAD_FORMAT, kb.code_keypad())
 
 
-@routes.callback_query(cb.AccKeypad.filter(), Input.login_code)
+@routes.callback_query(cb.Acc.on(cb.AccAction.keypad), Input.login_code)
 async def keypad(
     query: CallbackQuery,
-    callback_data: cb.AccKeypad,
+    callback_data: cb.Acc,
     bot: Bot,
     state: FSMContext,
     login: LoginService,
@@ -304,14 +324,19 @@ async def keypad(
     settings: Settings,
     status: StatusService,
 ) -> None:
+    data = await state.get_data()
+    pressed = query.message.message_id if query.message is not None else None
+    if data.get(KEYPAD) not in (None, pressed):
+        await _outdated_keypad(query, bot)
+        return
     attempt = await _attempt_or_expire(query, bot, state, login, cipher, settings)
     if attempt is None:
         return
-    typed = str((await state.get_data()).get(TYPED, ""))
-    key = callback_data.key
+    typed = str(data.get(TYPED, ""))
+    key = cb.need(callback_data.key)
     if key == "ok":
         await query.answer()
-        async with typing_while(bot, chat_id_of(query)):
+        async with typing(bot, chat_id_of(query)):
             step = await login.submit_code(query.from_user.id, attempt, typed)
         await _after_step(query, step, bot, state, cipher, status)
         return
@@ -319,10 +344,25 @@ async def keypad(
     await state.update_data({TYPED: typed})
     mark("U2.5", "keypad")
     await query.answer()
-    await show(bot, query, texts.code_prompt(len(typed), attempt.state.code_length), kb.code_keypad())
+    await _login_view(bot, query, state, texts.code_prompt(len(typed), attempt.state.code_length),
+                      kb.code_keypad())
 
 
-@routes.callback_query(cb.AccResend.filter(), Input.login_code)
+@routes.callback_query(cb.Acc.on(cb.AccAction.keypad))
+async def keypad_outside_login(query: CallbackQuery, bot: Bot) -> None:
+    """A keypad of a login that ended (connected, cancelled, expired)."""
+    await _outdated_keypad(query, bot)
+
+
+async def _outdated_keypad(query: CallbackQuery, bot: Bot) -> None:
+    """U2.22: no digit goes anywhere; the old keypad loses its buttons."""
+    mark("U2.22", "outdated")
+    await query.answer(texts.KEYPAD_OUTDATED)
+    if query.message is not None:
+        await drop_buttons(bot, query.from_user.id, query.message.message_id)
+
+
+@routes.callback_query(cb.Acc.on(cb.AccAction.resend), Input.login_code)
 async def resend(
     query: CallbackQuery,
     bot: Bot,
@@ -336,7 +376,7 @@ async def resend(
     if attempt is None:
         return
     await query.answer()
-    async with typing_while(bot, chat_id_of(query)):
+    async with typing(bot, chat_id_of(query)):
         step = await login.resend(query.from_user.id, attempt)
     await _after_step(query, step, bot, state, cipher, status)
 
@@ -367,7 +407,7 @@ async def password_other(
     if await _attempt_or_expire(message, bot, state, login, cipher, settings) is None:
         return
     mark("U2.14", "not_text")
-    await message.answer(texts.PASSWORD_PROMPT, reply_markup=kb.cancel_only())
+    await _login_view(bot, message, state, texts.PASSWORD_PROMPT, kb.cancel_only())
 
 
 async def _after_step(
@@ -383,12 +423,14 @@ async def _after_step(
     password_step = await state.get_state() == Input.login_password.state
     if outcome == "connected" and step.account is not None:
         mark("U2.15" if password_step else "U2.11", outcome)
+        await _retire_keypad(bot, event, state)
         await state.clear()
         await main_menu(
             bot, event, status, head=texts.connected(step.account.first_name, step.account.phone_masked)
         )
         return
     if step.attempt is None:
+        await _retire_keypad(bot, event, state)
         await state.clear()
         if outcome in ("expired", "session_dead"):
             mark("U2.18", outcome)
@@ -404,30 +446,42 @@ async def _after_step(
         mark("U2.14", outcome)
         await state.set_state(Input.login_password)
         await save_attempt(state, cipher, attempt)
-        await show(bot, event, texts.PASSWORD_PROMPT, kb.cancel_only())
+        await _login_view(bot, event, state, texts.PASSWORD_PROMPT, kb.cancel_only())
         return
     await save_attempt(state, cipher, attempt, **{TYPED: ""})
     if outcome == "wrong_password":
         mark("U2.16", outcome)
-        await show(bot, event, texts.wrong_password(step.attempts_left), kb.cancel_only())
+        await _login_view(bot, event, state, texts.wrong_password(step.attempts_left), kb.cancel_only())
     elif outcome == "wrong_code":
         mark("U2.12", outcome)
-        await show(
-            bot, event, texts.code_prompt(0, length, texts.wrong_code(step.attempts_left)), kb.code_keypad()
-        )
+        text = texts.code_prompt(0, length, texts.wrong_code(step.attempts_left))
+        await _login_view(bot, event, state, text, kb.code_keypad())
     elif outcome == "code_expired":
-        mark("U2.13", outcome)
-        await show(bot, event, texts.CODE_EXPIRED, kb.resend_or_cancel())
+        voided = _sent_as_plain_digits(event)
+        mark("U2.13", "voided" if voided else outcome)
+        text = texts.CODE_VOIDED if voided else texts.CODE_EXPIRED
+        await _login_view(bot, event, state, text, kb.resend_or_cancel())
     elif outcome == "code_sent":
         mark("U2.17", outcome)
-        await show(bot, event, texts.code_prompt(0, length, texts.CODE_NEW_SENT), kb.code_keypad())
+        text = texts.code_prompt(0, length, texts.CODE_NEW_SENT)
+        await _login_view(bot, event, state, text, kb.code_keypad())
     elif outcome == "bad_code":
         mark("U2.10", outcome)
-        await show(bot, event, texts.code_prompt(0, length, texts.CODE_BAD_FORMAT), kb.code_keypad())
+        text = texts.code_prompt(0, length, texts.CODE_BAD_FORMAT)
+        await _login_view(bot, event, state, text, kb.code_keypad())
     elif outcome == "unreachable":
         mark("U2.9", outcome)
         markup = kb.cancel_only() if password_step else kb.code_keypad()
-        await show(bot, event, texts.TELEGRAM_UNREACHABLE, markup)
+        await _login_view(bot, event, state, texts.TELEGRAM_UNREACHABLE, markup)
     else:
         mark("U2.11", outcome)
-        await show(bot, event, texts.ERROR, kb.cancel_only())
+        await _login_view(bot, event, state, texts.ERROR, kb.cancel_only())
+
+
+def _sent_as_plain_digits(event: Event) -> bool:
+    """U2.13: Telegram voids a login code that reaches any chat as plain digits (no spaces); a typed
+    code like that, answered "expired", was voided by being typed so."""
+    if not isinstance(event, Message):
+        return False
+    raw = (event.text or "").strip()
+    return raw.isdigit()

@@ -12,10 +12,9 @@ import contextlib
 import logging
 from typing import Any
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F, Router, flags
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, MessageEntity
 
@@ -28,12 +27,11 @@ from roles.bot.announcer import Announcer
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import Input
-from roles.bot.ui import Event, chat_id_of, leave_input, main_menu, not_command, show, user_id_of
+from roles.bot.ui import Event, chat_id_of, main_menu, not_command, show, user_id_of
 from services.access import AccessService
 from services.admin import Actor, AdminResult, AdminService, NotAllowed, UserCard
 from services.announcements import AnnouncementBusy
 from services.locks import Busy
-from services.login import LoginService, SessionCipherPort
 from services.runtime import RuntimeService
 from services.status import StatusService
 
@@ -46,29 +44,26 @@ PENDING_SHOWN = 10
 ANNOUNCE_TEXT = "announce_text"
 ANNOUNCE_ENTITIES = "announce_entities"
 
-# the service's action name of each callback (the audit log's vocabulary) and its flows.md row
-ACTIONS: dict[type[CallbackData], tuple[str, str]] = {
-    cb.AdmMenu: ("overview", "A1"),
-    cb.AdmUsers: ("users", "A2"),
-    cb.AdmUser: ("user_card", "A2"),
-    cb.AdmGrant: ("grant", "A2"),
-    cb.AdmRevoke: ("revoke", "A2"),
-    cb.AdmBan: ("ban", "A2"),
-    cb.AdmUnban: ("unban", "A2"),
-    cb.AdmStop: ("stop", "A2"),
-    cb.AdmLogout: ("logout", "A2"),
-    cb.AdmPending: ("pending", "A3"),
-    cb.AdmApprove: ("approve", "A3"),
-    cb.AdmReject: ("reject", "A3"),
-    cb.AdmModeMenu: ("mode", "A4"),
-    cb.AdmMode: ("mode", "A4"),
-    cb.AdmRuntime: ("runtime", "A5"),
-    cb.AdmPause: ("pause", "A6"),
-    cb.AdmResume: ("resume", "A6"),
-    cb.AdmAnnounce: ("announce", "A7"),
-    cb.AdmAnnounceSend: ("announce", "A7"),
+# the service's action name of each admin action (the audit log's vocabulary) and its flows.md row
+ACTIONS: dict[cb.AdmAction, tuple[str, str]] = {
+    cb.AdmAction.menu: ("overview", "A1"),
+    cb.AdmAction.users: ("users", "A2"),
+    cb.AdmAction.user: ("user_card", "A2"),
+    cb.AdmAction.grant: ("grant", "A2"),
+    cb.AdmAction.revoke: ("revoke", "A2"),
+    cb.AdmAction.ban: ("ban", "A2"),
+    cb.AdmAction.unban: ("unban", "A2"),
+    cb.AdmAction.stop: ("stop", "A2"),
+    cb.AdmAction.logout: ("logout", "A2"),
+    cb.AdmAction.pending: ("pending", "A3"),
+    cb.AdmAction.approve: ("approve", "A3"),
+    cb.AdmAction.reject: ("reject", "A3"),
+    cb.AdmAction.mode: ("mode", "A4"),
+    cb.AdmAction.runtime: ("runtime", "A5"),
+    cb.AdmAction.pause: ("pause", "A6"),
+    cb.AdmAction.resume: ("resume", "A6"),
+    cb.AdmAction.announce: ("announce", "A7"),
 }
-UserAction = cb.AdmGrant | cb.AdmRevoke | cb.AdmBan | cb.AdmUnban | cb.AdmStop | cb.AdmLogout
 
 
 def is_admin(event: Message | CallbackQuery, settings: Settings) -> bool:
@@ -114,9 +109,13 @@ async def _answer(event: Event, text: str | None = None) -> None:
 @guard.callback_query(F.data.startswith("adm:"))
 async def refuse(event: Event, bot: Bot, admin: AdminService, status: StatusService) -> None:
     """Not an admin: "not allowed", a denied audit row (the service writes it), a fresh menu."""
-    parsed = cb.parse(event.data or "") if isinstance(event, CallbackQuery) else cb.AdmMenu()
-    action, row = ACTIONS.get(type(parsed), ("admin", "A1")) if parsed is not None else ("admin", "A1")
-    target = getattr(parsed, "uid", None)
+    menu = cb.Adm(action=cb.AdmAction.menu)
+    parsed = cb.parse(event.data or "") if isinstance(event, CallbackQuery) else menu
+    if isinstance(parsed, cb.Adm):
+        action, row = ACTIONS[parsed.action]
+        target = parsed.uid
+    else:
+        action, row, target = "admin", "A1", None
     mark(row, "denied")
     with contextlib.suppress(NotAllowed):
         await admin.authorize(Actor.admin(user_id_of(event)), action, target)
@@ -145,22 +144,22 @@ async def show_menu(bot: Bot, event: Event, admin: AdminService, head: str = "")
 
 
 @only.message(Command("admin"))
-@only.callback_query(cb.AdmMenu.filter())
+@only.callback_query(cb.Adm.on(cb.AdmAction.menu))
+@flags.leave_input
 async def admin_menu(
-    event: Event, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort,
+    event: Event, bot: Bot,
     admin: AdminService,
 ) -> None:
-    await leave_input(state, login, cipher)
     mark("A1")
     await _answer(event)
     await show_menu(bot, event, admin)
 
 
-@only.callback_query(cb.AdmPause.filter())
-@only.callback_query(cb.AdmResume.filter())
-async def switch(query: CallbackQuery, callback_data: cb.AdmPause | cb.AdmResume, bot: Bot,
+@only.callback_query(cb.Adm.on(cb.AdmAction.pause))
+@only.callback_query(cb.Adm.on(cb.AdmAction.resume))
+async def switch(query: CallbackQuery, callback_data: cb.Adm, bot: Bot,
                  admin: AdminService) -> None:
-    pause = isinstance(callback_data, cb.AdmPause)
+    pause = callback_data.action is cb.AdmAction.pause
     actor = _actor(query)
     result = await (admin.pause(actor) if pause else admin.resume(actor))
     mark("A6", f"{'pause' if pause else 'resume'}:{result.outcome}")
@@ -218,16 +217,16 @@ async def show_card(bot: Bot, event: Event, admin: AdminService, uid: int, head:
     return True
 
 
-@only.callback_query(cb.AdmUsers.filter())
-async def users(query: CallbackQuery, callback_data: cb.AdmUsers, bot: Bot, admin: AdminService) -> None:
-    shown = await show_users(bot, query, admin, callback_data.page)
+@only.callback_query(cb.Adm.on(cb.AdmAction.users))
+async def users(query: CallbackQuery, callback_data: cb.Adm, bot: Bot, admin: AdminService) -> None:
+    shown = await show_users(bot, query, admin, cb.need(callback_data.page))
     mark("A2", "users" if shown == callback_data.page else "page_gone")
     await _answer(query, texts.PAGE_GONE if shown != callback_data.page else None)
 
 
-@only.callback_query(cb.AdmUser.filter())
-async def user_card(query: CallbackQuery, callback_data: cb.AdmUser, bot: Bot, admin: AdminService) -> None:
-    if await show_card(bot, query, admin, callback_data.uid):
+@only.callback_query(cb.Adm.on(cb.AdmAction.user))
+async def user_card(query: CallbackQuery, callback_data: cb.Adm, bot: Bot, admin: AdminService) -> None:
+    if await show_card(bot, query, admin, cb.need(callback_data.uid)):
         mark("A2", "card")
         await _answer(query)
         return
@@ -236,30 +235,32 @@ async def user_card(query: CallbackQuery, callback_data: cb.AdmUser, bot: Bot, a
     await show_users(bot, query, admin, 0)
 
 
-async def _perform(admin: AdminService, actor: Actor, data: UserAction) -> AdminResult:
-    if isinstance(data, cb.AdmGrant):
-        return await admin.grant(actor, data.uid, data.days)
-    if isinstance(data, cb.AdmRevoke):
-        return await admin.revoke(actor, data.uid)
-    if isinstance(data, cb.AdmBan):
-        return await admin.ban(actor, data.uid)
-    if isinstance(data, cb.AdmUnban):
-        return await admin.unban(actor, data.uid)
-    if isinstance(data, cb.AdmStop):
-        return await admin.stop_broadcast(actor, data.uid)
-    return await admin.force_logout(actor, data.uid)
+async def _perform(admin: AdminService, actor: Actor, data: cb.Adm) -> AdminResult:
+    uid = cb.need(data.uid)
+    match data.action:
+        case cb.AdmAction.grant:
+            return await admin.grant(actor, uid, cb.need(data.days))
+        case cb.AdmAction.revoke:
+            return await admin.revoke(actor, uid)
+        case cb.AdmAction.ban:
+            return await admin.ban(actor, uid)
+        case cb.AdmAction.unban:
+            return await admin.unban(actor, uid)
+        case cb.AdmAction.stop:
+            return await admin.stop_broadcast(actor, uid)
+    return await admin.force_logout(actor, uid)
 
 
-@only.callback_query(cb.AdmGrant.filter())
-@only.callback_query(cb.AdmRevoke.filter())
-@only.callback_query(cb.AdmBan.filter())
-@only.callback_query(cb.AdmUnban.filter())
-@only.callback_query(cb.AdmStop.filter())
-@only.callback_query(cb.AdmLogout.filter())
-async def user_action(query: CallbackQuery, callback_data: UserAction, bot: Bot, admin: AdminService) -> None:
+A = cb.AdmAction
+USER_ACTIONS = (A.grant, A.revoke, A.ban, A.unban, A.stop, A.logout)
+
+
+@only.callback_query(cb.Adm.on(*USER_ACTIONS))
+async def user_action(query: CallbackQuery, callback_data: cb.Adm, bot: Bot, admin: AdminService) -> None:
     # a logout talks to Telegram, which may take longer than a callback may wait: answer first,
     # the outcome shows on the card
-    early = isinstance(callback_data, cb.AdmLogout)
+    uid = cb.need(callback_data.uid)
+    early = callback_data.action is cb.AdmAction.logout
     if early:
         await _answer(query)
     try:
@@ -267,7 +268,7 @@ async def user_action(query: CallbackQuery, callback_data: UserAction, bot: Bot,
     except Busy:
         # only a logout waits for the user's lock; its broadcast is stopped, the account still connected
         mark("A2", f"{callback_data.action}:busy")
-        if not await show_card(bot, query, admin, callback_data.uid, head=texts.ADMIN_LOGOUT_BUSY):
+        if not await show_card(bot, query, admin, uid, head=texts.ADMIN_LOGOUT_BUSY):
             await show_users(bot, query, admin, 0)
         return
     mark("A2", f"{callback_data.action}:{result.outcome}")
@@ -276,11 +277,10 @@ async def user_action(query: CallbackQuery, callback_data: UserAction, bot: Bot,
             await _answer(query, texts.NOT_YOURS)
         await show_users(bot, query, admin, 0)
         return
-    days = callback_data.days if isinstance(callback_data, cb.AdmGrant) else None
-    note = texts.admin_action(callback_data.action, result.outcome, days)
+    note = texts.admin_action(callback_data.action, result.outcome, callback_data.days)
     if not early:
         await _answer(query, note)
-    if not await show_card(bot, query, admin, callback_data.uid, head=note):
+    if not await show_card(bot, query, admin, uid, head=note):
         await show_users(bot, query, admin, 0)
 
 
@@ -295,21 +295,21 @@ async def show_pending(bot: Bot, event: Event, admin: AdminService, head: str = 
                kb.admin_pending([(u.user_id, u.name) for u in shown]))
 
 
-@only.callback_query(cb.AdmPending.filter())
+@only.callback_query(cb.Adm.on(cb.AdmAction.pending))
 async def pending(query: CallbackQuery, bot: Bot, admin: AdminService) -> None:
     mark("A3", "list")
     await _answer(query)
     await show_pending(bot, query, admin)
 
 
-@only.callback_query(cb.AdmApprove.filter())
-@only.callback_query(cb.AdmReject.filter())
-async def decide(query: CallbackQuery, callback_data: cb.AdmApprove | cb.AdmReject, bot: Bot,
+@only.callback_query(cb.Adm.on(cb.AdmAction.approve))
+@only.callback_query(cb.Adm.on(cb.AdmAction.reject))
+async def decide(query: CallbackQuery, callback_data: cb.Adm, bot: Bot,
                  admin: AdminService) -> None:
     """From the request card (U1.2) or the pending list; the requester is told through the outbox."""
     actor = _actor(query)
-    uid = callback_data.uid
-    approve = isinstance(callback_data, cb.AdmApprove)
+    uid = cb.need(callback_data.uid)
+    approve = callback_data.action is cb.AdmAction.approve
     card = await admin.user_card(actor, uid)
     if card is None:
         mark("A3", "not_found")
@@ -332,7 +332,7 @@ async def decide(query: CallbackQuery, callback_data: cb.AdmApprove | cb.AdmReje
 # --- A4 access mode -----------------------------------------------------------------------------
 
 
-@only.callback_query(cb.AdmModeMenu.filter())
+@only.callback_query(cb.Adm.on(cb.AdmAction.mode, mode=None))
 async def mode_menu(query: CallbackQuery, bot: Bot, access: AccessService) -> None:
     mark("A4", "menu")
     await _answer(query)
@@ -340,21 +340,22 @@ async def mode_menu(query: CallbackQuery, bot: Bot, access: AccessService) -> No
     await show(bot, query, texts.mode_menu(current), kb.admin_modes(current))
 
 
-@only.callback_query(cb.AdmMode.filter())
-async def set_mode(query: CallbackQuery, callback_data: cb.AdmMode, bot: Bot, admin: AdminService) -> None:
-    result = await admin.set_mode(_actor(query), callback_data.mode)
+@only.callback_query(cb.Adm.filter((F.action == cb.AdmAction.mode) & F.mode.is_not(None)))
+async def set_mode(query: CallbackQuery, callback_data: cb.Adm, bot: Bot, admin: AdminService) -> None:
+    mode = cb.need(callback_data.mode)
+    result = await admin.set_mode(_actor(query), mode)
     mark("A4", result.outcome)
     stopped = result.detail.get("stopped", 0)
     changed = result.outcome == "ok"
-    head = texts.mode_set(callback_data.mode, changed, stopped if isinstance(stopped, int) else 0)
+    head = texts.mode_set(mode, changed, stopped if isinstance(stopped, int) else 0)
     await _answer(query, head)
-    await show(bot, query, texts.mode_menu(callback_data.mode, head), kb.admin_modes(callback_data.mode))
+    await show(bot, query, texts.mode_menu(mode, head), kb.admin_modes(mode))
 
 
 # --- A5 runtime -----------------------------------------------------------------------------------
 
 
-@only.callback_query(cb.AdmRuntime.filter())
+@only.callback_query(cb.Adm.on(cb.AdmAction.runtime))
 async def runtime_view(query: CallbackQuery, bot: Bot, runtime: RuntimeService) -> None:
     view = await runtime.snapshot(_actor(query))
     mark("A5")
@@ -382,12 +383,12 @@ def _entities(raw: list[MessageEntity] | None) -> list[dict[str, Any]]:
     return [e.model_dump(mode="json", exclude_none=True) for e in raw or []]
 
 
-@only.callback_query(cb.AdmAnnounce.filter())
+@only.callback_query(cb.Adm.on(cb.AdmAction.announce, confirm=None))
+@flags.leave_input
 async def announce(
-    query: CallbackQuery, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort,
+    query: CallbackQuery, bot: Bot, state: FSMContext,
     admin: AdminService,
 ) -> None:
-    await leave_input(state, login, cipher)
     if await admin.announcing():
         mark("A7", "busy")
         await _answer(query, texts.ANNOUNCE_BUSY)
@@ -430,7 +431,7 @@ async def announce_text(message: Message, bot: Bot, state: FSMContext, admin: Ad
     )
 
 
-@only.callback_query(cb.AdmAnnounceSend.filter(), Input.announce_confirm)
+@only.callback_query(cb.Adm.on(cb.AdmAction.announce, confirm="send"), Input.announce_confirm)
 async def announce_send(
     query: CallbackQuery, bot: Bot, state: FSMContext, admin: AdminService, announcer: Announcer
 ) -> None:
@@ -468,7 +469,7 @@ async def announce_send(
     )
 
 
-@only.callback_query(cb.AdmAnnounceSend.filter())
+@only.callback_query(cb.Adm.on(cb.AdmAction.announce, confirm="send"))
 async def announce_stale(query: CallbackQuery, bot: Bot, admin: AdminService) -> None:
     mark("A7", "stale")
     await _answer(query, texts.ANNOUNCE_NOTHING)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot
-from aiogram.fsm.context import FSMContext
+from aiogram import Bot, flags
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 
 from domain import rules
@@ -15,10 +15,11 @@ from roles.bot import keyboards as kb
 from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
-from roles.bot.ui import leave_and_answer, show
+from roles.bot.ui import show
+from services.campaigns import CampaignService
 from services.groups import GroupPage, GroupService, NotConnected
 from services.locks import Busy
-from services.login import LoginService, SessionCipherPort
+from services.login import LoginService
 
 log = logging.getLogger(__name__)
 routes = Routes("groups")
@@ -51,27 +52,29 @@ async def _show_page(
     return page
 
 
-@routes.callback_query(cb.GrpMenu.filter())
+@routes.callback_query(cb.Grp.on(cb.GrpAction.menu))
+@flags.leave_input("answer")
 async def groups_menu(
     query: CallbackQuery,
     bot: Bot,
-    state: FSMContext,
     login: LoginService,
-    cipher: SessionCipherPort,
     groups: GroupService,
+    campaigns: CampaignService,
 ) -> None:
-    await leave_and_answer(query, state, login, cipher)
-    if not await _connected(login, query.from_user.id):
+    uid = query.from_user.id
+    if not await _connected(login, uid):
         await _connect_first(bot, query)
         return
     mark("U3.2")
-    counts = await groups.counts(query.from_user.id)
-    await show(
-        bot, query, texts.groups_menu(counts.selected, counts.total, counts.disabled), kb.groups_menu()
-    )
+    counts = await groups.counts(uid)
+    follow: list[tuple[str, CallbackData]] = []
+    if counts.selected:  # U7.2: groups chosen ("Done"), so offer what comes next
+        follow = kb.follow_up(await campaigns.missing(uid), (await campaigns.view(uid)).running)
+    text = texts.groups_menu(counts.selected, counts.total, counts.disabled)
+    await show(bot, query, text, kb.groups_menu(follow))
 
 
-@routes.callback_query(cb.GrpImport.filter())
+@routes.callback_query(cb.Grp.on(cb.GrpAction.import_))
 async def import_groups(query: CallbackQuery, bot: Bot, login: LoginService, groups: GroupService) -> None:
     uid = query.from_user.id
     # importing talks to Telegram; answer first so the button stops spinning within a second
@@ -104,15 +107,15 @@ async def import_groups(query: CallbackQuery, bot: Bot, login: LoginService, gro
     )
 
 
-@routes.callback_query(cb.GrpList.filter())
+@routes.callback_query(cb.Grp.on(cb.GrpAction.list))
 async def list_page(
-    query: CallbackQuery, callback_data: cb.GrpList, bot: Bot, login: LoginService, groups: GroupService
+    query: CallbackQuery, callback_data: cb.Grp, bot: Bot, login: LoginService, groups: GroupService
 ) -> None:
     if not await _connected(login, query.from_user.id):
         await query.answer()
         await _connect_first(bot, query)
         return
-    page = await groups.page(query.from_user.id, callback_data.page)
+    page = await groups.page(query.from_user.id, cb.need(callback_data.page))
     if page.out_of_range:
         mark("U3.5", "page_gone")
         await query.answer(texts.PAGE_GONE)
@@ -123,13 +126,14 @@ async def list_page(
     await show(bot, query, text, markup)
 
 
-@routes.callback_query(cb.GrpToggle.filter())
-async def toggle(query: CallbackQuery, callback_data: cb.GrpToggle, bot: Bot, groups: GroupService) -> None:
-    result = await groups.toggle(query.from_user.id, callback_data.gid)
+@routes.callback_query(cb.Grp.on(cb.GrpAction.toggle))
+async def toggle(query: CallbackQuery, callback_data: cb.Grp, bot: Bot, groups: GroupService) -> None:
+    page_no = cb.need(callback_data.page)
+    result = await groups.toggle(query.from_user.id, cb.need(callback_data.gid))
     if result.outcome in ("selected", "unselected"):
         mark("U3.6", result.outcome)
         await query.answer()
-        await _show_page(bot, query, groups, callback_data.page)
+        await _show_page(bot, query, groups, page_no)
     elif result.outcome == "disabled":
         mark("U3.7", "disabled")
         await query.answer(texts.group_disabled(result.reason), show_alert=True)
@@ -139,19 +143,19 @@ async def toggle(query: CallbackQuery, callback_data: cb.GrpToggle, bot: Bot, gr
     else:
         mark("U3.6", "not_found")
         await query.answer(texts.NOT_YOURS)
-        await _show_page(bot, query, groups, callback_data.page)
+        await _show_page(bot, query, groups, page_no)
 
 
-@routes.callback_query(cb.GrpAll.filter())
-@routes.callback_query(cb.GrpNone.filter())
+@routes.callback_query(cb.Grp.on(cb.GrpAction.all, cb.GrpAction.none))
 async def bulk(
-    query: CallbackQuery, callback_data: cb.GrpAll | cb.GrpNone, bot: Bot, groups: GroupService
+    query: CallbackQuery, callback_data: cb.Grp, bot: Bot, groups: GroupService
 ) -> None:
     uid = query.from_user.id
-    if isinstance(callback_data, cb.GrpAll):
-        result = await groups.select_all(uid, callback_data.page)
+    page_no = cb.need(callback_data.page)
+    if callback_data.action is cb.GrpAction.all:
+        result = await groups.select_all(uid, page_no)
     else:
-        result = await groups.select_none(uid, callback_data.page)
+        result = await groups.select_none(uid, page_no)
     if result.outcome == "limit_reached":
         mark("U3.8", "limit_reached")
         await query.answer(texts.limit_reached(result.limit), show_alert=True)
@@ -161,4 +165,4 @@ async def bulk(
     else:
         mark("U3.6", "bulk")
         await query.answer()
-    await _show_page(bot, query, groups, callback_data.page)
+    await _show_page(bot, query, groups, page_no)

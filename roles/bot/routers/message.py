@@ -10,7 +10,7 @@ import io
 import logging
 from typing import Any
 
-from aiogram import Bot
+from aiogram import Bot, flags
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity
@@ -22,9 +22,8 @@ from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import Input
-from roles.bot.ui import chat_id_of, leave_and_answer, leave_input, not_command, show
+from roles.bot.ui import chat_id_of, not_command, show
 from services.campaigns import CampaignService
-from services.login import LoginService, SessionCipherPort
 from services.messages import MediaNotFound, MessageDraft, MessageInvalid, MessageService
 
 log = logging.getLogger(__name__)
@@ -72,22 +71,19 @@ async def send_preview(
     await bot.send_message(chat_id, text or f"[{kind}]", entities=ents, parse_mode=None, reply_markup=markup)
 
 
-@routes.callback_query(cb.MsgMenu.filter())
+@routes.callback_query(cb.Msg.on(cb.MsgAction.menu))
+@flags.leave_input("answer")
 async def message_menu(
     query: CallbackQuery,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     messages: MessageService,
 ) -> None:
-    await leave_and_answer(query, state, login, cipher)
     current = await messages.current(query.from_user.id)
     mark("U4.1", "set" if current else "not_set")
     if current is None:
         await show(bot, query, texts.MSG_NOT_SET, kb.message_menu())
         return
-    await show(bot, query, texts.MSG_CURRENT.format(version=current.version))
+    await show(bot, query, texts.MSG_CURRENT)
     await send_preview(
         bot,
         query.from_user.id,
@@ -99,11 +95,11 @@ async def message_menu(
     )
 
 
-@routes.callback_query(cb.MsgSet.filter())
+@routes.callback_query(cb.Msg.on(cb.MsgAction.set))
+@flags.leave_input
 async def message_set(
-    query: CallbackQuery, bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort
+    query: CallbackQuery, bot: Bot, state: FSMContext
 ) -> None:
-    await leave_input(state, login, cipher)
     mark("U4.2")
     await state.set_state(Input.msg_wait)
     await query.answer()
@@ -199,7 +195,7 @@ async def _store(
     return await messages.store_media(buffer.getvalue(), kind, filename, mime, bot_file_id=file_id)
 
 
-@routes.callback_query(cb.MsgSave.filter(), Input.msg_confirm)
+@routes.callback_query(cb.Msg.on(cb.MsgAction.save), Input.msg_confirm)
 async def save(
     query: CallbackQuery, bot: Bot, state: FSMContext, messages: MessageService, campaigns: CampaignService
 ) -> None:
@@ -212,7 +208,7 @@ async def save(
         await bot.send_message(chat_id_of(query), texts.MSG_SAVE_EXPIRED, reply_markup=kb.cancel_only())
         return
     try:
-        saved = await messages.save(query.from_user.id, MessageDraft.from_dict(raw))
+        await messages.save(query.from_user.id, MessageDraft.from_dict(raw))
     except MessageInvalid as exc:
         mark("U4.6", exc.problem.kind)
         await state.set_state(Input.msg_wait)
@@ -241,6 +237,5 @@ async def save(
             )
         except TelegramAPIError as exc:
             log.info("could not clear preview buttons: %s", type(exc).__name__)
-    await bot.send_message(
-        chat_id_of(query), texts.msg_saved(saved.version, running), reply_markup=kb.main_only()
-    )
+    follow = kb.follow_up(await campaigns.missing(query.from_user.id), running)
+    await bot.send_message(chat_id_of(query), texts.msg_saved(running), reply_markup=kb.next_step(follow))

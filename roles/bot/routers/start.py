@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from aiogram import Bot
+from aiogram import Bot, flags
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
@@ -17,7 +17,7 @@ from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import LOGIN_STATES
-from roles.bot.ui import LOGIN_STATE_NAMES, leave_and_answer, leave_input, main_menu, show
+from roles.bot.ui import LOGIN_STATE_NAMES, leave_input, main_menu, show
 from services.access import AccessService, AccessView
 from services.login import LoginService, SessionCipherPort
 from services.status import StatusService
@@ -32,33 +32,30 @@ async def _cancelled(bot: Bot, chat_id: int, text: str) -> None:
 
 
 @routes.message(CommandStart())
+@flags.leave_input
 async def start(
     message: Message,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     status: StatusService,
     access_view: AccessView,
+    left_input: str | None,
 ) -> None:
-    left = await leave_input(state, login, cipher)
-    if left is not None:
-        await _cancelled(bot, message.chat.id, texts.CANCELLED)
+    if left_input is not None:
+        # U2.23: /start inside a login says that the login was cancelled and how to begin again
+        in_login = left_input in LOGIN_STATE_NAMES
+        await _cancelled(bot, message.chat.id, texts.LOGIN_CANCELLED_START if in_login else texts.CANCELLED)
     mark("U1.1" if access_view.is_new else "U1.5")
     await main_menu(bot, message, status, head=texts.WELCOME)
 
 
-@routes.callback_query(cb.MainMenu.filter())
+@routes.callback_query(cb.Menu.on(cb.MenuAction.main))
+@flags.leave_input("answer")
 async def main(
     query: CallbackQuery,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
     mark("U1.5")
-    await leave_and_answer(query, state, login, cipher)
     await main_menu(bot, query, status)
 
 
@@ -69,10 +66,10 @@ async def help_(message: Message) -> None:
 
 
 async def _leave_cancelled(
-    state: FSMContext, login: LoginService, cipher: SessionCipherPort
+    bot: Bot, state: FSMContext, login: LoginService, cipher: SessionCipherPort
 ) -> tuple[str | None, str]:
     """Leave any input state; the state left and its "cancelled" text (U2.21 inside a login)."""
-    left = await leave_input(state, login, cipher)
+    left = await leave_input(state, login, cipher, bot)
     in_login = left in LOGIN_STATE_NAMES
     mark("U2.21" if in_login else "conv.cancel", "cancelled" if left else "idle")
     return left, texts.LOGIN_CANCELLED if in_login else texts.CANCELLED
@@ -94,13 +91,13 @@ async def cancel_typed(
     cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    left, cancelled = await _leave_cancelled(state, login, cipher)
+    left, cancelled = await _leave_cancelled(bot, state, login, cipher)
     if left is not None:
         await _cancelled(bot, message.chat.id, cancelled)
     await main_menu(bot, message, status)
 
 
-@routes.callback_query(cb.AccCancel.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.cancel))
 async def cancel_pressed(
     query: CallbackQuery,
     bot: Bot,
@@ -109,7 +106,12 @@ async def cancel_pressed(
     cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    left, cancelled = await _leave_cancelled(state, login, cipher)
+    if await state.get_state() is None:
+        # U2.23: a Cancel left over from an input that is over (a login, a message): nothing to cancel
+        mark("U2.23", "stale")
+        await query.answer(texts.STALE)
+        return
+    left, cancelled = await _leave_cancelled(bot, state, login, cipher)
     await query.answer(cancelled)
     if left == LOGIN_STATES[0].state:
         # the phone step: a new message takes the "share my number" keyboard away
@@ -119,7 +121,7 @@ async def cancel_pressed(
     await main_menu(bot, query, status, head=cancelled if left else "")
 
 
-@routes.callback_query(cb.AccRequest.filter())
+@routes.callback_query(cb.Acc.on(cb.AccAction.request))
 async def request_access(
     query: CallbackQuery, bot: Bot, access: AccessService, status: StatusService
 ) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from aiogram import Bot
+from aiogram import Bot, flags
 from aiogram.filters import Command
-from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 
 from domain import rules
@@ -15,8 +15,7 @@ from roles.bot import keyboards as kb
 from roles.bot import texts
 from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
-from roles.bot.ui import Event, leave_input, show, user_id_of
-from services.login import LoginService, SessionCipherPort
+from roles.bot.ui import Event, show, user_id_of
 from services.notifications import NotificationService
 from services.status import StatusService, StatusView
 
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 routes = Routes("status")
 
 
-def render(view: StatusView) -> str:
+def render(view: StatusView, now: datetime | None = None) -> str:
     last = view.last_round
     last_dict: dict[str, object] | None = None
     if last is not None:
@@ -52,6 +51,9 @@ def render(view: StatusView) -> str:
         more=view.more_groups,
         paused_until=view.paused_until,
         disabled=[(g.title, g.reason) for g in view.disabled_groups],
+        now=now,
+        no_groups_left=view.no_groups_left,
+        notify_on=view.notify_rounds,
     )
     if view.global_paused:
         text += "\n" + texts.GLOBAL_PAUSE
@@ -60,28 +62,25 @@ def render(view: StatusView) -> str:
 
 async def _show(bot: Bot, event: Event, status: StatusService) -> None:
     view = await status.status(user_id_of(event))
-    await show(bot, event, render(view), kb.status(view.notify_rounds))
+    await show(bot, event, render(view, status.now()), kb.status(view.notify_rounds, view.no_groups_left))
 
 
-@routes.callback_query(cb.StShow.filter())
-@routes.callback_query(cb.StRefresh.filter())
+@routes.callback_query(cb.St.on(cb.StAction.show))
+@routes.callback_query(cb.St.on(cb.StAction.refresh))
 @routes.message(Command("status"))
+@flags.leave_input
 async def show_status(
     event: Event,
     bot: Bot,
-    state: FSMContext,
-    login: LoginService,
-    cipher: SessionCipherPort,
     status: StatusService,
 ) -> None:
-    await leave_input(state, login, cipher)
     mark("U7.1")
     if isinstance(event, CallbackQuery):
         await event.answer()
     await _show(bot, event, status)
 
 
-@routes.callback_query(cb.StNotify.filter())
+@routes.callback_query(cb.St.on(cb.StAction.notify))
 async def toggle_notify(
     query: CallbackQuery, bot: Bot, status: StatusService, notifications: NotificationService
 ) -> None:
