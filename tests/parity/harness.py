@@ -178,15 +178,14 @@ class Harness:
             self.bot_task = None
 
     async def new_user(self, first_name: str = "Parity") -> int:
-        """A new person; the demo accounts are free for them, as if the last person had logged out
-        (one Telegram account is connected by one bot user at a time)."""
         uid = self.next_uid
         self.next_uid += 1
         await self.ensure_user(uid, first_name)
-        await self.free_accounts()
         return uid
 
     async def free_accounts(self) -> None:
+        """The demo accounts become free, as if the people before had logged out (one Telegram
+        account is connected by one bot user at a time); each contract case starts so."""
         async with self.db.connection() as conn:
             await conn.execute("UPDATE accounts SET status = 'disconnected', session_enc = NULL, "
                                "disconnected_reason = 'next_person' WHERE status = 'connected'")
