@@ -1,4 +1,15 @@
 # One image for every role: compose starts it once per ROLE (bot, app, worker) and once with `migrate`.
+# Two stages: the first builds the project's wheel (runtime packages only: the sandbox and the contract
+# stay out of it), the second installs the runtime lock file with its hashes, then that wheel. Neither
+# the embedded servers (the `local` extra) nor the dev tools are installed; production always sets
+# DATABASE_URL and REDIS_URL.
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY . .
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -6,22 +17,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-RUN groupadd --system app \
-    && useradd --system --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
+# A fixed numeric uid/gid: Kubernetes checks runAsNonRoot against it (deploy/kubernetes sets runAsUser 10001).
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
 
 WORKDIR /app
 
-# Dependencies first, read from pyproject.toml alone, so a code change does not reinstall them.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependencies first, from the lock file alone (exact pins, every file's hash checked), so a code
+# change does not reinstall them. Upgrading is `make lock-upgrade` in a checkout, never a build.
+COPY requirements/runtime.txt /tmp/runtime.txt
+RUN pip install --require-hashes --no-deps -r /tmp/runtime.txt \
+    && rm /tmp/runtime.txt
 
-COPY . .
-# The project itself without dev extras; the data dir is only used if no DATABASE_URL/REDIS_URL is given.
-RUN pip install --no-deps . \
-    && rm -rf build ./*.egg-info \
+# The project's wheel without resolving anything again; app.py is the entry point the roles run.
+COPY --from=build /wheels /tmp/wheels
+COPY app.py ./
+RUN pip install --no-deps /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels \
     && mkdir -p /app/data \
     && chown app:app /app/data
 

@@ -1,28 +1,50 @@
 # A fresh clone needs two commands: `make run` and `make test`.
-# Everything runs from the virtualenv in .venv, created on first use.
+# Everything runs from the virtualenv in .venv, created on first use, installed from the hashed lock
+# file (requirements/dev.txt: runtime + local + dev extras; requirements/runtime.txt is the image's).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Touched after a successful install; pip runs again only when pyproject.toml is newer.
+# Touched after a successful install; pip runs again only when pyproject.toml or the lock is newer.
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+LOCK_DEV := requirements/dev.txt
+LOCK_RUNTIME := requirements/runtime.txt
+# The lock files are written by uv (a dev dependency): hashes of every file of each pinned release, for
+# every platform (--universal), so pip --require-hashes installs them anywhere Python 3.11 runs.
+UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 --quiet
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run migrate test lint typecheck unit pytest bench clean distclean
+.PHONY: help install run migrate test lint typecheck unit pytest browser-deps bench lock lock-upgrade clean distclean
 
 help:
 	@echo "make run        create .venv if needed, migrate, start every role (embedded PostgreSQL/Redis, sandbox)"
 	@echo "make test       ruff, mypy, then the whole pytest suite"
+	@echo "make lock       rewrite requirements/*.txt from pyproject.toml (same versions where still allowed)"
+	@echo "make lock-upgrade  the same, upgrading every pin to the newest allowed release"
+	@echo "make browser-deps  Debian's chromium for the browser tests (apt-get as root or password-less sudo)"
 	@echo "make lint | typecheck | unit | bench | clean | distclean"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[dev]'
+# Exact pins with hashes first, then the project itself without resolving anything again; pip check
+# fails when pyproject.toml names a dependency the lock lacks (run `make lock`).
+$(STAMP): pyproject.toml $(LOCK_DEV) | $(BIN)/python
+	$(BIN)/python -m pip install --require-hashes -r $(LOCK_DEV)
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e '.[local,dev]'
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+lock: $(STAMP)
+	$(UV_COMPILE) -o $(LOCK_RUNTIME)
+	$(UV_COMPILE) --extra local --extra dev -o $(LOCK_DEV)
+
+lock-upgrade: $(STAMP)
+	$(UV_COMPILE) --upgrade -o $(LOCK_RUNTIME)
+	$(UV_COMPILE) --upgrade --extra local --extra dev -o $(LOCK_DEV)
+	@echo "lock files upgraded: review the diff, run make install && make test, then commit requirements/"
 
 install: $(STAMP)
 
@@ -44,8 +66,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+browser-deps:
+	@bash scripts/browser-deps.sh
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

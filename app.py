@@ -69,14 +69,10 @@ async def run_app_role(deps: Deps, stop: asyncio.Event) -> None:
 
 
 async def run_worker_role(deps: Deps, stop: asyncio.Event) -> None:
-    from roles.worker.loop import round_queue, run_worker
-    from scheduler.runner import run_scheduler
+    from roles.worker.role import run_worker_role as run_worker
 
-    queue = round_queue(deps.redis, deps.consumer, deps.settings)
-    async with asyncio.TaskGroup() as group:
-        group.create_task(run_scheduler(deps.db, deps.redis, queue, deps.settings, stop))
-        group.create_task(run_worker(deps.db, deps.redis, deps.gateway, deps.settings, stop, deps.consumer,
-                                     cipher=deps.cipher, queue=queue))
+    await run_worker(deps.settings, deps.db, deps.redis, deps.gateway, stop, cipher=deps.cipher,
+                     consumer=deps.consumer)
 
 
 ROLES: dict[str, tuple[str, ...]] = {
@@ -98,6 +94,9 @@ def configure_logging(level: str) -> None:
     # Telethon and aiohttp access logs are noisy at INFO and may echo request data
     logging.getLogger("telethon").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    from roles.app.logs import quiet_client_garbage  # kept light: workers never import aiogram
+
+    quiet_client_garbage()  # malformed requests from clients: one INFO line, no traceback
     # two lines per scheduler tick (every second); failures are still logged at WARNING and above
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
@@ -115,8 +114,10 @@ def mtproto_key_file(settings: Settings) -> Path:
         settings.data_dir)
 
 
-async def serve_metrics(settings: Settings, roles: tuple[str, ...]) -> web.AppRunner | None:
-    """``/metrics`` and ``/healthz`` for every role on METRICS_PORT (0 disables)."""
+async def serve_metrics(settings: Settings, roles: tuple[str, ...], db: Database | None = None,
+                        redis: aioredis.Redis | None = None) -> web.AppRunner | None:
+    """``/metrics``, ``/healthz`` and (given the clients) ``/readyz`` for every role on METRICS_PORT (0
+    disables): the orchestrator probes every role, not only the app, at the same port."""
     if settings.metrics_port <= 0:
         return None
 
@@ -126,6 +127,11 @@ async def serve_metrics(settings: Settings, roles: tuple[str, ...]) -> web.AppRu
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", health_view)
+    if db is not None and redis is not None:
+        from roles.app.health import DB, REDIS, readyz
+
+        app[DB], app[REDIS] = db, redis
+        app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host = "0.0.0.0" if settings.production else "127.0.0.1"  # scraped from other containers in production
@@ -187,7 +193,7 @@ async def run_roles(settings: Settings, stop: asyncio.Event) -> None:
                                                         health_check_interval=30)
         redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
         gateway = build_gateway(settings)
-        metrics_runner = await serve_metrics(settings, roles)
+        metrics_runner = await serve_metrics(settings, roles, db, redis)
         deps = Deps(settings, db, redis, gateway, load_or_create_key(settings), consumer_name())
         try:
             await _run_task_group(roles, deps, stop)
@@ -227,20 +233,26 @@ async def main(argv: list[str]) -> int:
         settings = load_settings()
         settings.check_production()
         settings = settings.with_sandbox_defaults()
+        if settings.security.session_key.get().strip():
+            SessionCipher(settings.security.session_key.get())  # a malformed key is refused by name here
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    if argv[1:2] == ["migrate"]:
-        async with infrastructure(settings) as (db_url, _):
-            applied = await apply_migrations(db_url)
-        log.info("migrations applied: %s", ", ".join(applied) or "none (at head)")
-        return 0
-    stop = asyncio.Event()
-    install_signal_handlers(stop)
-    log.info("starting role %s (gateway %s, sandbox %s)", settings.role, settings.gateway_kind,
-             "on" if settings.sandbox_enabled else "off")
-    await run_roles(settings, stop)
+    try:
+        if argv[1:2] == ["migrate"]:
+            async with infrastructure(settings) as (db_url, _):
+                applied = await apply_migrations(db_url)
+            log.info("migrations applied: %s", ", ".join(applied) or "none (at head)")
+            return 0
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        log.info("starting role %s (gateway %s, sandbox %s)", settings.role, settings.gateway_kind,
+                 "on" if settings.sandbox_enabled else "off")
+        await run_roles(settings, stop)
+    except SettingsError as exc:  # found while starting: DATA_DIR in use, local extra missing
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

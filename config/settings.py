@@ -1,21 +1,28 @@
 """Settings: one object with nested sections, read from the environment and an optional ``.env``.
 
-Every variable is documented in ``.env.example``. Secrets are kept in ``Secret``
-so that printing or logging the settings never shows them.
+pydantic-settings reads and converts the variables (``EnvironmentVariables``, one field per variable,
+named as the variable); ``load_settings`` turns them into the frozen sections the code uses. Every
+variable is documented in ``.env.example``. Secrets are kept in ``Secret`` so that printing or logging
+the settings never shows them.
 """
 
 from __future__ import annotations
 
-import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 ROLES = ("bot", "app", "worker", "all", "sandbox")
 GATEWAYS = ("sandbox", "telethon")
 SANDBOX_BOT_TOKEN = "1000000001:sandbox-bot-token"  # only ever sent to the local sandbox
 PLACEHOLDERS = {"", "changeme", "change-me", "placeholder", "secret", "xxx", "todo", "your-key-here"}
+ADMIN_TOKEN_MIN_LENGTH = 32  # production refuses shorter admin API tokens
+ADMIN_TOKEN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class SettingsError(ValueError):
@@ -88,10 +95,20 @@ class SandboxSettings:
 
 
 @dataclass(frozen=True)
+class AdminToken:
+    """One admin API bearer token and the operator it belongs to (the audit log's actor name)."""
+
+    name: str
+    token: Secret
+
+
+@dataclass(frozen=True)
 class AppSettings:
     host: str = "127.0.0.1"
     port: int = 8080
-    admin_tokens: tuple[Secret, ...] = ()
+    admin_tokens: tuple[AdminToken, ...] = ()
+    auth_max_failures: int = 10  # failed bearer tokens per client address per window before 429
+    auth_failure_window: int = 300  # seconds
     webhook_url: str = ""  # empty -> long polling
     webhook_secret: Secret = field(default_factory=lambda: Secret(""))
 
@@ -204,9 +221,130 @@ class Settings:
             raise SettingsError("TELEGRAM_API_ID is missing; production start refused")
         if self.sandbox.enabled:
             raise SettingsError("SANDBOX_ENABLED must be off in production")
+        if self.telegram.gateway == "sandbox":
+            raise SettingsError("ACCOUNT_GATEWAY=sandbox is refused in production "
+                                "(use telethon or leave it empty)")
+        for entry in self.app.admin_tokens:
+            token = entry.token.get()
+            if token.strip().lower() in PLACEHOLDERS or len(token) < ADMIN_TOKEN_MIN_LENGTH:
+                raise SettingsError(f"ADMIN_API_TOKENS: the token named {entry.name!r} is a placeholder or "
+                                    f"shorter than {ADMIN_TOKEN_MIN_LENGTH} characters; "
+                                    "production start refused")
 
 
-# Environment variable -> (section, field). The single place that names variables.
+def _split(raw: object) -> object:
+    return [item.strip() for item in raw.split(",") if item.strip()] if isinstance(raw, str) else raw
+
+
+def _admin_tokens(raw: object) -> object:
+    """``name:token,name:token`` -> ``AdminToken``s; the name is who the audit log says acted."""
+    if not isinstance(raw, str):
+        return raw
+    parsed: list[AdminToken] = []
+    for entry in [item.strip() for item in raw.split(",") if item.strip()]:
+        name, sep, token = entry.partition(":")
+        name = name.strip()
+        if not sep or not token.strip() or not ADMIN_TOKEN_NAME.fullmatch(name):
+            raise ValueError("entries must be name:token (name of A-Z, a-z, 0-9, _ . -)")
+        if name in {known.name for known in parsed}:
+            raise ValueError("token names must be unique")
+        parsed.append(AdminToken(name, Secret(token.strip())))
+    return tuple(parsed)
+
+
+def _auto_bool(raw: object) -> object:
+    return None if isinstance(raw, str) and raw.strip().lower() in {"", "auto"} else raw
+
+
+AutoBool = Annotated[bool | None, BeforeValidator(_auto_bool)]
+IdList = Annotated[tuple[int, ...], NoDecode, BeforeValidator(_split)]
+AdminTokens = Annotated[tuple[AdminToken, ...], NoDecode, BeforeValidator(_admin_tokens)]
+
+
+class EnvironmentVariables(BaseSettings):
+    """Every variable the service reads, named exactly as in the environment; unset ones stay ``None``
+    so the section defaults above remain the single source of defaults."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", env_file_encoding="utf-8",
+                                      arbitrary_types_allowed=True)
+
+    ROLE: str | None = None
+    PRODUCTION: bool | None = None
+    DATA_DIR: Path | None = None
+    LOG_LEVEL: str | None = None
+    METRICS_PORT: int | None = None
+    DATABASE_URL: str | None = None
+    DATABASE_POOL_MIN: int | None = None
+    DATABASE_POOL_MAX: int | None = None
+    REDIS_URL: str | None = None
+    BOT_TOKEN: str | None = None
+    TELEGRAM_API_ID: int | None = None
+    TELEGRAM_API_HASH: str | None = None
+    BOT_API_URL: str | None = None
+    ACCOUNT_GATEWAY: str | None = None
+    SANDBOX_ENABLED: AutoBool | None = None
+    SANDBOX_HOST: str | None = None
+    SANDBOX_PORT: int | None = None
+    SANDBOX_SEED_FILE: str | None = None
+    SANDBOX_RATE_LIMITS: bool | None = None
+    SANDBOX_CODE_TTL: float | None = None
+    SANDBOX_ACCOUNT_SEND_LIMIT: int | None = None
+    SANDBOX_ACCOUNT_SEND_WINDOW: float | None = None
+    SANDBOX_MTPROTO_PORT: int | None = None
+    SANDBOX_MTPROTO_KEY_FILE: str | None = None
+    APP_HOST: str | None = None
+    APP_PORT: int | None = None
+    ADMIN_API_TOKENS: AdminTokens | None = None
+    ADMIN_AUTH_MAX_FAILURES: int | None = None
+    ADMIN_AUTH_FAILURE_WINDOW: int | None = None
+    WEBHOOK_URL: str | None = None
+    WEBHOOK_SECRET: str | None = None
+    ADMIN_IDS: IdList | None = None
+    LOGIN_TTL: float | None = None
+    LOGIN_MAX_ATTEMPTS: int | None = None
+    INTERVAL_MIN_SECONDS: int | None = None
+    INTERVAL_MAX_SECONDS: int | None = None
+    SELECTION_LIMIT: int | None = None
+    THROTTLE_RATE: float | None = None
+    LOCK_WAIT_SECONDS: float | None = None
+    BATCH_SIZE: int | None = None
+    GAP_MIN: float | None = None
+    GAP_MAX: float | None = None
+    LEASE_TTL: float | None = None
+    SCHEDULER_TICK: float | None = None
+    FLOOD_INLINE_MAX: int | None = None
+    PEER_FLOOD_PAUSE: int | None = None
+    RETRY_BASE: float | None = None
+    RETRY_MAX: float | None = None
+    RETRY_TRIES: int | None = None
+    WORKER_CONCURRENCY: int | None = None
+    CLIENT_POOL_SIZE: int | None = None
+    CLIENT_IDLE_TIMEOUT: float | None = None
+    SESSION_ENCRYPTION_KEY: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the process environment overrides .env; nothing else is read
+        return env_settings, dotenv_settings
+
+
+class GivenVariables(EnvironmentVariables):
+    """The same variables from an explicit mapping (tests, tools) instead of the process environment."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, dotenv_settings
+
+
+# Environment variable -> (section, field). The single place that maps variables onto the sections.
 ENV_MAP: dict[str, tuple[str, str]] = {
     "ROLE": ("", "role"),
     "PRODUCTION": ("", "production"),
@@ -235,6 +373,8 @@ ENV_MAP: dict[str, tuple[str, str]] = {
     "APP_HOST": ("app", "host"),
     "APP_PORT": ("app", "port"),
     "ADMIN_API_TOKENS": ("app", "admin_tokens"),
+    "ADMIN_AUTH_MAX_FAILURES": ("app", "auth_max_failures"),
+    "ADMIN_AUTH_FAILURE_WINDOW": ("app", "auth_failure_window"),
     "WEBHOOK_URL": ("app", "webhook_url"),
     "WEBHOOK_SECRET": ("app", "webhook_secret"),
     "ADMIN_IDS": ("bot", "admin_ids"),
@@ -262,60 +402,24 @@ ENV_MAP: dict[str, tuple[str, str]] = {
 }
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a ``.env`` file: ``KEY=value`` lines, ``#`` comments, optional quotes."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
-
-
-def _convert(name: str, raw: str, current: Any) -> Any:
+def _read(environ: Mapping[str, str] | None, env_file: Path | None) -> dict[str, Any]:
     try:
-        if isinstance(current, Secret):
-            return Secret(raw)
-        if isinstance(current, bool) or (current is None and name == "SANDBOX_ENABLED"):
-            lowered = raw.strip().lower()
-            if lowered in {"1", "true", "yes", "on"}:
-                return True
-            if lowered in {"0", "false", "no", "off"}:
-                return False
-            if lowered in {"", "auto"} and current is None:
-                return None
-            raise ValueError(raw)
-        if isinstance(current, int):
-            return int(raw)
-        if isinstance(current, float):
-            return float(raw)
-        if isinstance(current, Path):
-            return Path(raw)
-        if isinstance(current, tuple):
-            items = [item.strip() for item in raw.split(",") if item.strip()]
-            if name == "ADMIN_IDS":
-                return tuple(int(item) for item in items)
-            return tuple(Secret(item) for item in items)
-        return raw
-    except ValueError as exc:
-        raise SettingsError(f"{name} has an invalid value") from exc
+        if environ is None:
+            variables: EnvironmentVariables = EnvironmentVariables(_env_file=env_file)  # type: ignore[call-arg]
+        else:
+            given: dict[str, Any] = {name: value for name, value in environ.items() if name in ENV_MAP}
+            variables = GivenVariables(_env_file=env_file, **given)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "a variable"
+        reason = str(error.get("ctx", {}).get("error", "")) if error["type"] == "value_error" else ""
+        raise SettingsError(f"{name} has an invalid value" + (f": {reason}" if reason else "")) from None
+    return {name: getattr(variables, name) for name in variables.model_fields_set}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
-    """Build settings from ``.env`` (if present) overridden by the real environment."""
-    values: dict[str, str] = {}
-    if env_file is not None:
-        values.update(read_env_file(env_file))
-    values.update(os.environ if environ is None else environ)
-
+    """Build settings from ``.env`` (if present) overridden by the real environment (or ``environ``)."""
+    values = _read(environ, env_file if env_file is not None and env_file.is_file() else None)
     base = Settings()
     sections: dict[str, dict[str, Any]] = {}
     top: dict[str, Any] = {}
@@ -323,8 +427,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         if name not in values:
             continue
         holder = base if not section else getattr(base, section)
-        converted = _convert(name, values[name], getattr(holder, attr))
-        (top if not section else sections.setdefault(section, {}))[attr] = converted
+        value = values[name]
+        if isinstance(getattr(holder, attr), Secret):
+            value = Secret(value)
+        (top if not section else sections.setdefault(section, {}))[attr] = value
     for section, changes in sections.items():
         current = getattr(base, section)
         top[section] = type(current)(**{**_as_kwargs(current), **changes})

@@ -135,3 +135,22 @@ class PasswordNeeded(GatewayError):
 
 class PasswordInvalid(GatewayError):
     kind = "password_invalid"
+
+
+# --- not from Telegram ----------------------------------------------------------------------
+
+
+class Busy(Exception):
+    """The account is in use right now (a broadcast batch is sending): try again in a moment."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"the account of user {user_id} is in use")
+        self.user_id = user_id
+
+
+class AlreadyRunning(Exception):
+    """A one-at-a-time thing (an A7 announcement) is already running; ``what`` names it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is already running")
+        self.what = what

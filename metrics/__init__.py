@@ -28,10 +28,26 @@ ROUND_LAG = Histogram(
 )
 JOBS = Counter("queue_jobs_total", "Queue jobs by event", ["event"], registry=REGISTRY)
 QUEUE_DEPTH = Gauge("queue_depth", "Queue depth by state", ["state"], registry=REGISTRY)
-LOCK_ACQUIRES = Counter("lock_acquire_total", "Lease/lock acquisitions by result", ["lock", "result"],
-                        registry=REGISTRY)
-LOCK_CONTENTION = Counter("lock_contention_total", "Lease/lock attempts that found it held", ["lock"],
-                          registry=REGISTRY)
+# One acquisition is one try (the worker's, no wait) or one bounded wait (a service's ``hold``), however
+# often the wait polls: result acquired | busy (a try found it held) | timeout (a wait gave up).
+LOCK_ACQUIRES = Counter("lock_acquire_total", "Lock acquisitions by result, one per acquisition",
+                        ["lock", "result"], registry=REGISTRY)
+LOCK_CONTENTION = Counter("lock_contention_total", "Lock acquisitions that found the lock held, once each",
+                          ["lock"], registry=REGISTRY)
+LOCK_WAIT_SECONDS = Histogram(
+    "lock_wait_seconds",
+    "Time a bounded wait for a lock took, until acquired or given up",
+    ["lock"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+# Leader leases (the scheduler, the bot's polling) are not locks: standbys polling for leadership
+# count nothing; a won election and the end of a leadership are counted here.
+LEADER_ELECTIONS = Counter("leader_elections_total", "Leader leases won by this process", ["lock"],
+                           registry=REGISTRY)
+LEADER_CHANGES = Counter("leader_changes_total", "Leaderships held here that ended (lost | stepped_down)",
+                         ["lock", "how"], registry=REGISTRY)
+LEADER = Gauge("leader", "1 while this process holds the leader lease", ["lock"], registry=REGISTRY)
 WORKERS_LIVE = Gauge("workers_live", "Workers with a fresh heartbeat", registry=REGISTRY)
 WORKER_HEARTBEATS = Counter("worker_heartbeats_total", "Heartbeats written here", registry=REGISTRY)
 SCHEDULER_TICKS = Counter("scheduler_ticks_total", "Scheduler ticks by result", ["result"], registry=REGISTRY)

@@ -11,7 +11,8 @@ demand. Errors carry Telegram's RPC error names (``FLOOD_WAIT``,
 event log with ``api="world"``.
 
 Everything lives in memory; ``reset()`` forgets it all. Intervals use the
-monotonic clock, dates shown to people use wall-clock seconds.
+monotonic clock given to ``World`` (``time.monotonic`` unless a test injects
+one), dates shown to people use wall-clock seconds.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,9 +298,12 @@ class MediaIn:
 class World:
     """In-memory Telegram for user accounts; see the module docstring for the rules."""
 
-    def __init__(self, settings: SandboxSettings, events: EventLog) -> None:
+    def __init__(self, settings: SandboxSettings, events: EventLog,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.events = events
+        # intervals (code expiry, slow mode, rate windows, login floods) read this clock; tests inject one
+        self.clock = clock
         self.changes = Changes()  # accounts, codes, group feeds and faults as the control API shows them
         # Login thresholds (attributes so tests can shorten them).
         self.max_code_attempts = 5  # wrong codes answered PHONE_CODE_INVALID; the next try floods
@@ -420,7 +424,7 @@ class World:
     def codes(self, phone: str) -> list[dict[str, Any]]:
         """Codes sent to ``phone``, newest first. ``KeyError`` for an unknown account."""
         norm = self._known_phone(phone)
-        now = time.monotonic()
+        now = self.clock()
         return [c.to_dict(now) for c in reversed(self._codes.get(norm, []))]
 
     def sessions(self, phone: str) -> list[dict[str, Any]]:
@@ -549,7 +553,7 @@ class World:
             self._check_login_flood(account.phone)
             if pending.awaiting_password:
                 raise WorldError("SESSION_PASSWORD_NEEDED")
-            if pending.code.current_state(time.monotonic()) != "live":
+            if pending.code.current_state(self.clock()) != "live":
                 raise WorldError("PHONE_CODE_EXPIRED")
             if pending.wrong_codes >= self.max_code_attempts:
                 raise self._start_login_flood(account.phone)
@@ -640,7 +644,7 @@ class World:
                 raise WorldError("CHAT_WRITE_FORBIDDEN")
             entities = list(entities or [])
             _check_message(text, entities, media)
-            now = time.monotonic()
+            now = self.clock()
             self._check_slow_mode(account.phone, group, now)
             self._check_rate_limit(account.phone, now)
             posted = self._post(group, account, text, entities, media, now)
@@ -724,19 +728,19 @@ class World:
     def _check_login_flood(self, phone: str) -> None:
         until = self._login_flood_until.get(phone)
         if until is not None:
-            left = until - time.monotonic()
+            left = until - self.clock()
             if left > 0:
                 raise WorldError("FLOOD_WAIT", seconds=_wait(left))
             del self._login_flood_until[phone]
 
     def _start_login_flood(self, phone: str) -> WorldError:
-        self._login_flood_until[phone] = time.monotonic() + self.login_flood_seconds
+        self._login_flood_until[phone] = self.clock() + self.login_flood_seconds
         return WorldError("FLOOD_WAIT", seconds=self.login_flood_seconds)
 
     def _count_code_request(self, phone: str) -> None:
         if not self.settings.rate_limits:
             return
-        now = time.monotonic()
+        now = self.clock()
         times = self._code_requests.setdefault(phone, deque())
         while times and now - times[0] >= self.send_code_window:
             times.popleft()
@@ -748,7 +752,7 @@ class World:
         code = None
         while code is None or code in avoid:
             code = f"{secrets.randbelow(10 ** CODE_LENGTH):0{CODE_LENGTH}d}"
-        record = LoginCode(code, _now_ms_date(), time.monotonic(), self.settings.code_ttl)
+        record = LoginCode(code, _now_ms_date(), self.clock(), self.settings.code_ttl)
         self._codes.setdefault(phone, []).append(record)
         return record
 

@@ -27,15 +27,16 @@ from redis.exceptions import RedisError
 
 from config.settings import EngineSettings
 from metrics import CAMPAIGNS_RUNNING, ROUNDS, SCHEDULER_LAG, SCHEDULER_TICKS, WORKERS_LIVE
-from roles.worker.executor import DB_ERRORS
 from services import engine
 from services.notifications import NO_GROUPS_LEFT
 from storage import keys
-from storage.db import Database
+from storage.db import DB_ERRORS, Database
+from storage.heartbeats import Heartbeats
 from storage.lease import Leases
 from storage.queue import JobQueue
 from storage.repositories import campaigns, rounds
 from storage.repositories import notifications as outbox
+from storage.repositories import settings as settings_repo
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +85,17 @@ class SchedulerJobs:
 
     async def _tick(self) -> TickResult:
         async with self.db.connection() as conn:
-            if await rounds.global_pause(conn):
+            if await settings_repo.global_pause(conn):
                 SCHEDULER_LAG.set(0)
                 return TickResult(0, 0, 0, paused=True)
         due_total = created_total = enqueued = 0
         first = True
         while created_total < MAX_PER_TICK:
             async with self.db.transaction() as conn:
-                now, due = await rounds.lock_due_campaigns(conn, DUE_BATCH)
+                now, due = await campaigns.lock_due(conn, DUE_BATCH)
                 created = await rounds.create_rounds(conn, due)
                 await _tell_no_groups_left(conn, [d.user_id for d in due], now)
-                await rounds.advance_campaigns(conn, [
+                await campaigns.advance(conn, [
                     (d.user_id, engine.next_run_after(d.next_run_at, d.interval_seconds, now)) for d in due])
             if first:
                 SCHEDULER_LAG.set(max(0.0, (now - due[0].next_run_at).total_seconds()) if due else 0.0)
@@ -157,11 +158,11 @@ class SchedulerJobs:
 
     async def _gauges(self) -> None:
         async with self.db.connection() as conn:
-            CAMPAIGNS_RUNNING.set(await rounds.count_running_campaigns(conn))
+            CAMPAIGNS_RUNNING.set(await campaigns.count_running(conn))
         await self.queue.depth()
         if self.redis is not None:
             fresh_since = int((time.time() - self.settings.lease_ttl) * 1000)
-            WORKERS_LIVE.set(await self.redis.zcount(keys.WORKER_HEARTBEAT, fresh_since, "+inf"))
+            WORKERS_LIVE.set(await Heartbeats(self.redis).count_live(fresh_since))
 
 
 async def _tell_no_groups_left(conn: asyncpg.Connection, user_ids: Sequence[int], now: datetime) -> None:

@@ -7,12 +7,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-import asyncpg
-
 from config.settings import Settings
 from domain import rules
 from domain.models import Clock, UserProfile, UserRecord, utc_now
-from storage.db import Database
+from storage.db import Connection, Database
 from storage.repositories import campaigns, notifications, users
 from storage.repositories import settings as settings_repo
 
@@ -84,7 +82,7 @@ class AccessService:
         async with self.db.connection() as conn:
             return await self.check_in(conn, user_id)
 
-    async def check_in(self, conn: asyncpg.Connection, user_id: int) -> AccessView:
+    async def check_in(self, conn: Connection, user_id: int) -> AccessView:
         """``check`` inside the caller's transaction (used by start's checklist)."""
         user = await users.get(conn, user_id)
         mode = await self._mode(conn)
@@ -138,7 +136,7 @@ class AccessService:
         return [uid for uid, _ in affected]
 
     @staticmethod
-    async def _mode(conn: asyncpg.Connection) -> rules.AccessMode:
+    async def _mode(conn: Connection) -> rules.AccessMode:
         return await settings_repo.access_mode(conn)
 
 

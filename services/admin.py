@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import asyncpg
-
 from config.settings import Settings
 from domain import rules
+from domain.errors import AlreadyRunning
 from domain.models import AuditEntry, Clock, utc_now
 from services import notifications
 from services.announcements import AnnouncementBusy, StartedAnnouncement
 from services.locks import Busy
 from services.login import LoginService
-from storage.db import Database
+from storage.db import Connection, Database
 from storage.repositories import accounts, announcements, audit, campaigns, groups, messages, users
 from storage.repositories import settings as settings_repo
 from storage.repositories import status as status_repo
@@ -329,7 +328,7 @@ class AdminService:
             raise ValueError(f"unknown access mode {mode!r}")
         now = self.now()
         async with self.db.transaction() as conn:
-            previous = await settings_repo.access_mode(conn)
+            previous = await settings_repo.access_mode_for_update(conn, now)  # racing changes queue here
             if previous == mode:
                 return await self._done(conn, actor, "mode", None, "no_change", {"mode": mode})
             await settings_repo.put(conn, settings_repo.ACCESS_MODE, mode, now)
@@ -395,7 +394,7 @@ class AdminService:
                 total = await announcements.add_targets(conn, announcement_id, targets, now)
                 await self._audit(conn, actor, "announce", None, "ok",
                                   {"announcement_id": announcement_id, "targets": total, "state": "started"})
-        except asyncpg.UniqueViolationError as exc:  # announcements_running_idx: one at a time
+        except AlreadyRunning as exc:
             raise AnnouncementBusy from exc
         log.info("announcement=%s to %d users started by actor=%s", announcement_id, total,
                  actor.user_id or actor.name)
@@ -443,14 +442,14 @@ class AdminService:
         action = "pause" if paused else "resume"
         await self.authorize(actor, action)
         async with self.db.transaction() as conn:
-            if await settings_repo.global_pause(conn) == paused:
+            if await settings_repo.global_pause_for_update(conn, self.now()) == paused:
                 return await self._done(conn, actor, action, None, "no_change")
             await settings_repo.put(conn, settings_repo.GLOBAL_PAUSE, paused, self.now())
             log.warning("global pause %s by actor=%s", "on" if paused else "off", actor.user_id or actor.name)
             return await self._done(conn, actor, action, None, "ok")
 
     async def _done(
-        self, conn: asyncpg.Connection, actor: Actor, action: str, user_id: int | None, outcome: AdminOutcome,
+        self, conn: Connection, actor: Actor, action: str, user_id: int | None, outcome: AdminOutcome,
         detail: dict[str, Any] | None = None,
     ) -> AdminResult:
         result = AdminResult(outcome, user_id, dict(detail or {}))
@@ -460,7 +459,7 @@ class AdminService:
         return result
 
     async def _audit(
-        self, conn: asyncpg.Connection, actor: Actor, action: str, user_id: int | None,
+        self, conn: Connection, actor: Actor, action: str, user_id: int | None,
         outcome: Literal["ok", "denied", "failed"], detail: dict[str, Any] | None,
     ) -> None:
         merged = dict(detail or {})

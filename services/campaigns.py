@@ -7,13 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-import asyncpg
-
 from config.settings import Settings
 from domain import rules
 from domain.models import Clock, RoundCounts, utc_now
 from services.access import AccessService
-from storage.db import Database
+from storage.db import Connection, Database
 from storage.repositories import accounts, campaigns, groups, messages, users
 from storage.repositories import status as status_repo
 
@@ -167,7 +165,7 @@ class CampaignService:
         log.info("broadcast stopped user_id=%s", user_id)
         return StopResult("stopped", last)
 
-    async def _missing(self, conn: asyncpg.Connection, user_id: int) -> tuple[MissingItem, ...]:
+    async def _missing(self, conn: Connection, user_id: int) -> tuple[MissingItem, ...]:
         found: set[MissingItem] = set()
         if not (await self.access.check_in(conn, user_id)).allowed:
             found.add("access")

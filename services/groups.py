@@ -6,8 +6,6 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-import asyncpg
-
 from accounts.crypto import SessionDecryptError
 from accounts.gateway import AccountRef, GroupInfo
 from accounts.gateway import release as release_account
@@ -16,6 +14,7 @@ from domain.errors import SessionDead
 from domain.models import AccountRecord, GroupRecord
 from services.locks import holding
 from services.login import SessionServiceBase
+from storage.db import Connection
 from storage.repositories import accounts, campaigns, group_traits, groups, users
 from storage.repositories.groups import ImportedGroup
 
@@ -229,7 +228,7 @@ class GroupService(SessionServiceBase):
         return GroupCounts(c.total, c.selected, c.active, c.disabled, c.gone)
 
     async def _page_rows(
-        self, conn: asyncpg.Connection, user_id: int, page: int, size: int
+        self, conn: Connection, user_id: int, page: int, size: int
     ) -> list[GroupRecord]:
         total = (await groups.counts(conn, user_id)).total
         return await groups.page(conn, user_id, rules.clamp_page(page, total, size) * size, size)

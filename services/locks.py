@@ -13,17 +13,11 @@ import contextlib
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from domain.errors import Busy as Busy  # the error lives in the domain; re-exported for the adapters
+
 # How long a service waits for the lock before giving up with ``Busy``: a broadcast batch
 # releases it between batches, so a short wait often finds a gap.
 LOCK_WAIT = 5.0
-
-
-class Busy(Exception):
-    """The account is in use right now (a broadcast batch is sending): try again in a moment."""
-
-    def __init__(self, user_id: int) -> None:
-        super().__init__(f"the account of user {user_id} is in use")
-        self.user_id = user_id
 
 
 class AccountLock(Protocol):

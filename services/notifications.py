@@ -33,10 +33,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from domain.models import Clock, Notification, utc_now
-from storage.db import Database
+from storage.db import Connection, Database
 from storage.repositories import notifications as repo
 from storage.repositories import users
 
@@ -76,7 +74,7 @@ class NotificationService:
 
     @staticmethod
     async def enqueue(
-        conn: asyncpg.Connection,
+        conn: Connection,
         user_id: int,
         kind: str,
         payload: dict[str, Any] | None = None,

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from redis.asyncio import Redis
+from typing import Protocol
 
 from config.settings import Settings
 from domain.models import Clock, utc_now
 from services.admin import Actor, AdminService, RuntimeCounts
-from services.engine import ROUNDS_QUEUE
-from storage import keys
-from storage.queue import JobQueue, QueueDepth
+from storage.queue import QueueDepth
 
 DEPTH_READER = "admin-runtime"  # consumer name of the depth reader; it never reads jobs
+
+
+class WorkerBeats(Protocol):
+    """The workers' heartbeats (``storage.heartbeats.Heartbeats``)."""
+
+    async def live(self, since_ms: int) -> list[tuple[str, int]]: ...
+
+
+class QueueDepthReader(Protocol):
+    """The round queue's depth (``storage.queue.JobQueue`` opened as ``DEPTH_READER``)."""
+
+    async def depth(self) -> QueueDepth: ...
 
 
 @dataclass(frozen=True)
@@ -45,13 +54,13 @@ class RuntimeView:
 class RuntimeService:
     """Queue depth, live workers and the admin service's runtime counts in one view."""
 
-    def __init__(self, admin: AdminService, redis: Redis, settings: Settings, now: Clock = utc_now,
-                 queue_name: str = ROUNDS_QUEUE) -> None:
+    def __init__(self, admin: AdminService, workers: WorkerBeats, queue: QueueDepthReader, settings: Settings,
+                 now: Clock = utc_now) -> None:
         self.admin = admin
-        self.redis = redis
+        self.workers = workers
+        self.queue = queue
         self.settings = settings
         self.now = now
-        self.queue = JobQueue(redis, queue_name, DEPTH_READER)
 
     async def snapshot(self, actor: Actor) -> RuntimeView:
         counts = await self.admin.runtime(actor)
@@ -66,12 +75,8 @@ class RuntimeService:
         """
         now_ms = int(self.now().timestamp() * 1000)
         oldest = now_ms - int(self.settings.engine.lease_ttl * 1000)
-        rows = await self.redis.zrevrangebyscore(keys.WORKER_HEARTBEAT, "+inf", oldest, withscores=True)
         beats = []
-        for row in rows:
-            member, score = row[0], row[1]
-            consumer = member.decode() if isinstance(member, bytes) else str(member)
-            at_ms = int(score)
+        for consumer, at_ms in await self.workers.live(oldest):
             beats.append(WorkerBeat(
                 consumer=consumer,
                 last_heartbeat_at=datetime.fromtimestamp(at_ms / 1000, UTC),

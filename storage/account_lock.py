@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from services.locks import Busy
+from domain.errors import Busy
 from storage import keys
 from storage.lease import HeldLease, Lease, LeaseBusy, Leases
 

@@ -9,6 +9,13 @@ from typing import Any
 import asyncpg
 import orjson
 
+# A connection as the services name it in their signatures (they never import asyncpg).
+Connection = asyncpg.Connection
+
+# What a database restart looks like from a caller (InternalClientError: a connection cut mid-query).
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
@@ -21,7 +28,8 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
-    """A pool whose connections speak JSON through orjson."""
+    """A pool whose connections speak JSON through orjson: the one way JSON goes in and out of
+    PostgreSQL (repositories pass and get Python values for json/jsonb, never JSON text)."""
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
                                      **kwargs)
     assert pool is not None

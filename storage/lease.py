@@ -6,7 +6,9 @@ do nothing to it. Tokens come from ``INCR`` of a per-name counter that is first 
 server clock in microseconds: a newer holder always has a larger token, also after Redis lost
 the counter (flush, restart), as long as the server clock does not go back.
 
-Metrics are labelled by the lease kind (``user`` for ``user:42``), never by the full name.
+Metrics are labelled by the lease kind (``user`` for ``user:42``), never by the full name. An
+acquisition is counted once, whether it is one try or a bounded wait that polls; a wait also goes
+into ``lock_wait_seconds``. Elections for a leader lease count as elections, not as acquisitions.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from metrics import LOCK_ACQUIRES, LOCK_CONTENTION
+from metrics import (
+    LEADER,
+    LEADER_CHANGES,
+    LEADER_ELECTIONS,
+    LOCK_ACQUIRES,
+    LOCK_CONTENTION,
+    LOCK_WAIT_SECONDS,
+)
 from storage import keys
 
 log = logging.getLogger(__name__)
@@ -107,16 +116,21 @@ class Leases:
 
     async def acquire(self, name: str, ttl: float) -> Lease | None:
         """Take the lease for ``ttl`` seconds if it is free; None if someone holds it."""
-        acquired, token = await self._acquire(
-            keys=[keys.LEASE.format(name=name), keys.FENCE_COUNTER.format(name=name)],
-            args=[_ms(ttl), _COUNTER_TTL_MS])
+        lease = await self._try(name, ttl)
         kind = lease_kind(name)
-        if not int(acquired):
+        if lease is None:
             LOCK_ACQUIRES.labels(kind, "busy").inc()
             LOCK_CONTENTION.labels(kind).inc()
             return None
         LOCK_ACQUIRES.labels(kind, "acquired").inc()
-        return Lease(name, int(token), ttl)
+        return lease
+
+    async def _try(self, name: str, ttl: float) -> Lease | None:
+        """One attempt, not counted (the callers count acquisitions and elections)."""
+        acquired, token = await self._acquire(
+            keys=[keys.LEASE.format(name=name), keys.FENCE_COUNTER.format(name=name)],
+            args=[_ms(ttl), _COUNTER_TTL_MS])
+        return Lease(name, int(token), ttl) if int(acquired) else None
 
     async def renew(self, lease: Lease, ttl: float | None = None) -> bool:
         """Extend the lease to ``ttl`` (default: its own) from now; False if it is no longer ours."""
@@ -153,11 +167,21 @@ class Leases:
     async def hold(self, name: str, ttl: float, wait: float = 0.0) -> AsyncIterator[HeldLease]:
         """Acquire (retrying for up to ``wait`` seconds) and keep the lease; raise LeaseBusy if held."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while (lease := await self.acquire(name, ttl)) is None:
+        kind = lease_kind(name)
+        started = loop.time()
+        deadline = started + wait
+        contended = False
+        while (lease := await self._try(name, ttl)) is None:
+            if not contended:
+                contended = True
+                LOCK_CONTENTION.labels(kind).inc()
             if loop.time() >= deadline:
+                LOCK_ACQUIRES.labels(kind, "timeout").inc()
+                LOCK_WAIT_SECONDS.labels(kind).observe(loop.time() - started)
                 raise LeaseBusy(name, await self.holder(name))
             await asyncio.sleep(min(0.05, ttl / 10))
+        LOCK_ACQUIRES.labels(kind, "acquired").inc()
+        LOCK_WAIT_SECONDS.labels(kind).observe(loop.time() - started)
         async with self.keep(lease) as held:
             yield held
 
@@ -179,7 +203,7 @@ class Leases:
         pause = ttl / 3 if retry is None else retry
         while not stop.is_set():
             try:
-                lease = await self.acquire(name, ttl)
+                lease = await self._try(name, ttl)
             except (RedisError, OSError) as exc:
                 log.warning("leader %s: acquire failed: %s", kind, exc)
                 lease = None
@@ -188,11 +212,19 @@ class Leases:
                     await asyncio.wait_for(stop.wait(), pause)
                 continue
             log.info("leader %s: elected (token %d)", kind, lease.token)
-            async with self.keep(lease) as held:
-                finished = await _run_until(body(held), held.lost, stop)
+            LEADER_ELECTIONS.labels(kind).inc()
+            LEADER.labels(kind).set(1)
+            lost = False
+            try:
+                async with self.keep(lease) as held:
+                    finished = await _run_until(body(held), held.lost, stop)
+                    lost = held.lost.is_set()
+            finally:
+                LEADER.labels(kind).set(0)
+                LEADER_CHANGES.labels(kind, "lost" if lost else "stepped_down").inc()
             if finished:
                 return
-            if held.lost.is_set():
+            if lost:
                 log.warning("leader %s: lease lost, body cancelled", kind)
 
     async def _renew_until_lost(self, held: HeldLease) -> None:

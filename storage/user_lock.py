@@ -1,5 +1,5 @@
 """The per-user lock (``keys.USER_LOCK``) on Redis leases: the one implementation the worker and
-the services share (``services.locks.AccountLock``).
+the services share (the port ``services.locks.AccountLock``).
 
 The lease has a fencing token and is renewed while held (``Leases.keep``); it is released by
 compare-and-delete, and expires on its own after ``ttl`` if its holder dies.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from services.locks import Busy
+from domain.errors import Busy
 from storage import keys
 from storage.lease import HeldLease, Lease, LeaseBusy, Leases
 

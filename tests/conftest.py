@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from storage.db import create_pool
 from storage.embedded import EmbeddedPostgres, EmbeddedRedis
 
 TEMPLATE_DB = "broadcast_test_template"
@@ -103,8 +104,7 @@ async def db_url(pg_server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def db_pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=10)
-    assert pool is not None
+    pool = await create_pool(db_url, min_size=1, max_size=10)  # with the JSON codec, as the roles have it
     yield pool
     await pool.close()
 

@@ -15,6 +15,8 @@ from aiohttp import web
 from accounts.gateway import AccountGateway
 from config.settings import Settings
 from domain.models import Clock, utc_now
+from roles.app.auth import ACTOR_NAME
+from roles.runtime import runtime_service
 from services.admin import Actor, AdminService
 from services.login import LoginService, SessionCipherPort
 from services.runtime import RuntimeService
@@ -47,7 +49,7 @@ def build_services(settings: Settings, db: Database, redis: aioredis.Redis, gate
     admin = AdminService(db, settings, login, now=now)
     return Services(
         admin=admin,
-        runtime=RuntimeService(admin, redis, settings, now=now),
+        runtime=runtime_service(admin, redis, settings, now=now),
     )
 
 
@@ -64,6 +66,6 @@ def services(request: web.Request) -> Services:
     return request.app[SERVICES]
 
 
-def actor(_: web.Request) -> Actor:
-    """Who the audit log names for an API call: the token holder, as actor kind ``api``."""
-    return Actor.api(API_ACTOR_NAME)
+def actor(request: web.Request) -> Actor:
+    """Who the audit log names for an API call: the name of the token that matched, actor kind ``api``."""
+    return Actor.api(request.get(ACTOR_NAME, API_ACTOR_NAME))

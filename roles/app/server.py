@@ -14,15 +14,16 @@ from aiohttp.typedefs import Handler
 from accounts.gateway import AccountGateway
 from config.settings import Settings
 from metrics import HTTP_REQUESTS
-from metrics.http import metrics_handler
 from roles.app.api import ROUTE_TABLES
 from roles.app.auth import PUBLIC_PATHS, auth_middleware
-from roles.app.deps import DB, REDIS, Services, build_services, setup_dependencies
+from roles.app.deps import Services, build_services, setup_dependencies
 from roles.app.errors import error_middleware
+from roles.app.health import readyz
+from roles.app.logs import quiet_client_garbage
 from roles.app.webhook import WEBHOOK_PATH, WebhookTarget, setup_webhook
 from services.login import SessionCipherPort
+from storage.auth_failures import AuthFailures
 from storage.db import Database
-from storage.migrator import is_at_head
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +39,8 @@ async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
-async def readyz(request: web.Request) -> web.Response:
-    """Ready: PostgreSQL and Redis answer and the schema is at the newest migration."""
-    checks: dict[str, bool] = {}
-    try:
-        async with request.app[DB].connection() as conn:
-            checks["postgres"] = True
-            checks["migrations"] = await is_at_head(conn)
-    except Exception:  # any failure means not ready; the reason is logged, not served
-        log.warning("readiness: postgres check failed", exc_info=True)
-        checks["postgres"] = checks["migrations"] = False
-    try:
-        checks["redis"] = bool(await asyncio.wait_for(request.app[REDIS].ping(), timeout=2))
-    except Exception:
-        log.warning("readiness: redis check failed", exc_info=True)
-        checks["redis"] = False
-    ready = all(checks.values())
-    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
-                             status=200 if ready else 503)
+# readiness lives in roles/app/health.py: the supervisor's metrics listener serves it for every role
+routes.get("/readyz")(readyz)
 
 
 @routes.get("/openapi.json")
@@ -85,14 +69,15 @@ def build_app(db: Database, redis: aioredis.Redis, settings: Settings | None = N
     webhook when ``webhook`` is (it checks its own secret token instead of a bearer token)."""
     settings = settings or Settings()
     public = PUBLIC_PATHS | {WEBHOOK_PATH} if webhook is not None else PUBLIC_PATHS
+    failures = AuthFailures(redis, settings.app.auth_max_failures, settings.app.auth_failure_window)
     app = web.Application(middlewares=[
-        metrics_middleware, error_middleware, auth_middleware(settings.app.admin_tokens, public)])
+        metrics_middleware, error_middleware, auth_middleware(settings.app.admin_tokens, failures, public)])
     setup_dependencies(app, settings, db, redis, services)
     if webhook is not None:
         setup_webhook(app, webhook)
     app[OPENAPI] = OPENAPI_PATH.read_bytes()
+    # /metrics is served on METRICS_PORT only (app.serve_metrics), never on the admin port
     app.add_routes(routes)
-    app.router.add_get("/metrics", metrics_handler)
     if services is not None:
         for table in ROUTE_TABLES:
             app.add_routes(table)
@@ -104,6 +89,7 @@ async def run_app(settings: Settings, db: Database, redis: aioredis.Redis, stop:
                   webhook: tuple[Bot, Dispatcher] | None = None) -> None:
     """Serve until ``stop``; ``webhook`` (the bot and its dispatcher) mounts ``/telegram/webhook``."""
     services = build_services(settings, db, redis, gateway, cipher)
+    quiet_client_garbage()
     if not settings.app.admin_tokens:
         log.warning("ADMIN_API_TOKENS is empty: every admin API route answers 401")
     target = None

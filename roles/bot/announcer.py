@@ -110,6 +110,7 @@ class Announcer:
         self._store = store
         self._next_at = 0.0  # loop time of the next send: the pace holds across batches and announcements
         self._wake = asyncio.Event()
+        self.idling = asyncio.Event()  # set while the loop has found nothing to do and waits
         self._closing = asyncio.Event()
         self._halts: set[asyncio.Event] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -279,9 +280,11 @@ class Announcer:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waits = [asyncio.create_task(e.wait()) for e in (stop, self._closing, self._wake)]
+        self.idling.set()
         try:
             await asyncio.wait(waits, timeout=self.idle, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.idling.clear()
             for waiter in waits:
                 waiter.cancel()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -25,7 +26,8 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
-from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
+from aiogram.fsm.state import State
+from aiogram.fsm.storage.base import DefaultKeyBuilder, StateType, StorageKey
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.types import BotCommand
 
@@ -44,6 +46,8 @@ from roles.bot.middlewares import (
 )
 from roles.bot.notifier import run_notifier
 from roles.bot.routers import build_routers
+from roles.bot.states import LOGIN_STATES
+from roles.runtime import runtime_service
 from services.access import AccessService
 from services.admin import AdminService
 from services.campaigns import CampaignService
@@ -51,7 +55,6 @@ from services.groups import GroupService
 from services.login import LoginService, SessionCipherPort
 from services.messages import MessageService
 from services.notifications import NotificationService
-from services.runtime import RuntimeService
 from services.status import StatusService
 from storage import keys
 from storage.db import Database
@@ -62,7 +65,8 @@ log = logging.getLogger(__name__)
 
 # any well-formed token works against the sandbox; a real deployment sets BOT_TOKEN
 SANDBOX_TOKEN = "1000000001:sandbox-local-bot"
-FSM_TTL = 30 * 24 * 3600  # an abandoned input state is forgotten after a month
+FSM_TTL = 30 * 24 * 3600  # an abandoned input state is forgotten after a month (a login's after LOGIN_TTL)
+LOGIN_STATE_NAMES = frozenset(state.state for state in LOGIN_STATES)
 EXPIRY_CHECK_SECONDS = 60.0
 WEBHOOK_MAX_CONNECTIONS = 40
 MAX_CONCURRENT_UPDATES = 256  # updates handled at once by this replica (each one per user at a time)
@@ -120,7 +124,27 @@ def build_services(
 
 
 class SharedRedisStorage(RedisStorage):
-    """RedisStorage on the supervisor's client: closing the dispatcher must not close that client."""
+    """RedisStorage on the supervisor's client: closing the dispatcher must not close that client.
+
+    A login's state and data (the encrypted attempt token) expire after ``login_ttl`` seconds
+    (LOGIN_TTL), not after the month other input states are kept: an abandoned login leaves nothing.
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, login_ttl: float | None = None, **kwargs: Any) -> None:
+        super().__init__(redis, **kwargs)
+        self.login_ttl_ms = int(login_ttl * 1000) if login_ttl else None
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        await super().set_state(key, state)
+        name = state.state if isinstance(state, State) else state
+        if self.login_ttl_ms and name in LOGIN_STATE_NAMES:
+            await self.redis.pexpire(self.key_builder.build(key, "state"), self.login_ttl_ms)
+            await self.redis.pexpire(self.key_builder.build(key, "data"), self.login_ttl_ms)
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        await super().set_data(key, data)
+        if self.login_ttl_ms and data and await self.get_state(key) in LOGIN_STATE_NAMES:
+            await self.redis.pexpire(self.key_builder.build(key, "data"), self.login_ttl_ms)
 
     async def close(self) -> None:
         return None
@@ -141,7 +165,8 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     Besides the services, handlers get ``runtime`` (A5, the admin API's service) and
     ``announcer`` (A7; the leader runs its delivery loop, a confirmation wakes it).
     """
-    storage = SharedRedisStorage(redis, key_builder=fsm_key_builder(), state_ttl=FSM_TTL, data_ttl=FSM_TTL)
+    storage = SharedRedisStorage(redis, key_builder=fsm_key_builder(), state_ttl=FSM_TTL, data_ttl=FSM_TTL,
+                                 login_ttl=settings.bot.login_ttl)
     isolation = RedisEventIsolation(
         redis,
         key_builder=fsm_key_builder(),
@@ -167,7 +192,7 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     dp.message.middleware(leave)
     dp.callback_query.middleware(leave)
     dp.include_routers(*build_routers())
-    dp["runtime"] = RuntimeService(services.admin, redis, settings, now=services.admin.now)
+    dp["runtime"] = runtime_service(services.admin, redis, settings, now=services.admin.now)
     dp["announcer"] = Announcer(services.notifications, services.admin)
     return dp
 

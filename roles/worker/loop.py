@@ -1,5 +1,8 @@
 """The worker loop: fetch round jobs, run up to ``worker_concurrency`` at once, heartbeat, stop cleanly.
 
+The engine (``services.engine.RoundEngine``) decides what becomes of a job; ``JobRunner.apply`` is
+the one place that acks, requeues or drops it.
+
 Graceful stop: no new job is fetched; running jobs finish the send in flight, write its outcome
 and hand their job back to the queue (same job id, no delay) before the lock is released, so
 another worker continues the round at once. Jobs still running after the lease are abandoned:
@@ -20,13 +23,18 @@ from redis.exceptions import RedisError
 from accounts.gateway import AccountGateway
 from config.settings import Settings
 from metrics import WORKER_HEARTBEATS, WORKERS_LIVE
-from roles.worker.executor import DB_ERRORS, Cipher, RoundExecutor, settle_quietly
 from roles.worker.pacing import Pacing
 from services import engine
-from storage import keys
-from storage.db import Database
+from services.engine.outcome import JobOutcome, JobResult
+from services.engine.ports import Cipher
+from services.engine.rounds import RoundEngine
+from storage.account_lock import TelegramAccountLock
+from storage.db import DB_ERRORS, Database
+from storage.heartbeats import Heartbeats
 from storage.lease import Leases
 from storage.queue import Job, JobQueue
+from storage.round_store import RoundStore
+from storage.user_lock import UserLock
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +69,56 @@ async def run_worker(
         cipher = load_or_create_key(settings)
     queue = queue or round_queue(redis, consumer_name, settings)
     stopping = asyncio.Event()
-    executor = RoundExecutor(db, queue, Leases(redis), gateway, cipher, settings.engine,
-                             Pacing(redis, settings.engine), stopping)
-    worker = _Worker(executor, queue, redis, settings, consumer_name, stopping)
+    runner = JobRunner(build_engine(db, redis, gateway, cipher, settings, stopping), queue)
+    worker = _Worker(runner, queue, redis, settings, consumer_name, stopping)
     await worker.run(stop)
 
 
+def build_engine(db: Database, redis: Redis, gateway: AccountGateway, cipher: Cipher, settings: Settings,
+                 stopping: asyncio.Event) -> RoundEngine:
+    """The round engine on its adapters: the database store, the user and Telegram account locks and
+    pacing in Redis."""
+    leases = Leases(redis)
+    lock = UserLock(leases, settings.engine.lease_ttl)
+    account_lock = TelegramAccountLock(leases, settings.engine.lease_ttl)
+    return RoundEngine(RoundStore(db), lock, gateway, cipher, settings.engine, Pacing(redis, settings.engine),
+                       account_lock, stopping)
+
+
+class JobRunner:
+    """Runs one round job: the engine decides, ``apply`` carries its outcome out on the queue (the
+    engine calls it while it still holds the user's lock)."""
+
+    def __init__(self, engine: RoundEngine, queue: JobQueue) -> None:
+        self.engine = engine
+        self.queue = queue
+
+    async def run(self, job: Job) -> JobResult:
+        """Run the job and apply its outcome; errors propagate (the loop then calls ``failed``)."""
+        async with self.queue.claimed(job):
+            outcome = await self.engine.run(job.id, job.payload, settle=lambda o: self.apply(job, o))
+        return outcome.result
+
+    async def failed(self, job: Job, delay: float) -> None:
+        """Give a job back after an unexpected error; if Redis is down too, reclaim will do it."""
+        with contextlib.suppress(Exception):
+            await self.apply(job, JobOutcome.requeue(JobResult.FAILED, delay))
+
+    async def apply(self, job: Job, outcome: JobOutcome) -> None:
+        if outcome.action == "requeue":
+            await self.queue.requeue(job, outcome.delay, outcome.payload)
+        elif outcome.action == "dead":
+            # no dead-letter list: the job is dropped, loudly (nothing of it can ever run)
+            log.error("job %s dropped: %s", job.id, outcome.reason)
+            await self.queue.ack(job)
+        else:
+            await self.queue.ack(job)
+
+
 class _Worker:
-    def __init__(self, executor: RoundExecutor, queue: JobQueue, redis: Redis, settings: Settings,
+    def __init__(self, runner: JobRunner, queue: JobQueue, redis: Redis, settings: Settings,
                  consumer: str, stopping: asyncio.Event) -> None:
-        self.executor = executor
+        self.runner = runner
         self.queue = queue
         self.redis = redis
         self.settings = settings
@@ -80,6 +128,7 @@ class _Worker:
         self.running: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(self.concurrency)
         self.rng = random.Random()
+        self.heartbeats = Heartbeats(redis)
 
     async def run(self, stop: asyncio.Event) -> None:
         lease = self.settings.engine.lease_ttl
@@ -103,7 +152,7 @@ class _Worker:
             tasks[-1].cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(RedisError, OSError):
-                await self.redis.zrem(keys.WORKER_HEARTBEAT, self.consumer)
+                await self.heartbeats.forget(self.consumer)
             log.info("worker %s: stopped", self.consumer)
 
     async def _fetch_loop(self, stop: asyncio.Event) -> None:
@@ -142,16 +191,16 @@ class _Worker:
 
     async def _run_job(self, job: Job) -> None:
         try:
-            result = await self.executor.run(job)
+            result = await self.runner.run(job)
             log.debug("job %s: %s", job.id, result.value)
         except asyncio.CancelledError:
             raise
         except RETRYABLE as exc:
             log.warning("job %s failed: %s; retried later", job.id, exc)
-            await settle_quietly(self.queue, job, ERROR_BACKOFF + self.rng.uniform(0, ERROR_BACKOFF))
+            await self.runner.failed(job, ERROR_BACKOFF + self.rng.uniform(0, ERROR_BACKOFF))
         except Exception:
             log.exception("job %s failed", job.id)
-            await settle_quietly(self.queue, job, ERROR_BACKOFF * 5)
+            await self.runner.failed(job, ERROR_BACKOFF * 5)
         finally:
             self.slots.release()
 
@@ -161,12 +210,7 @@ class _Worker:
             now_ms = int(time.time() * 1000)
             stale = now_ms - int(self.settings.engine.lease_ttl * 1000)
             try:
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.zadd(keys.WORKER_HEARTBEAT, {self.consumer: now_ms})
-                pipe.zremrangebyscore(keys.WORKER_HEARTBEAT, "-inf", stale)
-                pipe.zcard(keys.WORKER_HEARTBEAT)
-                _, _, live = await pipe.execute()
-                WORKERS_LIVE.set(int(live))
+                WORKERS_LIVE.set(await self.heartbeats.beat(self.consumer, now_ms, stale))
                 WORKER_HEARTBEATS.inc()
             except (RedisError, OSError) as exc:
                 log.warning("worker %s: heartbeat failed: %s", self.consumer, exc)

@@ -61,11 +61,16 @@ async def upsert_connected(
     return to_record(row), (int(previous) if previous is not None else None)
 
 
-async def disconnect(conn: asyncpg.Connection, user_id: int, reason: str, now: datetime) -> bool:
-    """Delete the session (the row stays, disconnected, for the phone and the reason)."""
+async def disconnect(
+    conn: asyncpg.Connection, user_id: int, reason: str, now: datetime | None = None
+) -> bool:
+    """Delete the session (the row stays, disconnected, for the phone and the reason).
+
+    A disconnected account never keeps its session. ``now`` None: the database clock.
+    """
     status = await conn.execute(
         """UPDATE accounts SET status = 'disconnected', session_enc = NULL, disconnected_reason = $2,
-                               updated_at = $3
+                               updated_at = coalesce($3::timestamptz, now())
            WHERE user_id = $1 AND status = 'connected'""",
         user_id, reason, now,
     )

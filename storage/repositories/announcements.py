@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-import orjson
+
+from domain.errors import AlreadyRunning
 
 DeliveryOutcome = Literal["delivered", "blocked", "failed"]
 OUTCOMES: tuple[DeliveryOutcome, ...] = ("delivered", "blocked", "failed")
@@ -32,13 +33,13 @@ class AnnouncementRow:
     finished_at: datetime | None
 
 
-COLUMNS = """announcement_id, text, entities::text AS entities, created_by_kind, created_by, report_to,
+COLUMNS = """announcement_id, text, entities, created_by_kind, created_by, report_to,
     status, total, delivered, blocked, failed, retries, created_at, finished_at"""
 
 
 def _row(r: asyncpg.Record) -> AnnouncementRow:
     return AnnouncementRow(
-        announcement_id=r["announcement_id"], text=r["text"], entities=orjson.loads(r["entities"]),
+        announcement_id=r["announcement_id"], text=r["text"], entities=r["entities"],
         created_by_kind=r["created_by_kind"], created_by=r["created_by"], report_to=r["report_to"],
         status=r["status"], total=r["total"], delivered=r["delivered"], blocked=r["blocked"],
         failed=r["failed"], retries=r["retries"], created_at=r["created_at"], finished_at=r["finished_at"],
@@ -55,12 +56,15 @@ async def create(
     report_to: int | None,
     now: datetime,
 ) -> int:
-    """Insert a running announcement; ``UniqueViolationError`` while another one is running."""
-    return int(await conn.fetchval(
-        """INSERT INTO announcements (text, entities, created_by_kind, created_by, report_to, created_at)
-           VALUES ($1, $2::text::jsonb, $3, $4, $5, $6) RETURNING announcement_id""",
-        text, orjson.dumps(entities).decode(), created_by_kind, created_by, report_to, now,
-    ))
+    """Insert a running announcement; ``AlreadyRunning`` while another one is running."""
+    try:
+        return int(await conn.fetchval(
+            """INSERT INTO announcements (text, entities, created_by_kind, created_by, report_to, created_at)
+               VALUES ($1, $2::jsonb, $3, $4, $5, $6) RETURNING announcement_id""",
+            text, entities, created_by_kind, created_by, report_to, now,
+        ))
+    except asyncpg.UniqueViolationError as exc:  # announcements_running_idx: one at a time
+        raise AlreadyRunning("announcement") from exc
 
 
 async def add_targets(conn: asyncpg.Connection, announcement_id: int, user_ids: Sequence[int],

@@ -2,7 +2,7 @@
 
 ``pending | flood_wait -> sending`` is a conditional UPDATE committed before the send: only the
 caller whose UPDATE returned the row may send, and a row left in ``sending`` by a crash becomes
-``unknown`` and is never sent again. The statements are shaped for the executor's budget of
+``unknown`` and is never sent again. The statements are shaped for the engine's budget of
 about one statement per send: a job opens with one statement (context, crash recovery and the
 batch), each send claims its attempt in the statement that also records the previous outcome,
 and the last outcome is written together with the question "what is left in this round?".
@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+
+from domain.models import UnknownHistory
 
 FINAL = ("sent", "failed", "skipped", "unknown")
 
@@ -42,9 +44,7 @@ class RoundContext:
     started_at: datetime | None
     first_start: bool  # this job started the round (round lag is measured once)
     finished: bool
-    campaign_status: str
-    paused_until: datetime | None
-    global_pause: bool
+    blocker: str | None  # why the round may not send now (``campaign_blocker``), None: it may
     account_id: int | None
     account_status: str | None
     session_enc: bytes | None
@@ -113,12 +113,7 @@ WITH lost AS (
            coalesce(r.started_at, (SELECT started_at FROM started)) AS started_at,
            EXISTS (SELECT 1 FROM started) AS first_start,
            r.finished_at IS NOT NULL AS finished,
-           -- a round planned before the campaign was last started belongs to a stopped run
-           CASE WHEN c.started_at IS NOT NULL AND r.planned_at < c.started_at THEN 'stopped'
-                ELSE c.status END AS campaign_status,
-           c.paused_until,
-           coalesce((SELECT s.value = 'true'::jsonb FROM settings s WHERE s.key = 'global_pause'), false)
-               AS global_pause,
+           campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) AS blocker,
            a.account_id, a.status AS account_status, a.session_enc, a.tg_user_id,
            m.text, m.entities, m.media_id,
            (SELECT count(*) FROM lost)::int AS lost,
@@ -167,8 +162,8 @@ done AS (
 
 
 # The claim re-checks, in the same statement, everything engine.md lists "before each send":
-# campaign running and not paused, no global pause, attempt still pending, round open with the
-# message version this job loaded.
+# campaign running and not paused, no global pause (``campaign_blocker``), attempt still pending,
+# round open with the message version this job loaded.
 _CLAIM = "WITH " + _outcome_sql(2) + """, claim AS (
     UPDATE attempts t
     SET status = 'sending', tries = t.tries + 1, sending_at = now(), updated_at = now()
@@ -176,10 +171,8 @@ _CLAIM = "WITH " + _outcome_sql(2) + """, claim AS (
     WHERE t.attempt_id = $1 AND t.status IN ('pending', 'flood_wait')
       AND (t.not_before IS NULL OR t.not_before <= now())
       AND r.round_id = t.round_id AND r.finished_at IS NULL AND r.message_id = $9
-      AND c.user_id = r.user_id AND c.status = 'running'
-      AND (c.started_at IS NULL OR r.planned_at >= c.started_at)
-      AND (c.paused_until IS NULL OR c.paused_until <= now())
-      AND NOT coalesce((SELECT s.value = 'true'::jsonb FROM settings s WHERE s.key = 'global_pause'), false)
+      AND c.user_id = r.user_id
+      AND campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) IS NULL
     RETURNING t.attempt_id, t.peer_id, t.access_hash, t.kind, t.tries
 )
 SELECT (SELECT count(*) FROM done)::int AS written, claim.*
@@ -228,8 +221,7 @@ async def start_batch(
     return RoundContext(
         round_id=head["round_id"], user_id=head["user_id"], message_id=head["message_id"],
         planned_at=head["planned_at"], started_at=head["started_at"], first_start=head["first_start"],
-        finished=head["finished"], campaign_status=head["campaign_status"], paused_until=head["paused_until"],
-        global_pause=head["global_pause"], account_id=head["account_id"],
+        finished=head["finished"], blocker=head["blocker"], account_id=head["account_id"],
         account_status=head["account_status"],
         session_enc=bytes(head["session_enc"]) if head["session_enc"] is not None else None,
         text=head["text"], entities=list(entities) if isinstance(entities, list) else [],
@@ -278,6 +270,23 @@ async def flush_and_remaining(
     return bool(row["written"]), remaining
 
 
+async def claim_blocker(conn: asyncpg.Connection, attempt_id: int) -> str:
+    """Why ``claim`` returned nothing: ``finished`` (round closed), a ``campaign_blocker`` reason, or
+    ``taken`` (the attempt itself was not claimable: another holder, or not due yet)."""
+    row = await conn.fetchrow(
+        """
+        SELECT r.finished_at IS NOT NULL AS finished,
+               campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) AS blocker
+        FROM attempts t JOIN rounds r USING (round_id) JOIN campaigns c ON c.user_id = r.user_id
+        WHERE t.attempt_id = $1
+        """,
+        attempt_id,
+    )
+    if row is None or row["finished"]:
+        return "finished"
+    return str(row["blocker"] or "taken")
+
+
 async def skip_open(conn: asyncpg.Connection, round_id: int, code: str, detail: str) -> int:
     """End the round early: every attempt not yet sent becomes ``skipped`` with the reason."""
     result = await conn.execute(
@@ -320,67 +329,50 @@ async def defer(conn: asyncpg.Connection, attempt_id: int, seconds: float) -> No
     )
 
 
-async def disable_group(conn: asyncpg.Connection, group_id: int, reason: str) -> str | None:
-    """Disable an active group with the reason; returns its title, None if it was not active."""
-    title: str | None = await conn.fetchval(
-        """
-        UPDATE groups SET status = 'disabled', reason = $2, updated_at = now()
-        WHERE group_id = $1 AND status = 'active'
-        RETURNING title
-        """,
-        group_id,
-        reason,
-    )
-    return title
+async def in_round(conn: asyncpg.Connection, round_id: int, group_id: int) -> bool:
+    """Whether the round has an attempt for the group."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM attempts WHERE round_id = $1 AND group_id = $2)", round_id, group_id))
 
 
-@dataclass(frozen=True)
-class Retarget:
-    """What a group migration leads to: send again to ``peer`` or skip (already in the round)."""
-
-    send: bool
-    peer_id: int
-    access_hash: int
-    kind: str
-
-
-async def retarget(
-    conn: asyncpg.Connection, attempt_id: int, round_id: int, user_id: int, group_id: int,
-    new_peer_id: int, new_access_hash: int,
-) -> Retarget:
-    """Point a group (and this attempt) at the supergroup it became.
-
-    If the user already has the new supergroup as another group row, the old row is marked
-    ``gone``; when that row has its own attempt in this round, this one is skipped so the
-    supergroup gets one post, not two.
-    """
-    other = await conn.fetchrow(
-        "SELECT group_id FROM groups WHERE user_id = $1 AND peer_id = $2 AND group_id <> $3",
-        user_id, new_peer_id, group_id,
-    )
-    if other is not None:
-        await conn.execute(
-            "UPDATE groups SET status = 'gone', reason = 'CHAT_MIGRATED', updated_at = now() "
-            "WHERE group_id = $1",
-            group_id,
-        )
-        in_round = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM attempts WHERE round_id = $1 AND group_id = $2)",
-            round_id, other["group_id"],
-        )
-        if in_round:
-            return Retarget(False, new_peer_id, new_access_hash, "supergroup")
-    else:
-        await conn.execute(
-            """
-            UPDATE groups SET peer_id = $2, access_hash = $3, kind = 'supergroup', updated_at = now()
-            WHERE group_id = $1
-            """,
-            group_id, new_peer_id, new_access_hash,
-        )
+async def retarget(conn: asyncpg.Connection, attempt_id: int, peer_id: int, access_hash: int) -> None:
+    """Point the attempt at the supergroup its group became (``groups.migrate``)."""
     await conn.execute(
         "UPDATE attempts SET peer_id = $2, access_hash = $3, kind = 'supergroup', updated_at = now() "
         "WHERE attempt_id = $1",
-        attempt_id, new_peer_id, new_access_hash,
+        attempt_id, peer_id, access_hash,
     )
-    return Retarget(True, new_peer_id, new_access_hash, "supergroup")
+
+
+# an error no table knows: this round's and the previous round's attempts around it
+# (``services.engine.judge_unknown`` decides from them)
+async def unknown_error_history(
+    conn: asyncpg.Connection, round_id: int, user_id: int, group_id: int, attempt_id: int, code: str
+) -> UnknownHistory:
+    row = await conn.fetchrow(
+        """
+        WITH this AS (
+            SELECT count(*) FILTER (WHERE status = 'sent')::int AS sent,
+                   count(*) FILTER (WHERE attempt_id <> $4
+                                    AND NOT (status = 'failed' AND error_code = $5))::int AS others
+            FROM attempts WHERE round_id = $1
+        ), previous AS (
+            SELECT round_id FROM rounds
+            WHERE user_id = $2 AND round_id < $1 AND finished_at IS NOT NULL
+            ORDER BY round_id DESC LIMIT 1
+        ), before AS (
+            SELECT coalesce(bool_or(group_id = $3 AND status = 'failed' AND error_code = $5), false) AS alike,
+                   count(*) FILTER (WHERE status = 'sent')::int AS sent
+            FROM attempts WHERE round_id = (SELECT round_id FROM previous)
+        )
+        SELECT this.sent, this.others, before.alike, before.sent AS sent_before FROM this, before
+        """,
+        round_id, user_id, group_id, attempt_id, code,
+    )
+    assert row is not None
+    return UnknownHistory(
+        sent_this_round=row["sent"],
+        others_not_failed_alike=row["others"],
+        group_failed_alike_last_round=row["alike"],
+        sent_last_round=row["sent_before"],
+    )

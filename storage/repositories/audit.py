@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
 from domain.models import AuditEntry
 
@@ -24,14 +23,14 @@ async def write(
 ) -> int:
     return int(await conn.fetchval(
         """INSERT INTO audit_log (at, actor_id, actor_kind, action, target_user_id, outcome, detail)
-           VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb) RETURNING audit_id""",
-        now, actor_id, actor_kind, action, target_user_id, outcome, orjson.dumps(detail or {}).decode(),
+           VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) RETURNING audit_id""",
+        now, actor_id, actor_kind, action, target_user_id, outcome, detail or {},
     ))
 
 
 async def recent(conn: asyncpg.Connection, limit: int, before_id: int | None = None) -> list[AuditEntry]:
     rows = await conn.fetch(
-        """SELECT audit_id, at, actor_id, actor_kind, action, target_user_id, outcome, detail::text AS detail
+        """SELECT audit_id, at, actor_id, actor_kind, action, target_user_id, outcome, detail
            FROM audit_log WHERE ($2::bigint IS NULL OR audit_id < $2)
            ORDER BY audit_id DESC LIMIT $1""",
         limit, before_id,
@@ -40,7 +39,7 @@ async def recent(conn: asyncpg.Connection, limit: int, before_id: int | None = N
         AuditEntry(
             audit_id=r["audit_id"], at=r["at"], actor_id=r["actor_id"], actor_kind=r["actor_kind"],
             action=r["action"], target_user_id=r["target_user_id"], outcome=r["outcome"],
-            detail=orjson.loads(r["detail"]),
+            detail=r["detail"],
         )
         for r in rows
     ]

@@ -1,11 +1,14 @@
 """SQL for ``campaigns``: one per user; interval, running/stopped, next run, pauses.
 
-The scheduler's due query belongs to the engine (``storage/repositories/rounds.py``).
+Every write to the table is here, one function per state change, used by the bot's services, the
+admin API, the scheduler and the engine alike. Whether a campaign may send now is the SQL function
+``campaign_blocker`` (migration 0005), asked by every statement that needs to know.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -107,10 +110,12 @@ async def due_now(conn: asyncpg.Connection, user_id: int, now: datetime) -> Camp
     return None if row is None else to_record(row)
 
 
-async def stop(conn: asyncpg.Connection, user_id: int, now: datetime) -> CampaignRecord | None:
-    """running -> stopped; None when it was not running."""
+async def stop(conn: asyncpg.Connection, user_id: int, now: datetime | None = None) -> CampaignRecord | None:
+    """running -> stopped; None when it was not running. ``now`` None: the database clock."""
     row = await conn.fetchrow(
-        f"""UPDATE campaigns SET status = 'stopped', next_run_at = NULL, stopped_at = $2, updated_at = $2
+        f"""UPDATE campaigns SET status = 'stopped', next_run_at = NULL,
+                                 stopped_at = coalesce($2::timestamptz, now()),
+                                 updated_at = coalesce($2::timestamptz, now())
             WHERE user_id = $1 AND status = 'running' RETURNING {COLUMNS}""",
         user_id, now,
     )
@@ -144,3 +149,94 @@ async def oldest_due(conn: asyncpg.Connection, now: datetime) -> datetime | None
         now,
     )
     return value
+
+
+async def pause(conn: asyncpg.Connection, user_id: int, seconds: float, reason: str) -> datetime | None:
+    """Pause a running campaign for ``seconds`` (never shortening a longer pause); returns the end."""
+    value: datetime | None = await conn.fetchval(
+        """
+        UPDATE campaigns
+        SET paused_until = greatest(coalesce(paused_until, now()), now() + make_interval(secs => $2)),
+            pause_reason = $3, updated_at = now()
+        WHERE user_id = $1 AND status = 'running'
+        RETURNING paused_until
+        """,
+        user_id,
+        float(seconds),
+        reason,
+    )
+    return value
+
+
+async def paused_until(conn: asyncpg.Connection, user_id: int) -> tuple[datetime | None, datetime] | None:
+    """The end of the campaign's pause (None: not paused) and the database's now; None: no campaign."""
+    row = await conn.fetchrow("SELECT paused_until, now() AS now FROM campaigns WHERE user_id = $1", user_id)
+    return None if row is None else (row["paused_until"], row["now"])
+
+
+@dataclass(frozen=True)
+class DueCampaign:
+    user_id: int
+    next_run_at: datetime
+    interval_seconds: int
+
+
+DUE_QUERY = """
+SELECT c.user_id, c.next_run_at, c.interval_seconds, now() AS now
+FROM campaigns c
+WHERE c.status = 'running'
+  AND c.next_run_at <= now()
+  AND c.interval_seconds IS NOT NULL
+  AND campaign_blocker(c.status, c.started_at, c.paused_until, NULL) IS NULL
+  AND NOT EXISTS (SELECT 1 FROM rounds r WHERE r.user_id = c.user_id AND r.finished_at IS NULL)
+ORDER BY c.next_run_at
+LIMIT $1
+FOR UPDATE OF c SKIP LOCKED
+"""
+
+
+async def lock_due(conn: asyncpg.Connection, limit: int) -> tuple[datetime, list[DueCampaign]]:
+    """Running, due, unpaused campaigns without an unfinished round, locked for this transaction.
+
+    Served by ``campaigns_status_next_run_at_idx`` (a range scan over the due rows only) and, for
+    the open-round check, by ``rounds_user_id_open_idx``. ``SKIP LOCKED`` lets two schedulers
+    split the work instead of waiting on each other; after a row is locked PostgreSQL re-checks
+    ``next_run_at`` against the latest version, so a campaign another scheduler just advanced
+    is not taken again.
+    """
+    rows = await conn.fetch(DUE_QUERY, limit)
+    now = rows[0]["now"] if rows else await conn.fetchval("SELECT now()")
+    return now, [DueCampaign(r["user_id"], r["next_run_at"], r["interval_seconds"]) for r in rows]
+
+
+async def advance(conn: asyncpg.Connection, next_runs: Sequence[tuple[int, datetime]]) -> None:
+    """Set each running campaign's ``next_run_at`` (``services.engine.next_run_after`` computes it)."""
+    if not next_runs:
+        return
+    await conn.execute(
+        """
+        UPDATE campaigns c SET next_run_at = v.next_run_at, updated_at = now()
+        FROM unnest($1::bigint[], $2::timestamptz[]) AS v(user_id, next_run_at)
+        WHERE c.user_id = v.user_id AND c.status = 'running'
+        """,
+        [user_id for user_id, _ in next_runs],
+        [at for _, at in next_runs],
+    )
+
+
+# A restriction met again within this long after the last pause for it ended is the same spell.
+SAME_SPELL_SECONDS = 24 * 3600.0
+
+
+async def restriction_told(conn: asyncpg.Connection, user_id: int, code: str) -> bool:
+    """True when the campaign's last pause was for ``code`` and ended less than a day ago (or
+    lasts): the user heard about this restriction already. Read before the new pause is written."""
+    told = await conn.fetchval(
+        """
+        SELECT pause_reason = $2 AND paused_until IS NOT NULL
+               AND paused_until > now() - make_interval(secs => $3)
+        FROM campaigns WHERE user_id = $1
+        """,
+        user_id, code, SAME_SPELL_SECONDS,
+    )
+    return bool(told)

@@ -1,4 +1,7 @@
-"""SQL for ``groups``: the user's chats, their selection and whether they can be written to."""
+"""SQL for ``groups``: the user's chats, their selection and whether they can be written to.
+
+Every write to the table is here (the engine disables and migrates groups through this module too).
+"""
 
 from __future__ import annotations
 
@@ -175,3 +178,46 @@ async def disabled(conn: asyncpg.Connection, user_id: int, limit: int) -> list[G
         user_id, limit,
     )
     return [to_record(r) for r in rows]
+
+
+async def disable(conn: asyncpg.Connection, group_id: int, reason: str) -> str | None:
+    """Disable an active group with the reason; returns its title, None if it was not active."""
+    title: str | None = await conn.fetchval(
+        """
+        UPDATE groups SET status = 'disabled', reason = $2, updated_at = now()
+        WHERE group_id = $1 AND status = 'active'
+        RETURNING title
+        """,
+        group_id,
+        reason,
+    )
+    return title
+
+
+async def migrate(
+    conn: asyncpg.Connection, user_id: int, group_id: int, new_peer_id: int, new_access_hash: int
+) -> int | None:
+    """The group became the supergroup ``new_peer_id``: point the row at it.
+
+    If the user already has that supergroup as another row, this row is marked ``gone`` instead
+    and the other row's id is returned (None otherwise).
+    """
+    other: int | None = await conn.fetchval(
+        "SELECT group_id FROM groups WHERE user_id = $1 AND peer_id = $2 AND group_id <> $3",
+        user_id, new_peer_id, group_id,
+    )
+    if other is not None:
+        await conn.execute(
+            "UPDATE groups SET status = 'gone', reason = 'CHAT_MIGRATED', updated_at = now() "
+            "WHERE group_id = $1",
+            group_id,
+        )
+        return other
+    await conn.execute(
+        """
+        UPDATE groups SET peer_id = $2, access_hash = $3, kind = 'supergroup', updated_at = now()
+        WHERE group_id = $1
+        """,
+        group_id, new_peer_id, new_access_hash,
+    )
+    return None

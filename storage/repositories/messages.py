@@ -6,13 +6,11 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
 from domain.models import MessageRecord
 
-# entities are read as text and parsed here, so this works with or without a JSON codec on the pool
 _SELECT = """
-    SELECT m.message_id, m.user_id, m.version, m.text, m.entities::text AS entities, m.media_id,
+    SELECT m.message_id, m.user_id, m.version, m.text, m.entities, m.media_id,
            m.created_at, md.kind AS media_kind, coalesce(md.filename, '') AS media_filename,
            coalesce(md.bot_file_id, '') AS media_bot_file_id
     FROM messages m LEFT JOIN media md ON md.media_id = m.media_id
@@ -20,7 +18,7 @@ _SELECT = """
 
 
 def to_record(row: asyncpg.Record) -> MessageRecord:
-    entities: list[dict[str, Any]] = orjson.loads(row["entities"]) if row["entities"] else []
+    entities: list[dict[str, Any]] = list(row["entities"] or [])  # jsonb through the pool's codec
     return MessageRecord(
         message_id=row["message_id"],
         user_id=row["user_id"],
@@ -52,10 +50,10 @@ async def insert_version(
     """A new version (previous + 1); the caller holds the user's lock so versions never collide."""
     row = await conn.fetchrow(
         """INSERT INTO messages (user_id, version, text, entities, media_id, created_at)
-           SELECT $1, coalesce(max(version), 0) + 1, $2, $3::text::jsonb, $4, $5
+           SELECT $1, coalesce(max(version), 0) + 1, $2, $3::jsonb, $4, $5
            FROM messages WHERE user_id = $1
            RETURNING message_id, version""",
-        user_id, text, orjson.dumps(entities).decode(), media_id, now,
+        user_id, text, entities, media_id, now,
     )
     assert row is not None
     return int(row["message_id"]), int(row["version"])

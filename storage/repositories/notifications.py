@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
 from domain.models import Notification
 
@@ -25,18 +24,18 @@ async def enqueue(
     """Insert unless the dedupe key exists, the user is unknown, or round summaries are off."""
     value = await conn.fetchval(
         """INSERT INTO notifications (user_id, kind, payload, dedupe_key, created_at)
-           SELECT u.user_id, $2, $3::text::jsonb, $4, $5 FROM users u
+           SELECT u.user_id, $2, $3::jsonb, $4, $5 FROM users u
            WHERE u.user_id = $1 AND ($2 <> $6 OR u.notify_rounds)
            ON CONFLICT (dedupe_key) DO NOTHING
            RETURNING notification_id""",
-        user_id, kind, orjson.dumps(payload).decode(), dedupe_key, now, ROUND_SUMMARY,
+        user_id, kind, payload, dedupe_key, now, ROUND_SUMMARY,
     )
     return None if value is None else int(value)
 
 
 async def pending(conn: asyncpg.Connection, limit: int, max_tries: int) -> list[Notification]:
     rows = await conn.fetch(
-        """SELECT notification_id, user_id, kind, payload::text AS payload, dedupe_key, created_at, tries
+        """SELECT notification_id, user_id, kind, payload, dedupe_key, created_at, tries
            FROM notifications WHERE delivered_at IS NULL AND tries < $2
            ORDER BY notification_id LIMIT $1""",
         limit, max_tries,
@@ -44,7 +43,7 @@ async def pending(conn: asyncpg.Connection, limit: int, max_tries: int) -> list[
     return [
         Notification(
             notification_id=r["notification_id"], user_id=r["user_id"], kind=r["kind"],
-            payload=orjson.loads(r["payload"]), dedupe_key=r["dedupe_key"], created_at=r["created_at"],
+            payload=r["payload"], dedupe_key=r["dedupe_key"], created_at=r["created_at"],
             tries=r["tries"],
         )
         for r in rows

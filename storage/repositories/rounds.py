@@ -1,4 +1,4 @@
-"""SQL for rounds and the campaign side of the engine: due scan, round creation, completion.
+"""SQL for ``rounds``: creation from the due campaigns, open rounds, completion.
 
 Repositories take a connection and never commit; the scheduler tick and the worker's job own
 their transactions. Times come from the database clock (``now()``) so that every replica agrees
@@ -13,12 +13,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-
-@dataclass(frozen=True)
-class DueCampaign:
-    user_id: int
-    next_run_at: datetime
-    interval_seconds: int
+from storage.repositories.campaigns import DueCampaign
 
 
 @dataclass(frozen=True)
@@ -54,46 +49,6 @@ class FinishedRound:
     def summary(self) -> dict[str, int]:
         return {"round_id": self.round_id, "total": self.total, "sent": self.sent, "failed": self.failed,
                 "skipped": self.skipped, "unknown": self.unknown}
-
-
-DUE_QUERY = """
-SELECT c.user_id, c.next_run_at, c.interval_seconds, now() AS now
-FROM campaigns c
-WHERE c.status = 'running'
-  AND c.next_run_at <= now()
-  AND c.interval_seconds IS NOT NULL
-  AND (c.paused_until IS NULL OR c.paused_until <= now())
-  AND NOT EXISTS (SELECT 1 FROM rounds r WHERE r.user_id = c.user_id AND r.finished_at IS NULL)
-ORDER BY c.next_run_at
-LIMIT $1
-FOR UPDATE OF c SKIP LOCKED
-"""
-
-
-async def db_now(conn: asyncpg.Connection) -> datetime:
-    value: datetime = await conn.fetchval("SELECT now()")
-    return value
-
-
-async def global_pause(conn: asyncpg.Connection) -> bool:
-    """The admin kill switch (settings key ``global_pause``)."""
-    value = await conn.fetchval(
-        "SELECT coalesce((SELECT value = 'true'::jsonb FROM settings WHERE key = 'global_pause'), false)")
-    return bool(value)
-
-
-async def lock_due_campaigns(conn: asyncpg.Connection, limit: int) -> tuple[datetime, list[DueCampaign]]:
-    """Running, due, unpaused campaigns without an unfinished round, locked for this transaction.
-
-    Served by ``campaigns_status_next_run_at_idx`` (a range scan over the due rows only) and, for
-    the open-round check, by ``rounds_user_id_open_idx``. ``SKIP LOCKED`` lets two schedulers
-    split the work instead of waiting on each other; after a row is locked PostgreSQL re-checks
-    ``next_run_at`` against the latest version, so a campaign another scheduler just advanced
-    is not taken again.
-    """
-    rows = await conn.fetch(DUE_QUERY, limit)
-    now = rows[0]["now"] if rows else await db_now(conn)
-    return now, [DueCampaign(r["user_id"], r["next_run_at"], r["interval_seconds"]) for r in rows]
 
 
 async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) -> list[CreatedRound]:
@@ -143,19 +98,10 @@ async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) ->
             for r in rows]
 
 
-async def advance_campaigns(conn: asyncpg.Connection, next_runs: Sequence[tuple[int, datetime]]) -> None:
-    """Set each campaign's ``next_run_at`` (computed by ``services.engine.next_run_after``)."""
-    if not next_runs:
-        return
-    await conn.execute(
-        """
-        UPDATE campaigns c SET next_run_at = v.next_run_at, updated_at = now()
-        FROM unnest($1::bigint[], $2::timestamptz[]) AS v(user_id, next_run_at)
-        WHERE c.user_id = v.user_id AND c.status = 'running'
-        """,
-        [user_id for user_id, _ in next_runs],
-        [at for _, at in next_runs],
-    )
+async def user_of(conn: asyncpg.Connection, round_id: int) -> int | None:
+    """The user whose round it is; None: no such round."""
+    value = await conn.fetchval("SELECT user_id FROM rounds WHERE round_id = $1", round_id)
+    return None if value is None else int(value)
 
 
 async def open_rounds(conn: asyncpg.Connection, older_than: timedelta, limit: int) -> list[OpenRound]:
@@ -213,52 +159,3 @@ async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "d
         sent=row["sent"], failed=row["failed"], skipped=row["skipped"], unknown=row["unknown"],
         planned_at=row["planned_at"], started_at=row["started_at"], finished_at=row["finished_at"],
     )
-
-
-async def pause_campaign(
-    conn: asyncpg.Connection, user_id: int, seconds: float, reason: str
-) -> datetime | None:
-    """Pause a running campaign for ``seconds`` (never shortening a longer pause); returns the end."""
-    value: datetime | None = await conn.fetchval(
-        """
-        UPDATE campaigns
-        SET paused_until = greatest(coalesce(paused_until, now()), now() + make_interval(secs => $2)),
-            pause_reason = $3, updated_at = now()
-        WHERE user_id = $1 AND status = 'running'
-        RETURNING paused_until
-        """,
-        user_id,
-        float(seconds),
-        reason,
-    )
-    return value
-
-
-async def stop_campaign(conn: asyncpg.Connection, user_id: int) -> bool:
-    status = await conn.execute(
-        """
-        UPDATE campaigns SET status = 'stopped', stopped_at = now(), updated_at = now()
-        WHERE user_id = $1 AND status = 'running'
-        """,
-        user_id,
-    )
-    return bool(status.endswith(" 1"))
-
-
-async def disconnect_account(conn: asyncpg.Connection, user_id: int, reason: str) -> bool:
-    """The session is dead: forget it (a disconnected account never keeps its session)."""
-    status = await conn.execute(
-        """
-        UPDATE accounts SET status = 'disconnected', session_enc = NULL, disconnected_reason = $2,
-                            updated_at = now()
-        WHERE user_id = $1 AND status = 'connected'
-        """,
-        user_id,
-        reason,
-    )
-    return bool(status.endswith(" 1"))
-
-
-async def count_running_campaigns(conn: asyncpg.Connection) -> int:
-    value = await conn.fetchval("SELECT count(*) FROM campaigns WHERE status = 'running'")
-    return int(value or 0)

@@ -15,13 +15,18 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from accounts.crypto import SessionCipher, generate_key
 from accounts.gateway import AccountRef
-from config.settings import AppSettings, Secret, Settings
+from config.settings import AdminToken, AppSettings, Secret, Settings
 from roles.app.deps import Services, build_services
 from roles.app.server import build_app
 from storage.db import Database
 
 TOKENS = ("tok-alpha-0123456789", "tok-beta-9876543210")
+TOKEN_NAMES = ("alice", "ci")
 AUTH = {"Authorization": f"Bearer {TOKENS[0]}"}
+
+
+def admin_tokens() -> tuple[AdminToken, ...]:
+    return tuple(AdminToken(name, Secret(token)) for name, token in zip(TOKEN_NAMES, TOKENS, strict=True))
 
 
 @dataclass
@@ -57,7 +62,8 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def api_settings() -> Settings:
-    return Settings(app=AppSettings(admin_tokens=tuple(Secret(t) for t in TOKENS)))
+    # the failed-login lockout has its own tests; here it must not answer 429 to the many wrong tokens
+    return Settings(app=AppSettings(admin_tokens=admin_tokens(), auth_max_failures=0))
 
 
 @pytest.fixture

@@ -16,12 +16,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from accounts.crypto import SessionCipher
-from config.settings import AppSettings, EngineSettings, Secret, Settings
+from config.settings import AppSettings, EngineSettings, Settings
 from roles.app.deps import Services
 from roles.app.server import OPENAPI_PATH
 from storage.lease import Leases
 from storage.user_lock import UserLock
-from tests.app.conftest import AUTH, TOKENS, FixedClock, RecordingGateway
+from tests.app.conftest import AUTH, FixedClock, RecordingGateway, admin_tokens
 from tests.app.test_admin_api import add_campaign, add_user, assert_error, audit_rows, connect_account
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ PATH = f"/api/users/{UID}/logout"
 @pytest.fixture
 def api_settings() -> Settings:
     # a short pacing gap keeps the logout's wait for the lock (a widened gap plus the lock wait) short
-    return Settings(app=AppSettings(admin_tokens=tuple(Secret(t) for t in TOKENS)),
+    return Settings(app=AppSettings(admin_tokens=admin_tokens()),
                     engine=replace(EngineSettings(), gap_min=0.05, gap_max=0.1))
 
 

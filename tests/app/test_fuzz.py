@@ -85,5 +85,5 @@ async def test_admin_api_survives_fuzzing_against_its_openapi_document(admin_app
         sent = await asyncio.to_thread(fuzz, str(server.make_url("")).rstrip("/"))
     finally:
         await server.close()
-    assert len(sent) == 21
+    assert len(sent) == 20  # every operation of the document (/metrics lives on METRICS_PORT only)
     assert all(count > 0 for count in sent.values()), sent

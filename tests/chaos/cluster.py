@@ -52,9 +52,12 @@ LEASE = float(ENGINE_ENV["LEASE_TTL"])
 
 @dataclass
 class Servers:
+    """The chaos module's servers: its own embedded ones, or those named by TEST_DATABASE_URL /
+    TEST_REDIS_URL like the rest of the suite (CI's Redis 7 pass)."""
+
     base: Path
-    pg: EmbeddedPostgres
-    redis: EmbeddedRedis
+    pg: EmbeddedPostgres | None
+    redis: EmbeddedRedis | None
     pg_url: str
     redis_url: str
 
@@ -62,21 +65,41 @@ class Servers:
     def start(cls) -> Servers:
         # not under pytest's tmp_path: concurrent pytest sessions prune each other's old tmp dirs
         base = Path(tempfile.mkdtemp(prefix="chaos-servers-"))
-        pg = EmbeddedPostgres(base / "pg", port=0)
-        redis = EmbeddedRedis(base / "redis", port=0)
-        pg_url = pg.start()
-        redis_url = redis.start()
+        pg_url = os.environ.get("TEST_DATABASE_URL", "")
+        redis_url = os.environ.get("TEST_REDIS_URL", "")
+        pg = EmbeddedPostgres(base / "pg", port=0) if not pg_url else None
+        redis = EmbeddedRedis(base / "redis", port=0) if not redis_url else None
+        if pg is not None:
+            pg_url = pg.start()
+        if redis is not None:
+            redis_url = redis.start()
         return cls(base, pg, redis, pg_url, redis_url)
 
     def stop(self) -> None:
-        self.redis.stop()
-        self.pg.stop()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.pg is not None:
+            self.pg.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def restart_postgres(self, down_for: float) -> None:
+        if self.pg is None:
+            # a server this suite does not own: every connection to its chaos databases is cut instead,
+            # which is what the workers see of a restart (their pools must reconnect)
+            asyncio.run(self._terminate_chaos_connections())
+            time.sleep(down_for)
+            return
         self.pg.stop()
         time.sleep(down_for)
         self.pg.start()
+
+    async def _terminate_chaos_connections(self) -> None:
+        conn = await asyncpg.connect(self.pg_url.rpartition("/")[0] + "/postgres")
+        try:
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname LIKE 'chaos\\_%' AND pid <> pg_backend_pid()")
+        finally:
+            await conn.close()
 
     async def fresh_database(self) -> str:
         name = f"chaos_{uuid.uuid4().hex[:10]}"

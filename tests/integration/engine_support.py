@@ -22,10 +22,9 @@ from redis.asyncio import Redis
 from accounts.crypto import SessionCipher, generate_key
 from accounts.gateway import AccountRef, GroupInfo, GroupRef, LoginState, OutgoingMessage, SignedIn
 from config.settings import EngineSettings, Settings
-from roles.worker.executor import JobResult, RoundExecutor
-from roles.worker.loop import round_queue
-from roles.worker.pacing import Pacing
+from roles.worker.loop import JobRunner, build_engine, round_queue
 from scheduler.jobs import SchedulerJobs
+from services.engine import JobResult
 from storage.db import Database
 from storage.lease import Leases
 
@@ -182,7 +181,10 @@ async def seed_user(
 
 
 class Engine:
-    """Scheduler jobs and one executor on a shared queue, driven step by step from a test."""
+    """Scheduler jobs and one engine on a shared queue, driven step by step from a test.
+
+    ``executor.run(job)`` runs a job and applies its outcome, as the worker loop does.
+    """
 
     def __init__(self, db: Database, redis: Redis, gateway: Any, settings: Settings, cipher: SessionCipher,
                  consumer: str = "test-worker") -> None:
@@ -192,8 +194,8 @@ class Engine:
         self.queue = round_queue(redis, consumer, settings)
         self.leases = Leases(redis)
         self.stopping = asyncio.Event()
-        self.executor = RoundExecutor(db, self.queue, self.leases, gateway, cipher, settings.engine,
-                                      Pacing(redis, settings.engine), self.stopping)
+        self.engine = build_engine(db, redis, gateway, cipher, settings, self.stopping)
+        self.executor = JobRunner(self.engine, self.queue)
         self.jobs = SchedulerJobs(db, self.queue, self.leases, settings.engine, redis)
 
     async def run_jobs(self, max_jobs: int = 1000, idle: float = 0.5) -> list[JobResult]:

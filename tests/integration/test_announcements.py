@@ -14,6 +14,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import SendMessage
 
+from domain.errors import AlreadyRunning
 from domain.models import UserProfile
 from metrics import REGISTRY
 from roles.bot import texts
@@ -217,7 +218,7 @@ async def test_the_schema_keeps_one_running_announcement_and_known_statuses(env:
     async with env.pool.acquire() as conn:
         await repo.create(conn, text="a", entities=[], created_by_kind="admin", created_by=ADMIN_ID,
                           report_to=None, now=env.clock())
-        with pytest.raises(asyncpg.UniqueViolationError):
+        with pytest.raises(AlreadyRunning):  # the schema's unique index, as the domain names it
             await repo.create(conn, text="b", entities=[], created_by_kind="admin", created_by=ADMIN_ID,
                               report_to=None, now=env.clock())
         aid = await conn.fetchval("SELECT announcement_id FROM announcements")
@@ -349,7 +350,7 @@ async def test_a_new_announcement_wakes_the_running_loop(env: Env) -> None:
     worker = Announcer(env.notifications, env.admin, rate=200.0, idle=60.0)  # it would not look again soon
     stop = asyncio.Event()
     task = worker.start(cast(Bot, bot), stop)
-    await asyncio.sleep(0.1)  # the loop found nothing and idles
+    await asyncio.wait_for(worker.idling.wait(), 5)  # the loop found nothing and idles
     started = await env.admin.start_announcement(ADMIN, NOTICE, [], report_to=ADMIN_ID)
     worker.wake()
 

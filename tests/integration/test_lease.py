@@ -65,6 +65,58 @@ async def test_contention_is_counted_by_kind(redis_client: aioredis.Redis) -> No
     assert await leases.holder("user:7") == first.token
 
 
+async def test_a_wait_counts_one_contended_acquisition_and_its_wait_time(redis_client: aioredis.Redis) -> None:
+    leases = Leases(redis_client)
+    holder = await leases.acquire("user:21", 5)
+    assert holder is not None
+    contention = sample("lock_contention_total", lock="user")
+    timeouts = sample("lock_acquire_total", lock="user", result="timeout")
+    waits = sample("lock_wait_seconds_count", lock="user")
+    waited = sample("lock_wait_seconds_sum", lock="user")
+
+    with pytest.raises(LeaseBusy):  # ~6 polls at 50 ms: still one contended acquisition
+        async with leases.hold("user:21", 5, wait=0.3):
+            pass
+
+    assert sample("lock_contention_total", lock="user") - contention == 1
+    assert sample("lock_acquire_total", lock="user", result="timeout") - timeouts == 1
+    assert sample("lock_wait_seconds_count", lock="user") - waits == 1
+    assert sample("lock_wait_seconds_sum", lock="user") - waited >= 0.3
+
+    released = asyncio.get_running_loop().call_later(0.2, lambda: asyncio.ensure_future(leases.release(holder)))
+    async with leases.hold("user:21", 5, wait=3.0):
+        pass
+    released.cancel()
+    assert sample("lock_contention_total", lock="user") - contention == 2
+    assert sample("lock_wait_seconds_count", lock="user") - waits == 2
+
+
+async def test_standbys_polling_for_leadership_count_no_contention(redis_client: aioredis.Redis) -> None:
+    name = "stats-leader"
+    contention = sample("lock_contention_total", lock=name)
+    elections = sample("leader_elections_total", lock=name)
+    stepped_down = sample("leader_changes_total", lock=name, how="stepped_down")
+    stop = asyncio.Event()
+    leading = asyncio.Event()
+
+    async def body(_: HeldLease) -> None:
+        leading.set()
+        await asyncio.Future()
+
+    leader = asyncio.create_task(Leases(redis_client).run_as_leader(name, 2, body, stop, retry=0.02))
+    await asyncio.wait_for(leading.wait(), 2)
+    standby = asyncio.create_task(Leases(redis_client).run_as_leader(name, 2, body, stop, retry=0.02))
+    await asyncio.sleep(0.3)  # ~15 polls of the standby
+    assert sample("leader", lock=name) == 1
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(leader, standby), 3)
+
+    assert sample("lock_contention_total", lock=name) - contention == 0
+    assert sample("leader_elections_total", lock=name) - elections == 1
+    assert sample("leader_changes_total", lock=name, how="stepped_down") - stepped_down == 1
+    assert sample("leader", lock=name) == 0
+
+
 async def test_dead_holder_expires_and_its_stale_token_is_powerless(redis_client: aioredis.Redis) -> None:
     leases = Leases(redis_client)
     old = await leases.acquire("user:1", 0.5)

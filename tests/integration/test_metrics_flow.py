@@ -1,10 +1,10 @@
 """``/metrics`` during a sandbox broadcast: the bot's, the scheduler's, the queue's, the locks' and
 the engine's figures move.
 
-The bot (in webhook mode, so the app role's ``/metrics`` is served next to it), the scheduler and
-a worker run against the sandbox with short engine settings; a user connects an account, chooses
+The bot (in webhook mode, through the app role), the scheduler and a worker run against the sandbox with short engine settings; a user connects an account, chooses
 three groups, sets a message and an interval and presses Start, and the first round posts to the
-three groups. The figures are read from the HTTP endpoint and from the registry itself.
+three groups. The figures are read from the supervisor's METRICS_PORT listener (``/metrics`` is never on
+the admin port) and from the registry itself.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -24,6 +25,7 @@ from config.settings import EngineSettings
 from metrics import REGISTRY
 from roles.worker.loop import round_queue, run_worker
 from scheduler.runner import run_scheduler
+from storage.embedded import free_port
 from tests.parity.harness import Harness, start_harness
 from tests.parity.runner import CaseRunner
 
@@ -41,7 +43,7 @@ WATCHED: dict[str, tuple[str, dict[str, str]]] = {
     "fetched": ("queue_jobs_total", {"event": "fetched"}),
     "acked": ("queue_jobs_total", {"event": "acked"}),
     "user_locks": ("lock_acquire_total", {"lock": "user", "result": "acquired"}),
-    "scheduler_leads": ("lock_acquire_total", {"lock": "scheduler-leader", "result": "acquired"}),
+    "scheduler_leads": ("leader_elections_total", {"lock": "scheduler-leader"}),
     "ticks": ("scheduler_ticks_total", {"result": "ok"}),
     "heartbeats": ("worker_heartbeats_total", {}),
 }
@@ -54,12 +56,24 @@ async def harness(server_urls: tuple[str, str], pg_server_url: str) -> AsyncIter
         yield h
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def metrics_url(harness: Harness) -> AsyncIterator[str]:
+    """The supervisor's own metrics listener (app.serve_metrics) on a free METRICS_PORT."""
+    from app import serve_metrics
+
+    port = free_port()
+    runner = await serve_metrics(replace(harness.settings, metrics_port=port), ("bot", "app", "worker"))
+    assert runner is not None
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
 def from_registry() -> dict[str, float]:
     return {key: REGISTRY.get_sample_value(name, labels) or 0.0 for key, (name, labels) in WATCHED.items()}
 
 
-async def from_endpoint(harness: Harness) -> dict[str, float]:
-    async with aiohttp.ClientSession() as http, http.get(harness.app_url + "/metrics") as resp:
+async def from_endpoint(metrics_url: str) -> dict[str, float]:
+    async with aiohttp.ClientSession() as http, http.get(metrics_url + "/metrics") as resp:
         assert resp.status == 200
         text = await resp.text()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -67,14 +81,14 @@ async def from_endpoint(harness: Harness) -> dict[str, float]:
     return {key: samples.get((name, tuple(sorted(labels.items()))), 0.0) for key, (name, labels) in WATCHED.items()}
 
 
-async def test_metrics_move_during_a_sandbox_broadcast(harness: Harness) -> None:
+async def test_metrics_move_during_a_sandbox_broadcast(harness: Harness, metrics_url: str) -> None:
     flows = contract.load()
     runner = CaseRunner(harness, flows, contract.Case(id="metrics"))
     runner.uid = uid = await harness.new_user("Measured")
     for step in flows.expand([{"given": "ready"}, {"press": "menu:main"}]):
         await runner.step(step)
 
-    before_http = await from_endpoint(harness)
+    before_http = await from_endpoint(metrics_url)
     before = from_registry()
     assert before_http == before  # the endpoint serves this registry (nothing else runs yet)
     stop = asyncio.Event()
@@ -95,7 +109,7 @@ async def test_metrics_move_during_a_sandbox_broadcast(harness: Harness) -> None
                 if task.done():
                     task.result()
             await asyncio.sleep(0.05)
-        after = await from_endpoint(harness)
+        after = await from_endpoint(metrics_url)
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)

@@ -29,10 +29,9 @@ from tests.integration.engine_support import Engine, FakeSender, seed_user, sett
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-# where notifications are queued: the services, the engine (its rules and its executor), the scheduler
-PRODUCERS = [*sorted((ROOT / "services").glob("*.py")), *sorted((ROOT / "roles" / "worker").glob("*.py")),
-             *sorted((ROOT / "scheduler").glob("*.py"))]
-CONSTANT_MODULES = {"notifications": kinds, "kinds": kinds, "engine": engine}
+# where notifications are queued: the services (the engine's rules and rounds among them), the scheduler
+PRODUCERS = [*sorted((ROOT / "services").rglob("*.py")), *sorted((ROOT / "scheduler").glob("*.py"))]
+CONSTANT_MODULES = {"notifications": kinds, "kinds": kinds, "engine": engine, "rules": engine}
 
 # callback data of the buttons each kind must offer, row by row
 BUTTONS: dict[str, list[str]] = {
@@ -80,10 +79,13 @@ def _buttons(markup: InlineKeyboardMarkup) -> list[str]:
     return [str(b.callback_data) for row in markup.inline_keyboard for b in row]
 
 
-def _is_enqueue(call: ast.Call) -> bool:
+def _kind_arg(call: ast.Call) -> ast.expr | None:
+    """The kind argument of a queueing call: ``enqueue(conn, user_id, kind, ...)`` or the engine's
+    ``unit.notify(user_id, kind, ...)``; None for any other call."""
     func = call.func
     name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-    return name in ("enqueue", "notify") and len(call.args) >= 3
+    position = {"enqueue": 2, "notify": 1}.get(name)
+    return call.args[position] if position is not None and len(call.args) > position + 1 else None
 
 
 def _constant(node: ast.expr, module: ModuleType) -> str | None:
@@ -113,8 +115,8 @@ def produced_kinds() -> dict[str, set[str]]:
         tree = ast.parse(path.read_text())
         dynamic = False
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _is_enqueue(node):
-                kind = _constant(node.args[2], module)
+            if isinstance(node, ast.Call) and (arg := _kind_arg(node)) is not None:
+                kind = _constant(arg, module)
                 if kind is None:
                     dynamic = True
                 else:
@@ -131,8 +133,8 @@ def produced_kinds() -> dict[str, set[str]]:
 
 def test_the_source_scan_finds_the_producers() -> None:
     found = produced_kinds()
-    # one of each way a kind is named: engine constant (executor), literal (access), variable (admin)
-    assert "roles/worker/executor.py" in found[engine.MESSAGE_REJECTED]
+    # one of each way a kind is named: engine constant (rounds), literal (access), variable (admin)
+    assert "services/engine/rounds.py" in found[engine.MESSAGE_REJECTED]
     assert "services/access.py" in found[kinds.ACCESS_EXPIRED]
     assert "services/admin.py" in found[kinds.ACCESS_GRANTED]
     assert "scheduler/jobs.py" in found[kinds.NO_GROUPS_LEFT]

@@ -17,7 +17,7 @@ from services import engine
 from storage import keys
 from storage.db import Database
 from storage.lease import Leases
-from storage.repositories import rounds
+from storage.repositories import campaigns
 from tests.integration.engine_support import Engine, FakeSender, seed_user, settings_with
 
 pytestmark = pytest.mark.integration
@@ -286,6 +286,6 @@ async def test_due_scan_uses_the_status_next_run_at_index(db: Database) -> None:
             """INSERT INTO campaigns (user_id, status, interval_seconds, next_run_at)
                SELECT g, 'running', 3600, now() + (g || ' seconds')::interval FROM generate_series(1, 20000) g""")
         await conn.execute("ANALYZE campaigns")
-        await conn.execute("PREPARE due(int) AS " + rounds.DUE_QUERY)
+        await conn.execute("PREPARE due(int) AS " + campaigns.DUE_QUERY)
         plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE due(500)"))
     assert "campaigns_status_next_run_at_idx" in plan, plan

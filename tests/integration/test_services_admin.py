@@ -179,3 +179,42 @@ async def test_overview_lists_cards_and_runtime(env: Env) -> None:
     assert len(await env.admin.announce_targets(ADMIN)) == 13
     await env.admin.record(ADMIN, "announce", detail={"delivered": 14, "blocked": 1})
     assert (await _audit(env))[-1] == ("admin", ADMIN_ID, "announce", None, "ok")
+
+
+async def test_racing_mode_changes_audit_the_previous_mode_each_one_really_replaced(env: Env) -> None:
+    """23 concurrent changes: each ok audit's ``previous`` is the mode the ok audit before it set
+    (the read is under the settings row's lock, so no two changes read the same old value)."""
+    import asyncio
+
+    import orjson
+
+    modes = ["approval", "whitelist", "open"] * 7 + ["approval", "whitelist"]
+    results = await asyncio.gather(*(env.admin.set_mode(ADMIN, mode) for mode in modes))
+    rows = await env.fetch("SELECT detail::text AS detail FROM audit_log WHERE action = 'mode' ORDER BY audit_id")
+    current = "open"
+    changes = 0
+    for row in rows:
+        detail = orjson.loads(row["detail"])
+        if detail["result"] == "ok":
+            assert detail["previous"] == current, (detail, current)
+            assert detail["mode"] != current
+            changes += 1
+        else:
+            assert detail["result"] == "no_change" and detail["mode"] == current
+        current = detail["mode"]
+    assert len(rows) == len(modes) and changes == sum(r.ok for r in results) and changes > 1
+    assert current == await env.fetchval("SELECT value #>> '{}' FROM settings WHERE key = 'access_mode'")
+
+
+async def test_racing_pause_and_resume_alternate_in_the_audit(env: Env) -> None:
+    import asyncio
+
+    calls = [env.admin.pause(ADMIN) if i % 2 == 0 else env.admin.resume(ADMIN) for i in range(20)]
+    await asyncio.gather(*calls)
+    rows = await env.fetch("SELECT action, detail->>'result' AS result FROM audit_log ORDER BY audit_id")
+    paused = False
+    for row in rows:
+        wants = row["action"] == "pause"
+        assert row["result"] == ("no_change" if wants == paused else "ok"), rows
+        paused = wants
+    assert paused == await env.admin.global_paused()

@@ -27,13 +27,14 @@ from domain.errors import (
     SessionDead,
     TransientError,
 )
-from roles.worker.executor import JobResult
 from roles.worker.loop import run_worker
 from sandbox.client import SandboxClient
 from sandbox.server import run_sandbox
 from services import engine
+from services.engine import JobResult
 from storage import keys
 from storage.db import Database
+from storage.user_lock import UserLock
 from tests.integration.engine_sandbox import create_world_users
 from tests.integration.engine_support import (
     Engine,
@@ -157,7 +158,7 @@ async def test_claims_alone_prevent_duplicates_when_executors_race_without_the_l
 
     gateway = FakeSender(latency=0.003)
     eng = Engine(db, redis_client, gateway, settings_with(batch_size=3), cipher)
-    eng.executor.leases = GrantAll(eng.leases)  # type: ignore[assignment]
+    eng.engine.lock = UserLock(GrantAll(eng.leases), eng.settings.engine.lease_ttl)  # type: ignore[arg-type]
     async with db.connection() as conn:
         seeded = await seed_user(conn, cipher, 1, 40)
     [round_id] = await start_round(eng)

@@ -55,8 +55,21 @@ SEED: dict[str, Any] = {
 }
 
 
-def make_world(**settings: Any) -> World:
-    world = World(SandboxSettings(**settings), EventLog())
+class FakeClock:
+    """A monotonic clock the test moves by hand: intervals pass without waiting for them."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_world(clock: FakeClock | None = None, **settings: Any) -> World:
+    world = World(SandboxSettings(**settings), EventLog(), clock=clock or FakeClock())
     world.seed(SEED)
     return world
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from sandbox.world import normalise_phone
@@ -12,6 +10,7 @@ from tests.sandbox.conftest_world import (
     BANNED,
     BEN,
     PASSWORD,
+    FakeClock,
     latest_code,
     make_world,
     world_error,
@@ -96,10 +95,13 @@ async def test_a_code_typed_with_separators_stays_valid(spell: object) -> None:
 
 
 async def test_code_expires_after_code_ttl() -> None:
-    world = make_world(code_ttl=0.15)
+    clock = FakeClock()
+    world = make_world(clock, code_ttl=60)
     sent = await world.send_code(ANN)
     code = latest_code(world, ANN)
-    await asyncio.sleep(0.25)
+    clock.advance(59.9)
+    assert world.codes(ANN)[0]["state"] == "live"
+    clock.advance(0.2)
 
     err = await world_error(world.sign_in(ANN, sent["session"], sent["phone_code_hash"], code))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 
 from sandbox.world import MediaIn, World
-from tests.sandbox.conftest_world import ANN, BEN, PASSWORD, login, make_world, world_error
+from tests.sandbox.conftest_world import ANN, BEN, PASSWORD, FakeClock, login, make_world, world_error
 
 
 def hashes(dialogs: list[dict[str, Any]]) -> dict[int, int]:
@@ -201,14 +200,18 @@ async def test_slow_mode_is_per_account_and_group_with_remaining_seconds() -> No
 
 
 async def test_slow_mode_counts_down() -> None:
-    world = make_world()
-    world.seed({"phone": "+15550002001", "groups": [{"id": 40, "title": "Quick", "slow_mode": 1}]})
+    clock = FakeClock()
+    world = make_world(clock)
+    world.seed({"phone": "+15550002001", "groups": [{"id": 40, "title": "Quick", "slow_mode": 10}]})
     session, h = await setup(world, "+15550002001")
     await world.send_message(session, 40, h[40], "a")
-    await asyncio.sleep(0.3)
+    clock.advance(3.0)
     err = await world_error(world.send_message(session, 40, h[40], "b"))
-    assert (err.name, err.seconds) == ("SLOWMODE_WAIT", 1)
-    await asyncio.sleep(0.75)
+    assert (err.name, err.seconds) == ("SLOWMODE_WAIT", 7)
+    clock.advance(6.5)
+    err = await world_error(world.send_message(session, 40, h[40], "b"))
+    assert (err.name, err.seconds) == ("SLOWMODE_WAIT", 1)  # half a second left rounds up
+    clock.advance(0.5)
     await world.send_message(session, 40, h[40], "c")
 
 
@@ -234,14 +237,18 @@ async def test_account_rate_limit_gives_a_flood_wait_until_the_window_frees() ->
 
 
 async def test_rate_limit_window_slides() -> None:
-    world = make_world(account_send_limit=2, account_send_window=0.4)
+    clock = FakeClock()
+    world = make_world(clock, account_send_limit=2, account_send_window=40.0)
     ann, h = await setup(world)
     await world.send_message(ann, 1, h[1], "a")
+    clock.advance(10.0)
     await world.send_message(ann, 1, h[1], "b")
     err = await world_error(world.send_message(ann, 1, h[1], "c"))
-    assert (err.name, err.seconds) == ("FLOOD_WAIT", 1)
-    await asyncio.sleep(0.45)
+    assert (err.name, err.seconds) == ("FLOOD_WAIT", 30)
+    clock.advance(30.0)  # "a" leaves the window, "b" is still in it
     await world.send_message(ann, 1, h[1], "c")
+    err = await world_error(world.send_message(ann, 1, h[1], "d"))
+    assert (err.name, err.seconds) == ("FLOOD_WAIT", 10)
 
 
 async def test_no_rate_limit_when_rate_limits_are_off() -> None:

@@ -503,3 +503,11 @@ def test_duration_parser(text: str | int, seconds: float) -> None:
 def test_duration_parser_rejects_garbage() -> None:
     with pytest.raises(ValueError):
         duration_seconds("soon")
+
+
+def test_the_admin_port_is_published_on_loopback_only_by_default(compose: dict[str, Any]) -> None:
+    ports = compose["services"]["app"]["ports"]
+    assert ports == ["${APP_PUBLISHED_ADDRESS:-127.0.0.1}:${APP_PUBLISHED_PORT:-8080}:8080"]
+    for name, spec in compose["services"].items():
+        for port in spec.get("ports", []):
+            assert str(port).startswith(("127.0.0.1:", "${APP_PUBLISHED_ADDRESS:-127.0.0.1}:")), (name, port)

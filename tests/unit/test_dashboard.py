@@ -37,6 +37,7 @@ _IDENTIFIER = re.compile(r"(?<![\w.$:])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?")
 REQUIRED_SERIES = {
     "broadcast_sends_total", "broadcast_flood_waits_total", "broadcast_flood_wait_seconds_bucket",
     "queue_depth", "broadcast_round_lag_seconds_bucket", "lock_contention_total", "lock_acquire_total",
+    "lock_wait_seconds_bucket", "leader_elections_total", "leader_changes_total", "leader",
     "workers_live", "scheduler_ticks_total", "scheduler_lag_seconds", "campaigns_running",
     "bot_updates_total", "bot_handler_seconds_bucket", "login_outcomes_total", "http_requests_total",
     "role_up",

@@ -1,5 +1,7 @@
-"""The layering the design card asks for, checked on the source: services and domain rules import no
-Telegram, HTTP or bot framework, and no adapter (roles, sandbox, the Telethon gateway)."""
+"""The layering the design card asks for, checked on the source: no import from a lower layer to a
+higher one. From the bottom: domain (rules, models, errors) -> storage (repositories, queue, leases)
+-> accounts (the gateway adapters) -> services -> scheduler -> roles -> the supervisor (app.py).
+Services and domain import no Telegram, HTTP, bot framework, database or Redis client."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+CLIENTS = ("aiogram", "aiohttp", "telethon", "asyncpg", "redis")
 # top-level packages (or dotted prefixes) a layer may not import
 FORBIDDEN = {
-    "domain": ("aiogram", "aiohttp", "telethon", "asyncpg", "redis", "roles", "sandbox", "storage", "services",
-               "accounts"),
-    "services": ("aiogram", "aiohttp", "telethon", "roles", "sandbox", "accounts.telethon",
+    "domain": (*CLIENTS, "roles", "sandbox", "storage", "services", "accounts", "scheduler", "app"),
+    "storage": ("aiogram", "aiohttp", "telethon", "roles", "sandbox", "services", "accounts", "scheduler",
+                "app"),
+    "services": (*CLIENTS, "roles", "sandbox", "scheduler", "app", "accounts.telethon",
                  "accounts.sandbox_gateway"),
+    "scheduler": ("aiogram", "aiohttp", "telethon", "roles", "sandbox", "app"),
 }
 
 
@@ -42,5 +47,9 @@ def test_layer_imports_no_adapter(layer: str) -> None:
 
 def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     source = tmp_path / "m.py"
-    source.write_text("import os\nfrom aiogram.types import Message\nimport telethon.errors\nfrom . import x\n")
-    assert offending(imported(source), FORBIDDEN["services"]) == ["aiogram.types", "telethon.errors"]
+    source.write_text("import os\nfrom aiogram.types import Message\nimport telethon.errors\nfrom . import x\n"
+                      "import asyncpg\nfrom redis.asyncio import Redis\nfrom services.locks import Busy\n")
+    assert offending(imported(source), FORBIDDEN["services"]) == [
+        "aiogram.types", "asyncpg", "redis.asyncio", "telethon.errors"]
+    assert offending(imported(source), FORBIDDEN["storage"]) == [
+        "aiogram.types", "services.locks", "telethon.errors"]

@@ -46,7 +46,7 @@ def test_environ_mapping_fills_nested_sections_with_converted_types() -> None:
             "GAP_MIN": "1.5",
             "GAP_MAX": "2.5",
             "ADMIN_IDS": "11, 22,,33",
-            "ADMIN_API_TOKENS": "alpha,beta",
+            "ADMIN_API_TOKENS": "alice:alpha, ci:beta:with-colon",
             "SANDBOX_ENABLED": "false",
             "SANDBOX_RATE_LIMITS": "off",
         },
@@ -58,7 +58,8 @@ def test_environ_mapping_fills_nested_sections_with_converted_types() -> None:
     assert settings.database.pool_max == 25
     assert settings.engine.gap_min == 1.5 and settings.engine.gap_max == 2.5
     assert settings.bot.admin_ids == (11, 22, 33)
-    assert [token.get() for token in settings.app.admin_tokens] == ["alpha", "beta"]
+    assert [(t.name, t.token.get()) for t in settings.app.admin_tokens] == [
+        ("alice", "alpha"), ("ci", "beta:with-colon")]
     assert settings.sandbox.enabled is False
     assert settings.sandbox.rate_limits is False
 
@@ -114,7 +115,7 @@ def test_secrets_never_show_in_repr_or_str() -> None:
         "BOT_TOKEN": "sekrit-bot-token-2",
         "TELEGRAM_API_HASH": "sekrit-api-hash-3",
         "WEBHOOK_SECRET": "sekrit-webhook-4",
-        "ADMIN_API_TOKENS": "sekrit-admin-5,sekrit-admin-6",
+        "ADMIN_API_TOKENS": "a:sekrit-admin-5,b:sekrit-admin-6",
     }
     settings = load_settings(secrets, env_file=None)
     shown = repr(settings) + str(settings) + repr(settings.telegram) + str(settings.security)
@@ -122,7 +123,7 @@ def test_secrets_never_show_in_repr_or_str() -> None:
     assert "**********" in shown
     assert settings.security.session_key.get() == "sekrit-session-key-1"
     assert settings.telegram.bot_token.get() == "sekrit-bot-token-2"
-    assert settings.app.admin_tokens[1].get() == "sekrit-admin-6"
+    assert settings.app.admin_tokens[1].token.get() == "sekrit-admin-6"
 
 
 def test_secret_behaves_like_a_value() -> None:
@@ -274,3 +275,50 @@ def test_an_unknown_account_gateway_is_refused_at_load():
     with pytest.raises(SettingsError, match="ACCOUNT_GATEWAY"):
         load_settings({"ACCOUNT_GATEWAY": "pyrogram"}, env_file=None)
     assert load_settings({"ACCOUNT_GATEWAY": "telethon"}, env_file=None).telegram.gateway == "telethon"
+
+
+STRONG_TOKEN = "t" * 32
+
+
+@pytest.mark.parametrize("value", ["plain-token", "alice:", ":token", "bad name:token", "a:x,a:y"])
+def test_admin_tokens_must_be_uniquely_named(value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"ADMIN_API_TOKENS": value}, env_file=None)
+    assert "ADMIN_API_TOKENS" in named_variables(str(caught.value))
+    assert "x,a:y" not in str(caught.value)
+
+
+@pytest.mark.parametrize("token", ["s3cr3t", "changeme", "x" * 31, "CHANGEME"])
+def test_production_refuses_short_or_placeholder_admin_tokens(token: str) -> None:
+    settings = load_settings({**PRODUCTION_ENV, "ADMIN_API_TOKENS": f"ok:{STRONG_TOKEN},weak:{token}"},
+                             env_file=None)
+    with pytest.raises(SettingsError) as caught:
+        settings.check_production()
+    message = str(caught.value)
+    assert "ADMIN_API_TOKENS" in named_variables(message) and "'weak'" in message
+    assert token not in message  # the refusal never echoes the secret
+
+
+def test_production_accepts_long_named_admin_tokens() -> None:
+    settings = load_settings({**PRODUCTION_ENV, "ADMIN_API_TOKENS": f"alice:{STRONG_TOKEN},ci:{'c' * 48}"},
+                             env_file=None)
+    settings.check_production()
+    assert [t.name for t in settings.app.admin_tokens] == ["alice", "ci"]
+
+
+def test_production_refuses_the_sandbox_gateway() -> None:
+    settings = load_settings({**PRODUCTION_ENV, "ACCOUNT_GATEWAY": "sandbox"}, env_file=None)
+    with pytest.raises(SettingsError) as caught:
+        settings.check_production()
+    assert "ACCOUNT_GATEWAY" in named_variables(str(caught.value))
+    load_settings({**PRODUCTION_ENV, "ACCOUNT_GATEWAY": "telethon"}, env_file=None).check_production()
+
+
+def test_the_process_environment_is_read_through_pydantic_settings(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("BATCH_SIZE=3\nROLE=bot\nPOSTGRES_PASSWORD=only-for-compose\n", encoding="utf-8")
+    monkeypatch.setenv("ROLE", "worker")
+    monkeypatch.setenv("ADMIN_IDS", "5,6")
+    settings = load_settings(env_file=env_file)
+    assert settings.role == "worker" and settings.engine.batch_size == 3 and settings.bot.admin_ids == (5, 6)

@@ -1,8 +1,8 @@
 """Rules of the broadcast engine (engine.md), as pure functions: no I/O, no clock of their own.
 
-The scheduler and the worker (``scheduler/``, ``roles/worker/``) do the I/O; what to do with a
-due time, a gap, a retry or an error from Telegram is decided here, so each rule is testable on
-its own and the error table of engine.md lives in one function (``decide``).
+The scheduler and the round engine (``scheduler/``, ``services.engine.rounds``) do the I/O;
+what to do with a due time, a gap, a retry or an error from Telegram is decided here, so each
+rule is testable on its own and the error table of engine.md lives in one function (``decide``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from domain.errors import (
     SessionDead,
     TransientError,
 )
+from domain.models import UnknownHistory as UnknownHistory  # re-exported: judge_unknown reads it
 
 ROUNDS_QUEUE = "rounds"  # name of the job queue that carries round jobs
 JOB_PREFIX = "round:"
@@ -140,7 +141,7 @@ def decide(error: GatewayError, tries: int, settings: EngineSettings) -> Decisio
     """Map a domain error from the gateway to what happens, as engine.md's table says.
 
     ``tries`` counts sends of this attempt including the one that failed. ``GroupMigrated`` is
-    not decided here: the executor re-targets the attempt and sends again.
+    not decided here: the engine re-targets the attempt and sends again.
     """
     code, detail = error.code, error.detail
     if isinstance(error, FloodWait):
@@ -189,16 +190,6 @@ def decide(error: GatewayError, tries: int, settings: EngineSettings) -> Decisio
         return Decision("failed", code, detail, "failed", unknown=True, group_blame=False)
     # a name no table knows: decided by where it happens (``judge_unknown``)
     return Decision("failed", code, detail, "failed", unknown=True)
-
-
-@dataclass(frozen=True)
-class UnknownHistory:
-    """What the database says around one failed send with an unknown error ``code``."""
-
-    sent_this_round: int  # attempts of this round already sent
-    others_not_failed_alike: int  # attempts of this round, this one aside, not failed with ``code``
-    group_failed_alike_last_round: bool  # this group failed with ``code`` in the user's previous round
-    sent_last_round: int  # attempts of the previous round that were sent
 
 
 def judge_unknown(decision: Decision, history: UnknownHistory) -> Decision:

@@ -1,0 +1,493 @@
+"""The round engine: one job = one micro-batch of at most ``batch_size`` sends for one round.
+
+Order of a job (engine.md, "Worker"):
+1. take the user's lock (lease with a fencing token, renewed while held); busy -> the job goes
+   back to the queue after a short jittered delay;
+2. one statement: attempts left in ``sending`` by a crash become ``unknown``, the round's context
+   and the next attempts that may go now are read;
+3. per send: wait for the account's gap, claim the attempt (``sending``, committed, with every
+   "before each send" check in the same statement), send, keep the outcome; outcomes are written
+   right away when a wait follows, otherwise together with the next claim;
+4. the last outcome is written with the count of what is left; nothing left -> the round is
+   finished (counters, summary notification) and the job is to be acknowledged; otherwise the
+   same job id is to go to the back of the queue with the gap plus jitter as its delay;
+5. the worker's ``settle`` applies that outcome to the queue, then the lock is released (a job
+   handed back after the release could be overtaken: the chaos suite's SIGKILL run stalled).
+
+``RoundEngine.run`` returns that decision as one ``JobOutcome``; the worker role applies it to the
+queue. Every read and write goes through the ports (``services.engine.ports``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from accounts.gateway import AccountGateway, AccountRef, GroupRef, Media, MediaKind, OutgoingMessage
+from accounts.gateway import release as release_account
+from config.settings import EngineSettings
+from domain.errors import FloodWait, GatewayError, GroupMigrated
+from metrics import FLOOD_WAIT_SECONDS, FLOOD_WAITS, ROUND_LAG, ROUNDS, SENDS
+from services.engine import rules
+from services.engine.outcome import JobOutcome, JobResult
+from services.engine.ports import (
+    AccountLock,
+    Cipher,
+    EngineClock,
+    HeldLock,
+    LoopClock,
+    Pacer,
+    RoundLock,
+    RoundStore,
+    RoundUnit,
+)
+from storage.db import DB_ERRORS
+from storage.repositories.attempts import Candidate, Claimed, Outcome, Remaining, RoundContext
+
+log = logging.getLogger(__name__)
+
+# A wait shorter than this is not worth giving the DB connection back for.
+SHORT_WAIT = 0.005
+Step = Literal["next", "stop", "ended"]
+
+
+@dataclass
+class _Batch:
+    """Mutable state of one job's batch."""
+
+    ctx: RoundContext
+    account: AccountRef
+    message: OutgoingMessage
+    pace: Any
+    held: HeldLock
+    unwritten: Outcome | None = None  # outcome kept to be written with the next statement
+    sends: int = 0
+    deferred_until: float = 0.0  # latest group hint among attempts put off in this batch
+    blocked: str | None = None  # why the batch stopped early (a ``campaign_blocker`` reason)
+
+
+class RoundEngine:
+    """Runs round jobs; one instance per worker process, shared by its concurrent jobs."""
+
+    def __init__(
+        self,
+        store: RoundStore,
+        lock: RoundLock,
+        gateway: AccountGateway,
+        cipher: Cipher,
+        settings: EngineSettings,
+        pacing: Pacer,
+        account_lock: AccountLock,
+        stopping: asyncio.Event | None = None,
+        rng: random.Random | None = None,
+        clock: EngineClock | None = None,
+    ) -> None:
+        self.store = store
+        self.lock = lock
+        self.gateway = gateway
+        self.cipher = cipher
+        self.settings = settings
+        self.pacing = pacing
+        self.account_lock = account_lock
+        self.stopping = stopping or asyncio.Event()
+        self.rng = rng or random.Random()
+        self.clock = clock or LoopClock()
+        # a continuation that would wait longer than this inside the job goes back to the queue
+        self.max_inline_wait = max(settings.gap_max * rules.WIDEN_FACTOR + 1.0, 2.0)
+        self.send_timeout = max(settings.lease_ttl, 30.0)
+
+    # --- job -----------------------------------------------------------------------------------
+
+    async def run(self, job_id: str, payload: dict[str, Any],
+                  settle: Callable[[JobOutcome], Awaitable[None]] | None = None) -> JobOutcome:
+        """Run one job of the round named by ``payload`` (or ``job_id``) and say what becomes of it.
+
+        ``settle`` (the worker's apply) is called with the outcome while the user's lock is still
+        held, so the job is back in the queue before another holder can take the round (engine.md:
+        a job hands its job back before it releases the lock). Errors of the database or Redis
+        propagate (the worker requeues the job after a backoff).
+        """
+        outcome, settled = await self._run(job_id, payload, settle)
+        if not settled and settle is not None:  # decided without the lock: nothing held to hand back
+            await settle(outcome)
+        return outcome
+
+    async def _run(self, job_id: str, payload: dict[str, Any],
+                   settle: Callable[[JobOutcome], Awaitable[None]] | None) -> tuple[JobOutcome, bool]:
+        """The outcome and whether ``settle`` was already called with it (under the lock)."""
+        round_id = _int(payload.get("round_id")) or rules.round_id_of(job_id)
+        user_id = _int(payload.get("user_id"))
+        if round_id is None:
+            return JobOutcome.dead(f"job {job_id} names no round"), False
+        async with self.store.unit() as unit:
+            if user_id is None:
+                user_id = await unit.round_user(round_id)
+                if user_id is None:
+                    return JobOutcome.ack(JobResult.GONE), False
+                await unit.release()
+            lease = await self.lock.try_acquire(user_id)
+            if lease is None:
+                return JobOutcome.requeue(JobResult.BUSY, self._busy_delay()), False
+            async with self.lock.keep(lease) as held:
+                outcome = await self._locked(job_id, round_id, user_id, held, unit)
+                await unit.release()
+                if settle is not None:
+                    await settle(outcome)
+                return outcome, settle is not None
+
+    async def _locked(
+        self, job_id: str, round_id: int, user_id: int, held: HeldLock, unit: RoundUnit
+    ) -> JobOutcome:
+        ctx = await unit.start_batch(round_id, user_id, self.settings.batch_size)
+        if ctx is None:
+            return JobOutcome.ack(JobResult.GONE)
+        if ctx.user_id != user_id:
+            # the job named the wrong user, so the lock held is the wrong one: fix and retry
+            log.error("job %s named user %s, the round is user %s's", job_id, user_id, ctx.user_id)
+            return JobOutcome.requeue(JobResult.BUSY, 0, rules.job_payload(round_id, ctx.user_id))
+        if ctx.lost:
+            SENDS.labels("unknown").inc(ctx.lost)
+            log.warning("user %s round %s: %d interrupted sends marked unknown", ctx.user_id, round_id,
+                        ctx.lost)
+        if ctx.finished:
+            return JobOutcome.ack(JobResult.DONE)
+        if ctx.first_start and ctx.started_at is not None:
+            ROUND_LAG.observe(max(0.0, (ctx.started_at - ctx.planned_at).total_seconds()))
+            ROUNDS.labels("started").inc()
+        blocker = ctx.blocker
+        if blocker is None and (ctx.account_status != "connected" or ctx.session_enc is None):
+            blocker = "no_account"
+        account = None
+        if blocker is None:
+            try:
+                account = AccountRef(ctx.account_id or 0, self.cipher.decrypt(ctx.session_enc or b""))
+            except Exception:  # a key mismatch: this worker can't use the session at all
+                log.exception("user %s round %s: session cannot be decrypted", ctx.user_id, round_id)
+                blocker = "no_account"
+        if blocker is not None or account is None:
+            return await self._blocked(ctx, blocker or "no_account", unit)
+        # pacing and the account's lock belong to the Telegram account, whichever bot user's row it is
+        tg_user_id = ctx.tg_user_id if ctx.tg_user_id is not None else -(ctx.account_id or 0)
+        account_lease = await self.account_lock.try_acquire(tg_user_id)
+        if account_lease is None:  # the account's session is in use elsewhere (an import, another job)
+            return JobOutcome.requeue(JobResult.BUSY, self._busy_delay())
+        async with self.account_lock.keep(account_lease):
+            # the media table's CHECK keeps ``kind`` to the gateway's MediaKind values
+            stored = await unit.media(ctx.media_id) if ctx.media_id is not None else None
+            media = None if stored is None else Media(kind=cast(MediaKind, stored.kind), data=stored.data,
+                                                      filename=stored.filename, mime_type=stored.mime_type)
+            message = OutgoingMessage(text=ctx.text, entities=ctx.entities, media=media)
+            floor = ctx.account_hint.timestamp() if ctx.account_hint else 0.0
+            pace = await self.pacing.load(tg_user_id, [c.group_id for c in ctx.candidates], floor)
+            batch = _Batch(ctx, account, message, pace, held)
+            try:
+                try:
+                    ended = await self._send_batch(batch, unit)
+                finally:
+                    # the session's connection lives only as long as this lease (AUTH_KEY_DUPLICATED)
+                    await release_account(self.gateway, account)
+            except DB_ERRORS:
+                await self._rescue(batch, unit)
+                raise
+            return await self._settle(batch, ended, unit)
+
+    async def _send_batch(self, batch: _Batch, unit: RoundUnit) -> bool:
+        """Send up to batch_size attempts; True when an error ended the round (pause, dead account)."""
+        ctx = batch.ctx
+        for cand in ctx.candidates:
+            if batch.sends >= self.settings.batch_size:
+                break
+            if self.stopping.is_set() or batch.held.lost.is_set():
+                break
+            hint = self.pacing.group_wait(batch.pace, cand.group_id)
+            if hint > 0:
+                await self._group_hinted(batch, cand, hint, unit)
+                continue
+            wait = self.pacing.account_wait(batch.pace)
+            if wait > self.max_inline_wait:
+                break
+            if wait > SHORT_WAIT and not await self._pause(batch, wait, unit):
+                break
+            claimed = await unit.claim(cand.attempt_id, ctx.message_id, batch.unwritten)
+            batch.unwritten = None
+            if claimed is None:
+                batch.blocked = await unit.claim_blocker(cand.attempt_id)
+                if batch.blocked == "taken":
+                    batch.blocked = None
+                    continue
+                break
+            step = await self._send(batch, cand, claimed, unit)
+            if step == "ended":
+                return True
+            if step == "stop":
+                break
+        return False
+
+    async def _send(self, batch: _Batch, cand: Candidate, claimed: Claimed, unit: RoundUnit) -> Step:
+        """One send and its outcome: "next", "stop" (no more sends in this job) or "ended" (round)."""
+        ctx = batch.ctx
+        group = GroupRef(claimed.peer_id, claimed.access_hash, _kind(claimed.kind))
+        await unit.release_if_scarce()
+        outcome, decision = await self._deliver(batch, cand, claimed, group, unit)
+        if decision is not None and decision.unknown:
+            outcome, decision = await self._judge_unknown(batch, cand, decision, unit)
+        batch.sends += 1
+        self.pacing.sent(batch.pace)
+        SENDS.labels(_label(outcome.status)).inc()
+        if decision is None:
+            log.debug("user %s round %s group %s: %s", ctx.user_id, ctx.round_id, cand.group_id,
+                      outcome.status)
+            batch.unwritten = outcome
+            return "next"
+        log.info("user %s round %s group %s: %s %s (%s)", ctx.user_id, ctx.round_id, cand.group_id,
+                 outcome.status, decision.code, decision.detail)
+        if decision.flood_kind:
+            FLOOD_WAITS.labels(decision.flood_kind).inc()
+        if decision.account_wait:
+            self.pacing.account_flood(batch.pace, decision.account_wait, decision.widen_gap)
+        if decision.group_wait:
+            self.pacing.group_flood(batch.pace, cand.group_id, decision.group_wait)
+        if decision.has_side_effects:
+            await self._apply(batch, cand, outcome, decision, unit)
+            if decision.ends_round:
+                return "ended"
+        else:
+            batch.unwritten = outcome
+        return "stop" if decision.end_batch else "next"
+
+    async def _deliver(
+        self, batch: _Batch, cand: Candidate, claimed: Claimed, group: GroupRef, unit: RoundUnit
+    ) -> tuple[Outcome, rules.Decision | None]:
+        """Call the gateway (again after a group migration); map the result to an outcome."""
+        ctx = batch.ctx
+        migrated = False
+        while True:
+            try:
+                sent_id = await asyncio.wait_for(
+                    self.gateway.send_message(batch.account, group, batch.message), self.send_timeout)
+                return Outcome(cand.attempt_id, "sent", sent_message_id=sent_id), None
+            except GroupMigrated as exc:
+                if migrated:
+                    decision = rules.decide(exc, claimed.tries, self.settings)
+                    return _outcome(cand, decision), decision
+                migrated = True
+                send = await unit.migrate_group(ctx.round_id, ctx.user_id, cand.attempt_id, cand.group_id,
+                                                exc.new_peer_id, exc.new_access_hash)
+                log.info("user %s round %s group %s: migrated to %s", ctx.user_id, ctx.round_id,
+                         cand.group_id, exc.new_peer_id)
+                if not send:
+                    skipped = Outcome(cand.attempt_id, "skipped", exc.code, "the supergroup is in this round")
+                    return skipped, None
+                group = GroupRef(exc.new_peer_id, exc.new_access_hash, "supergroup")
+            except GatewayError as exc:
+                decision = rules.decide(exc, claimed.tries, self.settings)
+                if isinstance(exc, FloodWait):
+                    FLOOD_WAIT_SECONDS.observe(exc.seconds)
+                return _outcome(cand, decision), decision
+            except TimeoutError:
+                # it may or may not have been posted: never send it again in this round
+                log.error("user %s round %s group %s: send timed out", ctx.user_id, ctx.round_id,
+                          cand.group_id)
+                return Outcome(cand.attempt_id, "unknown", "SEND_TIMEOUT", "no answer from Telegram"), None
+            except Exception as exc:
+                log.exception("user %s round %s group %s: send failed unexpectedly", ctx.user_id,
+                              ctx.round_id, cand.group_id)
+                return Outcome(cand.attempt_id, "unknown", "INTERNAL", type(exc).__name__), None
+
+    async def _judge_unknown(
+        self, batch: _Batch, cand: Candidate, decision: rules.Decision, unit: RoundUnit
+    ) -> tuple[Outcome, rules.Decision]:
+        """An error no table knows: decided by this round's and the last round's attempts."""
+        if batch.unwritten is not None:  # the history must see the previous send's outcome
+            await unit.write_outcome(batch.unwritten)
+            batch.unwritten = None
+        ctx = batch.ctx
+        history = await unit.unknown_error_history(ctx.round_id, ctx.user_id, cand.group_id, cand.attempt_id,
+                                                   decision.code)
+        judged = rules.judge_unknown(decision, history)
+        return _outcome(cand, judged), judged
+
+    async def _apply(
+        self, batch: _Batch, cand: Candidate, outcome: Outcome, decision: rules.Decision, unit: RoundUnit
+    ) -> None:
+        """An outcome with consequences beyond the attempt, written in one transaction."""
+        ctx = batch.ctx
+        async with unit.transaction():
+            await unit.write_outcome(outcome)
+            if decision.disable_group:
+                title = await unit.disable_group(cand.group_id, decision.code)
+                if title is not None:
+                    await unit.notify(ctx.user_id, rules.GROUP_DISABLED,
+                                      {"group_id": cand.group_id, "title": title, "reason": decision.code},
+                                      f"group_disabled:{cand.group_id}:{decision.code}")
+            elif decision.notify == rules.MESSAGE_REJECTED:
+                rejected = {"round_id": ctx.round_id, "code": decision.code, "detail": decision.detail}
+                await unit.notify(ctx.user_id, rules.MESSAGE_REJECTED, rejected,
+                                  f"message_rejected:{ctx.round_id}")
+            if decision.pause_for is not None:
+                # an account restriction (PEER_FLOOD too) that goes on is told once, not every pause
+                told = (decision.flood_kind == "peer_flood"
+                        and await unit.restriction_told(ctx.user_id, decision.code))
+                until = await unit.pause_campaign(ctx.user_id, decision.pause_for, decision.code)
+                await unit.skip_open(ctx.round_id, decision.code, "campaign paused by Telegram")
+                if until is not None and not told:
+                    pause = {"seconds": int(decision.pause_for), "until": until.isoformat(),
+                             "code": decision.code}
+                    if decision.notify == rules.ACCOUNT_RESTRICTED:
+                        await unit.notify(ctx.user_id, rules.ACCOUNT_RESTRICTED, pause,
+                                          f"account_restricted:{ctx.round_id}")
+                    else:
+                        await unit.notify(ctx.user_id, rules.FLOOD_PAUSE, pause,
+                                          f"flood_pause:{ctx.round_id}")
+                await self._finish(unit, ctx, "done")
+            if decision.halt:
+                await unit.stop_campaign(ctx.user_id)
+                await unit.skip_open(ctx.round_id, decision.code, "every group failed alike")
+                await unit.notify(ctx.user_id, rules.BROADCAST_HALTED, {"code": decision.code},
+                                  f"broadcast_halted:{ctx.round_id}")
+                await self._finish(unit, ctx, "cancelled")
+            if decision.stop_campaign:
+                await unit.stop_campaign(ctx.user_id)
+                await unit.disconnect_account(ctx.user_id, decision.code)
+                await unit.skip_open(ctx.round_id, decision.code, "the account's session ended")
+                await unit.notify(ctx.user_id, rules.SESSION_ENDED, {"reason": decision.code},
+                                  f"session_ended:{ctx.round_id}")
+                await self._finish(unit, ctx, "cancelled")
+
+    # --- end of a job --------------------------------------------------------------------------
+
+    async def _settle(self, batch: _Batch, ended: bool, unit: RoundUnit) -> JobOutcome:
+        ctx = batch.ctx
+        remaining = await unit.flush_and_remaining(ctx.round_id, batch.unwritten)
+        batch.unwritten = None
+        await self.pacing.save(batch.pace)
+        if ended:
+            return JobOutcome.ack(JobResult.DONE)
+        if batch.blocked is not None:
+            return await self._blocked(ctx, batch.blocked, unit)
+        if remaining.open == 0:
+            async with unit.transaction():
+                await self._finish(unit, ctx, "done")
+            return JobOutcome.ack(JobResult.DONE)
+        return JobOutcome.requeue(JobResult.CONTINUED, self._continuation_delay(batch, remaining))
+
+    async def _blocked(self, ctx: RoundContext, blocker: str, unit: RoundUnit) -> JobOutcome:
+        """The round can't go on now: stopped -> cancelled; paused -> wait; account gone -> end."""
+        if blocker in ("paused", "global_pause"):
+            state = await unit.paused_until(ctx.user_id)
+            delay = self._pause_poll()
+            if blocker == "paused" and state is not None and state[0] is not None:
+                delay = max(delay, (state[0] - state[1]).total_seconds())
+            return JobOutcome.requeue(JobResult.WAITING, delay + rules.jitter(self.settings, self.rng))
+        async with unit.transaction():
+            if blocker == "no_account":
+                await unit.stop_campaign(ctx.user_id)
+                await unit.skip_open(ctx.round_id, "NO_ACCOUNT", "no connected account")
+                await unit.notify(ctx.user_id, rules.SESSION_ENDED, {"reason": "NO_ACCOUNT"},
+                                  f"session_ended:{ctx.round_id}")
+            else:  # stopped, or the round was closed meanwhile
+                await unit.skip_open(ctx.round_id, "STOPPED", "the broadcast was stopped")
+            await self._finish(unit, ctx, "cancelled")
+        return JobOutcome.ack(JobResult.DONE)
+
+    async def _finish(self, unit: RoundUnit, ctx: RoundContext, status: str) -> None:
+        finished = await unit.finish_round(ctx.round_id, status)
+        if finished is None:
+            return
+        ROUNDS.labels(status).inc()
+        log.info("user %s round %s: %s, %d sent, %d failed, %d skipped, %d unknown of %d", ctx.user_id,
+                 ctx.round_id, status, finished.sent, finished.failed, finished.skipped, finished.unknown,
+                 finished.total)
+        if status == "done":
+            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY, finished.summary(),
+                              f"round_summary:{ctx.round_id}")
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    async def _rescue(self, batch: _Batch, unit: RoundUnit) -> None:
+        """The database went away mid-batch: keep trying to record the last send's outcome for a
+        while (we still hold the lock), so that a send that did go out is not left ``unknown``."""
+        outcome, batch.unwritten = batch.unwritten, None
+        if outcome is None:
+            return
+        deadline = self.clock.monotonic() + self.settings.lease_ttl / 2
+        while self.clock.monotonic() < deadline and not batch.held.lost.is_set():
+            with contextlib.suppress(*DB_ERRORS):
+                await unit.reset()
+            try:
+                await unit.write_outcome(outcome)
+                return
+            except DB_ERRORS:
+                await self.clock.sleep(0.2)
+        log.warning("user %s round %s: outcome of attempt %s not recorded; it will be unknown",
+                    batch.ctx.user_id, batch.ctx.round_id, outcome.attempt_id)
+
+    async def _group_hinted(self, batch: _Batch, cand: Candidate, hint: float, unit: RoundUnit) -> None:
+        """A group with a slow-mode/flood hint: put off within the inline limit, else skip it."""
+        if hint <= self.settings.flood_inline_max:
+            batch.deferred_until = max(batch.deferred_until, hint)
+            await unit.defer(cand.attempt_id, hint)
+            return
+        if batch.unwritten is not None:
+            await unit.write_outcome(batch.unwritten)
+            batch.unwritten = None
+        if await unit.skip(cand.attempt_id, "SLOWMODE_WAIT", f"slow mode for {int(hint)}s"):
+            SENDS.labels("skipped").inc()
+
+    async def _pause(self, batch: _Batch, wait: float, unit: RoundUnit) -> bool:
+        """Wait for the account's gap with the outcome written and the connection given back.
+
+        False when the worker is stopping or the lock was lost meanwhile (no further send).
+        """
+        if batch.unwritten is not None:
+            await unit.write_outcome(batch.unwritten)
+            batch.unwritten = None
+        await unit.release()
+        waiters = [asyncio.ensure_future(self.stopping.wait()), asyncio.ensure_future(batch.held.lost.wait()),
+                   asyncio.ensure_future(self.clock.sleep(wait))]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return not (self.stopping.is_set() or batch.held.lost.is_set())
+
+    def _continuation_delay(self, batch: _Batch, remaining: Remaining) -> float:
+        wait = self.pacing.account_wait(batch.pace)
+        if remaining.ready == 0 and remaining.earliest is not None:
+            wait = max(wait, (remaining.earliest - remaining.now).total_seconds())
+        if batch.sends == 0 and batch.deferred_until:
+            wait = max(wait, batch.deferred_until)
+        return wait + rules.jitter(self.settings, self.rng)
+
+    def _busy_delay(self) -> float:
+        base = max(0.05, min(1.0, self.settings.gap_min / 2))
+        return base + self.rng.uniform(0.0, base)
+
+    def _pause_poll(self) -> float:
+        return max(1.0, self.settings.tick * 5)
+
+
+def _outcome(cand: Candidate, decision: rules.Decision) -> Outcome:
+    return Outcome(cand.attempt_id, decision.status, decision.code, decision.detail,
+                   retry_in=decision.retry_in, flood=decision.status == "flood_wait")
+
+
+def _label(status: str) -> str:
+    return "retry" if status == "pending" else status
+
+
+def _kind(kind: str) -> Any:
+    return kind if kind in ("group", "supergroup", "channel") else "group"
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
