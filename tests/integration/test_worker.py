@@ -33,6 +33,7 @@ from sandbox.server import run_sandbox
 from services import engine
 from services.engine import JobResult
 from storage import keys
+from storage.account_lock import TelegramAccountLock
 from storage.db import Database
 from storage.user_lock import UserLock
 from tests.integration.engine_sandbox import create_world_users
@@ -159,6 +160,8 @@ async def test_claims_alone_prevent_duplicates_when_executors_race_without_the_l
     gateway = FakeSender(latency=0.003)
     eng = Engine(db, redis_client, gateway, settings_with(batch_size=3), cipher)
     eng.engine.lock = UserLock(GrantAll(eng.leases), eng.settings.engine.lease_ttl)  # type: ignore[arg-type]
+    # the Telegram account's lock would serialise the racers too: grant it alike
+    eng.engine.account_lock = TelegramAccountLock(GrantAll(eng.leases), eng.settings.engine.lease_ttl)  # type: ignore[arg-type]
     async with db.connection() as conn:
         seeded = await seed_user(conn, cipher, 1, 40)
     [round_id] = await start_round(eng)
