@@ -4,7 +4,9 @@ Order of a job (engine.md, "Worker"):
 1. take the user's lock (lease with a fencing token, renewed while held); busy -> the job goes
    back to the queue after a short jittered delay;
 2. one statement: attempts left in ``sending`` by a crash become ``unknown``, the round's context
-   and the next attempts that may go now are read;
+   and the next attempts that may go now are read; then the Telegram account's own lock is taken,
+   keyed by its Telegram user id like its pacing (busy -> back to the queue as in 1), and the
+   gateway's connection for the account is released when the batch ends (issue 11);
 3. per send: wait for the account's gap, claim the attempt (``sending``, committed, with every
    "before each send" check in the same statement), send, keep the outcome; outcomes are written
    right away when a wait follows, otherwise together with the next claim;
