@@ -107,6 +107,7 @@ class GroupInfo:
     title: str
     can_send: bool = True
     archived: bool = False  # in the account's archive folder (Telegram's peer folder 1)
+    is_forum: bool = False  # a supergroup with topics (posts go to its General topic)
 
 
 # Telegram's peer folders that hold dialogs: the main list and the archive.
@@ -206,3 +207,15 @@ class AccountGateway(Protocol):
     async def close(self) -> None:
         """Release connections (client pool, HTTP sessions)."""
         ...
+
+
+async def release(gateway: object, account: AccountRef) -> None:
+    """The account's lease ended: a gateway that keeps connections closes the account's now.
+
+    One session key, one process at a time (issue 11): Telegram kills a key used from two places at
+    once (AUTH_KEY_DUPLICATED), so a client stays connected only while its holder has the account's
+    lock. Gateways without connections of their own (the sandbox's HTTP one) have nothing to do.
+    """
+    method = getattr(gateway, "release", None)
+    if method is not None:
+        await method(account)

@@ -129,7 +129,8 @@ class SandboxGateway:
         answer = await self._call("get_dialogs", "dialogs", {"session": account.session})
         return [
             GroupInfo(peer_id=int(g["id"]), access_hash=int(g["access_hash"]), kind=_kind(g["kind"]),
-                      title=str(g["title"]), can_send=bool(g.get("can_send", True)))
+                      title=str(g["title"]), can_send=bool(g.get("can_send", True)),
+                      is_forum=bool(g.get("forum", False)))
             for g in answer.get("groups", [])
         ]
 

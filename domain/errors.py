@@ -40,9 +40,19 @@ class FloodWait(GatewayError):
 
 
 class AccountThrottled(GatewayError):
-    """PEER_FLOOD: the account is limited by Telegram's spam protection."""
+    """The whole account is limited by Telegram, not one group: PEER_FLOOD, USER_BANNED_IN_CHANNEL
+    (banned from writing in every supergroup/channel), USER_RESTRICTED, FROZEN_* (a frozen account).
+
+    The broadcast pauses; no group is disabled for it. ``spambot`` says whether Telegram's
+    @SpamBot is where the user can see and appeal the limit (true for the names above; false for
+    an unknown 406 that pauses the account only to be safe).
+    """
 
     kind = "account_throttled"
+
+    def __init__(self, code: str = "", detail: str = "", spambot: bool = True) -> None:
+        self.spambot = spambot
+        super().__init__(code, detail)
 
 
 class GroupClosed(GatewayError):
@@ -76,6 +86,20 @@ class TransientError(GatewayError):
     """Network errors, RPC 5xx, timeouts: worth retrying later."""
 
     kind = "transient"
+
+
+class ClientError(GatewayError):
+    """Telegram refused the request our client built (credentials, layer, protocol): neither the
+    account's, the group's nor the message's fault; nothing the user can fix."""
+
+    kind = "client_error"
+
+
+class MaybeSent(GatewayError):
+    """RANDOM_ID_DUPLICATE: a request with this message's random id already reached Telegram, so
+    the message may well be posted; it is never sent again in that round."""
+
+    kind = "maybe_sent"
 
 
 class MessageRejected(GatewayError):

@@ -170,3 +170,13 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The default clock of the services (tests pass their own)."""
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class UnknownHistory:
+    """What the database says around one failed send with an unknown error ``code``."""
+
+    sent_this_round: int  # attempts of this round already sent
+    others_not_failed_alike: int  # attempts of this round, this one aside, not failed with ``code``
+    group_failed_alike_last_round: bool  # this group failed with ``code`` in the user's previous round
+    sent_last_round: int  # attempts of the previous round that were sent

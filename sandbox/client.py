@@ -258,6 +258,11 @@ class SandboxClient:
         result: Json = await self.request("DELETE", "/faults")
         return result
 
+    async def restrict_account(self, phone: str, error: str | None) -> Json:
+        """An account-wide limit (``USER_BANNED_IN_CHANNEL``, ``PEER_FLOOD`` …); None lifts it."""
+        result: Json = await self.request("PUT", f"/accounts/{phone}/restriction", {"error": error})
+        return result
+
     # ------------------------------------------------------------ waiting
 
     async def wait_for_chat(self, uid: int, predicate: ChatPredicate, timeout: float = 5.0,  # noqa: ASYNC109

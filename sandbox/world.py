@@ -80,6 +80,12 @@ ERROR_CODES: Final[dict[str, int]] = {
     "RPC_CALL_FAIL": 500,
     NETWORK: 502,
 }
+# Limits Telegram puts on a whole account (issue 11): every send to any group answers with it, until
+# lifted. USER_BANNED_IN_CHANNEL is the spam restriction ("banned from sending messages in
+# supergroups/channels"), FROZEN_METHOD_INVALID a frozen (read-only) account; @SpamBot explains both.
+ACCOUNT_RESTRICTIONS: Final = (
+    "USER_BANNED_IN_CHANNEL", "PEER_FLOOD", "USER_RESTRICTED", "FROZEN_METHOD_INVALID",
+)
 # A fault of these kinds without ``seconds`` waits this long.
 DEFAULT_FAULT_SECONDS: Final = 30
 _WAIT_ERRORS: Final = frozenset({"FLOOD_WAIT", "SLOWMODE_WAIT", "FLOOD_PREMIUM_WAIT"})
@@ -169,6 +175,9 @@ class Group:
     migrated_to: int | None = None
     feed: list[dict[str, Any]] = field(default_factory=list)
     next_message_id: int = 1
+    forum: bool = False  # a supergroup with topics; posts without a topic go to "General"
+    general_closed: bool = False  # the forum's General topic is closed: TOPIC_CLOSED
+    paid_stars: int = 0  # the group charges this many Stars per message: ALLOW_PAYMENT_REQUIRED
 
 
 @dataclass
@@ -368,6 +377,8 @@ class World:
         self.dialog_pages_burst = 30
         self.dialog_pages_window = 60.0
         self._dialog_pages: dict[str, deque[float]] = {}
+        self._restrictions: dict[str, str] = {}  # phone -> account-wide restriction (ACCOUNT_RESTRICTIONS)
+        self._home_dc: dict[str, int] = {}  # phone -> its data centre when not the default one
         self._media: dict[str, MediaIn] = {}  # posted media by sha256, for the page's feeds
 
     # --- control side -----------------------------------------------------------------------
@@ -375,7 +386,8 @@ class World:
     def reset(self) -> None:
         for store in (self._accounts, self._groups, self._pending, self._sessions, self._dead,
                       self._codes, self._code_requests, self._login_flood_until, self._last_post,
-                      self._send_times, self._files, self._dialog_pages, self._media):
+                      self._send_times, self._files, self._dialog_pages, self._restrictions, self._home_dc,
+                      self._media):
             store.clear()
         self._faults.clear()
         self.changes.notify()
@@ -389,8 +401,10 @@ class World:
         if not isinstance(items, list):
             raise ValueError("accounts must be a list")
         parsed = [self._parse_account(item) for item in items]
-        for account, groups in parsed:
+        dcs = [_home_dc_of(item) for item in items]
+        for (account, groups), dc in zip(parsed, dcs, strict=True):
             self._install(account, groups)
+            self._set_home_dc(account.phone, dc)
         self.changes.notify()
         return [account.phone for account, _ in parsed]
 
@@ -427,9 +441,49 @@ class World:
         return [
             {"phone": a.phone, "first_name": a.first_name, "user_id": a.user_id,
              "has_password": a.password is not None, "banned": a.banned, "code_types": list(a.code_types),
+             "restriction": self._restrictions.get(a.phone),
              "groups": [self._dialog(a, m) for m in a.memberships.values()]}
             for a in self._accounts.values()
         ]
+
+    # --- data centres (issue 11) ---------------------------------------------------------------
+
+    def _set_home_dc(self, phone: str, dc: int | None) -> None:
+        if dc is None:
+            self._home_dc.pop(phone, None)
+        else:
+            self._home_dc[phone] = dc
+
+    def home_dc(self, phone: str) -> int | None:
+        """The data centre an account lives in, when the seed named one (``"dc": 4``); a login
+        that starts elsewhere is told PHONE_MIGRATE_<dc> by the MTProto endpoint."""
+        norm = normalise_phone(phone)
+        return self._home_dc.get(norm) if norm else None
+
+    # --- account-wide restrictions (issue 11) --------------------------------------------------
+
+    def set_restriction(self, phone: str, error: str | None) -> dict[str, Any]:
+        """Restrict the whole account with ``error`` (one of ``ACCOUNT_RESTRICTIONS``), or lift it
+        with None. ``KeyError`` for an unknown account, ``ValueError`` for another name."""
+        norm = self._known_phone(phone)
+        if error is None:
+            self._restrictions.pop(norm, None)
+        else:
+            name = str(error).strip().upper()
+            if name not in ACCOUNT_RESTRICTIONS:
+                raise ValueError(f"error must be one of {', '.join(ACCOUNT_RESTRICTIONS)} or null")
+            self._restrictions[norm] = name
+        self.changes.notify()
+        return {"phone": norm, "restriction": self._restrictions.get(norm)}
+
+    def restriction(self, phone: str) -> str | None:
+        return self._restrictions.get(phone)
+
+    def _check_restriction(self, phone: str) -> None:
+        """A restricted account can read (dialogs) but sends nothing, to any group."""
+        name = self._restrictions.get(phone)
+        if name is not None:
+            raise WorldError(name)
 
     def codes(self, phone: str) -> list[dict[str, Any]]:
         """Codes sent to ``phone``, newest first. ``KeyError`` for an unknown account."""
@@ -708,8 +762,12 @@ class World:
             if group.migrated_to is not None:
                 raise WorldError("CHAT_MIGRATED", new_id=group.migrated_to,
                                  new_access_hash=_access_hash(account.phone, group.migrated_to))
+            self._check_restriction(account.phone)
+            _check_forum_and_payment(group)
             if membership.banned:
-                raise WorldError("USER_BANNED_IN_CHANNEL")
+                # banned from this one group: Telegram hides it from the user (CHANNEL_PRIVATE);
+                # USER_BANNED_IN_CHANNEL is the account-wide restriction above
+                raise WorldError("CHANNEL_PRIVATE")
             if not membership.can_send:
                 raise WorldError("CHAT_WRITE_FORBIDDEN")
             entities = list(entities or [])
@@ -1017,6 +1075,7 @@ class World:
             "can_send": membership.can_send and not membership.banned,
             "slow_mode": group.slow_mode,
             "folder": membership.folder,
+            "forum": group.forum,
         }
 
     def _known_phone(self, phone: str) -> str:
@@ -1073,6 +1132,9 @@ class World:
             "banned": bool(item.get("banned", False)),
             "slow_mode": None if item.get("slow_mode") is None else _int(item["slow_mode"], "slow_mode"),
             "migrated_to": None if migrated_to is None else _int(migrated_to, "migrated_to"),
+            "forum": bool(item.get("forum", False)) and kind == "supergroup",
+            "general_closed": bool(item.get("general_closed", False)),
+            "paid_stars": max(0, _int(item.get("paid_stars") or 0, "paid_stars")),
         }
 
     def _install(self, account: Account, groups: list[dict[str, Any]]) -> None:
@@ -1085,6 +1147,8 @@ class World:
                 group.title, group.kind = spec["title"], spec["kind"]
             if spec["slow_mode"] is not None:
                 group.slow_mode = spec["slow_mode"]
+            group.forum, group.general_closed = spec["forum"], spec["general_closed"]
+            group.paid_stars = spec["paid_stars"]
             account.memberships[group.id] = Membership(group.id, _access_hash(account.phone, group.id),
                                                        spec["can_send"], spec["banned"], spec["folder"])
             if spec["migrated_to"] is not None:
@@ -1146,6 +1210,27 @@ def parse_code_types(raw: Any, phone: str) -> tuple[str, ...]:
         if item not in known:
             raise ValueError(f"{phone}: code type {item!r} must be one of {', '.join(known)}")
     return out
+
+
+def _home_dc_of(item: Any) -> int | None:
+    dc = item.get("dc") if isinstance(item, Mapping) else None
+    if dc is None:
+        return None
+    value = _int(dc, "dc")
+    if not 1 <= value <= 5:
+        raise ValueError("dc must be a data centre id from 1 to 5")
+    return value
+
+
+def _check_forum_and_payment(group: Group) -> None:
+    """Forums and paid groups (issue 11): a post without a topic goes to General, refused when that
+    topic is closed; a group that charges Stars refuses a message that offers no payment (we never
+    offer one: ``allow_paid_stars`` is never set)."""
+    if group.forum and group.general_closed:
+        raise WorldError("TOPIC_CLOSED")
+    if group.paid_stars > 0:
+        raise WorldError("ALLOW_PAYMENT_REQUIRED", code=403,
+                         description=f"{group.paid_stars} stars per message")
 
 
 def _check_message(text: str, entities: list[dict[str, Any]], media: MediaIn | None) -> None:

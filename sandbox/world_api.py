@@ -14,6 +14,8 @@ Control API (JSON, for tests and the web page; errors are HTTP 400/404 with ``{"
 | ``POST /sandbox/api/file_references/expire`` | all sent files' references expire: ``{"expired": n}`` |
 | ``GET /sandbox/api/accounts/{phone}/sessions`` | ``[{id, phone, user_id, created, last_used}]`` |
 | ``DELETE /sandbox/api/accounts/{phone}/sessions`` | ``{"revoked": n}`` |
+| ``PUT /sandbox/api/accounts/{phone}/restriction`` | ``{"error": USER_BANNED_IN_CHANNEL | PEER_FLOOD |``
+|   | ``USER_RESTRICTED | FROZEN_METHOD_INVALID | null}``: an account-wide limit (null lifts it) |
 | ``GET /sandbox/api/groups/{gid}/messages`` | ``[{message_id, from_phone, from_user_id, text, entities,``
 |   | ``media?, date, date_ms}]``; ``date`` in seconds with ms, ``media`` = ``{kind, filename, size,``
 |   | ``mime_type, sha256}`` |
@@ -145,6 +147,15 @@ class _Control:
             return _json({"revoked": self.world.revoke_sessions(request.match_info["phone"])})
         except KeyError:
             return _json({"error": "unknown account"}, 404)
+
+    async def set_restriction(self, request: web.Request) -> web.Response:
+        try:
+            body = await _body(request)
+            return _json(self.world.set_restriction(request.match_info["phone"], body.get("error")))
+        except KeyError:
+            return _json({"error": "unknown account"}, 404)
+        except (ValueError, BadRequest) as exc:
+            return _json({"error": str(exc)}, 400)
 
     async def group_messages(self, request: web.Request) -> web.Response:
         try:
@@ -346,6 +357,7 @@ def setup_world_routes(app: web.Application, world: World) -> None:
     router.add_get(f"{CONTROL_PREFIX}/accounts/{{phone}}/uploads", control.uploads)
     router.add_post(f"{CONTROL_PREFIX}/file_references/expire", control.expire_file_references)
     router.add_delete(f"{CONTROL_PREFIX}/accounts/{{phone}}/sessions", control.revoke_sessions)
+    router.add_put(f"{CONTROL_PREFIX}/accounts/{{phone}}/restriction", control.set_restriction)
     router.add_get(f"{CONTROL_PREFIX}/groups/{{gid}}/messages", control.group_messages)
     router.add_get(f"{CONTROL_PREFIX}/media/{{sha256}}", control.media)
     router.add_get(f"{CONTROL_PREFIX}/faults", control.list_faults)

@@ -8,13 +8,14 @@ from typing import Literal
 
 from accounts.crypto import SessionDecryptError
 from accounts.gateway import AccountRef, GroupInfo
+from accounts.gateway import release as release_account
 from domain import rules
 from domain.errors import SessionDead
 from domain.models import AccountRecord, GroupRecord
 from services.locks import holding
 from services.login import SessionServiceBase
 from storage.db import Connection
-from storage.repositories import accounts, campaigns, groups, users
+from storage.repositories import accounts, campaigns, group_traits, groups, users
 from storage.repositories.groups import ImportedGroup
 
 log = logging.getLogger(__name__)
@@ -148,12 +149,16 @@ class GroupService(SessionServiceBase):
             except SessionDead as exc:
                 await self._session_ended(user_id, exc.code)
                 raise
+            finally:
+                await release_account(self.gateway, ref)  # connected only while the lock is held
         imported = _dedupe(listed)
         now = self.now()
         async with self.db.transaction() as conn:
             await users.lock(conn, user_id)
             new, updated = await groups.merge(conn, user_id, imported, now)
             listed_peers = [g.peer_id for g in imported]
+            forums = [g.peer_id for g in listed if g.is_forum]
+            await group_traits.record_forums(conn, user_id, listed_peers, forums)
             gone = await groups.mark_gone_except(conn, user_id, listed_peers, GONE_REASON, now)
         disabled = sum(1 for g in imported if g.status == "disabled")
         log.info("groups imported user_id=%s new=%d updated=%d gone=%d", user_id, new, updated, gone)

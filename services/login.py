@@ -42,7 +42,7 @@ from metrics import LOGINS
 from services.engine import WIDEN_FACTOR
 from services.locks import LOCK_WAIT, AccountLock, holding
 from storage.db import Database
-from storage.repositories import accounts, campaigns, groups, users
+from storage.repositories import accounts, campaigns, groups, telegram_accounts, users
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ LoginOutcome = Literal[
     "flood",  # U2.8: ``retry_after`` seconds -> idle
     "unreachable",  # U2.9: Telegram unreachable; idle after send_code, otherwise the step may be retried
     "session_dead",  # Telegram dropped the temporary session -> idle, offer acc:login
+    "account_taken",  # another bot user has this Telegram account connected: refused, new session logged out
 ]
 
 
@@ -332,15 +333,29 @@ class LoginService(SessionServiceBase):
         phone = rules.normalize_phone(signed.phone) or attempt.state.phone
         async with self.db.transaction() as conn:
             await users.ensure(conn, user_id)
-            record, previous = await accounts.upsert_connected(
-                conn, user_id, phone, signed.tg_user_id, signed.first_name, sealed, now
-            )
-            if previous is not None and previous != signed.tg_user_id:
-                # the groups of another Telegram account can't be reached with this one
-                await groups.mark_all_gone(conn, user_id, ACCOUNT_CHANGED_REASON, now)
+            holder = await telegram_accounts.holder_elsewhere(conn, signed.tg_user_id, user_id)
+            if holder is None:
+                record, previous = await accounts.upsert_connected(
+                    conn, user_id, phone, signed.tg_user_id, signed.first_name, sealed, now
+                )
+                if previous is not None and previous != signed.tg_user_id:
+                    # the groups of another Telegram account can't be reached with this one
+                    await groups.mark_all_gone(conn, user_id, ACCOUNT_CHANGED_REASON, now)
         await self._forget(attempt.state)
+        if holder is not None:
+            # one Telegram account, one bot user: the second one's fresh session is ended at once
+            log.warning("login refused: telegram account already connected user_id=%s holder=%s",
+                        user_id, holder)
+            await self._log_out_quietly(user_id, AccountRef(0, signed.session))
+            return LoginStep("account_taken")
         log.info("account connected user_id=%s", user_id)
         return LoginStep("connected", None, account=account_view(record))
+
+    async def _log_out_quietly(self, user_id: int, ref: AccountRef) -> None:
+        try:
+            await self.gateway.log_out(ref)
+        except Exception as exc:  # best effort: the session is never stored either way
+            log.warning("log_out at Telegram failed user_id=%s error=%s", user_id, type(exc).__name__)
 
     async def _after_error(self, user_id: int, exc: GatewayError, attempt: LoginAttempt) -> LoginStep:
         step = self._failed(user_id, exc, attempt)

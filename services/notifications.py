@@ -12,6 +12,12 @@ Kinds and their payloads (the bot renders them):
 - ``message_rejected``: {round_id, code, detail}: Telegram refused the message itself
   (MESSAGE_TOO_LONG, MEDIA_INVALID, entity errors); told once per round (dedupe key
   ``message_rejected:<round_id>``), the campaign keeps going; offer ``msg:menu``
+- ``account_restricted``: {seconds, until, code}: Telegram limits the whole account
+  (USER_BANNED_IN_CHANNEL, USER_RESTRICTED, FROZEN_*); the broadcast is paused, no group is
+  disabled, the user is pointed to @SpamBot; told once per restriction spell (not again while
+  the same restriction keeps re-pausing it), dedupe key ``account_restricted:<round_id>``
+- ``broadcast_halted``: {code}: every group of a round failed with the same error nobody listed;
+  the broadcast stopped (the account stays connected); dedupe key ``broadcast_halted:<round_id>``
 - ``access_expired``: {broadcast_stopped} (broadcast stopped)
 - ``access_approved`` / ``access_rejected`` / ``access_granted`` {days, expires_at} /
   ``access_revoked`` {broadcast_stopped} / ``broadcast_stopped`` {by: "admin"}: outcomes of admin
@@ -39,6 +45,8 @@ SESSION_ENDED = "session_ended"
 GROUP_DISABLED = "group_disabled"
 FLOOD_PAUSE = "flood_pause"
 MESSAGE_REJECTED = "message_rejected"
+ACCOUNT_RESTRICTED = "account_restricted"
+BROADCAST_HALTED = "broadcast_halted"
 ACCESS_EXPIRED = "access_expired"
 ACCESS_APPROVED = "access_approved"
 ACCESS_REJECTED = "access_rejected"
@@ -51,6 +59,7 @@ NO_GROUPS_LEFT = "no_groups_left"  # U6.6: a round found no selected active grou
 KINDS: frozenset[str] = frozenset({
     ROUND_SUMMARY, SESSION_ENDED, GROUP_DISABLED, FLOOD_PAUSE, MESSAGE_REJECTED, ACCESS_EXPIRED,
     ACCESS_APPROVED, ACCESS_REJECTED, ACCESS_GRANTED, ACCESS_REVOKED, BROADCAST_STOPPED, NO_GROUPS_LEFT,
+    ACCOUNT_RESTRICTED, BROADCAST_HALTED,
 })
 
 MAX_DELIVERY_TRIES = 5

@@ -20,11 +20,15 @@ QUEUE_DEDUPE = PREFIX + "q:{name}:jobs"  # hash job_id -> stream entry id (ready
 LEASE = PREFIX + "lease:{name}"  # value = fencing token
 FENCE_COUNTER = PREFIX + "fence:{name}"  # token source: INCR, raised to the server clock (us)
 USER_LOCK = "user:{user_id}"  # lease name of the per-user lock
+# lease name of the per-Telegram-account lock: whoever talks to Telegram with the account's session
+# (a worker's batch, a group import) holds it, keyed by the account's Telegram user id (issue 11)
+ACCOUNT_LOCK = "tg-account:{tg_user_id}"
 SCHEDULER_LEADER = "scheduler-leader"  # lease name of the scheduler leader
 POLLING_LEADER = "polling-leader"  # lease name of the bot's getUpdates consumer
 
-# pacing (worker)
-ACCOUNT_NEXT_SEND = PREFIX + "pace:account:{account_id}"  # earliest next send (ms)
+# pacing (worker), keyed by the Telegram account (its user id), never by a database row: two rows
+# (two bot users over time) for one Telegram account share one pace
+ACCOUNT_NEXT_SEND = PREFIX + "pace:tg:{tg_user_id}"  # earliest next send (ms)
 GROUP_NOT_BEFORE = PREFIX + "pace:group:{group_id}"  # flood/slow-mode hint for one group (ms)
 
 # runtime

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from domain.models import utc_now
+from domain.models import UnknownHistory, utc_now
 from storage.db import Database
 from storage.repositories import accounts, attempts, campaigns, groups, notifications, rounds
 from storage.repositories import media as media_repo
@@ -165,6 +165,14 @@ class RoundUnit:
         return True
 
     # --- groups, campaigns, accounts, notifications --------------------------------------------
+
+    async def unknown_error_history(self, round_id: int, user_id: int, group_id: int, attempt_id: int,
+                                    code: str) -> UnknownHistory:
+        return await attempts.unknown_error_history(await self._get(), round_id, user_id, group_id,
+                                                    attempt_id, code)
+
+    async def restriction_told(self, user_id: int, code: str) -> bool:
+        return await campaigns.restriction_told(await self._get(), user_id, code)
 
     async def disable_group(self, group_id: int, reason: str) -> str | None:
         return await groups.disable(await self._get(), group_id, reason)

@@ -57,7 +57,7 @@ def group_info(entity: Any) -> GroupInfo | None:
             return None
         if entity.megagroup:
             return GroupInfo(peer_id=entity.id, access_hash=entity.access_hash or 0, kind="supergroup",
-                             title=entity.title, can_send=_can_send(entity))
+                             title=entity.title, can_send=_can_send(entity), is_forum=bool(entity.forum))
         rights = entity.admin_rights
         return GroupInfo(peer_id=entity.id, access_hash=entity.access_hash or 0, kind="channel",
                          title=entity.title,

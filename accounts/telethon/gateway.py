@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from accounts.gateway import AccountRef
 from accounts.telethon.auth import AuthMethods
 from accounts.telethon.client import ClientFactory, TelethonClientFactory
 from accounts.telethon.dialogs import DialogMethods
@@ -33,6 +34,10 @@ class TelethonGateway(AuthMethods, DialogMethods, MessageMethods):
     @property
     def pool(self) -> ClientPool:
         return self._pool
+
+    async def release(self, account: AccountRef) -> None:
+        """The holder's lease on the account ended: disconnect its client (``accounts.gateway.release``)."""
+        await self._pool.discard(account.account_id)
 
     async def close(self) -> None:
         """Disconnect every pooled client."""

@@ -21,6 +21,7 @@ from config.settings import Settings
 from sandbox.mtproto import keys
 
 SANDBOX_DC: Final = 2
+SECOND_DC: Final = 4  # the sandbox serves it on the main MTProto port + 1 (sandbox.mtproto.server)
 DEFAULT_MTPROTO_PORT: Final = 8082
 # The sandbox accepts any credentials but refuses empty ones, as Telegram does.
 SANDBOX_API_ID: Final = 1
@@ -47,11 +48,15 @@ class SandboxClientFactory(TelethonClientFactory):
         api_id: int = SANDBOX_API_ID,
         api_hash: str = SANDBOX_API_HASH,
         timeout: float = 10.0,
+        dc_ports: dict[int, int] | None = None,
     ) -> None:
         super().__init__(api_id if api_id > 0 else SANDBOX_API_ID, api_hash or SANDBOX_API_HASH,
                          timeout=timeout)
         self.host = _ip_address(host)
         self.port = port
+        # the sandbox's other data centres (dc id -> port): a session saved after a PHONE_MIGRATE
+        # keeps its data centre, pointed at this sandbox's port for it
+        self.dc_ports = {SANDBOX_DC: port, SECOND_DC: port + 1, **(dc_ports or {})}
         rsa.add_key(public_key_pem, old=False)
 
     @classmethod
@@ -78,5 +83,9 @@ class SandboxClientFactory(TelethonClientFactory):
 
     def __call__(self, session: str) -> TelegramClient:
         client = super().__call__(session)
-        client.session.set_dc(SANDBOX_DC, self.host, self.port)
+        dc_id = client.session.dc_id if client.session.dc_id in self.dc_ports else SANDBOX_DC
+        client.session.set_dc(dc_id, self.host, self.dc_ports[dc_id])
+        # Telethon caches help.getConfig on the class (the DC list it follows *_MIGRATE_X with);
+        # a sandbox on other ports in the same process must not be served a stale list
+        type(client)._config = None
         return client

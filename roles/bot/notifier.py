@@ -44,7 +44,19 @@ def note_message_rejected(code: str, detail: str) -> str:
 
 
 def note_peer_flood(until: datetime | None, now: datetime | None = None) -> str:
-    return f"🚫 Telegram limited your account; broadcast paused until {texts.hhmm(until, now)}."
+    return (f"🚫 Telegram limited your account; broadcast paused until {texts.hhmm(until, now)}. "
+            "@SpamBot in Telegram tells you more.")
+
+
+def note_account_restricted(code: str, until: datetime | None, now: datetime | None = None) -> str:
+    return (f"🚫 Telegram restricted your account ({texts.esc(code)}): it can't post in groups for now. "
+            f"The broadcast is paused until {texts.hhmm(until, now)}; no group was disabled. "
+            "Open @SpamBot in Telegram to see the limit and appeal it.")
+
+
+def note_broadcast_halted(code: str) -> str:
+    return (f"⏹ Every group failed with the same error Telegram gave ({texts.esc(code)}), so the "
+            "broadcast stopped. Your account stays connected; start the broadcast again to retry.")
 
 
 def _when(value: Any) -> datetime | None:
@@ -103,6 +115,11 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
             return note_peer_flood(until, written), kb.main_only()
         duration = rules.human_duration(_int(p, "seconds"))
         return texts.note_flood_pause(duration, until, written), kb.main_only()
+    if note.kind == kinds.ACCOUNT_RESTRICTED:
+        code = str(p.get("code") or "USER_RESTRICTED")
+        return note_account_restricted(code, _when(p.get("until")), _when(note.created_at)), kb.main_only()
+    if note.kind == kinds.BROADCAST_HALTED:
+        return note_broadcast_halted(str(p.get("code") or "UNKNOWN")), kb.main_only()
     if note.kind == kinds.MESSAGE_REJECTED:
         text = note_message_rejected(str(p.get("code") or "MESSAGE_REJECTED"), str(p.get("detail") or ""))
         return text, kb.markup([[kb.button(texts.BTN_MESSAGE, cb.Msg(action=cb.MsgAction.menu))],

@@ -30,6 +30,7 @@ from services.engine.outcome import JobOutcome, JobResult
 from services.engine.ports import Cipher
 from services.engine.rounds import RoundEngine
 from services.send_limits import load_book
+from storage.account_lock import TelegramAccountLock
 from storage.db import DB_ERRORS, Database
 from storage.heartbeats import Heartbeats
 from storage.lease import Leases
@@ -77,10 +78,13 @@ async def run_worker(
 
 def build_engine(db: Database, redis: Redis, gateway: AccountGateway, cipher: Cipher, settings: Settings,
                  stopping: asyncio.Event) -> RoundEngine:
-    """The round engine on its adapters: the database store, the user lock and pacing in Redis."""
-    lock = UserLock(Leases(redis), settings.engine.lease_ttl)
+    """The round engine on its adapters: the database store, the user and Telegram account locks and
+    pacing in Redis (the account limiter behind it, with the admin-set caps)."""
+    leases = Leases(redis)
+    lock = UserLock(leases, settings.engine.lease_ttl)
+    account_lock = TelegramAccountLock(leases, settings.engine.lease_ttl)
     pacing = Pacing(redis, settings.engine, caps=caps_cache(db, settings))
-    return RoundEngine(RoundStore(db), lock, gateway, cipher, settings.engine, pacing, stopping)
+    return RoundEngine(RoundStore(db), lock, gateway, cipher, settings.engine, pacing, account_lock, stopping)
 
 
 def caps_cache(db: Database, settings: Settings) -> CapsCache:

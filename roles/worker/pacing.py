@@ -41,7 +41,7 @@ def _float(value: bytes | str | None) -> float:
 class PaceState:
     """Pacing of one account for one job; changed in memory, written back by ``Pacing.save``."""
 
-    account_id: int
+    tg_user_id: int  # the Telegram account's user id: pacing is the account's, whoever's row it is
     next_send: float  # epoch seconds
     group_not_before: dict[int, float]
     new_group_hints: dict[int, float] = field(default_factory=dict)
@@ -66,14 +66,14 @@ class Pacing:
         self.limiter = limiter or SendLimiter(redis, self.policy)
         self.caps = caps  # None: the settings' caps for everyone
 
-    async def load(self, account_id: int, group_ids: Iterable[int], floor: float = 0.0) -> PaceState:
+    async def load(self, tg_user_id: int, group_ids: Iterable[int], floor: float = 0.0) -> PaceState:
         groups = list(dict.fromkeys(group_ids))
-        names = [keys.ACCOUNT_NEXT_SEND.format(account_id=account_id)]
+        names = [keys.ACCOUNT_NEXT_SEND.format(tg_user_id=tg_user_id)]
         names += [keys.GROUP_NOT_BEFORE.format(group_id=g) for g in groups]
         values = await self.redis.mget(names)
         hints = {g: _float(v) / 1000 for g, v in zip(groups, values[1:], strict=True) if v is not None}
         return PaceState(
-            account_id=account_id,
+            tg_user_id=tg_user_id,
             next_send=max(_float(values[0]) / 1000, floor),
             group_not_before=hints,
         )
@@ -117,7 +117,7 @@ class Pacing:
         now = self.clock()
         pipe = self.redis.pipeline(transaction=False)
         if state.next_send > now:
-            pipe.set(keys.ACCOUNT_NEXT_SEND.format(account_id=state.account_id),
+            pipe.set(keys.ACCOUNT_NEXT_SEND.format(tg_user_id=state.tg_user_id),
                      int(state.next_send * 1000), px=_ttl_ms(state.next_send - now))
         for group_id, at in state.new_group_hints.items():
             if at > now:

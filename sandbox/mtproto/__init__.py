@@ -4,6 +4,6 @@
 sandbox's RSA key, which clients register with ``telethon.crypto.rsa.add_key``.
 """
 
-from sandbox.mtproto.server import MTProtoServer, start_beside_sandbox, start_mtproto
+from sandbox.mtproto.server import MTProtoServer, start_beside_sandbox, start_mtproto, start_mtproto_dcs
 
-__all__ = ["MTProtoServer", "start_beside_sandbox", "start_mtproto"]
+__all__ = ["MTProtoServer", "start_beside_sandbox", "start_mtproto", "start_mtproto_dcs"]

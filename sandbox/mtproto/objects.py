@@ -70,7 +70,8 @@ def chat_object(group: dict[str, Any]) -> Any:
         rights = types.ChatAdminRights(post_messages=True) if can_send else None
         return types.Channel(broadcast=True, admin_rights=rights, **common)
     return types.Channel(megagroup=True, banned_rights=None if can_send else _NO_SEND,
-                         slowmode_enabled=bool(group.get("slow_mode")) or None, **common)
+                         slowmode_enabled=bool(group.get("slow_mode")) or None,
+                         forum=bool(group.get("forum")) or None, **common)
 
 
 def peer_of(kind: str, group_id: int) -> Any:

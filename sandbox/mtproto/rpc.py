@@ -76,9 +76,12 @@ def _digits_to_phone(raw: str) -> str:
 class Dispatcher:
     """Answers one request on behalf of an auth key (see the module docstring)."""
 
-    def __init__(self, world: World, *, address: Callable[[], tuple[str, int]]) -> None:
+    def __init__(self, world: World, *, address: Callable[[], tuple[str, int]], dc_id: int = objects.DC_ID,
+                 dc_options: Callable[[], list[tuple[int, str, int]]] | None = None) -> None:
         self.world = world
         self._address = address
+        self.dc_id = dc_id  # the data centre this endpoint plays
+        self._dc_options = dc_options  # every data centre of the sandbox: (id, host, port)
         self._verifiers: dict[tuple[str, str], srp.Verifier] = {}
         self._pts: dict[str, int] = {}  # account-wide update counter (basic groups), by phone
         self._channel_pts: dict[tuple[str, int], int] = {}
@@ -125,10 +128,12 @@ class Dispatcher:
 
     async def _get_config(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
         host, port = self._address()
+        listed = self._dc_options() if self._dc_options is not None else [(self.dc_id, host, port)]
         date = objects.now()
         return types.Config(
             date=date, expires=datetime.fromtimestamp(date.timestamp() + 3600, UTC), test_mode=False,
-            this_dc=objects.DC_ID, dc_options=[types.DcOption(id=objects.DC_ID, ip_address=host, port=port)],
+            this_dc=self.dc_id,
+            dc_options=[types.DcOption(id=dc, ip_address=ip, port=p) for dc, ip, p in listed],
             dc_txt_domain_name="", chat_size_max=200, megagroup_size_max=200000, forwarded_count_max=100,
             online_update_period_ms=210000, offline_blur_timeout_ms=5000, offline_idle_timeout_ms=30000,
             online_cloud_timeout_ms=300000, notify_cloud_delay_ms=30000, notify_default_delay_ms=1500,
@@ -140,7 +145,7 @@ class Dispatcher:
             caption_length_max=1024, message_length_max=4096, webfile_dc_id=objects.DC_ID)
 
     async def _nearest_dc(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
-        return types.NearestDc(country="ZZ", this_dc=objects.DC_ID, nearest_dc=objects.DC_ID)
+        return types.NearestDc(country="ZZ", this_dc=self.dc_id, nearest_dc=self.dc_id)
 
     async def _ping(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
         return types.Pong(msg_id=msg_id, ping_id=request.ping_id)
@@ -154,9 +159,16 @@ class Dispatcher:
     async def _send_code(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
         if request.api_id <= 0 or not request.api_hash:
             raise RpcFailure(400, "API_ID_INVALID")
+        self._check_home_dc(request.phone_number)
         sent = await self.world.send_code(_digits_to_phone(request.phone_number), session=binding.login_token)
         binding.phone, binding.login_token = str(sent["phone"]), str(sent["session"])
         return self._sent_code(sent)
+
+    def _check_home_dc(self, phone_number: str) -> None:
+        """An account that lives in another data centre: Telegram names it (the client moves there)."""
+        home = self.world.home_dc(_digits_to_phone(phone_number))
+        if home is not None and home != self.dc_id:
+            raise RpcFailure(303, f"PHONE_MIGRATE_{home}")
 
     async def _resend_code(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
         sent = await self.world.resend_code(_digits_to_phone(request.phone_number), binding.login_token or "",

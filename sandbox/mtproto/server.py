@@ -28,6 +28,7 @@ from telethon.tl import functions, types
 
 from sandbox.mtproto import keys
 from sandbox.mtproto.handshake import Handshake, HandshakeError
+from sandbox.mtproto.key_use import KeyUse
 from sandbox.mtproto.rpc import Dispatcher, RpcFailure
 from sandbox.mtproto.session import (
     AuthKeyRecord,
@@ -49,6 +50,8 @@ from sandbox.world import World
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_DC: Final = 2  # the data centre a single endpoint plays (objects.DC_ID)
+SECOND_DC: Final = 4  # beside the sandbox, on the main port + 1 (PHONE_MIGRATE_4 leads there)
 ACK_DELAY: Final = 0.05  # seconds an ack may wait to travel with an answer
 BAD_SALT: Final = 48
 AUTH_KEY_UNKNOWN: Final = 404
@@ -59,13 +62,20 @@ _IGNORED: Final = (types.MsgsAck, types.MsgsStateReq, types.MsgResendReq, types.
 class MTProtoServer:
     """A running endpoint; ``port`` is the port actually bound."""
 
-    def __init__(self, world: World, private_key: rsa.RSAPrivateKey, host: str) -> None:
+    def __init__(
+        self, world: World, private_key: rsa.RSAPrivateKey, host: str, dc_id: int = DEFAULT_DC
+    ) -> None:
         self.world = world
         self.private_key = private_key
         self.host = host
         self.port = 0
-        self.keys = AuthKeyStore()
-        self.dispatcher = Dispatcher(world, address=lambda: (self.host, self.port))
+        self.dc_id = dc_id
+        self.peers: list[MTProtoServer] = [self]  # every data centre of this sandbox, this one included
+        self.owned: list[MTProtoServer] = []  # other data centres started with this one, closed with it
+        self.keys = AuthKeyStore()  # auth keys are per data centre, as at Telegram
+        self.key_use = KeyUse()  # open connections per auth key (AUTH_KEY_DUPLICATED)
+        self.dispatcher = Dispatcher(world, address=lambda: (self.host, self.port), dc_id=dc_id,
+                                     dc_options=lambda: [(p.dc_id, p.host, p.port) for p in self.peers])
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
 
@@ -87,6 +97,8 @@ class MTProtoServer:
         await asyncio.gather(*(c.close() for c in list(self._connections)))
 
     async def close(self) -> None:
+        for other in self.owned:
+            await other.close()
         if self._server is not None:
             self._server.close()
         await self.drop_connections()
@@ -105,13 +117,40 @@ async def start_mtproto(
     return server
 
 
+async def start_mtproto_dcs(
+    world: World, host: str, ports: dict[int, int], rsa_private_key: rsa.RSAPrivateKey
+) -> dict[int, MTProtoServer]:
+    """One endpoint per data centre (``{dc_id: port}``, 0 = a free port) on one world; each lists
+    them all in ``help.getConfig`` so clients can follow PHONE_MIGRATE_X. Close each with ``close()``."""
+    servers: dict[int, MTProtoServer] = {}
+    for dc_id, port in ports.items():
+        server = MTProtoServer(world, rsa_private_key, host, dc_id)
+        await server.start(port)
+        servers[dc_id] = server
+    for server in servers.values():
+        server.peers = list(servers.values())
+    logger.info("sandbox MTProto data centres: %s",
+                ", ".join(f"{dc}@{s.host}:{s.port}" for dc, s in servers.items()))
+    return servers
+
+
 async def start_beside_sandbox(
     world: World, host: str, port: int, key_file: str | Path | None = None
 ) -> MTProtoServer:
     """``start_mtproto`` with the key stored in ``key_file`` (created on first use), or a fresh
     in-memory key when ``key_file`` is None (tests)."""
     key = keys.generate() if key_file is None else keys.load_or_create(key_file)
-    return await start_mtproto(world, host, port, key)
+    main = await start_mtproto(world, host, port, key)
+    try:  # the second data centre, for the accounts the world places there ("dc": 4)
+        other = MTProtoServer(world, key, host, SECOND_DC)
+        await other.start(main.port + 1)
+    except OSError as exc:
+        logger.warning("sandbox MTProto data centre %d not started on port %d: %s", SECOND_DC, main.port + 1,
+                       exc)
+        return main
+    main.peers = other.peers = [main, other]
+    main.owned.append(other)
+    return main
 
 
 class _Connection:
@@ -130,6 +169,7 @@ class _Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
         self._plain_msg_id = 0
+        self._duplicated = False  # this connection's key was used from two places at once
 
     async def run(self) -> None:
         try:
@@ -153,6 +193,7 @@ class _Connection:
             await self.close()
 
     async def close(self) -> None:
+        self._server.key_use.forget(self)
         if self._ack_timer is not None:
             self._ack_timer.cancel()
         for task in list(self._tasks):
@@ -195,6 +236,7 @@ class _Connection:
             logger.info("MTProto packet dropped: %s", exc)
             return True
         self._record = record
+        self._duplicated = await self._server.key_use.note(key_id, self, envelope.session_id)
         if self._outgoing is None or self._outgoing.session_id != envelope.session_id:
             self._outgoing = Outgoing(envelope.session_id)
         replies = self._check_envelope(record, envelope)
@@ -265,6 +307,10 @@ class _Connection:
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, record: AuthKeyRecord, message: Message) -> None:
+        if self._duplicated:
+            # Telegram kills a key used from two places at once; every call on it fails from then on
+            await self._send([(rpc_error(message.msg_id, 406, "AUTH_KEY_DUPLICATED"), True)])
+            return
         try:
             body = rpc_result(message.msg_id, await self._server.dispatcher.call(record, message.obj,
                                                                                    message.msg_id))

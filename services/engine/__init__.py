@@ -8,6 +8,8 @@ write ``engine.decide(...)`` and ``engine.ROUNDS_QUEUE``.
 
 from services.engine.outcome import JobOutcome, JobResult
 from services.engine.rules import (
+    ACCOUNT_RESTRICTED,
+    BROADCAST_HALTED,
     FINAL_STATUSES,
     FLOOD_PAUSE,
     GROUP_DISABLED,
@@ -21,18 +23,21 @@ from services.engine.rules import (
     WIDEN_FACTOR,
     AttemptStatus,
     Decision,
+    UnknownHistory,
     decide,
     jitter,
     job_id,
     job_payload,
+    judge_unknown,
     next_run_after,
     retry_delay,
     round_id_of,
 )
 
 __all__ = [
-    "FINAL_STATUSES", "FLOOD_PAUSE", "GROUP_DISABLED", "JOB_PREFIX", "KEY_NOT_FOUND", "MESSAGE_REJECTED",
-    "OPEN_STATUSES", "ROUNDS_QUEUE", "ROUND_SUMMARY", "SESSION_ENDED", "WIDEN_FACTOR",
-    "AttemptStatus", "Decision", "JobOutcome", "JobResult", "decide", "jitter", "job_id",
-    "job_payload", "next_run_after", "retry_delay", "round_id_of",
+    "ACCOUNT_RESTRICTED", "BROADCAST_HALTED", "FINAL_STATUSES", "FLOOD_PAUSE", "GROUP_DISABLED", "JOB_PREFIX",
+    "KEY_NOT_FOUND", "MESSAGE_REJECTED", "OPEN_STATUSES", "ROUNDS_QUEUE", "ROUND_SUMMARY", "SESSION_ENDED",
+    "WIDEN_FACTOR", "AttemptStatus", "Decision", "JobOutcome", "JobResult",
+    "UnknownHistory", "decide", "jitter", "job_id", "job_payload", "judge_unknown",
+    "next_run_after", "retry_delay", "round_id_of",
 ]

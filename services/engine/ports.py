@@ -2,7 +2,8 @@
 
 The engine never sees a connection, a Redis client or a Telegram client: one job's database work
 goes through a ``RoundUnit`` (one connection for the job, given back during waits), the user's
-lock through ``RoundLock``, pacing through ``Pacer`` and time through ``EngineClock``.
+lock through ``RoundLock``, the Telegram account's through ``AccountLock``, pacing through
+``Pacer`` and time through ``EngineClock``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from domain.limits import Verdict
+from domain.models import UnknownHistory
 from storage.repositories.attempts import Claimed, Outcome, Remaining, RoundContext
 from storage.repositories.rounds import FinishedRound
 from storage.round_store import StoredMedia
@@ -48,6 +50,11 @@ class RoundUnit(Protocol):
                             new_peer_id: int, new_access_hash: int) -> bool:
         """Re-point the group and the attempt at the supergroup (one transaction); False when the
         user already has that supergroup with its own attempt in this round (this one is skipped)."""
+    async def unknown_error_history(self, round_id: int, user_id: int, group_id: int, attempt_id: int,
+                                    code: str) -> UnknownHistory:
+        """This round's and the previous round's attempts around an error no table knows."""
+    async def restriction_told(self, user_id: int, code: str) -> bool:
+        """Whether the user already heard of this account restriction (read before the new pause)."""
     async def disable_group(self, group_id: int, reason: str) -> str | None: ...
     async def pause_campaign(self, user_id: int, seconds: float, reason: str) -> datetime | None: ...
     async def paused_until(self, user_id: int) -> tuple[datetime | None, datetime] | None: ...
@@ -75,11 +82,20 @@ class RoundLock(Protocol):
     def keep(self, lease: Any) -> AbstractAsyncContextManager[HeldLock]: ...
 
 
-class Pacer(Protocol):
-    """Per-account turns and per-group hints (``roles.worker.pacing.Pacing``, with the account
-    limiter ``storage.send_limiter`` behind it); ``state`` is its own."""
+class AccountLock(Protocol):
+    """The Telegram account's own lock (``storage.account_lock.TelegramAccountLock``), keyed by its
+    Telegram user id: whoever uses the account's session holds it, whichever bot user's row it is."""
 
-    async def load(self, account_id: int, group_ids: Iterable[int], floor: float = 0.0) -> Any: ...
+    async def try_acquire(self, tg_user_id: int) -> Any | None: ...
+    def keep(self, lease: Any) -> AbstractAsyncContextManager[HeldLock]: ...
+
+
+class Pacer(Protocol):
+    """Per-account turns (keyed by the Telegram user id) and per-group hints
+    (``roles.worker.pacing.Pacing``, with the account limiter ``storage.send_limiter`` behind it);
+    ``state`` is its own."""
+
+    async def load(self, tg_user_id: int, group_ids: Iterable[int], floor: float = 0.0) -> Any: ...
     def account_wait(self, state: Any) -> float: ...
     def group_wait(self, state: Any, group_id: int) -> float: ...
     async def reserve(self, state: Any, key: int, user_id: int) -> Verdict:

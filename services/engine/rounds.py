@@ -4,7 +4,9 @@ Order of a job (engine.md, "Worker"):
 1. take the user's lock (lease with a fencing token, renewed while held); busy -> the job goes
    back to the queue after a short jittered delay;
 2. one statement: attempts left in ``sending`` by a crash become ``unknown``, the round's context
-   and the next attempts that may go now are read;
+   and the next attempts that may go now are read; then the Telegram account's own lock is taken,
+   keyed by its Telegram user id like its pacing (busy -> back to the queue as in 1), and the
+   gateway's connection for the account is released when the batch ends (issue 11);
 3. per send: wait for the account's turn (the limiter's gap, caps and breaks; a cap or a break sends
    the job back to the queue with the wait), claim the attempt (``sending``, committed, with every
    "before each send" check in the same statement), send, keep the outcome; outcomes are written
@@ -30,12 +32,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from accounts.gateway import AccountGateway, AccountRef, GroupRef, Media, MediaKind, OutgoingMessage
+from accounts.gateway import release as release_account
 from config.settings import EngineSettings
 from domain.errors import FloodWait, GatewayError, GroupMigrated, TransientError
 from metrics import FLOOD_WAIT_SECONDS, FLOOD_WAITS, ROUND_LAG, ROUNDS, SENDS
 from services.engine import rules
 from services.engine.outcome import JobOutcome, JobResult
 from services.engine.ports import (
+    AccountLock,
     Cipher,
     EngineClock,
     HeldLock,
@@ -85,6 +89,7 @@ class RoundEngine:
         cipher: Cipher,
         settings: EngineSettings,
         pacing: Pacer,
+        account_lock: AccountLock,
         stopping: asyncio.Event | None = None,
         rng: random.Random | None = None,
         clock: EngineClock | None = None,
@@ -95,6 +100,7 @@ class RoundEngine:
         self.cipher = cipher
         self.settings = settings
         self.pacing = pacing
+        self.account_lock = account_lock
         self.stopping = stopping or asyncio.Event()
         self.rng = rng or random.Random()
         self.clock = clock or LoopClock()
@@ -179,22 +185,32 @@ class RoundEngine:
                 blocker = "no_account"
         if blocker is not None or account is None:
             return await self._blocked(ctx, blocker or "no_account", unit)
-        # the media table's CHECK keeps ``kind`` to the gateway's MediaKind values
-        stored = await unit.media(ctx.media_id) if ctx.media_id is not None else None
-        media = None if stored is None else Media(
-            kind=cast(MediaKind, stored.kind), data=stored.data, filename=stored.filename,
-            mime_type=stored.mime_type, width=stored.width, height=stored.height, duration=stored.duration,
-            thumb=stored.thumb, key=stored.sha256)
-        message = OutgoingMessage(text=ctx.text, entities=ctx.entities, media=media)
-        floor = ctx.account_hint.timestamp() if ctx.account_hint else 0.0
-        pace = await self.pacing.load(ctx.account_id or 0, [c.group_id for c in ctx.candidates], floor)
-        batch = _Batch(ctx, account, message, pace, held)
-        try:
-            ended = await self._send_batch(batch, unit)
-        except DB_ERRORS:
-            await self._rescue(batch, unit)
-            raise
-        return await self._settle(batch, ended, unit)
+        # pacing and the account's lock belong to the Telegram account, whichever bot user's row it is
+        tg_user_id = _account_key(ctx)
+        account_lease = await self.account_lock.try_acquire(tg_user_id)
+        if account_lease is None:  # the account's session is in use elsewhere (an import, another job)
+            return JobOutcome.requeue(JobResult.BUSY, self._busy_delay())
+        async with self.account_lock.keep(account_lease):
+            # the media table's CHECK keeps ``kind`` to the gateway's MediaKind values
+            stored = await unit.media(ctx.media_id) if ctx.media_id is not None else None
+            media = None if stored is None else Media(
+                kind=cast(MediaKind, stored.kind), data=stored.data, filename=stored.filename,
+                mime_type=stored.mime_type, width=stored.width, height=stored.height,
+                duration=stored.duration, thumb=stored.thumb, key=stored.sha256)
+            message = OutgoingMessage(text=ctx.text, entities=ctx.entities, media=media)
+            floor = ctx.account_hint.timestamp() if ctx.account_hint else 0.0
+            pace = await self.pacing.load(tg_user_id, [c.group_id for c in ctx.candidates], floor)
+            batch = _Batch(ctx, account, message, pace, held)
+            try:
+                try:
+                    ended = await self._send_batch(batch, unit)
+                finally:
+                    # the session's connection lives only as long as this lease (AUTH_KEY_DUPLICATED)
+                    await release_account(self.gateway, account)
+            except DB_ERRORS:
+                await self._rescue(batch, unit)
+                raise
+            return await self._settle(batch, ended, unit)
 
     async def _send_batch(self, batch: _Batch, unit: RoundUnit) -> bool:
         """Send up to batch_size attempts; True when an error ended the round (pause, dead account)."""
@@ -231,6 +247,8 @@ class RoundEngine:
         group = GroupRef(claimed.peer_id, claimed.access_hash, _kind(claimed.kind))
         await unit.release_if_scarce()
         outcome, decision = await self._deliver(batch, cand, claimed, group, unit)
+        if decision is not None and decision.unknown:
+            outcome, decision = await self._judge_unknown(batch, cand, decision, unit)
         batch.sends += 1
         SENDS.labels(_label(outcome.status)).inc()
         if decision is None:
@@ -302,6 +320,19 @@ class RoundEngine:
                               ctx.round_id, cand.group_id)
                 return Outcome(cand.attempt_id, "unknown", "INTERNAL", type(exc).__name__), None
 
+    async def _judge_unknown(
+        self, batch: _Batch, cand: Candidate, decision: rules.Decision, unit: RoundUnit
+    ) -> tuple[Outcome, rules.Decision]:
+        """An error no table knows: decided by this round's and the last round's attempts."""
+        if batch.unwritten is not None:  # the history must see the previous send's outcome
+            await unit.write_outcome(batch.unwritten)
+            batch.unwritten = None
+        ctx = batch.ctx
+        history = await unit.unknown_error_history(ctx.round_id, ctx.user_id, cand.group_id, cand.attempt_id,
+                                                   decision.code)
+        judged = rules.judge_unknown(decision, history)
+        return _outcome(cand, judged), judged
+
     async def _apply(
         self, batch: _Batch, cand: Candidate, outcome: Outcome, decision: rules.Decision, unit: RoundUnit
     ) -> None:
@@ -320,14 +351,27 @@ class RoundEngine:
                 await unit.notify(ctx.user_id, rules.MESSAGE_REJECTED, rejected,
                                   f"message_rejected:{ctx.round_id}")
             if decision.pause_for is not None:
+                # an account restriction (PEER_FLOOD too) that goes on is told once, not every pause
+                told = (decision.flood_kind == "peer_flood"
+                        and await unit.restriction_told(ctx.user_id, decision.code))
                 until = await unit.pause_campaign(ctx.user_id, decision.pause_for, decision.code)
                 await unit.skip_open(ctx.round_id, decision.code, "campaign paused by Telegram")
-                if until is not None:
-                    await unit.notify(ctx.user_id, rules.FLOOD_PAUSE,
-                                      {"seconds": int(decision.pause_for), "until": until.isoformat(),
-                                       "code": decision.code},
-                                      f"flood_pause:{ctx.round_id}")
+                if until is not None and not told:
+                    pause = {"seconds": int(decision.pause_for), "until": until.isoformat(),
+                             "code": decision.code}
+                    if decision.notify == rules.ACCOUNT_RESTRICTED:
+                        await unit.notify(ctx.user_id, rules.ACCOUNT_RESTRICTED, pause,
+                                          f"account_restricted:{ctx.round_id}")
+                    else:
+                        await unit.notify(ctx.user_id, rules.FLOOD_PAUSE, pause,
+                                          f"flood_pause:{ctx.round_id}")
                 await self._finish(unit, ctx, "done")
+            if decision.halt:
+                await unit.stop_campaign(ctx.user_id)
+                await unit.skip_open(ctx.round_id, decision.code, "every group failed alike")
+                await unit.notify(ctx.user_id, rules.BROADCAST_HALTED, {"code": decision.code},
+                                  f"broadcast_halted:{ctx.round_id}")
+                await self._finish(unit, ctx, "cancelled")
             if decision.stop_campaign:
                 await unit.stop_campaign(ctx.user_id)
                 await unit.disconnect_account(ctx.user_id, decision.code)
@@ -429,7 +473,7 @@ class RoundEngine:
                 return False
             if wait > SHORT_WAIT and not await self._pause(batch, wait, unit):
                 return False
-            verdict = await self.pacing.reserve(batch.pace, batch.ctx.tg_user_id or 0, batch.ctx.user_id)
+            verdict = await self.pacing.reserve(batch.pace, _account_key(batch.ctx), batch.ctx.user_id)
             if verdict.reserved:
                 return True
             if verdict.yields:  # a cap or a break: re-queued with the wait, the lock released
@@ -472,6 +516,12 @@ class RoundEngine:
 def _outcome(cand: Candidate, decision: rules.Decision) -> Outcome:
     return Outcome(cand.attempt_id, decision.status, decision.code, decision.detail,
                    retry_in=decision.retry_in, flood=decision.status == "flood_wait")
+
+
+def _account_key(ctx: RoundContext) -> int:
+    """Whose pacing, limits and lock these are: the Telegram account's user id (a row not yet
+    linked to one falls back to its negated row id, which no Telegram id can equal)."""
+    return ctx.tg_user_id if ctx.tg_user_id is not None else -(ctx.account_id or 0)
 
 
 def _label(status: str) -> str:

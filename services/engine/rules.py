@@ -15,14 +15,17 @@ from typing import Literal
 from config.settings import EngineSettings
 from domain.errors import (
     AccountThrottled,
+    ClientError,
     FloodWait,
     GatewayError,
     GroupClosed,
     GroupMigrated,
+    MaybeSent,
     MessageRejected,
     SessionDead,
     TransientError,
 )
+from domain.models import UnknownHistory as UnknownHistory  # re-exported: judge_unknown reads it
 
 ROUNDS_QUEUE = "rounds"  # name of the job queue that carries round jobs
 JOB_PREFIX = "round:"
@@ -33,6 +36,8 @@ SESSION_ENDED = "session_ended"
 GROUP_DISABLED = "group_disabled"
 FLOOD_PAUSE = "flood_pause"
 MESSAGE_REJECTED = "message_rejected"
+ACCOUNT_RESTRICTED = "account_restricted"
+BROADCAST_HALTED = "broadcast_halted"
 
 AttemptStatus = Literal["pending", "sending", "sent", "failed", "skipped", "flood_wait", "unknown"]
 FINAL_STATUSES: frozenset[str] = frozenset({"sent", "failed", "skipped", "unknown"})
@@ -104,10 +109,13 @@ class Decision:
     notify: str | None = None
     end_batch: bool = False  # no further send in this job
     flood_kind: str | None = None  # FLOOD_WAITS metric label
+    unknown: bool = False  # an error no table knows: judged by its history (``judge_unknown``)
+    halt: bool = False  # stop the broadcast (the account stays connected), end the round, tell the user
+    group_blame: bool = True  # an unknown error that may be the group's (not our client's own)
 
     @property
     def ends_round(self) -> bool:
-        return self.pause_for is not None or self.stop_campaign
+        return self.pause_for is not None or self.stop_campaign or self.halt
 
     @property
     def has_side_effects(self) -> bool:
@@ -144,9 +152,12 @@ def decide(error: GatewayError, tries: int, settings: EngineSettings) -> Decisio
         return Decision("skipped", code, detail, "flood_wait", account_wait=seconds, widen_gap=True,
                         pause_for=seconds, notify=FLOOD_PAUSE, end_batch=True, flood_kind="flood_wait_long")
     if isinstance(error, AccountThrottled):
+        # the whole account is limited: pause it, never disable a group for it; tell the user once
+        # per restriction and where Telegram explains it (@SpamBot)
         pause = float(settings.peer_flood_pause)
+        notify = ACCOUNT_RESTRICTED if error.spambot and code != "PEER_FLOOD" else FLOOD_PAUSE
         return Decision("skipped", code, detail, "peer_flood", account_wait=pause, pause_for=pause,
-                        notify=FLOOD_PAUSE, end_batch=True, flood_kind="peer_flood")
+                        notify=notify, end_batch=True, flood_kind="peer_flood")
     if isinstance(error, GroupClosed):
         return Decision("failed", code, detail, "group_closed", disable_group=True, notify=GROUP_DISABLED)
     if isinstance(error, SessionDead):
@@ -164,4 +175,34 @@ def decide(error: GatewayError, tries: int, settings: EngineSettings) -> Decisio
     if isinstance(error, GroupMigrated):
         # a second migration in a row for the same attempt: give up on this group for the round
         return Decision("failed", code, detail, "failed")
-    return Decision("failed", code, detail, "failed")
+    if isinstance(error, MaybeSent):
+        # the same request already reached Telegram: it may be posted, so never send it again
+        return Decision("unknown", code, detail, "unknown")
+    if isinstance(error, ClientError):
+        # our client's request was refused: not this group's fault, so no group is ever disabled
+        # for it; if every group of a round meets it, the broadcast stops (``judge_unknown``)
+        return Decision("failed", code, detail, "failed", unknown=True, group_blame=False)
+    # a name no table knows: decided by where it happens (``judge_unknown``)
+    return Decision("failed", code, detail, "failed", unknown=True)
+
+
+def judge_unknown(decision: Decision, history: UnknownHistory) -> Decision:
+    """The safe default for an error nobody listed (docs/telegram-errors.md, "Unknown errors").
+
+    - every attempt of the round failed with it -> the broadcast stops and the user is told;
+    - the same group failed with it in the previous round too, while other groups of the account
+      were sent -> that group is disabled with the name as its reason (never for our client's own
+      errors, ``Decision.group_blame``);
+    - otherwise the attempt just fails; nothing is retried within the round.
+    """
+    if not decision.unknown:
+        return decision
+    base = Decision(decision.status, decision.code, decision.detail, decision.outcome)
+    if history.others_not_failed_alike == 0 and history.sent_this_round == 0:
+        return Decision("failed", decision.code, decision.detail, "failed", halt=True,
+                        notify=BROADCAST_HALTED, end_batch=True)
+    others_fine = history.sent_this_round > 0 or history.sent_last_round > 0
+    if decision.group_blame and history.group_failed_alike_last_round and others_fine:
+        return Decision("failed", decision.code, decision.detail, "group_closed", disable_group=True,
+                        notify=GROUP_DISABLED)
+    return base

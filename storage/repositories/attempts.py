@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from domain.models import UnknownHistory
+
 FINAL = ("sent", "failed", "skipped", "unknown")
 
 
@@ -340,4 +342,38 @@ async def retarget(conn: asyncpg.Connection, attempt_id: int, peer_id: int, acce
         "UPDATE attempts SET peer_id = $2, access_hash = $3, kind = 'supergroup', updated_at = now() "
         "WHERE attempt_id = $1",
         attempt_id, peer_id, access_hash,
+    )
+
+
+# an error no table knows: this round's and the previous round's attempts around it
+# (``services.engine.judge_unknown`` decides from them)
+async def unknown_error_history(
+    conn: asyncpg.Connection, round_id: int, user_id: int, group_id: int, attempt_id: int, code: str
+) -> UnknownHistory:
+    row = await conn.fetchrow(
+        """
+        WITH this AS (
+            SELECT count(*) FILTER (WHERE status = 'sent')::int AS sent,
+                   count(*) FILTER (WHERE attempt_id <> $4
+                                    AND NOT (status = 'failed' AND error_code = $5))::int AS others
+            FROM attempts WHERE round_id = $1
+        ), previous AS (
+            SELECT round_id FROM rounds
+            WHERE user_id = $2 AND round_id < $1 AND finished_at IS NOT NULL
+            ORDER BY round_id DESC LIMIT 1
+        ), before AS (
+            SELECT coalesce(bool_or(group_id = $3 AND status = 'failed' AND error_code = $5), false) AS alike,
+                   count(*) FILTER (WHERE status = 'sent')::int AS sent
+            FROM attempts WHERE round_id = (SELECT round_id FROM previous)
+        )
+        SELECT this.sent, this.others, before.alike, before.sent AS sent_before FROM this, before
+        """,
+        round_id, user_id, group_id, attempt_id, code,
+    )
+    assert row is not None
+    return UnknownHistory(
+        sent_this_round=row["sent"],
+        others_not_failed_alike=row["others"],
+        group_failed_alike_last_round=row["alike"],
+        sent_last_round=row["sent_before"],
     )

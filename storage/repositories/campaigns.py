@@ -222,3 +222,21 @@ async def advance(conn: asyncpg.Connection, next_runs: Sequence[tuple[int, datet
         [user_id for user_id, _ in next_runs],
         [at for _, at in next_runs],
     )
+
+
+# A restriction met again within this long after the last pause for it ended is the same spell.
+SAME_SPELL_SECONDS = 24 * 3600.0
+
+
+async def restriction_told(conn: asyncpg.Connection, user_id: int, code: str) -> bool:
+    """True when the campaign's last pause was for ``code`` and ended less than a day ago (or
+    lasts): the user heard about this restriction already. Read before the new pause is written."""
+    told = await conn.fetchval(
+        """
+        SELECT pause_reason = $2 AND paused_until IS NOT NULL
+               AND paused_until > now() - make_interval(secs => $3)
+        FROM campaigns WHERE user_id = $1
+        """,
+        user_id, code, SAME_SPELL_SECONDS,
+    )
+    return bool(told)

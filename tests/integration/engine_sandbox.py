@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from accounts.crypto import SessionCipher
-from accounts.gateway import AccountGateway, AccountRef
+from accounts.gateway import AccountGateway, AccountRef, release
 from sandbox.client import SandboxClient
 
 
@@ -64,6 +64,7 @@ async def create_world_users(
     out = []
     for uid, session in zip(user_ids, sessions, strict=True):
         dialogs = await gateway.list_groups(AccountRef(0, session))
+        await release(gateway, AccountRef(0, session))  # as the import does: one process per key at once
         await conn.execute("INSERT INTO users (user_id, first_name, access_status) VALUES ($1, 'U', 'granted')",
                            uid)
         account_id = await conn.fetchval(

@@ -160,8 +160,10 @@ class Env:
     async def set_mode(self, mode: str) -> None:
         await self.execute("UPDATE settings SET value = to_jsonb($1::text) WHERE key = 'access_mode'", mode)
 
-    async def connect(self, user_id: int, phone: str = "+15550123") -> None:
-        """Log the user in through the login service (the fake gateway accepts its code)."""
+    async def connect(self, user_id: int, phone: str = "+15550123", tg_user_id: int | None = None) -> None:
+        """Log the user in through the login service (the fake gateway accepts its code), each bot
+        user with a Telegram account of their own (one account can't be connected by two)."""
+        self.gateway.tg_user_id = tg_user_id if tg_user_id is not None else 10_000_000 + user_id
         step = await self.login.send_code(user_id, phone)
         assert step.attempt is not None, step
         done = await self.login.submit_code(user_id, step.attempt, self.gateway.code)

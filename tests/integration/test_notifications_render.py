@@ -46,6 +46,8 @@ BUTTONS: dict[str, list[str]] = {
     kinds.ACCESS_GRANTED: ["menu:main"],
     kinds.ACCESS_REVOKED: ["menu:main"],
     kinds.BROADCAST_STOPPED: ["menu:main"],
+    kinds.ACCOUNT_RESTRICTED: ["menu:main"],
+    kinds.BROADCAST_HALTED: ["menu:main"],
     kinds.NO_GROUPS_LEFT: ["grp:list:0", "menu:main"],
 }
 
@@ -63,6 +65,8 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     kinds.ACCESS_GRANTED: {"days": 0, "expires_at": None},
     kinds.ACCESS_REVOKED: {"broadcast_stopped": False},
     kinds.BROADCAST_STOPPED: {"by": "admin"},
+    kinds.ACCOUNT_RESTRICTED: {"seconds": 21600, "until": UNTIL, "code": "USER_BANNED_IN_CHANNEL"},
+    kinds.BROADCAST_HALTED: {"code": "SOME_NEW_ERROR"},
     kinds.NO_GROUPS_LEFT: {},
 }
 
@@ -159,6 +163,13 @@ def test_every_kind_renders_without_a_payload(kind: str) -> None:
     assert rendered is not None
     assert rendered[0].strip()
     assert _buttons(rendered[1]) == BUTTONS[kind]
+
+
+def test_an_account_restriction_points_to_spambot_and_says_no_group_was_disabled() -> None:
+    rendered = notifier.render(_note(kinds.ACCOUNT_RESTRICTED, PAYLOADS[kinds.ACCOUNT_RESTRICTED]))
+    assert rendered is not None
+    assert "@SpamBot" in rendered[0] and "no group was disabled" in rendered[0] and "14:05" in rendered[0]
+    assert "USER_BANNED_IN_CHANNEL" in rendered[0]
 
 
 def test_flood_pause_texts_by_code() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -194,3 +195,15 @@ async def test_concurrent_toggles_never_pass_the_limit(env: Env) -> None:
     results = await asyncio.gather(*(env.groups.toggle(UID, gid) for gid in ids))
     assert sorted(r.outcome for r in results).count("selected") == 3
     assert (await env.groups.counts(UID)).selected == 3
+
+
+async def test_import_records_which_supergroups_are_forums(env: Env) -> None:
+    await env.connect(UID)
+    env.gateway.groups = [replace(group(1, "Forum"), is_forum=True), group(2, "Plain")]
+    await env.groups.import_groups(UID)
+    rows = await env.fetch("SELECT title, is_forum FROM groups WHERE user_id = $1 ORDER BY title", UID)
+    assert [tuple(r) for r in rows] == [("Forum", True), ("Plain", False)]
+    # a forum that turned its topics off is seen on the next import
+    env.gateway.groups = [group(1, "Forum"), group(2, "Plain")]
+    await env.groups.import_groups(UID)
+    assert await env.fetchval("SELECT count(*) FROM groups WHERE user_id = $1 AND is_forum", UID) == 0

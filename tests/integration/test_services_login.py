@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 import orjson
 import pytest
 
@@ -188,7 +189,46 @@ async def test_logout_stops_the_broadcast_and_deletes_the_session(env: Env) -> N
 async def test_reconnecting_another_telegram_account_retires_the_old_groups(env: Env) -> None:
     await env.ready(UID, groups=3)
     await env.login.logout(UID)
-    env.gateway.tg_user_id = 888000
-    await env.connect(UID)
+    await env.connect(UID, tg_user_id=888000)
     counts = await env.groups.counts(UID)
     assert counts.gone == 3 and counts.selected == 0
+
+
+# --- issue 11: one Telegram account, one bot user --------------------------------------------------
+
+
+async def test_a_second_bot_user_logging_into_a_connected_account_is_refused_and_logged_out(env: Env) -> None:
+    other = UID + 1
+    first = await env.login.submit_code(UID, await _code_step(env), "12345")
+    assert first.outcome == "connected"
+    kept = env.gateway.durable_sessions[-1]
+
+    step = await env.login.send_code(other, "+1 555 0123")
+    assert step.attempt is not None
+    refused = await env.login.submit_code(other, step.attempt, "12345")
+
+    assert refused.outcome == "account_taken" and refused.attempt is None and refused.account is None
+    fresh = env.gateway.durable_sessions[-1]
+    assert fresh != kept and env.gateway.logged_out == [fresh]  # the new session ended, the old one not
+    assert await env.fetchval("SELECT count(*) FROM accounts WHERE user_id = $1", other) == 0
+    row = await env.fetchrow("SELECT status, session_enc FROM accounts WHERE user_id = $1", UID)
+    assert row["status"] == "connected" and env.cipher.decrypt(bytes(row["session_enc"])) == kept
+
+
+async def test_an_account_freed_by_its_bot_user_may_be_connected_by_another(env: Env) -> None:
+    other = UID + 1
+    await env.login.submit_code(UID, await _code_step(env), "12345")
+    assert await env.login.logout(UID, "user")
+    step = await env.login.send_code(other, "+15550123")
+    assert step.attempt is not None
+    moved = await env.login.submit_code(other, step.attempt, "12345")
+    assert moved.outcome == "connected"
+
+
+async def test_the_database_refuses_two_connections_of_one_telegram_account(env: Env) -> None:
+    await env.login.submit_code(UID, await _code_step(env), "12345")
+    await env.execute("INSERT INTO users (user_id) VALUES ($1)", UID + 1)
+    with pytest.raises(asyncpg.UniqueViolationError, match="accounts_tg_user_id_connected_key"):
+        await env.execute(
+            """INSERT INTO accounts (user_id, phone, tg_user_id, session_enc) VALUES ($1, '+1', 777000, '\\x00')""",
+            UID + 1)

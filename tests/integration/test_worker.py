@@ -34,6 +34,7 @@ from services import engine
 from services.engine import JobResult
 from services.engine.rounds import MIN_UPLOAD_RATE, RoundEngine
 from storage import keys
+from storage.account_lock import TelegramAccountLock
 from storage.db import Database
 from storage.user_lock import UserLock
 from tests.integration.engine_sandbox import create_world_users
@@ -194,6 +195,8 @@ async def test_claims_alone_prevent_duplicates_when_executors_race_without_the_l
     gateway = FakeSender(latency=0.02)
     eng = Engine(db, redis_client, gateway, settings_with(batch_size=3), cipher)
     eng.engine.lock = UserLock(GrantAll(eng.leases), eng.settings.engine.lease_ttl)  # type: ignore[arg-type]
+    # the Telegram account's lock would serialise the racers too: grant it alike
+    eng.engine.account_lock = TelegramAccountLock(GrantAll(eng.leases), eng.settings.engine.lease_ttl)  # type: ignore[arg-type]
     async with db.connection() as conn:
         seeded = await seed_user(conn, cipher, 1, 40)
     [round_id] = await start_round(eng)
@@ -293,6 +296,31 @@ async def test_a_job_whose_user_lock_is_held_goes_back_to_the_queue_without_send
     assert gateway.calls == []
     assert await eng.queue.is_queued(engine.job_id(round_id))
     assert (await eng.queue.depth()).delayed == 1
+
+    await eng.leases.release(other)
+    await eng.run_until_done([round_id])
+    assert len(gateway.sent()) == 2
+
+
+async def test_a_job_whose_telegram_account_is_in_use_goes_back_to_the_queue_without_sending(
+    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
+) -> None:
+    """The account's lock is keyed by its Telegram user id (an import, another bot user's job)."""
+    gateway = FakeSender()
+    eng = Engine(db, redis_client, gateway, settings_with(), cipher)
+    async with db.connection() as conn:
+        seeded = await seed_user(conn, cipher, 1, 2)
+    [round_id] = await start_round(eng)
+    tg_user_id = await fetchval(db, "SELECT tg_user_id FROM accounts WHERE account_id = $1", seeded.account_id)
+    other = await eng.leases.acquire(keys.ACCOUNT_LOCK.format(tg_user_id=tg_user_id), 30)
+    assert other is not None
+
+    [job] = await eng.queue.fetch(count=1, block_ms=100)
+    assert await eng.executor.run(job) == JobResult.BUSY
+    assert gateway.calls == []
+    assert await eng.queue.is_queued(engine.job_id(round_id))
+    assert (await eng.queue.depth()).delayed == 1
+    assert await eng.leases.holder(keys.USER_LOCK.format(user_id=1)) is None  # the user's lock given back
 
     await eng.leases.release(other)
     await eng.run_until_done([round_id])

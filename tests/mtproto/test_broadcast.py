@@ -175,7 +175,8 @@ async def test_slow_mode_answers_slowmode_wait_with_the_time_left(mt: MTSandbox)
 
 @pytest.mark.parametrize(("fault", "error", "code"), [
     ("PEER_FLOOD", AccountThrottled, "PEER_FLOOD"),
-    ("USER_BANNED_IN_CHANNEL", GroupClosed, "USER_BANNED_IN_CHANNEL"),
+    ("USER_BANNED_IN_CHANNEL", AccountThrottled, "USER_BANNED_IN_CHANNEL"),  # account-wide at Telegram
+    ("TOPIC_CLOSED", GroupClosed, "TOPIC_CLOSED"),
     ("CHAT_WRITE_FORBIDDEN", GroupClosed, "CHAT_WRITE_FORBIDDEN"),
 ])
 async def test_send_faults_reach_the_engine_as_their_domain_errors(

@@ -145,8 +145,9 @@ class Harness:
         except (ValueError, struct.error, binascii.Error):
             return False
         assert self.sandbox.mtproto is not None
-        return (session.server_address, session.port, session.auth_key is not None) == (
-            self.settings.sandbox.host, self.sandbox.mtproto.port, True)
+        ports = {dc.port for dc in self.sandbox.mtproto.peers}  # any of its data centres (PHONE_MIGRATE)
+        return (session.server_address, session.auth_key is not None) == (self.settings.sandbox.host, True) \
+            and session.port in ports
 
     def leaked_session(self, text: str) -> str | None:
         """The first session string (durable or temporary) of this adapter found in ``text``, if any."""
@@ -181,6 +182,13 @@ class Harness:
         self.next_uid += 1
         await self.ensure_user(uid, first_name)
         return uid
+
+    async def free_accounts(self) -> None:
+        """The demo accounts become free, as if the people before had logged out (one Telegram
+        account is connected by one bot user at a time); each contract case starts so."""
+        async with self.db.connection() as conn:
+            await conn.execute("UPDATE accounts SET status = 'disconnected', session_enc = NULL, "
+                               "disconnected_reason = 'next_person' WHERE status = 'connected'")
 
     async def ensure_user(self, uid: int, first_name: str = "Parity") -> None:
         if uid not in self.created:

@@ -286,6 +286,7 @@ class CaseRunner:
 
     async def run(self) -> None:
         case = self.case
+        await self.h.free_accounts()
         self.uid = ADMIN_USER if case.as_admin else await self.h.new_user()
         try:
             for name, acc in self.contract.accounts.items():

@@ -227,6 +227,7 @@ async def test_access_expiry_stops_the_broadcast_and_tells_the_user(
     """The bot role's own expiry loop (every EXPIRY_EVERY seconds in the harness) does it."""
     runner = runner_for(harness, flow_contract, await harness.new_user("Expiring"))
     uid = runner.uid
+    await harness.free_accounts()  # alice was connected by an earlier test's person
     access = AccessService(harness.db, harness.settings, now=harness.clock)
 
     async def expiry_check() -> list[int]:

@@ -101,7 +101,7 @@ async def test_a_sent_file_is_reused_by_reference_until_the_reference_expires() 
     ("group_id", "error"),
     [
         (3, "CHAT_WRITE_FORBIDDEN"),
-        (5, "USER_BANNED_IN_CHANNEL"),
+        (5, "CHANNEL_PRIVATE"),  # banned from this one group: Telegram hides it
         (7, "CHANNEL_PRIVATE"),  # Ben's group
         (999, "PEER_ID_INVALID"),
     ],
@@ -112,6 +112,32 @@ async def test_group_restrictions(group_id: int, error: str) -> None:
     err = await world_error(world.send_message(ann, group_id, h.get(group_id, 0), "hi"))
     assert err.name == error
     assert world.group_messages(group_id if group_id in (3, 5, 7) else 1) == []
+
+
+@pytest.mark.parametrize("restriction", ["USER_BANNED_IN_CHANNEL", "PEER_FLOOD", "USER_RESTRICTED",
+                                         "FROZEN_METHOD_INVALID"])
+async def test_an_account_restriction_refuses_every_group_until_lifted(restriction: str) -> None:
+    world = make_world()
+    ann, h = await setup(world)
+    assert world.set_restriction(ANN, restriction.lower()) == {"phone": ANN, "restriction": restriction}
+    for group_id in (1, 2):
+        assert (await world_error(world.send_message(ann, group_id, h[group_id], "hi"))).name == restriction
+    assert len(await world.get_dialogs(ann)) == len(h)  # it can still read
+    assert [a["restriction"] for a in world.accounts() if a["phone"] == ANN] == [restriction]
+    # another account is not touched
+    ben, hb = await setup(world, BEN)
+    await world.send_message(ben, 7, hb[7], "fine")
+    world.set_restriction(ANN, None)
+    await world.send_message(ann, 1, h[1], "again")
+    assert [p["text"] for p in world.group_messages(1)] == ["again"]
+
+
+def test_only_known_restrictions_are_accepted() -> None:
+    world = make_world()
+    with pytest.raises(ValueError, match="USER_BANNED_IN_CHANNEL"):
+        world.set_restriction(ANN, "CHAT_WRITE_FORBIDDEN")
+    with pytest.raises(KeyError):
+        world.set_restriction("+19999999999", "PEER_FLOOD")
 
 
 async def test_a_wrong_access_hash_is_refused() -> None:

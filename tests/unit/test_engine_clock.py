@@ -62,7 +62,7 @@ def batch(unwritten: Outcome | None) -> _Batch:
 def engine(clock: FakeClock, lease_ttl: float = 30.0) -> RoundEngine:
     settings = EngineSettings(lease_ttl=lease_ttl)
     return RoundEngine(store=None, lock=None, gateway=None, cipher=None, settings=settings,  # type: ignore[arg-type]
-                       pacing=None, clock=clock)
+                       pacing=None, account_lock=None, clock=clock)
 
 
 async def test_the_rescue_of_an_outcome_gives_up_after_half_a_lease_of_the_engines_clock() -> None:

@@ -101,15 +101,20 @@ ENGINE_ROWS: list[Row] = [
     Row("SLOWMODE_WAIT_X", lambda: rpc("SLOWMODE_WAIT_30", 420),
         WorldError("SLOWMODE_WAIT", seconds=30).to_dict(), FloodWait, "SLOWMODE_WAIT",
         {"seconds": 30, "is_slow_mode": True}),
-    # account throttled
-    _named("PEER_FLOOD", AccountThrottled),
+    # account throttled: limits on the whole account, never one group's
+    *(
+        _named(name, AccountThrottled, 400, spambot=True)
+        for name in ("PEER_FLOOD", "USER_BANNED_IN_CHANNEL", "USER_RESTRICTED", "FROZEN_METHOD_INVALID",
+                     "FROZEN_SOMETHING_NEW")
+    ),
     # group permanently closed; the reason is Telegram's name
     *(
         _named(name, GroupClosed, rpc_code, reason=name)
         for name, rpc_code in (
-            ("CHAT_WRITE_FORBIDDEN", 403), ("USER_BANNED_IN_CHANNEL", 400), ("CHANNEL_PRIVATE", 406),
+            ("CHAT_WRITE_FORBIDDEN", 403), ("CHANNEL_PRIVATE", 406),
             ("CHAT_ADMIN_REQUIRED", 403), ("CHAT_RESTRICTED", 400), ("CHANNEL_INVALID", 400),
-            ("PEER_ID_INVALID", 400),
+            ("PEER_ID_INVALID", 400), ("TOPIC_CLOSED", 400), ("ALLOW_PAYMENT_REQUIRED", 403),
+            ("CHAT_SEND_STICKERS_FORBIDDEN", 403),
         )
     ),
     # group moved (new id)
@@ -227,12 +232,14 @@ def test_unknown_names_fall_back_by_code_alike(message: str, rpc_code: int, oper
 @pytest.mark.parametrize(
     ("rpc_code", "operation", "expected"),
     [
-        (400, "send", MessageRejected),
+        (400, "send", GatewayError),
         (400, "dialogs", GatewayError),
         (401, "login", SessionDead),
-        (403, "send", GroupClosed),
+        (403, "send", GatewayError),
         (403, "login", GatewayError),
         (404, "send", GatewayError),
+        (406, "send", AccountThrottled),
+        (406, "login", GatewayError),
         (420, "dialogs", FloodWait),
         (500, "session", TransientError),
         (503, "send", TransientError),
@@ -322,12 +329,14 @@ OLD_TELETHON_ROWS: tuple[type[BaseException], ...] = (
     common_errors.InvalidBufferError, common_errors.AuthKeyNotFound,
     TimeoutError, ConnectionError, OSError,
 )
-# The old table's fallbacks were Telethon's base classes, one per RPC code, with these outcomes.
+# The old table's fallbacks were Telethon's base classes, one per RPC code. An unknown 400/403 is
+# no longer a rejected message / closed group at once: it stays a plain error that the engine
+# judges by its history (services.engine.judge_unknown).
 OLD_TELETHON_BASES: list[tuple[type[errors.RPCError], type[GatewayError]]] = [
     (errors.FloodError, FloodWait),
     (errors.UnauthorizedError, SessionDead),
-    (errors.ForbiddenError, GroupClosed),
-    (errors.BadRequestError, MessageRejected),
+    (errors.ForbiddenError, GatewayError),
+    (errors.BadRequestError, GatewayError),
     (errors.ServerError, TransientError),
     (errors.TimedOutError, TransientError),
 ]
