@@ -27,12 +27,14 @@ from domain.errors import (
     GatewayError,
     GroupClosed,
     GroupMigrated,
+    LoginBlocked,
     MaybeSent,
     MessageRejected,
     PasswordInvalid,
     PasswordNeeded,
     PhoneBanned,
     PhoneInvalid,
+    ResendUnavailable,
     SessionDead,
     TransientError,
 )
@@ -42,7 +44,8 @@ CSV_PATH = Path(__file__).resolve().parents[2] / "docs" / "reference" / "telegra
 
 # the outcome classes of issue 11: account throttled / account dead / group closed with a reason /
 # message rejected / login outcome / transient / flood wait (+ our client's own, + maybe sent)
-LOGIN = (PhoneInvalid, PhoneBanned, CodeInvalid, CodeExpired, PasswordNeeded, PasswordInvalid)
+LOGIN = (PhoneInvalid, PhoneBanned, CodeInvalid, CodeExpired, PasswordNeeded, PasswordInvalid, ResendUnavailable,
+         LoginBlocked)
 DELIBERATE: tuple[type[GatewayError], ...] = (
     AccountThrottled, SessionDead, GroupClosed, GroupMigrated, MessageRejected, TransientError, FloodWait,
     ClientError, MaybeSent, *LOGIN,
