@@ -185,7 +185,9 @@ class Harness:
 
     async def free_accounts(self) -> None:
         """The demo accounts become free, as if the people before had logged out (one Telegram
-        account is connected by one bot user at a time); each contract case starts so."""
+        account is connected by one bot user at a time); each contract case starts so, and the
+        dialog-paging throttle of the world is as it would be minutes later."""
+        self.sandbox.world.forget_dialog_paging()
         async with self.db.connection() as conn:
             await conn.execute("UPDATE accounts SET status = 'disconnected', session_enc = NULL, "
                                "disconnected_reason = 'next_person' WHERE status = 'connected'")
