@@ -25,10 +25,11 @@ from typing import Literal
 
 from accounts.crypto import SessionDecryptError
 from accounts.gateway import ARCHIVE_FOLDER, MAIN_FOLDER, AccountRef, DialogPage
+from accounts.gateway import release as release_account
 from domain.errors import FloodWait, GatewayError, SessionDead, TransientError
 from services.groups import GONE_REASON, GroupService, ImportResult, importable
 from services.locks import Busy, holding
-from storage.repositories import group_imports, groups, users
+from storage.repositories import group_imports, group_traits, groups, users
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,11 @@ class GroupImportService(GroupService):
                 return await self._end(user_id, "cancelled", "", report)
             try:
                 async with holding(self.lock, user_id, self.lock_wait):
-                    page = await self.gateway.list_groups_page(ref, job.folder, job.page_offset)
+                    try:
+                        page = await self.gateway.list_groups_page(ref, job.folder, job.page_offset)
+                    finally:
+                        # connected only while the lock is held: one session key, one process
+                        await release_account(self.gateway, ref)
             except FloodWait as exc:
                 if not await self._wait(user_id, exc.seconds, report, sleep):
                     return await self._end(user_id, "cancelled", "", report)
@@ -141,6 +146,8 @@ class GroupImportService(GroupService):
         async with self.db.transaction() as conn:
             await users.lock(conn, user_id)
             new, updated = await groups.merge(conn, user_id, fresh, now)
+            await group_traits.record_forums(conn, user_id, [g.peer_id for g in fresh],
+                                             [g.peer_id for g in page.groups if g.is_forum])
             status = await group_imports.save_page(
                 conn, user_id, folder=folder, page_offset=offset, read=page.read,
                 peers=[g.peer_id for g in fresh], new=new, updated=updated, now=now)
