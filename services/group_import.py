@@ -44,7 +44,8 @@ TRANSIENT_TRIES = 4
 @dataclass(frozen=True)
 class ImportProgress:
     """What the progress message shows. ``status``: running | waiting (``wait_seconds``, and
-    ``resume_at`` for a long wait) | done (``result``) | cancelled | failed (``error``) | session_dead."""
+    ``resume_at`` for a long wait) | done (``result``) | cancelled | failed (``error``) | session_dead |
+    busy (a broadcast batch held the session before the first page: nothing read or changed)."""
 
     status: str
     chats_read: int
@@ -109,6 +110,10 @@ class GroupImportService(GroupService):
                     return await self._end(user_id, "cancelled", "", report)
                 continue
             except Busy:
+                if job.chats_read == 0 and job.folder == MAIN_FOLDER and not job.page_offset:
+                    # nothing read yet: say the broadcast is sending and change nothing (as before
+                    # imports ran as jobs); "try again in a moment" starts it afresh
+                    return await self._end(user_id, "failed", "BUSY", report, "busy")
                 await sleep(1.0)  # a broadcast batch holds the session: the next page after it
                 continue
             except SessionDead as exc:

@@ -123,6 +123,10 @@ async def _run_import(bot: Bot, query: CallbackQuery, groups: GroupImportService
     elif final.status == "session_dead":
         mark("U3.4", "session_dead")
         await show(bot, query, texts.SESSION_ENDED, kb.login_offer())
+    elif final.status == "busy":
+        # a broadcast batch is sending on the session: nothing was read or changed
+        mark("U3.3", "busy")
+        await show(bot, query, texts.BROADCAST_BUSY, kb.groups_menu())
     elif final.status == "cancelled":
         mark("U3.3", "cancelled")
         await show(bot, query, texts.import_cancelled(final.chats_read), kb.groups_menu())
