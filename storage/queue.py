@@ -447,9 +447,12 @@ class JobQueue:
                 resp = await self.redis.xreadgroup(
                     self.group, self.consumer, {self.stream: ">"}, count=count, block=block)
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # flushed while blocked: Redis 6 answers NOGROUP at the next read, Redis 7 unblocks the
+                # reader at once with "UNBLOCKED the stream key no longer exists"; either way the
+                # fetch script recreates the group on the next turn
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
-                continue  # flushed while blocked: the fetch script recreates the group
+                continue
             jobs = self._jobs(_stream_entries(resp))
             if jobs:
                 break
