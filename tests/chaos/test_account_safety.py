@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import statistics
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,13 +42,6 @@ LIMITED_ENV = {
     "SEND_LIMIT_TIME_SCALE": str(SCALE), "SEND_LIMIT_SLACK": "0.1", "BREAK_AFTER": str(BREAK_AFTER),
     "BREAK_MIN": "600", "BREAK_MAX": "1200", "GAP_MIN": "0.005", "GAP_MAX": "0.02", "BATCH_SIZE": "5",
 }
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Servers]:
-    started = Servers.start()
-    yield started
-    started.stop()
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +38,6 @@ from tests.chaos.cluster import (
 from tests.integration.engine_sandbox import WorldUser, create_world_users
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Servers]:
-    started = Servers.start()
-    yield started
-    started.stop()
 
 
 @dataclass
