@@ -1,8 +1,12 @@
-"""The flow contract as data: ``flows.yaml`` (executable cases) and ``flows.md`` (the rows).
+"""The flow contract as data: ``flows.yaml`` + ``beyond/*.yaml`` (executable cases) and
+``flows.md`` + ``flows-beyond.md`` (the rows).
 
 ``load()`` reads and checks the YAML (unknown step or expectation names, unknown preconditions
-and malformed cases are errors, so a typo can't silently skip a check); ``row_ids()`` lists
-every row id of flows.md, which the parity suite requires to be covered.
+and malformed cases are errors, so a typo can't silently skip a check); the files of ``beyond/``
+add their preconditions and cases to those of flows.yaml (a name defined twice is an error).
+``row_ids()`` lists every row id of both markdown files, which the parity suite requires to be
+covered. Only a row of flows-beyond.md may be pending (not built yet, with the reason); the parity
+summary prints each one.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 FLOWS_YAML = HERE / "flows.yaml"
 FLOWS_MD = HERE / "flows.md"
+BEYOND_MD = HERE / "flows-beyond.md"
+BEYOND_DIR = HERE / "beyond"
 
 STEP_KINDS = frozenset(
     {
@@ -236,12 +242,36 @@ def parse(data: Any) -> Contract:
     )
 
 
-def load(path: Path = FLOWS_YAML) -> Contract:
+def merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str, Any]:
+    """``base`` with the preconditions and cases of ``extra`` (a file of beyond/) added."""
+    if not isinstance(extra, dict) or extra.get("version") != 1:
+        raise ContractError(f"{where}: must be a mapping with version: 1")
+    unknown = set(extra) - {"version", "given", "cases"}
+    if unknown:
+        raise ContractError(f"{where}: unknown top-level key(s) {sorted(unknown)}")
+    given = dict(base.get("given") or {})
+    twice = set(given) & set(extra.get("given") or {})
+    if twice:
+        raise ContractError(f"{where}: precondition(s) already defined: {sorted(twice)}")
+    given.update(extra.get("given") or {})
+    return {**base, "given": given, "cases": [*(base.get("cases") or []), *(extra.get("cases") or [])]}
+
+
+def load(path: Path = FLOWS_YAML, beyond: Path | None = BEYOND_DIR) -> Contract:
     import yaml  # a test/tooling dependency; the running service never loads the contract
 
-    return parse(yaml.safe_load(path.read_text(encoding="utf-8")))
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for extra in sorted(beyond.glob("*.yaml")) if beyond is not None else ():
+        data = merge(data, yaml.safe_load(extra.read_text(encoding="utf-8")), extra.name)
+    return parse(data)
 
 
-def row_ids(path: Path = FLOWS_MD) -> list[str]:
-    """Every row id of flows.md (``U1.1`` … ``A7``), in document order."""
-    return _ROW.findall(path.read_text(encoding="utf-8"))
+def row_ids(*paths: Path) -> list[str]:
+    """Every row id of flows.md and flows-beyond.md (``U1.1`` … ``A7``, ``U8.1`` …), in order."""
+    files = paths or (FLOWS_MD, BEYOND_MD)
+    return [row for path in files for row in _ROW.findall(path.read_text(encoding="utf-8"))]
+
+
+def beyond_rows() -> frozenset[str]:
+    """The rows of flows-beyond.md: the only ones that may be pending."""
+    return frozenset(row_ids(BEYOND_MD))

@@ -12,8 +12,20 @@ def test_contract_covers_every_row_of_flows_md() -> None:
     rows = contract.row_ids()
     assert len(rows) == len(set(rows)) >= 50
     assert set(rows) <= loaded.rows()
+    beyond = contract.beyond_rows()
+    assert {"U8.1", "U12.2"} <= beyond and not beyond & set(contract.row_ids(contract.FLOWS_MD))
     user_rows = {r for r in rows if r.startswith("U")}
-    assert not user_rows & set(loaded.pending()), "U rows must be executable"
+    assert not (user_rows - beyond) & set(loaded.pending()), "U rows of flows.md must be executable"
+    unknown = loaded.rows() - set(rows) - {r for r in loaded.rows() if r.startswith("conv.")}
+    assert not unknown, f"cases name rows neither markdown file has: {sorted(unknown)}"
+
+
+def test_a_beyond_file_may_not_redefine_a_precondition() -> None:
+    base = {"version": 1, "given": {"started": [{"send": "/start"}]}, "cases": []}
+    with pytest.raises(contract.ContractError, match="already defined"):
+        contract.merge(base, {"version": 1, "given": {"started": []}}, "x.yaml")
+    merged = contract.merge(base, {"version": 1, "cases": [{"id": "U8.1", "pending": "later"}]}, "x.yaml")
+    assert contract.parse(merged).pending() == {"U8.1": "later"}
 
 
 def test_preconditions_expand_recursively() -> None:
@@ -64,7 +76,12 @@ def test_the_contract_copy_of_flows_md_matches_the_spec() -> None:
         pytest.skip("no ../shared/spec beside this checkout")
     amendments = spec.with_name("flows-beyond.md").read_text(encoding="utf-8").split("## Amendments to flows.md")
     amended = re.findall(r"^\| (U\d+\.\d+) \|.*$", amendments[-1], re.M) if len(amendments) > 1 else []
-    assert set(contract.row_ids()) == set(contract.row_ids(spec)) | set(amended)
+    assert set(contract.row_ids(contract.FLOWS_MD)) == set(contract.row_ids(spec)) | set(amended)
     copy = contract.FLOWS_MD.read_text(encoding="utf-8")
     for line in re.findall(r"^\| U\d+\.\d+ \|.*$", amendments[-1], re.M) if len(amendments) > 1 else []:
         assert line in copy, line
+    # the new rows (U8-U12) are copied verbatim into contract/flows-beyond.md
+    beyond = contract.BEYOND_MD.read_text(encoding="utf-8")
+    new_rows = re.findall(r"^\| U\d+\.\d+ \|.*$", amendments[0], re.M)
+    assert new_rows and all(line in beyond for line in new_rows)
+    assert set(contract.row_ids(contract.BEYOND_MD)) == {line.split("|")[1].strip() for line in new_rows}
