@@ -117,6 +117,18 @@ class AppSettings:
     webhook_secret: Secret = field(default_factory=lambda: Secret(""))
 
 
+def check_retention(retention: RetentionSettings) -> None:
+    """A window under a day would delete the rounds the status view and the admin runtime still show."""
+    if retention.days < 1:
+        raise SettingsError("RETENTION_DAYS must be at least 1")
+    if retention.audit_days < 0:
+        raise SettingsError("AUDIT_RETENTION_DAYS must be 0 (keep forever) or more")
+    if retention.batch < 1:
+        raise SettingsError("RETENTION_BATCH must be at least 1")
+    if retention.pause < 0 or retention.interval <= 0:
+        raise SettingsError("RETENTION_PAUSE must be 0 or more and RETENTION_INTERVAL above 0")
+
+
 WEBHOOK_SECRET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -173,6 +185,17 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long history is stored (issue 14): older rows are summarised and deleted in small batches."""
+
+    days: int = 30  # finished rounds and attempts, superseded message versions, media, notifications
+    audit_days: int = 365  # admin audit log (accountability outlives delivery history); 0 keeps it forever
+    batch: int = 1000  # most rows one retention statement deletes
+    pause: float = 0.05  # seconds between two batches, so other writers get the tables
+    interval: float = 3600.0  # seconds between two runs of the job (scheduler leader only)
+
+
+@dataclass(frozen=True)
 class SecuritySettings:
     session_key: Secret = field(default_factory=lambda: Secret(""))  # SESSION_ENCRYPTION_KEY (Fernet)
 
@@ -192,6 +215,7 @@ class Settings:
     bot: BotSettings = field(default_factory=BotSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def has_telegram_credentials(self) -> bool:
@@ -353,6 +377,11 @@ class EnvironmentVariables(BaseSettings):
     GAP_WIDEN_MAX: float | None = None
     GAP_WIDEN_RECOVER: int | None = None
     SESSION_ENCRYPTION_KEY: str | None = None
+    RETENTION_DAYS: int | None = None
+    AUDIT_RETENTION_DAYS: int | None = None
+    RETENTION_BATCH: int | None = None
+    RETENTION_PAUSE: float | None = None
+    RETENTION_INTERVAL: float | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -447,6 +476,11 @@ ENV_MAP: dict[str, tuple[str, str]] = {
     "GAP_WIDEN_MAX": ("engine", "gap_widen_max"),
     "GAP_WIDEN_RECOVER": ("engine", "gap_widen_recover"),
     "SESSION_ENCRYPTION_KEY": ("security", "session_key"),
+    "RETENTION_DAYS": ("retention", "days"),
+    "AUDIT_RETENTION_DAYS": ("retention", "audit_days"),
+    "RETENTION_BATCH": ("retention", "batch"),
+    "RETENTION_PAUSE": ("retention", "pause"),
+    "RETENTION_INTERVAL": ("retention", "interval"),
 }
 
 
@@ -491,6 +525,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         raise SettingsError("BREAK_MIN must not exceed BREAK_MAX")
     if settings.engine.limit_time_scale <= 0:
         raise SettingsError("SEND_LIMIT_TIME_SCALE must be above 0")
+    check_retention(settings.retention)
     check_webhook(settings.app)
     if settings.telegram.gateway and settings.telegram.gateway not in GATEWAYS:
         raise SettingsError(f"ACCOUNT_GATEWAY must be one of {', '.join(GATEWAYS)} (or empty)")

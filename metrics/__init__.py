@@ -54,6 +54,15 @@ SCHEDULER_TICKS = Counter("scheduler_ticks_total", "Scheduler ticks by result", 
 SCHEDULER_LAG = Gauge("scheduler_lag_seconds", "Age of the oldest due campaign at the last tick",
                       registry=REGISTRY)
 CAMPAIGNS_RUNNING = Gauge("campaigns_running", "Campaigns in state running", registry=REGISTRY)
+# retention (issue 14): rows deleted by table, runs by result, how long a run took
+RETENTION_DELETED = Counter("retention_deleted_rows_total", "Rows the retention job deleted, by table",
+                            ["table"], registry=REGISTRY)
+RETENTION_SUMMARISED = Counter("retention_summarised_rounds_total",
+                               "Rounds folded into round_summaries before deletion", registry=REGISTRY)
+RETENTION_RUNS = Counter("retention_runs_total", "Retention runs by result (complete | partial | error)",
+                         ["result"], registry=REGISTRY)
+RETENTION_SECONDS = Histogram("retention_run_seconds", "Duration of one retention run",
+                              buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600), registry=REGISTRY)
 
 # bot
 BOT_UPDATES = Counter("bot_updates_total", "Bot updates by type", ["type"], registry=REGISTRY)

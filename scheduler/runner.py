@@ -1,4 +1,5 @@
-"""The scheduler of the worker role: APScheduler's AsyncIOScheduler under a leader lease.
+"""The scheduler of the worker role: APScheduler's AsyncIOScheduler under a leader lease, running the
+due scan, reconciliation and retention.
 
 Every worker replica runs ``run_scheduler``; only the holder of the ``SCHEDULER_LEADER`` lease
 runs the jobs. When the leader dies its lease expires and a standby takes over within one lease.
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
@@ -20,6 +21,7 @@ from redis.exceptions import RedisError
 
 from config.settings import Settings
 from scheduler.jobs import SchedulerJobs
+from services.retention import RetentionService
 from storage import keys
 from storage.db import Database
 from storage.lease import HeldLease, Leases
@@ -33,13 +35,22 @@ def reconcile_interval(tick: float, lease_ttl: float) -> float:
     return max(tick, min(lease_ttl / 6, 10.0))
 
 
-def build_scheduler(jobs: SchedulerJobs, tick: float, lease_ttl: float) -> AsyncIOScheduler:
+RETENTION_FIRST_RUN = 60.0  # seconds after taking the lead: a new leader runs it soon, not at start-up
+
+
+def build_scheduler(jobs: SchedulerJobs, tick: float, lease_ttl: float,
+                    retention: RetentionService | None = None) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC)
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None,
               "next_run_time": datetime.now(UTC)}
     scheduler.add_job(_quiet(jobs.tick), "interval", seconds=tick, id="due-scan", **common)
     scheduler.add_job(_quiet(jobs.reconcile), "interval", seconds=reconcile_interval(tick, lease_ttl),
                       id="reconcile", **common)
+    if retention is not None:
+        interval = retention.settings.interval
+        first = datetime.now(UTC) + timedelta(seconds=min(interval, RETENTION_FIRST_RUN))
+        scheduler.add_job(_quiet(retention.run_logged), "interval", seconds=interval, id="retention",
+                          **{**common, "next_run_time": first})
     return scheduler
 
 
@@ -65,9 +76,10 @@ async def run_scheduler(db: Database, redis: Redis, queue: JobQueue, settings: S
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     leases = Leases(redis)
     jobs = SchedulerJobs(db, queue, leases, engine, redis=redis)
+    retention = RetentionService(db, settings.retention)
 
     async def lead(held: HeldLease) -> None:
-        scheduler = build_scheduler(jobs, engine.tick, engine.lease_ttl)
+        scheduler = build_scheduler(jobs, engine.tick, engine.lease_ttl, retention)
         scheduler.start()
         log.info("scheduler: leading (token %d), tick %.2fs", held.token, engine.tick)
         try:
