@@ -17,12 +17,14 @@ from config.settings import Settings
 from domain import rules
 from domain.errors import AlreadyRunning
 from domain.models import AuditEntry, Clock, utc_now
+from domain.retention import HistoryTotals
 from services import notifications
 from services.announcements import AnnouncementBusy, StartedAnnouncement
 from services.locks import Busy
 from services.login import LoginService
 from storage.db import Connection, Database
 from storage.repositories import accounts, announcements, audit, campaigns, groups, messages, users
+from storage.repositories import retention as retention_repo
 from storage.repositories import settings as settings_repo
 from storage.repositories import status as status_repo
 from storage.repositories.users import UserListRow
@@ -121,6 +123,7 @@ class UserCard:
     paused_until: datetime | None
     created_at: datetime
     last_seen_at: datetime
+    history: HistoryTotals = field(default_factory=HistoryTotals)  # summarised days + stored rounds
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,7 @@ class AdminService:
             counts = await groups.counts(conn, user_id)
             version = await messages.current_version(conn, user_id)
             campaign = await campaigns.get(conn, user_id)
+            history = await retention_repo.history_totals(conn, user_id)
         return UserCard(
             user=self._summary(row, mode),
             phone_masked=rules.mask_phone(account.phone) if account is not None else "",
@@ -204,6 +208,7 @@ class AdminService:
             paused_until=campaign.paused_until if campaign is not None else None,
             created_at=row.user.created_at,
             last_seen_at=row.user.last_seen_at,
+            history=history,
         )
 
     async def pending_requests(self, actor: Actor, limit: int = 50) -> list[UserSummary]:

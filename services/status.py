@@ -9,10 +9,12 @@ from datetime import datetime
 from config.settings import Settings
 from domain import rules
 from domain.models import Clock, RoundCounts, utc_now
+from domain.retention import HistoryTotals
 from services.groups import GroupCounts
 from services.send_limits import PacingView, SendLimitsService
 from storage.db import Database
 from storage.repositories import accounts, campaigns, groups, messages, users
+from storage.repositories import retention as retention_repo
 from storage.repositories import settings as settings_repo
 from storage.repositories import status as status_repo
 
@@ -78,6 +80,7 @@ class StatusView:
     notify_rounds: bool
     pacing: PacingView | None = None  # the account limiter: "paced: 48/250 this hour ..."
     no_groups_left: bool = False
+    history: HistoryTotals | None = None  # every finished round (summaries of deleted days + stored rounds)
 
 
 class StatusService:
@@ -132,6 +135,7 @@ class StatusService:
             disabled = await groups.disabled_selected(conn, user_id, DISABLED_SHOWN)
             selected = await groups.count_selected(conn, user_id)
             user = await users.get(conn, user_id)
+            history = await retention_repo.history_totals(conn, user_id)
         running = campaign is not None and campaign.running
         paused_until = self._future(campaign.paused_until if campaign is not None else None)
         return StatusView(
@@ -149,6 +153,7 @@ class StatusService:
             notify_rounds=user.notify_rounds if user is not None else True,
             pacing=await self._pacing(user_id, last) if running else None,
             no_groups_left=running and selected == 0,
+            history=history,
         )
 
     async def _pacing(self, user_id: int, last: RoundCounts | None) -> PacingView | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.models import AuditEntry
+from domain.retention import HistoryTotals
 from roles.app.errors import NotFound
 from services.admin import AdminOverview, AdminResult, UserCard, UserPage, UserSummary
 from services.engine import FINAL_STATUSES
@@ -65,6 +66,20 @@ def user_card(card: UserCard) -> dict[str, Any]:
         "paused_until": card.paused_until,
         "created_at": card.created_at,
         "last_seen_at": card.last_seen_at,
+        "history": history_totals(card.history),
+    }
+
+
+def history_totals(history: HistoryTotals) -> dict[str, Any]:
+    return {
+        "rounds": history.rounds,
+        "cancelled": history.cancelled,
+        "attempts": history.total,
+        "sent": history.sent,
+        "failed": history.failed,
+        "skipped": history.skipped,
+        "unknown": history.unknown,
+        "since": history.since,
     }
 
 
