@@ -15,6 +15,7 @@ on these tables; without it, compressed time measures dead tuples nobody had the
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class DayFigures:
     day: int
     sizes: dict[str, tuple[int, int]]  # table -> (rows, bytes)
     report: RetentionReport
+    seconds: float  # the retention run alone (not the day's writes nor the VACUUM)
 
 
 @dataclass
@@ -211,11 +213,13 @@ async def simulate(db: Database, w: Workload, days: int, settings: RetentionSett
             await write_day(conn, w, day, truth)
         end_of_day = START + timedelta(days=day + 1)
         service = RetentionService(db, settings, now=lambda at=end_of_day: at, sleep=no_pause)
+        started = time.perf_counter()
         report = await service.run()
+        seconds = time.perf_counter() - started
         async with db.connection() as conn:
             await vacuum(conn)
             sizes = await retention_repo.table_sizes(conn)
-        figure = DayFigures(day + 1, sizes, report)
+        figure = DayFigures(day + 1, sizes, report, seconds)
         figures.append(figure)
         if on_day is not None:
             on_day(figure)

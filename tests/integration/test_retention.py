@@ -51,6 +51,9 @@ async def test_sixty_simulated_days_keep_the_tables_flat_after_the_window(db_poo
             # rows: the window's worth plus what is kept (last rounds, current versions) and one edit cycle
             assert rows <= rows30 * 1.15 + 10, (table, day, rows, rows30)
             assert size <= bytes30 * 1.3 + 64 * 1024, (table, day, size, bytes30)
+    # and they have stopped growing: the last ten days add nothing (index pages settle by day ~50)
+    for table in FLAT:
+        assert by_day[DAYS].sizes[table][1] <= by_day[DAYS - 10].sizes[table][1] * 1.05 + 16 * 1024, table
     # without retention the history tables would have doubled
     assert by_day[DAYS].sizes["attempts"][0] < by_day[WINDOW].sizes["attempts"][0] * 1.15
     # the audit log has its own, longer window
