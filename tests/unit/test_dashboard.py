@@ -40,7 +40,7 @@ REQUIRED_SERIES = {
     "lock_wait_seconds_bucket", "leader_elections_total", "leader_changes_total", "leader",
     "workers_live", "scheduler_ticks_total", "scheduler_lag_seconds", "campaigns_running",
     "bot_updates_total", "bot_handler_seconds_bucket", "login_outcomes_total", "http_requests_total",
-    "role_up",
+    "role_up", "retention_deleted_rows_total", "retention_runs_total",
 }
 
 
