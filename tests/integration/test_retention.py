@@ -4,6 +4,7 @@ answers before and after old rows go."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
@@ -208,3 +209,19 @@ async def test_deletes_go_in_bounded_batches_with_a_pause_and_resume_after_the_r
     assert await env.fetchval("SELECT sum(rounds) FROM round_summaries WHERE user_id = $1", uid) == 12
     history = await RetentionService(env.db, settings, now=env.clock).history(uid)
     assert (history.rounds, history.sent, history.failed) == (13, 40, 12)
+
+
+async def test_a_round_another_transaction_holds_is_skipped_not_waited_for(env: Env) -> None:
+    uid = 541
+    await env.ready(uid, groups=2)
+    held = await _round_at(env, uid, 50, ["sent", "sent"])
+    other = await _round_at(env, uid, 45, ["sent", "failed"])
+    await _round_at(env, uid, 1, ["sent", "sent"])
+    async with env.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT 1 FROM rounds WHERE round_id = $1 FOR UPDATE", held)
+        report = await asyncio.wait_for(_service(env).run(), timeout=30)
+        assert report.deleted["rounds"] == 1
+    left = {r["round_id"] for r in await env.fetch("SELECT round_id FROM rounds WHERE user_id = $1", uid)}
+    assert held in left and other not in left
+    assert (await _service(env).run()).deleted["rounds"] == 1
+    assert await env.fetchval("SELECT sum(rounds) FROM round_summaries WHERE user_id = $1", uid) == 2
