@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ def notify_caption(on: bool) -> str:
 
 GROUP_FORMS = ("group", "groups")
 ATTEMPT_FORMS = ("attempt", "attempts")
+ROUND_FORMS = ("round", "rounds")
 
 
 def interval_preset_caption(label: str, current: bool) -> str:
@@ -531,6 +532,13 @@ def stopped(sent: int | None, failed: int | None, total: int | None) -> str:
 
 
 # U7 --------------------------------------------------------------------------------------------
+def history_line(rounds: int, sent: int, failed: int, skipped: int, since: date | None) -> str:
+    """U7.1: every finished round so far (kept exact when old rounds are summarised and deleted)."""
+    start = f" since {since.day} {since:%b %Y}" if since is not None else ""
+    rounds_text = count(rounds, ROUND_FORMS)
+    return f"📈 All time: {sent} sent, {failed} failed, {skipped} skipped in {rounds_text}{start}"
+
+
 def status_card(
     *,
     running: bool,

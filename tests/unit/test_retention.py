@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from config.settings import EngineSettings, RetentionSettings, SettingsError, load_settings
-from domain.retention import RetentionReport, cutoffs, media_batch, rounds_within
+from domain.retention import HistoryTotals, RetentionReport, cutoffs, media_batch, rounds_within
 from metrics import REGISTRY
 from roles.bot.middlewares import DEDUPE_TTL
+from roles.bot.routers.status import render
 from scheduler.jobs import SchedulerJobs
 from scheduler.runner import build_scheduler
 from services.retention import RetentionService
+from services.status import StatusView
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -106,3 +108,18 @@ async def test_a_failed_run_is_counted_and_logged_never_raised(caplog: pytest.Lo
     assert await service.run_logged() is None
     assert REGISTRY.get_sample_value("retention_runs_total", {"result": "error"}) == before + 1
     assert "retention run failed" in caplog.text
+
+
+def _view(history: HistoryTotals | None) -> StatusView:
+    return StatusView(user_id=1, running=False, interval=None, next_run_at=None, paused_until=None,
+                      pause_reason="", global_paused=False, last_round=None, group_outcomes=[], more_groups=0,
+                      disabled_groups=[], notify_rounds=True, history=history)
+
+
+def test_the_status_card_shows_all_time_totals_once_a_round_finished() -> None:
+    since = date(2026, 1, 5)
+    text = render(_view(HistoryTotals(rounds=96, sent=450, failed=7, skipped=3, since=since)), NOW)
+    assert "📈 All time: 450 sent, 7 failed, 3 skipped in 96 rounds since 5 Jan 2026" in text
+    assert "in 1 round since" in render(_view(HistoryTotals(rounds=1, sent=1, since=since)), NOW)
+    assert "All time" not in render(_view(HistoryTotals()), NOW)
+    assert "All time" not in render(_view(None), NOW)

@@ -55,6 +55,10 @@ def render(view: StatusView, now: datetime | None = None) -> str:
         no_groups_left=view.no_groups_left,
         notify_on=view.notify_rounds,
     )
+    history = view.history
+    if history is not None and history.rounds:
+        text += "\n" + texts.history_line(history.rounds, history.sent, history.failed, history.skipped,
+                                           history.since)
     if view.pacing is not None:
         text += "\n" + pacing_texts.pacing_line(view.pacing)
         ends = pacing_texts.round_end_line(view.pacing.round_ends_at)
