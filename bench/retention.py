@@ -5,7 +5,8 @@
 
 Each simulated day writes one day of a small workload with that day's timestamps (rounds every
 24 h / rounds-per-day with one attempt per group, a notification per round, a message edit every 3
-days, every other one with a photo, a few audit rows; see tests/integration/retention_sim.py), then
+days, every other one with a photo, a few audit rows, a weekly announcement to every user; see
+tests/integration/retention_sim.py), then
 runs the retention job with its clock at the end of the day, then VACUUM (autovacuum's stand-in).
 The baseline is the same run with retention effectively off (a window longer than the run), in the
 same invocation: its day-N/day-W ratio is what growth looks like; with retention the ratio stays ~1.
@@ -22,8 +23,9 @@ from bench.common import database, fresh_database, machine, servers
 from config.settings import RetentionSettings
 from tests.integration.retention_sim import DayFigures, Workload, simulate
 
-TABLES = ("rounds", "attempts", "messages", "media", "notifications", "audit_log", "round_summaries")
-HISTORY = ("rounds", "attempts", "messages", "media", "notifications")
+TABLES = ("rounds", "attempts", "messages", "media", "notifications", "announcement_deliveries", "audit_log",
+          "round_summaries")
+HISTORY = ("rounds", "attempts", "messages", "media", "notifications", "announcement_deliveries")
 
 
 def _total(figure: DayFigures, tables: tuple[str, ...] = HISTORY) -> int:
@@ -42,7 +44,7 @@ async def run(pg_url: str, args: argparse.Namespace, settings: RetentionSettings
     url = await fresh_database(pg_url)
     workload = Workload(users=args.users, groups=args.groups, rounds_per_day=args.rounds_per_day)
     print(f"--- {label}")
-    print("day " + " ".join(f"{t[:7]:>7}" for t in TABLES) + "   history bytes (rounds .. notifications)")
+    print("day " + " ".join(f"{t[:7]:>7}" for t in TABLES) + "   history bytes (rounds .. announcement_d)")
 
     def show(figure: DayFigures) -> None:
         if args.verbose or figure.day in (1, args.window, args.days) or figure.day % 5 == 0:
@@ -89,7 +91,7 @@ def main() -> None:
     print(f"ratio day{args.days}/day{args.window}   rows with / without retention   bytes with / without")
     for table, (rows, size) in on_ratio.items():
         base_rows, base_size = off_ratio[table]
-        print(f"  {table:<15} {rows:>6.2f} / {base_rows:>5.2f}      {size:>6.2f} / {base_size:>5.2f}")
+        print(f"  {table:<23} {rows:>6.2f} / {base_rows:>5.2f}      {size:>6.2f} / {base_size:>5.2f}")
     steady = max(args.window, args.days - 10)
     growth = ratios(with_retention, steady, args.days)["history total"][1]
     print(f"with retention, history bytes day{args.days}/day{steady}: {growth:.3f} "

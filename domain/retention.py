@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 # media rows carry the file's bytes (up to tens of MB each): far fewer of them per statement
 MEDIA_BATCH_DIVISOR = 20
 
-TABLES = ("attempts", "rounds", "messages", "media", "notifications", "audit_log")
+TABLES = ("attempts", "rounds", "messages", "media", "notifications", "announcement_deliveries", "audit_log")
 
 
 @dataclass(frozen=True)

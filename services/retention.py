@@ -3,7 +3,8 @@
 One run deletes, oldest first and a small batch per transaction with a pause in between:
 finished rounds older than ``RETENTION_DAYS`` with their attempts (their counters folded into
 ``round_summaries`` in the same transaction), then the message versions no stored round sends any
-more, then the media no message uses, delivered notifications, and audit rows older than
+more, then the media no message uses, delivered notifications, the per-user delivery rows of
+finished announcements (the announcement keeps its totals), and audit rows older than
 ``AUDIT_RETENTION_DAYS``. The order matters: deleting rounds is what frees message versions, and
 deleting versions frees media. The scheduler leader runs it every ``RETENTION_INTERVAL``.
 """
@@ -50,6 +51,8 @@ class RetentionService:
         await self._drain("messages", repo.delete_old_messages, cut.history, batch, report)
         await self._drain("media", repo.delete_unused_media, cut.history, media_batch(batch), report)
         await self._drain("notifications", repo.delete_delivered_notifications, cut.history, batch, report)
+        await self._drain("announcement_deliveries", repo.delete_announcement_deliveries, cut.history, batch,
+                          report)
         if cut.audit is not None:
             await self._drain("audit_log", repo.delete_old_audit, cut.audit, batch, report)
         return report

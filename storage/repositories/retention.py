@@ -17,7 +17,8 @@ import asyncpg
 from domain.retention import HistoryTotals
 
 # tables whose size the retention job bounds (and the simulation measures)
-MEASURED = ("rounds", "attempts", "messages", "media", "notifications", "audit_log", "round_summaries")
+MEASURED = ("rounds", "attempts", "messages", "media", "notifications", "announcement_deliveries",
+            "audit_log", "round_summaries")
 
 
 async def old_rounds(conn: asyncpg.Connection, cutoff: datetime, limit: int) -> list[tuple[int, int]]:
@@ -114,6 +115,23 @@ async def delete_delivered_notifications(conn: asyncpg.Connection, cutoff: datet
             ORDER BY delivered_at
             LIMIT $2
             FOR UPDATE SKIP LOCKED)
+        """,
+        cutoff, limit,
+    ))
+
+
+async def delete_announcement_deliveries(conn: asyncpg.Connection, cutoff: datetime, limit: int) -> int:
+    """Per-user delivery rows of announcements finished before ``cutoff``; the announcement row keeps
+    its delivered/blocked/failed totals."""
+    return _count(await conn.execute(
+        """
+        DELETE FROM announcement_deliveries d USING (
+            SELECT x.announcement_id, x.user_id
+            FROM announcements a JOIN announcement_deliveries x USING (announcement_id)
+            WHERE a.status = 'done' AND a.finished_at < $1
+            LIMIT $2
+            FOR UPDATE OF x SKIP LOCKED) old
+        WHERE d.announcement_id = old.announcement_id AND d.user_id = old.user_id
         """,
         cutoff, limit,
     ))

@@ -4,8 +4,8 @@ test and ``bench/retention.py``.
 Each simulated day writes one day of a small realistic workload with that day's timestamps: every
 running user's rounds (one every ``24 h / rounds_per_day``) with an attempt per selected group and
 mostly "sent" outcomes, a "round finished" notification per round (delivered seconds later), a
-message edit every few days (every other one with a new photo) and a few admin audit rows. Then the
-retention job runs with its clock set to the end of that day. One user stops broadcasting early, so
+message edit every few days (every other one with a new photo), a few admin audit rows and, every
+week, an admin announcement delivered to every user. Then the retention job runs with its clock set to the end of that day. One user stops broadcasting early, so
 their last round ages out of the window: the status view must still show it.
 
 Plain ``VACUUM`` after each day stands in for autovacuum, which at real speed runs many times a day
@@ -42,6 +42,7 @@ class Workload:
     media_bytes: int = 8_192  # every other edit carries a photo of this size
     admin_actions_per_day: int = 3
     stop_after: int = 5  # the last user stops broadcasting after this day
+    announce_every: int = 7  # days between two admin announcements to every user
 
     @property
     def user_ids(self) -> list[int]:
@@ -181,6 +182,16 @@ async def write_day(conn: asyncpg.Connection, w: Workload, day: int, truth: Trut
                                      'skipped', skipped, 'unknown', unknown),
                   finished_at, finished_at + interval '3 seconds', 1
            FROM rounds WHERE round_id = ANY($1::bigint[])""", round_ids)
+    if day % w.announce_every == 0:
+        announcement_id = await conn.fetchval(
+            """INSERT INTO announcements (text, created_by_kind, status, total, delivered, created_at, finished_at)
+               VALUES ('Maintenance tonight', 'api', 'done', $1, $1, $2::timestamptz,
+                       $2::timestamptz + interval '1 minute')
+               RETURNING announcement_id""", len(w.user_ids), base)
+        await conn.execute(
+            """INSERT INTO announcement_deliveries (announcement_id, user_id, status, attempts, updated_at)
+               SELECT $1, u, 'delivered', 1, $3 FROM unnest($2::bigint[]) u""",
+            announcement_id, w.user_ids, base)
     await conn.execute(
         """INSERT INTO audit_log (at, actor_kind, actor_id, action, target_user_id, detail)
            SELECT $1::timestamptz + k * interval '1 hour', 'api', NULL, 'user_card', $2, '{"via": "api"}'::jsonb

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 DAYS = 60
 WINDOW = 30
 AUDIT_WINDOW = 45
-FLAT = ("rounds", "attempts", "messages", "media", "notifications")
+FLAT = ("rounds", "attempts", "messages", "media", "notifications", "announcement_deliveries")
 
 
 @pytest.fixture
@@ -57,6 +57,9 @@ async def test_sixty_simulated_days_keep_the_tables_flat_after_the_window(db_poo
         assert by_day[DAYS].sizes[table][1] <= by_day[DAYS - 10].sizes[table][1] * 1.05 + 16 * 1024, table
     # without retention the history tables would have doubled
     assert by_day[DAYS].sizes["attempts"][0] < by_day[WINDOW].sizes["attempts"][0] * 1.15
+    # announcements keep their totals; only their per-user rows go
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM announcements") == len(range(0, DAYS, w.announce_every))
     # the audit log has its own, longer window
     assert all(f.report.deleted["audit_log"] == 0 for f in figures if f.day <= AUDIT_WINDOW)
     audit = by_day[DAYS].sizes["audit_log"][0]
@@ -225,3 +228,27 @@ async def test_a_round_another_transaction_holds_is_skipped_not_waited_for(env: 
     assert held in left and other not in left
     assert (await _service(env).run()).deleted["rounds"] == 1
     assert await env.fetchval("SELECT sum(rounds) FROM round_summaries WHERE user_id = $1", uid) == 2
+
+
+async def test_finished_announcements_lose_their_per_user_rows_not_their_totals(env: Env) -> None:
+    users = [551, 552, 553]
+    for uid in users:
+        await env.execute("INSERT INTO users (user_id, access_status) VALUES ($1, 'granted')", uid)
+    now = env.clock()
+    ids = []
+    for days_ago, status in ((40, "done"), (5, "done"), (40, "running")):
+        finished = now - timedelta(days=days_ago) if status == "done" else None
+        ids.append(await env.fetchval(
+            """INSERT INTO announcements (text, status, total, delivered, created_at, finished_at)
+               VALUES ('hi', $1, 3, 3, $2, $3) RETURNING announcement_id""",
+            status, now - timedelta(days=days_ago), finished))
+        await env.execute("INSERT INTO announcement_deliveries (announcement_id, user_id, status) "
+                          "SELECT $1, u, 'delivered' FROM unnest($2::bigint[]) u", ids[-1], users)
+
+    report = await _service(env, batch=2).run()
+
+    assert report.deleted["announcement_deliveries"] == 3
+    left = {r["announcement_id"]: r["n"] for r in await env.fetch(
+        "SELECT announcement_id, count(*) AS n FROM announcement_deliveries GROUP BY 1")}
+    assert left == {ids[1]: 3, ids[2]: 3}  # recent, and still running
+    assert await env.fetchval("SELECT delivered FROM announcements WHERE announcement_id = $1", ids[0]) == 3

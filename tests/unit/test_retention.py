@@ -53,7 +53,8 @@ def test_media_batches_are_smaller_than_row_batches() -> None:
 
 def test_a_report_starts_with_every_table_at_zero() -> None:
     report = RetentionReport.empty()
-    assert set(report.deleted) == {"attempts", "rounds", "messages", "media", "notifications", "audit_log"}
+    assert set(report.deleted) == {"attempts", "rounds", "messages", "media", "notifications",
+                                   "announcement_deliveries", "audit_log"}
     assert not any(report.deleted.values()) and report.complete
 
 
