@@ -12,11 +12,14 @@ import pytest
 
 from config.settings import RetentionSettings
 from domain.retention import HistoryTotals
+from scheduler.runner import run_scheduler
 from services.admin import Actor
 from services.messages import MessageDraft
 from services.retention import RetentionService
 from storage.db import Database
 from storage.repositories import retention as retention_repo
+from tests.integration.engine_support import Engine as EngineHarness
+from tests.integration.engine_support import FakeSender, seed_user, settings_with
 from tests.integration.retention_sim import START, Truth, Workload, no_pause, simulate
 from tests.integration.services_support import Env, add_round, make_env
 
@@ -252,3 +255,33 @@ async def test_finished_announcements_lose_their_per_user_rows_not_their_totals(
         "SELECT announcement_id, count(*) AS n FROM announcement_deliveries GROUP BY 1")}
     assert left == {ids[1]: 3, ids[2]: 3}  # recent, and still running
     assert await env.fetchval("SELECT delivered FROM announcements WHERE announcement_id = $1", ids[0]) == 3
+
+
+async def test_the_scheduler_leader_runs_the_retention_job(db: Database, redis_client, cipher) -> None:
+    settings = replace(settings_with(lease_ttl=1.0, tick=0.05),
+                       retention=RetentionSettings(interval=0.2, pause=0.0))
+    async with db.connection() as conn:
+        await seed_user(conn, cipher, 1, 2, running=False)
+        message_id = await conn.fetchval("SELECT message_id FROM messages WHERE user_id = 1")
+        old = [await conn.fetchval(
+            """INSERT INTO rounds (user_id, message_id, planned_at, finished_at, status)
+               VALUES (1, $1, now() - make_interval(days => $2), now() - make_interval(days => $2), 'done')
+               RETURNING round_id""", message_id, days) for days in (41, 40, 39)]
+    queue = EngineHarness(db, redis_client, FakeSender(), settings, cipher).queue
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_scheduler(db, redis_client, queue, settings, stop))
+    try:
+        deadline = asyncio.get_running_loop().time() + 15
+        while await _fetchval(db, "SELECT count(*) FROM rounds") > 1:
+            assert asyncio.get_running_loop().time() < deadline, "the leader never ran retention"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert await _fetchval(db, "SELECT array_agg(round_id) FROM rounds") == [old[-1]]  # the newest stays
+    assert await _fetchval(db, "SELECT sum(rounds) FROM round_summaries WHERE user_id = 1") == 2
+
+
+async def _fetchval(db: Database, sql: str) -> object:
+    async with db.connection() as conn:
+        return await conn.fetchval(sql)
