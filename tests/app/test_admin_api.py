@@ -441,3 +441,20 @@ def test_token_matching_compares_every_token_exactly():
     for wrong in ("", "first-toke", "first-token ", "FIRST-TOKEN", "second-token\x00", "\udcff"):
         assert match_token(wrong, tokens) is None
     assert match_token("anything", ()) is None
+
+
+async def test_the_user_card_counts_every_round_including_the_summarised_days(client, db_pool, clock):
+    await add_user(db_pool, UID, clock(), access_status="granted")
+    message_id = await db_pool.fetchval(
+        "INSERT INTO messages (user_id, version, text) VALUES ($1, 1, 'hi') RETURNING message_id", UID)
+    await db_pool.execute(
+        """INSERT INTO round_summaries (user_id, day, rounds, cancelled, total, sent, failed, skipped, unknown)
+           VALUES ($1, '2026-01-02', 10, 1, 50, 40, 5, 3, 2)""", UID)
+    await db_pool.execute(
+        """INSERT INTO rounds (user_id, message_id, planned_at, finished_at, status, total, sent, failed)
+           VALUES ($1, $2, $3, $3, 'done', 5, 4, 1)""", UID, message_id, clock())
+    response = await client.get(f"/api/users/{UID}", headers=AUTH)
+    assert response.status == 200
+    history = (await response.json())["history"]
+    assert history == {"rounds": 11, "cancelled": 1, "attempts": 55, "sent": 44, "failed": 6, "skipped": 3,
+                       "unknown": 2, "since": "2026-01-02"}
