@@ -16,7 +16,15 @@ from typing import Any
 
 from telethon import functions, types
 
-from accounts.gateway import ARCHIVE_FOLDER, MAX_TOPICS, AccountRef, DialogPage, ForumTopic, GroupInfo, GroupRef
+from accounts.gateway import (
+    ARCHIVE_FOLDER,
+    MAX_TOPICS,
+    AccountRef,
+    DialogPage,
+    ForumTopic,
+    GroupInfo,
+    GroupRef,
+)
 from accounts.telethon.client import GatewayBase
 from accounts.telethon.errors import mapped
 from accounts.telethon.messages import input_peer

@@ -13,8 +13,8 @@ import asyncpg
 
 from domain.models import GroupRecord
 
-COLUMNS = ("group_id, user_id, peer_id, access_hash, kind, title, selected, status, reason, archived, is_forum, "
-           "topic_id")
+COLUMNS = ("group_id, user_id, peer_id, access_hash, kind, title, selected, status, reason, archived, "
+           "is_forum, topic_id")
 
 
 def to_record(row: asyncpg.Record) -> GroupRecord:
