@@ -246,9 +246,10 @@ class SandboxClient:
         return result
 
     async def change_topic(self, group_id: int, topic_id: int, *, closed: bool | None = None,
-                           deleted: bool = False) -> Json:
-        """Close or reopen a forum topic, or delete it (as the forum's admins would)."""
-        body: Json = {"deleted": True} if deleted else {"closed": bool(closed)}
+                           deleted: bool | None = None) -> Json:
+        """Close or reopen a forum topic, or delete it (as the forum's admins would); deleted=False
+        brings a deleted topic back (the sandbox's undo)."""
+        body: Json = {"deleted": deleted} if deleted is not None else {"closed": bool(closed)}
         result: Json = await self.request("PATCH", f"/groups/{group_id}/topics/{topic_id}", body)
         return result
 

@@ -196,7 +196,7 @@ class Group:
     forum: bool = False  # a supergroup with topics; posts without a topic go to "General"
     paid_stars: int = 0  # the group charges this many Stars per message: ALLOW_PAYMENT_REQUIRED
     topics: dict[int, Topic] = field(default_factory=dict)  # a forum's live topics by id
-    deleted_topics: set[int] = field(default_factory=set)  # a post there: TOPIC_DELETED
+    deleted_topics: dict[int, Topic] = field(default_factory=dict)  # a post there: TOPIC_DELETED
 
     @property
     def general_closed(self) -> bool:
@@ -800,15 +800,19 @@ class World:
 
     def change_topic(self, group_id: int, topic_id: int, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Close, reopen or delete a topic as a forum admin would: ``{"closed": bool}`` or
-        ``{"deleted": true}``. ``KeyError`` for an unknown group or topic, ``ValueError`` for
-        anything else (General can be closed but not deleted)."""
+        ``{"deleted": true}``; ``{"deleted": false}`` brings a deleted one back (the sandbox's undo,
+        for tests and demos; its posts stay gone). ``KeyError`` for an unknown group or topic,
+        ``ValueError`` for anything else (General can be closed but not deleted)."""
         group = self._groups[group_id]
+        if spec.get("deleted") is False and topic_id in group.deleted_topics:
+            group.topics[topic_id] = group.deleted_topics.pop(topic_id)
+            self.changes.notify()
+            return group.topics[topic_id].to_dict(group)
         topic = group.topics[topic_id]
         if spec.get("deleted"):
             if topic_id == GENERAL_TOPIC:
                 raise ValueError("the General topic can't be deleted")
-            del group.topics[topic_id]
-            group.deleted_topics.add(topic_id)
+            group.deleted_topics[topic_id] = group.topics.pop(topic_id)
             group.feed = [p for p in group.feed if p.get("topic_id") != topic_id]  # its posts go with it
             out = {"id": topic_id, "deleted": True}
         elif isinstance(spec.get("closed"), bool):
