@@ -14,12 +14,12 @@ from typing import Any
 
 from contract import Case, Contract, Step
 from roles.bot import texts
-from tests.integration.engine_support import FAST, Engine
 from scheduler.jobs import SchedulerJobs
 from services.admin import Actor
 from storage.lease import Leases
 from storage.queue import JobQueue
 from storage.repositories import settings as settings_repo
+from tests.integration.engine_support import FAST, Engine
 from tests.parity.harness import ADMIN, ADMIN_USER, Harness
 
 # results of this session, for the coverage test and the terminal summary:
