@@ -493,7 +493,7 @@ class World:
             {"phone": a.phone, "first_name": a.first_name, "user_id": a.user_id,
              "has_password": a.password is not None, "banned": a.banned, "code_types": list(a.code_types),
              "restriction": self._restrictions.get(a.phone),
-             "groups": [self._dialog(a, m) for m in a.memberships.values()]}
+             "groups": [self._shown_dialog(a, m) for m in a.memberships.values()]}
             for a in self._accounts.values()
         ]
 
@@ -1207,6 +1207,15 @@ class World:
             "folder": membership.folder,
             "forum": group.forum,
         }
+
+    def _shown_dialog(self, account: Account, membership: Membership) -> dict[str, Any]:
+        """A dialog as the control API and the page show it: a forum with its topics (U11)."""
+        out = self._dialog(account, membership)
+        group = self._groups[membership.group_id]
+        if group.forum:
+            out["topics"] = [{"id": t.id, "title": t.title, "closed": t.closed}
+                             for t in sorted(group.topics.values(), key=lambda t: t.id)]
+        return out
 
     def _known_phone(self, phone: str) -> str:
         norm = normalise_phone(phone)
