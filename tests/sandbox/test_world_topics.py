@@ -151,7 +151,7 @@ async def test_the_sandbox_adapter_lists_topics_and_posts_into_one(served: tuple
 
 
 async def test_the_control_api_changes_topics(served: tuple[World, str]) -> None:
-    world, base = served
+    _, base = served
     async with SandboxClient(base) as client:
         added = await client.request("POST", f"/groups/{FORUM}/topics", {"title": "Jobs"})
         await client.change_topic(FORUM, 3, closed=True)
