@@ -457,6 +457,8 @@ def reason_text(reason: str) -> str:
 
 
 def group_disabled(reason: str) -> str:
+    if reason in ("TOPIC_CLOSED", "TOPIC_DELETED"):  # U11.4: another topic makes it active again
+        return f"⚠️ This group is disabled: {reason_text(reason)}. Choose another topic with “{BTN_TOPIC}”."
     return f"⚠️ This group is disabled: {reason_text(reason)}."
 
 
