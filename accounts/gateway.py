@@ -110,6 +110,9 @@ class GroupInfo:
     is_forum: bool = False  # a supergroup with topics (posts go to its General topic)
 
 
+# Topics an import records per forum (pages of ``messages.getForumTopics`` until this many).
+MAX_TOPICS = 300
+
 # Telegram's peer folders that hold dialogs: the main list and the archive.
 MAIN_FOLDER = 0
 ARCHIVE_FOLDER = 1
@@ -128,11 +131,31 @@ class DialogPage:
     next_offset: str
 
 
+# Telegram's id of a forum's General topic; a post without a topic goes there.
+GENERAL_TOPIC = 1
+
+
 @dataclass(frozen=True)
 class GroupRef:
     peer_id: int
     access_hash: int
     kind: GroupKind
+    # the forum topic to post in (U11); None or GENERAL_TOPIC: the General topic (no reply_to)
+    topic_id: int | None = None
+
+    @property
+    def in_topic(self) -> int | None:
+        """The topic id a send names (``reply_to`` its id), None for the General topic or no forum."""
+        return self.topic_id if self.topic_id is not None and self.topic_id != GENERAL_TOPIC else None
+
+
+@dataclass(frozen=True)
+class ForumTopic:
+    """One topic of a forum as ``messages.getForumTopics`` lists it (deleted topics are not listed)."""
+
+    topic_id: int  # the id of the message that created it; the General topic is 1
+    title: str
+    closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,9 +219,13 @@ class AccountGateway(Protocol):
         """One page of dialogs in ``folder`` (``MAIN_FOLDER``/``ARCHIVE_FOLDER``) after ``offset``."""
         ...
 
+    async def list_topics(self, account: AccountRef, group: GroupRef) -> list[ForumTopic]:
+        """The topics of a forum supergroup (General first), up to ``MAX_TOPICS``."""
+        ...
+
     # messages
     async def send_message(self, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:
-        """Post ``message`` to ``group``; returns the new message id."""
+        """Post ``message`` to ``group`` (in ``group.topic_id`` of a forum); returns the new message id."""
         ...
 
     # session

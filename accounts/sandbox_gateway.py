@@ -29,9 +29,11 @@ from accounts.errors import (
     to_domain,
 )
 from accounts.gateway import (
+    MAX_TOPICS,
     AccountRef,
     CodeDelivery,
     DialogPage,
+    ForumTopic,
     GroupInfo,
     GroupKind,
     GroupRef,
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 FILE_REFERENCE_EXPIRED: Final = "FILE_REFERENCE_EXPIRED"
 DIALOG_PAGE: Final = 100  # dialogs per page, Telegram's maximum
+TOPICS_PAGE: Final = 100  # topics per page of messages.getForumTopics
 # The world's rule for errors it sends without a numeric class (sandbox/world.py ``ERROR_CODES``).
 _DEFAULT_RPC_CODE: Final = 400
 
@@ -143,11 +146,29 @@ class SandboxGateway:
         groups = [
             GroupInfo(peer_id=int(g["id"]), access_hash=int(g["access_hash"]), kind=_kind(g["kind"]),
                       title=str(g["title"]), can_send=bool(g.get("can_send", True)),
-                      archived=int(g.get("folder") or 0) == 1)
+                      archived=int(g.get("folder") or 0) == 1, is_forum=bool(g.get("forum", False)))
             for g in dialogs
         ]
         following = answer.get("next")
         return DialogPage(groups, len(dialogs), "" if following is None else str(following))
+
+    async def list_topics(self, account: AccountRef, group: GroupRef) -> list[ForumTopic]:
+        """The forum's topics, page by page as the world lists them, up to ``MAX_TOPICS``."""
+        topics: list[ForumTopic] = []
+        after: int | None = None
+        while len(topics) < MAX_TOPICS:
+            body: dict[str, Any] = {"session": account.session, "group_id": group.peer_id,
+                                    "access_hash": group.access_hash, "limit": TOPICS_PAGE}
+            if after is not None:
+                body["after"] = after
+            answer = await self._call("get_forum_topics", "dialogs", body)
+            topics += [ForumTopic(int(t["id"]), str(t["title"]), bool(t.get("closed", False)))
+                       for t in answer.get("topics", [])]
+            following = answer.get("next")
+            if following is None:
+                break
+            after = int(following)
+        return topics[:MAX_TOPICS]
 
     # --- messages ------------------------------------------------------------------------
 
@@ -161,6 +182,8 @@ class SandboxGateway:
             "text": message.text,
             "entities": message.entities,
         }
+        if group.in_topic is not None:
+            payload["reply_to"] = group.in_topic  # the topic's id, as inputReplyToMessage names it
         media = message.media
         if media is None:
             answer = await self._call("send_message", "send", payload)

@@ -47,6 +47,8 @@ STEP_KINDS = frozenset(
         "keep",
         "press_kept",
         "scheduler_tick",
+        "round",
+        "topic",
     }
 )
 EXPECT_KEYS = frozenset(
@@ -85,6 +87,10 @@ CHECK_NAMES = frozenset(
         "access",
         "access_mode",
         "global_paused",
+        "topics",
+        "topic",
+        "topic_posts",
+        "groups_disabled_told",
     }
 )
 STATES = frozenset(

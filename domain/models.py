@@ -77,6 +77,8 @@ class GroupRecord:
     status: str  # active | disabled | gone
     reason: str
     archived: bool = False  # in the account's archive folder
+    is_forum: bool = False  # a supergroup with topics (U11)
+    topic_id: int | None = None  # the topic its posts go to; None: the General topic
 
 
 @dataclass(frozen=True)

@@ -240,6 +240,19 @@ class SandboxClient:
         result: list[Json] = await self.request("GET", f"/groups/{group_id}/messages")
         return result
 
+    async def topics(self, group_id: int) -> list[Json]:
+        """A forum's live topics ``[{id, title, closed, date, top_message, posts}]``."""
+        result: list[Json] = await self.request("GET", f"/groups/{group_id}/topics")
+        return result
+
+    async def change_topic(self, group_id: int, topic_id: int, *, closed: bool | None = None,
+                           deleted: bool | None = None) -> Json:
+        """Close or reopen a forum topic, or delete it (as the forum's admins would); deleted=False
+        brings a deleted topic back (the sandbox's undo)."""
+        body: Json = {"deleted": deleted} if deleted is not None else {"closed": bool(closed)}
+        result: Json = await self.request("PATCH", f"/groups/{group_id}/topics/{topic_id}", body)
+        return result
+
     async def faults(self) -> list[Json]:
         result: list[Json] = await self.request("GET", "/faults")
         return result

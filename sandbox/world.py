@@ -40,7 +40,7 @@ DEMO_WORLD: Final = Path(__file__).with_name("demo_world.json")
 # Every adapter-facing call; a fault names one of these or "*".
 CALLS: Final = (
     "send_code", "resend_code", "sign_in", "check_password", "cancel_login",
-    "get_dialogs", "send_message", "log_out",
+    "get_dialogs", "get_forum_topics", "send_message", "log_out",
 )
 GROUP_KINDS: Final = ("group", "supergroup", "channel")
 MEDIA_KINDS: Final = ("photo", "video", "document", "animation")
@@ -89,6 +89,9 @@ ACCOUNT_RESTRICTIONS: Final = (
 # A fault of these kinds without ``seconds`` waits this long.
 DEFAULT_FAULT_SECONDS: Final = 30
 _WAIT_ERRORS: Final = frozenset({"FLOOD_WAIT", "SLOWMODE_WAIT", "FLOOD_PREMIUM_WAIT"})
+
+GENERAL_TOPIC: Final = 1  # Telegram's id of a forum's General topic
+TOPICS_PAGE_MAX: Final = 100
 
 _PHONE_RE: Final = re.compile(r"\+[0-9]{8,15}")
 _PHONE_NOISE: Final = re.compile(r"[\s\-.()]")
@@ -167,6 +170,21 @@ def _now_ms_date() -> float:
 
 
 @dataclass
+class Topic:
+    """A forum topic: its id is the id of the message that created it (General: 1)."""
+
+    id: int
+    title: str
+    closed: bool = False  # only admins may post: others get TOPIC_CLOSED
+    date: float = 0.0
+
+    def to_dict(self, group: Group) -> dict[str, Any]:
+        posts = [p for p in group.feed if p.get("topic_id") == self.id]
+        return {"id": self.id, "title": self.title, "closed": self.closed, "date": self.date,
+                "top_message": posts[-1]["message_id"] if posts else self.id, "posts": len(posts)}
+
+
+@dataclass
 class Group:
     id: int
     title: str
@@ -176,8 +194,41 @@ class Group:
     feed: list[dict[str, Any]] = field(default_factory=list)
     next_message_id: int = 1
     forum: bool = False  # a supergroup with topics; posts without a topic go to "General"
-    general_closed: bool = False  # the forum's General topic is closed: TOPIC_CLOSED
     paid_stars: int = 0  # the group charges this many Stars per message: ALLOW_PAYMENT_REQUIRED
+    topics: dict[int, Topic] = field(default_factory=dict)  # a forum's live topics by id
+    deleted_topics: dict[int, Topic] = field(default_factory=dict)  # a post there: TOPIC_DELETED
+
+    @property
+    def general_closed(self) -> bool:
+        general = self.topics.get(GENERAL_TOPIC)
+        return general is not None and general.closed
+
+    def add_topic(self, title: str, closed: bool = False, topic_id: int | None = None) -> Topic:
+        """A new topic; its id is the next message id, as the topic's creation is a message."""
+        if topic_id is None:
+            topic_id = self.next_message_id
+        self.next_message_id = max(self.next_message_id, topic_id + 1)
+        topic = self.topics[topic_id] = Topic(topic_id, title, closed, round(time.time(), 3))
+        return topic
+
+    def topic_of(self, reply_to: int | None) -> int:
+        """The topic a post with this ``reply_to`` goes in: the topic named, or the replied-to
+        post's topic, or General; TOPIC_DELETED / TOPIC_CLOSED as Telegram answers them."""
+        if reply_to is None or reply_to == GENERAL_TOPIC:
+            topic_id = GENERAL_TOPIC
+        elif reply_to in self.topics or reply_to in self.deleted_topics:
+            topic_id = reply_to
+        else:
+            post = next((p for p in self.feed if p["message_id"] == reply_to), None)
+            if post is None:
+                raise WorldError("TOPIC_DELETED")  # neither a topic nor a post: it was deleted
+            topic_id = int(post.get("topic_id") or GENERAL_TOPIC)
+        topic = self.topics.get(topic_id)
+        if topic is None:
+            raise WorldError("TOPIC_DELETED")
+        if topic.closed:
+            raise WorldError("TOPIC_CLOSED")
+        return topic_id
 
 
 @dataclass
@@ -445,7 +496,7 @@ class World:
             {"phone": a.phone, "first_name": a.first_name, "user_id": a.user_id,
              "has_password": a.password is not None, "banned": a.banned, "code_types": list(a.code_types),
              "restriction": self._restrictions.get(a.phone),
-             "groups": [self._dialog(a, m) for m in a.memberships.values()]}
+             "groups": [self._shown_dialog(a, m) for m in a.memberships.values()]}
             for a in self._accounts.values()
         ]
 
@@ -721,6 +772,70 @@ class World:
             return {"dialogs": [self._dialog(account, m) for m in page], "count": len(listed),
                     "next": page[-1].group_id if more and page else None}
 
+    async def get_forum_topics(self, session: str, group_id: int, access_hash: int, after: int | None = None,
+                               limit: int = TOPICS_PAGE_MAX) -> dict[str, Any]:
+        """One page of a forum's topics as ``messages.getForumTopics`` lists them: General first,
+        then the newest topics first; ``after`` = the id of the last topic of the previous page.
+        Returns ``{"topics": [...], "count": n, "next": id | None}``. Not a forum:
+        CHANNEL_FORUM_MISSING."""
+        with self._recorded("get_forum_topics", None, group_id) as call:
+            account = self._session_account(session)
+            call.phone = account.phone
+            group, _ = self._member_group(account, group_id, access_hash)
+            await self._fault_gate("get_forum_topics", account.phone, group_id)
+            if not group.forum:
+                raise WorldError("CHANNEL_FORUM_MISSING")
+            ordered = sorted(group.topics.values(), key=lambda t: (t.id != GENERAL_TOPIC, -t.id))
+            ids = [t.id for t in ordered]
+            start = ids.index(after) + 1 if after in ids else 0
+            size = max(1, min(int(limit or TOPICS_PAGE_MAX), TOPICS_PAGE_MAX))
+            page = ordered[start:start + size]
+            more = start + size < len(ordered)
+            return {"topics": [t.to_dict(group) for t in page], "count": len(ordered),
+                    "next": page[-1].id if more and page else None}
+
+    # --- forum topics (control side) --------------------------------------------------------
+
+    def forum_topics(self, group_id: int) -> list[dict[str, Any]]:
+        """A forum's live topics (``KeyError`` for an unknown group), as the page shows them."""
+        group = self._groups[group_id]
+        return [t.to_dict(group) for t in sorted(group.topics.values(), key=lambda t: t.id)]
+
+    def change_topic(self, group_id: int, topic_id: int, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Close, reopen or delete a topic as a forum admin would: ``{"closed": bool}`` or
+        ``{"deleted": true}``; ``{"deleted": false}`` brings a deleted one back (the sandbox's undo,
+        for tests and demos; its posts stay gone). ``KeyError`` for an unknown group or topic,
+        ``ValueError`` for anything else (General can be closed but not deleted)."""
+        group = self._groups[group_id]
+        if spec.get("deleted") is False and topic_id in group.deleted_topics:
+            group.topics[topic_id] = group.deleted_topics.pop(topic_id)
+            self.changes.notify()
+            return group.topics[topic_id].to_dict(group)
+        topic = group.topics[topic_id]
+        if spec.get("deleted"):
+            if topic_id == GENERAL_TOPIC:
+                raise ValueError("the General topic can't be deleted")
+            group.deleted_topics[topic_id] = group.topics.pop(topic_id)
+            group.feed = [p for p in group.feed if p.get("topic_id") != topic_id]  # its posts go with it
+            out = {"id": topic_id, "deleted": True}
+        elif isinstance(spec.get("closed"), bool):
+            topic.closed = bool(spec["closed"])
+            out = topic.to_dict(group)
+        else:
+            raise ValueError('give {"closed": true|false} or {"deleted": true}')
+        self.changes.notify()
+        return out
+
+    def add_topic(self, group_id: int, title: str, closed: bool = False) -> dict[str, Any]:
+        group = self._groups[group_id]
+        if not group.forum:
+            raise ValueError("not a forum")
+        if not title.strip():
+            raise ValueError("a topic needs a title")
+        topic = group.add_topic(title.strip(), closed)
+        self.changes.notify()
+        return topic.to_dict(group)
+
     def forget_dialog_paging(self) -> None:
         """Forget recent dialog pages (their FLOOD_WAIT window): for tests whose cases stand for
         people minutes apart while they run a second apart."""
@@ -746,8 +861,13 @@ class World:
         *,
         media_ref: Mapping[str, Any] | None = None,
         count_upload: bool = False,
+        reply_to: int | None = None,
     ) -> dict[str, Any]:
-        """Post to a group's feed; returns ``{message_id, date, media_ref?}``.
+        """Post to a group's feed; returns ``{message_id, date, media_ref?, topic_id?}``.
+
+        ``reply_to`` in a forum names the topic (its id, as ``inputReplyToMessage.reply_to_msg_id``
+        does) or a post whose topic the new post joins; none: the General topic. A closed topic
+        answers TOPIC_CLOSED, a deleted one TOPIC_DELETED.
 
         ``media_ref`` (``{id, access_hash, file_reference}``, the reference in hex) sends a file
         posted before instead of ``media`` (FILE_REFERENCE_EXPIRED once the reference is old;
@@ -771,7 +891,7 @@ class World:
                 raise WorldError("CHAT_MIGRATED", new_id=group.migrated_to,
                                  new_access_hash=_access_hash(account.phone, group.migrated_to))
             self._check_restriction(account.phone)
-            _check_forum_and_payment(group)
+            topic_id = _check_forum_and_payment(group, reply_to)
             if membership.banned:
                 # banned from this one group: Telegram hides it from the user (CHANNEL_PRIVATE);
                 # USER_BANNED_IN_CHANNEL is the account-wide restriction above
@@ -783,7 +903,7 @@ class World:
             now = self.clock()
             self._check_slow_mode(account.phone, group, now)
             self._check_rate_limit(account.phone, now)
-            posted = self._post(group, account, text, entities, media, now)
+            posted = self._post(group, account, text, entities, media, now, topic_id)
             if media is not None:
                 stored = stored or self._store_file(account.phone, media)
                 group.feed[-1]["media"]["file_id"] = stored.id
@@ -1053,7 +1173,7 @@ class World:
             raise WorldError("FLOOD_WAIT", seconds=_wait(wait))
 
     def _post(self, group: Group, account: Account, text: str, entities: list[dict[str, Any]],
-              media: MediaIn | None, now: float) -> dict[str, Any]:
+              media: MediaIn | None, now: float, topic_id: int | None = None) -> dict[str, Any]:
         wall = time.time()
         post: dict[str, Any] = {
             "message_id": group.next_message_id,
@@ -1067,11 +1187,16 @@ class World:
         if media is not None:
             post["media"] = media.summary()
             self._media[post["media"]["sha256"]] = media
+        if topic_id is not None:
+            post["topic_id"] = topic_id
         group.next_message_id += 1
         group.feed.append(post)
         self._last_post[(account.phone, group.id)] = now
         self._send_times.setdefault(account.phone, deque()).append(now)
-        return {"message_id": post["message_id"], "date": post["date"]}
+        answer: dict[str, Any] = {"message_id": post["message_id"], "date": post["date"]}
+        if topic_id is not None:
+            answer["topic_id"] = topic_id
+        return answer
 
     def _dialog(self, account: Account, membership: Membership) -> dict[str, Any]:
         group = self._groups[membership.group_id]
@@ -1085,6 +1210,15 @@ class World:
             "folder": membership.folder,
             "forum": group.forum,
         }
+
+    def _shown_dialog(self, account: Account, membership: Membership) -> dict[str, Any]:
+        """A dialog as the control API and the page show it: a forum with its topics (U11)."""
+        out = self._dialog(account, membership)
+        group = self._groups[membership.group_id]
+        if group.forum:
+            out["topics"] = [{"id": t.id, "title": t.title, "closed": t.closed}
+                             for t in sorted(group.topics.values(), key=lambda t: t.id)]
+        return out
 
     def _known_phone(self, phone: str) -> str:
         norm = normalise_phone(phone)
@@ -1142,6 +1276,7 @@ class World:
             "migrated_to": None if migrated_to is None else _int(migrated_to, "migrated_to"),
             "forum": bool(item.get("forum", False)) and kind == "supergroup",
             "general_closed": bool(item.get("general_closed", False)),
+            "topics": _parse_topics(phone, gid, item.get("topics")),
             "paid_stars": max(0, _int(item.get("paid_stars") or 0, "paid_stars")),
         }
 
@@ -1155,7 +1290,9 @@ class World:
                 group.title, group.kind = spec["title"], spec["kind"]
             if spec["slow_mode"] is not None:
                 group.slow_mode = spec["slow_mode"]
-            group.forum, group.general_closed = spec["forum"], spec["general_closed"]
+            group.forum = spec["forum"]
+            if group.forum:
+                _seed_topics(group, spec["topics"], spec["general_closed"])
             group.paid_stars = spec["paid_stars"]
             account.memberships[group.id] = Membership(group.id, _access_hash(account.phone, group.id),
                                                        spec["can_send"], spec["banned"], spec["folder"])
@@ -1230,15 +1367,49 @@ def _home_dc_of(item: Any) -> int | None:
     return value
 
 
-def _check_forum_and_payment(group: Group) -> None:
-    """Forums and paid groups (issue 11): a post without a topic goes to General, refused when that
-    topic is closed; a group that charges Stars refuses a message that offers no payment (we never
-    offer one: ``allow_paid_stars`` is never set)."""
-    if group.forum and group.general_closed:
-        raise WorldError("TOPIC_CLOSED")
+def _check_forum_and_payment(group: Group, reply_to: int | None) -> int | None:
+    """Forums and paid groups (issues 11, 13): the topic a post goes in (a post without one goes to
+    General), refused when that topic is closed or deleted; a group that charges Stars refuses a
+    message that offers no payment (we never offer one: ``allow_paid_stars`` is never set).
+    Returns the post's topic id (None outside forums)."""
+    topic_id = group.topic_of(reply_to) if group.forum else None
     if group.paid_stars > 0:
         raise WorldError("ALLOW_PAYMENT_REQUIRED", code=403,
                          description=f"{group.paid_stars} stars per message")
+    return topic_id
+
+
+def _parse_topics(phone: str, gid: int, raw: Any) -> list[dict[str, Any]]:
+    """``topics: [{title, closed?, id?}]`` of a forum (General, id 1, is always there)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ValueError(f"{phone}: group {gid}: topics must be a list")
+    out = []
+    for item in raw:
+        if not isinstance(item, Mapping) or not str(item.get("title") or "").strip():
+            raise ValueError(f"{phone}: group {gid}: a topic is an object with a title")
+        topic_id = None if item.get("id") is None else _int(item["id"], "topic id")
+        if topic_id is not None and topic_id <= GENERAL_TOPIC:
+            raise ValueError(f"{phone}: group {gid}: topic ids above 1 (1 is General)")
+        out.append({"title": str(item["title"]), "closed": bool(item.get("closed", False)), "id": topic_id})
+    return out
+
+
+def _seed_topics(group: Group, topics: list[dict[str, Any]], general_closed: bool) -> None:
+    """A forum's topics from a seed: General, then each topic not there yet (by title)."""
+    general = group.topics.get(GENERAL_TOPIC)
+    if general is None:
+        general = group.topics[GENERAL_TOPIC] = Topic(GENERAL_TOPIC, "General", date=round(time.time(), 3))
+        group.next_message_id = max(group.next_message_id, GENERAL_TOPIC + 1)
+    general.closed = general_closed
+    by_title = {t.title: t for t in group.topics.values()}
+    for spec in topics:
+        known = by_title.get(spec["title"])
+        if known is not None:
+            known.closed = spec["closed"]
+        else:
+            group.add_topic(spec["title"], spec["closed"], spec["id"])
 
 
 def _check_message(text: str, entities: list[dict[str, Any]], media: MediaIn | None) -> None:

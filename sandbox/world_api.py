@@ -19,6 +19,10 @@ Control API (JSON, for tests and the web page; errors are HTTP 400/404 with ``{"
 | ``GET /sandbox/api/groups/{gid}/messages`` | ``[{message_id, from_phone, from_user_id, text, entities,``
 |   | ``media?, date, date_ms}]``; ``date`` in seconds with ms, ``media`` = ``{kind, filename, size,``
 |   | ``mime_type, sha256}`` |
+| ``GET /sandbox/api/groups/{gid}/topics`` | a forum's topics ``[{id, title, closed, date, top_message,``
+|   | ``posts}]`` (posts in a forum carry ``topic_id``) |
+| ``POST /sandbox/api/groups/{gid}/topics`` | body ``{title, closed?}``: a new topic -> the topic |
+| ``PATCH /sandbox/api/groups/{gid}/topics/{tid}`` | body ``{"closed": bool}`` or ``{"deleted": true}`` |
 | ``GET /sandbox/api/media/{sha256}`` | the bytes of media an account posted (the page's feed thumbnails) |
 | ``GET /sandbox/api/faults`` | the active faults |
 | ``POST /sandbox/api/faults`` | register one (see ``World.add_fault``) -> the fault with its ``id`` |
@@ -167,6 +171,33 @@ class _Control:
         except KeyError:
             return _json({"error": "unknown group"}, 404)
 
+    async def topics(self, request: web.Request) -> web.Response:
+        try:
+            return _json(self.world.forum_topics(int(request.match_info["gid"])))
+        except ValueError:
+            return _json({"error": "group ids are integers"}, 400)
+        except KeyError:
+            return _json({"error": "unknown group"}, 404)
+
+    async def add_topic(self, request: web.Request) -> web.Response:
+        try:
+            body = await _body(request)
+            gid = int(request.match_info["gid"])
+            return _json(self.world.add_topic(gid, _str(body, "title"), bool(body.get("closed", False))))
+        except KeyError:
+            return _json({"error": "unknown group"}, 404)
+        except (ValueError, BadRequest) as exc:
+            return _json({"error": str(exc)}, 400)
+
+    async def change_topic(self, request: web.Request) -> web.Response:
+        try:
+            gid, tid = int(request.match_info["gid"]), int(request.match_info["tid"])
+            return _json(self.world.change_topic(gid, tid, await _body(request)))
+        except KeyError:
+            return _json({"error": "unknown group or topic"}, 404)
+        except (ValueError, BadRequest) as exc:
+            return _json({"error": str(exc)}, 400)
+
     async def media(self, request: web.Request) -> web.Response:
         media = self.world.posted_media(request.match_info["sha256"])
         if media is None:
@@ -246,6 +277,13 @@ class _Calls:
         limit = 100 if body.get("limit") is None else _int(body, "limit")
         return await self.world.get_dialogs_page(_str(body, "session"), folder, after, limit)
 
+    async def get_forum_topics(self, request: web.Request) -> dict[str, Any]:
+        body = await _body(request)
+        after = None if body.get("after") is None else _int(body, "after")
+        limit = 100 if body.get("limit") is None else _int(body, "limit")
+        return await self.world.get_forum_topics(_str(body, "session"), _int(body, "group_id"),
+                                                 _int(body, "access_hash"), after, limit)
+
     async def send_message(self, request: web.Request) -> dict[str, Any]:
         body, media = await _send_request(request)
         entities = body.get("entities") or []
@@ -259,7 +297,8 @@ class _Calls:
             raise BadRequest("media_ref must be an object")
         return await self.world.send_message(
             _str(body, "session"), _int(body, "group_id"), _int(body, "access_hash"), text, entities, media,
-            media_ref=ref, count_upload=True)
+            media_ref=ref, count_upload=True,
+            reply_to=None if body.get("reply_to") is None else _int(body, "reply_to"))
 
     async def log_out(self, request: web.Request) -> dict[str, Any]:
         body = await _body(request)
@@ -359,6 +398,9 @@ def setup_world_routes(app: web.Application, world: World) -> None:
     router.add_delete(f"{CONTROL_PREFIX}/accounts/{{phone}}/sessions", control.revoke_sessions)
     router.add_put(f"{CONTROL_PREFIX}/accounts/{{phone}}/restriction", control.set_restriction)
     router.add_get(f"{CONTROL_PREFIX}/groups/{{gid}}/messages", control.group_messages)
+    router.add_get(f"{CONTROL_PREFIX}/groups/{{gid}}/topics", control.topics)
+    router.add_post(f"{CONTROL_PREFIX}/groups/{{gid}}/topics", control.add_topic)
+    router.add_patch(f"{CONTROL_PREFIX}/groups/{{gid}}/topics/{{tid}}", control.change_topic)
     router.add_get(f"{CONTROL_PREFIX}/media/{{sha256}}", control.media)
     router.add_get(f"{CONTROL_PREFIX}/faults", control.list_faults)
     router.add_post(f"{CONTROL_PREFIX}/faults", control.add_fault)
@@ -373,6 +415,7 @@ def setup_world_routes(app: web.Application, world: World) -> None:
         "cancel_login": calls.cancel_login,
         "get_dialogs": calls.get_dialogs,
         "get_dialogs_page": calls.get_dialogs_page,
+        "get_forum_topics": calls.get_forum_topics,
         "send_message": calls.send_message,
         "log_out": calls.log_out,
     }

@@ -24,9 +24,10 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from accounts.crypto import SessionDecryptError
-from accounts.gateway import ARCHIVE_FOLDER, MAIN_FOLDER, AccountRef, DialogPage
+from accounts.gateway import ARCHIVE_FOLDER, MAIN_FOLDER, AccountRef, DialogPage, ForumTopic
 from accounts.gateway import release as release_account
 from domain.errors import FloodWait, GatewayError, SessionDead, TransientError
+from services import topics
 from services.groups import GONE_REASON, GroupService, ImportResult, importable
 from services.locks import Busy, holding
 from storage.repositories import group_imports, group_traits, groups, users
@@ -102,6 +103,10 @@ class GroupImportService(GroupService):
                 async with holding(self.lock, user_id, self.lock_wait):
                     try:
                         page = await self.gateway.list_groups_page(ref, job.folder, job.page_offset)
+                        # U11: the page's forums' topics, read while the account is held
+                        seen = set(job.seen)
+                        found = await topics.fetch(self.gateway, ref, [
+                            g for g in page.groups if g.is_forum and g.peer_id not in seen])
                     finally:
                         # connected only while the lock is held: one session key, one process
                         await release_account(self.gateway, ref)
@@ -128,7 +133,7 @@ class GroupImportService(GroupService):
             except GatewayError as exc:
                 return await self._end(user_id, "failed", exc.code, report)
             failures = 0
-            status, complete = await self._save(user_id, job, page)
+            status, complete = await self._save(user_id, job, page, found)
             if status == "cancelling":
                 return await self._end(user_id, "cancelled", "", report)
             if complete:
@@ -137,8 +142,10 @@ class GroupImportService(GroupService):
 
     # --- steps ----------------------------------------------------------------------------------
 
-    async def _save(self, user_id: int, job: group_imports.ImportRow, page: DialogPage) -> tuple[str, bool]:
-        """Merge one page (groups not yet seen by this import) and move the cursor on."""
+    async def _save(self, user_id: int, job: group_imports.ImportRow, page: DialogPage,
+                    found: dict[int, list[ForumTopic]] | None = None) -> tuple[str, bool]:
+        """Merge one page (groups not yet seen by this import) and its forums' topics, and move the
+        cursor on."""
         seen = set(job.seen)
         fresh = [g for g in importable(page.groups) if g.peer_id not in seen]
         folder, offset, complete = job.folder, page.next_offset, False
@@ -153,6 +160,7 @@ class GroupImportService(GroupService):
             new, updated = await groups.merge(conn, user_id, fresh, now)
             await group_traits.record_forums(conn, user_id, [g.peer_id for g in fresh],
                                              [g.peer_id for g in page.groups if g.is_forum])
+            await topics.record(conn, user_id, found or {}, now)
             status = await group_imports.save_page(
                 conn, user_id, folder=folder, page_offset=offset, read=page.read,
                 peers=[g.peer_id for g in fresh], new=new, updated=updated, now=now)

@@ -12,6 +12,7 @@ from accounts.gateway import release as release_account
 from domain import rules
 from domain.errors import SessionDead
 from domain.models import AccountRecord, GroupRecord
+from services import topics
 from services.locks import holding
 from services.login import SessionServiceBase
 from storage.db import Connection
@@ -52,6 +53,7 @@ class GroupItem:
     status: str  # active | disabled | gone
     reason: str  # why it is disabled/gone ("" when active)
     archived: bool = False  # in the account's archive folder
+    is_forum: bool = False  # a forum supergroup: posts go to a topic (U11)
 
     @property
     def active(self) -> bool:
@@ -146,6 +148,7 @@ class GroupService(SessionServiceBase):
                 raise SessionDead("SESSION_UNDECRYPTABLE") from None
             try:
                 listed = await self.gateway.list_groups(ref)
+                found = await topics.fetch(self.gateway, ref, listed)  # U11: forums' topics
             except SessionDead as exc:
                 await self._session_ended(user_id, exc.code)
                 raise
@@ -159,6 +162,7 @@ class GroupService(SessionServiceBase):
             listed_peers = [g.peer_id for g in imported]
             forums = [g.peer_id for g in listed if g.is_forum]
             await group_traits.record_forums(conn, user_id, listed_peers, forums)
+            await topics.record(conn, user_id, found, now)
             gone = await groups.mark_gone_except(conn, user_id, listed_peers, GONE_REASON, now)
         disabled = sum(1 for g in imported if g.status == "disabled")
         log.info("groups imported user_id=%s new=%d updated=%d gone=%d", user_id, new, updated, gone)
@@ -287,4 +291,5 @@ def _item(record: GroupRecord) -> GroupItem:
         status=record.status,
         reason=record.reason,
         archived=record.archived,
+        is_forum=record.is_forum,
     )

@@ -16,9 +16,18 @@ from typing import Any
 
 from telethon import functions, types
 
-from accounts.gateway import ARCHIVE_FOLDER, AccountRef, DialogPage, GroupInfo
+from accounts.gateway import (
+    ARCHIVE_FOLDER,
+    MAX_TOPICS,
+    AccountRef,
+    DialogPage,
+    ForumTopic,
+    GroupInfo,
+    GroupRef,
+)
 from accounts.telethon.client import GatewayBase
 from accounts.telethon.errors import mapped
+from accounts.telethon.messages import input_peer
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +110,33 @@ class DialogMethods(GatewayBase):
         return DialogPage(groups, len(dialogs), following)
 
 
+    @mapped("dialogs")
+    async def list_topics(self, account: AccountRef, group: GroupRef) -> list[ForumTopic]:
+        """A forum's topics through ``messages.getForumTopics``, paged by the last topic's top
+        message (date, id) and id as Telegram pages them; deleted topics are left out."""
+        topics: list[ForumTopic] = []
+        offset_date: Any = None
+        offset_id = offset_topic = 0
+        async with self._pool.lease(account) as client:
+            while len(topics) < MAX_TOPICS:
+                result = await client(functions.messages.GetForumTopicsRequest(
+                    peer=input_peer(group), offset_date=offset_date, offset_id=offset_id,
+                    offset_topic=offset_topic, limit=TOPICS_PAGE))
+                page = list(getattr(result, "topics", []))
+                topics += [ForumTopic(int(t.id), str(t.title), bool(t.closed)) for t in page
+                           if isinstance(t, types.ForumTopic)]
+                if len(page) < TOPICS_PAGE or len(topics) >= int(getattr(result, "count", 0) or 0):
+                    break
+                last = page[-1]
+                dates = {m.id: m.date for m in getattr(result, "messages", []) if hasattr(m, "date")}
+                offset_topic = int(last.id)
+                offset_id = int(getattr(last, "top_message", 0) or 0)
+                offset_date = dates.get(offset_id, getattr(last, "date", None))
+        return topics[:MAX_TOPICS]
+
+
 DIALOG_PAGE = 100  # Telegram's maximum per messages.getDialogs
+TOPICS_PAGE = 100  # topics per messages.getForumTopics page
 
 
 def _cursor(offset: str) -> tuple[Any, int, Any]:

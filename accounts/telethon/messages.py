@@ -120,10 +120,13 @@ class MessageMethods(GatewayBase):
     async def _post(self, client: Any, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:
         peer = input_peer(group)
         entities = to_telethon_entities(message.entities)
+        # A forum topic: inputReplyToMessage(reply_to_msg_id=<topic id>), top_msg_id unset (Telegram
+        # wants it only for a reply to another message inside a topic); General: no reply_to.
+        topic = group.in_topic
         # parse_mode=None everywhere: the text is literal, formatting comes only from the entities.
         if message.media is None:
             sent = await client.send_message(peer, message.text, formatting_entities=entities,
-                                             parse_mode=None)
+                                             parse_mode=None, reply_to=topic)
             return int(sent.id)
         media = message.media
         known = self.sent_files.get(account, media)
@@ -132,7 +135,7 @@ class MessageMethods(GatewayBase):
                 break
             try:
                 sent = await client.send_file(peer, known.input_media(), caption=message.text,
-                                              formatting_entities=entities, parse_mode=None)
+                                              formatting_entities=entities, parse_mode=None, reply_to=topic)
                 return int(sent.id)
             except errors.FileReferenceExpiredError:
                 # Telegram's way: refetch the message the file was seen in for a fresh reference
@@ -142,6 +145,6 @@ class MessageMethods(GatewayBase):
         uploaded = await client.upload_file(media.data, file_name=media.filename)
         thumb = await client.upload_file(media.thumb, file_name="thumb.jpg") if media.thumb else None
         sent = await client.send_file(peer, input_media(media, uploaded, thumb), caption=message.text,
-                                      formatting_entities=entities, parse_mode=None)
+                                      formatting_entities=entities, parse_mode=None, reply_to=topic)
         self.sent_files.put(account, media, sent_file(sent, group))
         return int(sent.id)

@@ -25,6 +25,7 @@ Page = Annotated[int, Field(ge=0, le=100_000)]
 Minutes = Annotated[int, Field(ge=1, le=100_000)]
 UserId = Annotated[int, Field(ge=1, lt=2**63)]
 Days = Annotated[int, Field(ge=0, le=3650)]
+TopicId = Annotated[int, Field(ge=1, lt=2**31)]  # a forum topic: the id of the message that opened it
 KeypadKey = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "del", "ok"]
 AccessModeName = Literal["open", "approval", "whitelist"]
 
@@ -151,14 +152,18 @@ class GrpAction(StrEnum):
     toggle = "t"
     all = "all"
     none = "none"
+    topics = "tp"  # U11.2: a forum's topics (grp:tp:<gid>), or choose one (grp:tp:<gid>:<tid>)
+    topic_page = "tpl"  # another page of a forum's topics (grp:tpl:<gid>:<page>)
 
 
 class Grp(AreaData, prefix="grp"):
     action: GrpAction
     gid: DbId | None = None
     page: Page | None = None
+    tid: TopicId | None = None
     shapes = shapes_of(
-        GrpAction, list=(("page",),), all=(("page",),), none=(("page",),), toggle=(("gid", "page"),)
+        GrpAction, list=(("page",),), all=(("page",),), none=(("page",),), toggle=(("gid", "page"),),
+        topics=(("gid",), ("gid", "tid")), topic_page=(("gid", "page"),),
     )
 
 

@@ -178,19 +178,20 @@ class GroupButton:
     status: str
     reason: str
     archived: bool = False
+    forum: bool = False
 
 
 def group_page(groups: Sequence[GroupButton], page: int, pages: int) -> InlineKeyboardMarkup:
-    rows: list[list[InlineKeyboardButton]] = [
-        [
-            button(
-                texts.group_button(texts.archived_title(g.title) if g.archived else g.title, g.selected,
-                                   g.status, g.reason)[:64],
-                cb.Grp(action=cb.GrpAction.toggle, gid=g.group_id, page=page),
-            )
-        ]
-        for g in groups
-    ]
+    rows: list[list[InlineKeyboardButton]] = []
+    for g in groups:
+        row = [button(
+            texts.group_button(texts.archived_title(g.title) if g.archived else g.title, g.selected,
+                               g.status, g.reason, g.forum)[:64],
+            cb.Grp(action=cb.GrpAction.toggle, gid=g.group_id, page=page),
+        )]
+        if g.forum and g.status != "gone":  # U11.2: the forum's topics, beside it
+            row.append(button(texts.BTN_TOPIC, cb.Grp(action=cb.GrpAction.topics, gid=g.group_id)))
+        rows.append(row)
     nav = []
     if page > 0:
         nav.append(button(texts.BTN_PREV, cb.Grp(action=cb.GrpAction.list, page=page - 1)))
@@ -205,6 +206,34 @@ def group_page(groups: Sequence[GroupButton], page: int, pages: int) -> InlineKe
             ]
         )
     rows.append([button(texts.BTN_DONE, cb.Grp(action=cb.GrpAction.menu))])
+    return markup(rows)
+
+
+@dataclass(frozen=True)
+class TopicButton:
+    topic_id: int
+    title: str
+    chosen: bool
+    closed: bool
+
+
+def topic_page(group_id: int, topics: Sequence[TopicButton], page: int, pages: int,
+               list_page: int) -> InlineKeyboardMarkup:
+    """U11.2: one button per topic (``grp:tp:<gid>:<tid>``), the chosen one marked; pages; back."""
+    rows: list[list[InlineKeyboardButton]] = [
+        [button(texts.topic_button(t.title, t.chosen, t.closed)[:64],
+                cb.Grp(action=cb.GrpAction.topics, gid=group_id, tid=t.topic_id))]
+        for t in topics
+    ]
+    nav = []
+    if page > 0:
+        nav.append(button(texts.BTN_PREV, cb.Grp(action=cb.GrpAction.topic_page, gid=group_id,
+                                                 page=page - 1)))
+    if page + 1 < pages:
+        nav.append(button(texts.BTN_NEXT, cb.Grp(action=cb.GrpAction.topic_page, gid=group_id,
+                                                 page=page + 1)))
+    rows.append(nav)
+    rows.append([button(texts.BTN_BACK_TO_LIST, cb.Grp(action=cb.GrpAction.list, page=list_page))])
     return markup(rows)
 
 

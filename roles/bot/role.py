@@ -58,6 +58,7 @@ from services.messages import MessageService
 from services.notifications import NotificationService
 from services.send_limits import SendLimitsService
 from services.status import StatusService
+from services.topics import TopicService
 from storage import keys
 from storage.access_events import AccessChangeListener
 from storage.db import Database
@@ -98,6 +99,7 @@ class BotServices:
     admin: AdminService
     cipher: SessionCipherPort
     limits: SendLimitsService
+    topics: TopicService
 
     def as_kwargs(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -130,6 +132,7 @@ def build_services(
         admin=admin,
         cipher=cipher,
         limits=limits,
+        topics=TopicService(db, now),
     )
 
 

@@ -393,10 +393,47 @@ def group_page(page: int, pages: int, selected: int, total: int) -> str:
 NO_GROUPS = "No groups yet: press “Import groups”."
 
 
-def group_button(title: str, selected: bool, status: str, reason: str) -> str:
+def group_button(title: str, selected: bool, status: str, reason: str, forum: bool = False) -> str:
+    if forum:
+        title = f"{FORUM_MARK} {title}"
     if status != "active":
         return f"⚠️ {title} ({reason_text(reason or status)})"
     return f"{'✅' if selected else '⬜'} {title}"
+
+
+# U11 forum topics ----------------------------------------------------------------------------------
+FORUM_MARK = "🗂"
+TOPIC_FORMS = ("topic", "topics")
+BTN_TOPIC = "🗂 Topic"
+BTN_BACK_TO_LIST = "◀️ Back to the groups"
+
+
+def topic_button(title: str, chosen: bool, closed: bool) -> str:
+    if closed:
+        return f"🔒 {title} (closed)"
+    return f"{'✅' if chosen else '⬜'} {title}"
+
+
+def topic_page(title: str, chosen_title: str, page: int, pages: int, total: int, reason: str = "") -> str:
+    lines = [
+        f"{FORUM_MARK} <b>{esc(title)}</b>: choose the topic its posts go to — "
+        f"page {page + 1} of {max(pages, 1)}",
+        f"{count(total, TOPIC_FORMS)}; posting to: {esc(chosen_title or 'General')}.",
+    ]
+    if reason:
+        lines.append(f"⚠️ The group is disabled: {reason_text(reason)}. Choose an open topic to post again.")
+    if not total:
+        lines.append(NO_TOPICS)
+    return "\n".join(lines)
+
+
+NO_TOPICS = "No topics known yet: import the groups again."
+TOPIC_CLOSED_ALERT = "🔒 That topic is closed: only its admins can post there. Choose another one."
+TOPIC_NOT_FORUM = "⚠️ That group isn't a forum (or isn't yours)."
+
+
+def topic_chosen(title: str) -> str:
+    return f"🗂 Posts go to “{title}” from the next round."
 
 
 REASONS = {
@@ -407,6 +444,8 @@ REASONS = {
     "CHAT_RESTRICTED": "restricted",
     "CHAT_SEND_PLAIN_FORBIDDEN": "text not allowed",
     "CHAT_SEND_MEDIA_FORBIDDEN": "media not allowed",
+    "TOPIC_CLOSED": "topic closed",
+    "TOPIC_DELETED": "topic deleted",
     "CHANNEL_INVALID": "gone",
     "PEER_ID_INVALID": "gone",
     "gone": "gone",
@@ -419,6 +458,8 @@ def reason_text(reason: str) -> str:
 
 
 def group_disabled(reason: str) -> str:
+    if reason in ("TOPIC_CLOSED", "TOPIC_DELETED"):  # U11.4: another topic makes it active again
+        return f"⚠️ This group is disabled: {reason_text(reason)}. Choose another topic with “{BTN_TOPIC}”."
     return f"⚠️ This group is disabled: {reason_text(reason)}."
 
 

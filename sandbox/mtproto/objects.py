@@ -279,14 +279,39 @@ def feed_message(me: Me, kind: str, group_id: int, post: dict[str, Any], media: 
                          from_id=None if broadcast else types.PeerUser(me.user_id), media=media)
 
 
+def reply_target(reply_to: Any) -> int | None:
+    """The message a send replies to, which in a forum names the topic: ``inputReplyToMessage``'s
+    ``top_msg_id`` (the topic, when replying to another message in it) or else ``reply_to_msg_id``
+    (the topic's own id when posting in it, as Telegram's forum docs say)."""
+    if not isinstance(reply_to, types.InputReplyToMessage):
+        return None
+    return int(reply_to.top_msg_id or reply_to.reply_to_msg_id)
+
+
+def forum_topic(group_id: int, topic: dict[str, Any], me: Me) -> Any:
+    """A world topic (``World.get_forum_topics``) as Telegram's ``forumTopic``."""
+    return types.ForumTopic(
+        id=int(topic["id"]), date=datetime.fromtimestamp(int(topic.get("date") or 0), UTC),
+        peer=types.PeerChannel(channel_id=group_id), title=str(topic["title"]), icon_color=0x6FB9F0,
+        top_message=int(topic.get("top_message") or topic["id"]), read_inbox_max_id=0, read_outbox_max_id=0,
+        unread_count=0, unread_mentions_count=0, unread_reactions_count=0, unread_poll_votes_count=0,
+        from_id=types.PeerUser(me.user_id), notify_settings=types.PeerNotifySettings(),
+        closed=bool(topic.get("closed")) or None)
+
+
 def sent_updates(*, me: Me, chat: Any, kind: str, group_id: int, message_id: int, date: datetime,
-                 text: str, entities: list[Any] | None, media: Any, random_id: int, pts: int) -> Any:
-    """What ``messages.sendMessage``/``sendMedia`` answer: the new message as updates."""
+                 text: str, entities: list[Any] | None, media: Any, random_id: int, pts: int,
+                 topic_id: int | None = None) -> Any:
+    """What ``messages.sendMessage``/``sendMedia`` answer: the new message as updates (a post in a
+    forum topic other than General replies to the topic's first message, ``forum_topic`` set)."""
     broadcast = kind == "channel"
+    reply = None
+    if topic_id is not None and topic_id != 1:
+        reply = types.MessageReplyHeader(forum_topic=True, reply_to_msg_id=topic_id)
     message = types.Message(
         id=message_id, peer_id=peer_of(kind, group_id), date=date, message=text, out=True,
         post=broadcast or None, from_id=None if broadcast else types.PeerUser(me.user_id),
-        entities=echoed_entities(entities), media=media)
+        entities=echoed_entities(entities), media=media, reply_to=reply)
     new: Any
     if kind == "group":
         new = types.UpdateNewMessage(message=message, pts=pts, pts_count=1)

@@ -106,6 +106,7 @@ class Dispatcher:
             functions.messages.GetChatsRequest: self._get_chats,
             functions.messages.GetMessagesRequest: self._get_messages,
             functions.channels.GetMessagesRequest: self._get_channel_messages,
+            functions.messages.GetForumTopicsRequest: self._get_forum_topics,
             functions.messages.SendMessageRequest: self._send_message,
             functions.messages.SendMediaRequest: self._send_media,
             functions.upload.SaveFilePartRequest: self._save_file_part,
@@ -288,6 +289,24 @@ class Dispatcher:
                 chats.append(objects.chat_object(group))
         return types.messages.Chats(chats=chats)
 
+    # --- forum topics -----------------------------------------------------------------------
+
+    async def _get_forum_topics(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        """``messages.getForumTopics``: a page after ``offset_topic`` (0: from the top)."""
+        kind, group_id, access_hash = self._target(binding, request.peer)
+        if kind == "group":
+            raise RpcFailure(400, "CHANNEL_INVALID")  # a basic group is never a forum
+        page = await self.world.get_forum_topics(binding.session_token or "", group_id, access_hash,
+                                                 request.offset_topic or None, request.limit)
+        me = self._me(binding)
+        known = self._known_groups.get((me.phone, group_id))
+        chat = objects.chat_object(known) if known else objects.chat_object(
+            {"id": group_id, "title": "", "kind": kind, "access_hash": access_hash, "forum": True})
+        return types.messages.ForumTopics(
+            count=int(page["count"]), topics=[objects.forum_topic(group_id, t, me) for t in page["topics"]],
+            messages=[], chats=[chat], users=[objects.me_user(me)],
+            pts=self._channel_pts.get((me.phone, group_id), 1))
+
     # --- sends ----------------------------------------------------------------------------
 
     def _target(self, binding: KeyBinding, peer: Any) -> tuple[str, int, int]:
@@ -334,7 +353,8 @@ class Dispatcher:
         entities = [e for e in (objects.entity_to_dict(x) for x in request.entities or []) if e is not None]
         stored, ref = self._media_of(binding, media)
         posted = await self.world.send_message(binding.session_token or "", group_id, access_hash,
-                                               request.message, entities, stored, media_ref=ref)
+                                               request.message, entities, stored, media_ref=ref,
+                                               reply_to=objects.reply_target(request.reply_to))
         me = self._me(binding)
         date = datetime.fromtimestamp(int(posted["date"]), UTC)
         if kind == "group":
@@ -347,7 +367,8 @@ class Dispatcher:
         return objects.sent_updates(
             me=me, chat=chat, kind=kind, group_id=group_id, message_id=int(posted["message_id"]), date=date,
             text=request.message, entities=request.entities,
-            media=self._sent_media(me, posted, date), random_id=request.random_id, pts=pts)
+            media=self._sent_media(me, posted, date), random_id=request.random_id, pts=pts,
+            topic_id=posted.get("topic_id"))
 
     def _sent_media(self, me: bridge.Me, posted: dict[str, Any], date: datetime) -> Any:
         ref = posted.get("media_ref")

@@ -699,6 +699,28 @@
               meta, body);
   }
 
+  // A forum's panel: one feed per topic (General first), each post where its topic_id puts it.
+  function topicFeeds(group, posts, result) {
+    const topics = el("ul", { class: "topics", "aria-label": `Topics of ${group.title}` });
+    for (const topic of group.topics) {
+      const inTopic = posts.filter((p) => (p.topic_id || 1) === topic.id);
+      const head = el("div", { class: "topic-title" },
+        el("span", { text: `# ${topic.title}` }),
+        el("span", { class: "group-flags", text: `${topic.closed ? " · closed" : ""} · ${inTopic.length} post${inTopic.length === 1 ? "" : "s"}` }));
+      const feed = el("ol", { class: "feed", "aria-label": `Posts in ${group.title}, topic ${topic.title}` });
+      if (!inTopic.length) feed.append(el("li", { class: "muted", text: "No posts yet." }));
+      for (const post of inTopic) feed.append(postNode(group.id, post, result.get(`${group.id}:${post.message_id}`)));
+      topics.append(el("li", { class: "topic", dataset: { topicId: String(topic.id) } }, head, feed));
+    }
+    return topics;
+  }
+
+  function topicTitle(group, post) {
+    if (!group || !group.topics || post.topic_id === undefined) return "";
+    const topic = group.topics.find((t) => t.id === post.topic_id);
+    return topic ? ` › ${topic.title}` : "";
+  }
+
   function renderGroups() {
     const groups = allGroups();
     const { all, result } = gaps();
@@ -712,6 +734,7 @@
     for (const group of ordered) {
       const posts = state.posts.get(group.id) || [];
       const flags = [group.kind];
+      if (group.forum) flags.push(`forum, ${group.topics ? group.topics.length : 0} topics`);
       if (!group.can_send) flags.push("read-only");
       if (group.slow_mode) flags.push(`slow mode ${group.slow_mode} s`);
       const details = el("details", {
@@ -726,10 +749,14 @@
         el("span", { class: "group-title", text: group.title }),
         el("span", { class: "group-flags", text: ` ${flags.join(", ")}` }),
         el("span", { class: "post-count", text: ` · ${posts.length} post${posts.length === 1 ? "" : "s"}` }));
-      const feed = el("ol", { class: "feed", "aria-label": `Posts in ${group.title}` });
-      if (!posts.length) feed.append(el("li", { class: "muted", text: "No posts yet." }));
-      for (const post of posts) feed.append(postNode(group.id, post, result.get(`${group.id}:${post.message_id}`)));
-      details.append(summary, feed);
+      if (group.forum && group.topics) {
+        details.append(summary, topicFeeds(group, posts, result));
+      } else {
+        const feed = el("ol", { class: "feed", "aria-label": `Posts in ${group.title}` });
+        if (!posts.length) feed.append(el("li", { class: "muted", text: "No posts yet." }));
+        for (const post of posts) feed.append(postNode(group.id, post, result.get(`${group.id}:${post.message_id}`)));
+        details.append(summary, feed);
+      }
       list.append(el("li", {}, details));
     }
     const timeline = $("timeline");
@@ -737,7 +764,8 @@
     const latest = all.slice(-MAX_TIMELINE).reverse();
     if (!latest.length) timeline.append(el("li", { class: "muted", text: "No posts yet." }));
     for (const { gid, post } of latest) {
-      const title = (groups.get(gid) || { title: `group ${gid}` }).title;
+      const group = groups.get(gid);
+      const title = (group || { title: `group ${gid}` }).title + topicTitle(group, post);
       timeline.append(postNode(gid, post, result.get(`${gid}:${post.message_id}`), title));
     }
   }

@@ -244,7 +244,7 @@ class RoundEngine:
     async def _send(self, batch: _Batch, cand: Candidate, claimed: Claimed, unit: RoundUnit) -> Step:
         """One send and its outcome: "next", "stop" (no more sends in this job) or "ended" (round)."""
         ctx = batch.ctx
-        group = GroupRef(claimed.peer_id, claimed.access_hash, _kind(claimed.kind))
+        group = GroupRef(claimed.peer_id, claimed.access_hash, _kind(claimed.kind), claimed.topic_id)
         await unit.release_if_scarce()
         outcome, decision = await self._deliver(batch, cand, claimed, group, unit)
         if decision is not None and decision.unknown:

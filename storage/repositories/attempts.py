@@ -82,6 +82,7 @@ class Claimed:
     access_hash: int
     kind: str
     tries: int
+    topic_id: int | None = None  # a forum's chosen topic (U11); None: General or not a forum
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,8 @@ _CLAIM = "WITH " + _outcome_sql(2) + """, claim AS (
       AND r.round_id = t.round_id AND r.finished_at IS NULL AND r.message_id = $9
       AND c.user_id = r.user_id
       AND campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) IS NULL
-    RETURNING t.attempt_id, t.peer_id, t.access_hash, t.kind, t.tries
+    RETURNING t.attempt_id, t.peer_id, t.access_hash, t.kind, t.tries,
+              (SELECT g.topic_id FROM groups g WHERE g.group_id = t.group_id AND g.is_forum) AS topic_id
 )
 SELECT (SELECT count(*) FROM done)::int AS written, claim.*
 FROM (SELECT 1) AS one LEFT JOIN claim ON true
@@ -242,7 +244,8 @@ async def claim(
     assert row is not None
     claimed = None
     if row["attempt_id"] is not None:
-        claimed = Claimed(row["attempt_id"], row["peer_id"], row["access_hash"], row["kind"], row["tries"])
+        claimed = Claimed(row["attempt_id"], row["peer_id"], row["access_hash"], row["kind"], row["tries"],
+                          row["topic_id"])
     return claimed, bool(row["written"])
 
 

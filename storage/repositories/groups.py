@@ -13,7 +13,8 @@ import asyncpg
 
 from domain.models import GroupRecord
 
-COLUMNS = "group_id, user_id, peer_id, access_hash, kind, title, selected, status, reason, archived"
+COLUMNS = ("group_id, user_id, peer_id, access_hash, kind, title, selected, status, reason, archived, "
+           "is_forum, topic_id")
 
 
 def to_record(row: asyncpg.Record) -> GroupRecord:
@@ -28,6 +29,8 @@ def to_record(row: asyncpg.Record) -> GroupRecord:
         status=row["status"],
         reason=row["reason"],
         archived=row["archived"],
+        is_forum=row["is_forum"],
+        topic_id=row["topic_id"],
     )
 
 

@@ -246,3 +246,30 @@ async def test_placeholders_fit_their_fields(page: Page, sandbox: SandboxServer)
         })
         .map(input => input.id + ': ' + input.placeholder)""")
     assert cut == [], f"placeholders cut off: {cut}"
+
+
+async def test_a_forum_group_shows_its_topics_and_each_post_in_its_topic(page: Page, sandbox: SandboxServer) -> None:
+    dana = "+15550000004"  # the demo world's forums: Makers Forum (1401), Travel Forum (1402)
+    await _open(page, sandbox)
+    world = sandbox.url + "/sandbox/world"
+    async with aiohttp.ClientSession() as http:
+        sent = await _post(http, f"{world}/send_code", {"phone": dana})
+        code = sandbox.world.codes(dana)[0]["code"]
+        signed = await _post(http, f"{world}/sign_in", {"phone": dana, "session": sent["session"],
+                                                        "phone_code_hash": sent["phone_code_hash"], "code": code})
+        dialogs = {g["id"]: g for g in (await _post(http, f"{world}/get_dialogs",
+                                                    {"session": signed["session"]}))["groups"]}
+        send = {"session": signed["session"], "group_id": 1401, "access_hash": dialogs[1401]["access_hash"]}
+        assert (await _post(http, f"{world}/send_message", {**send, "text": "For sale", "reply_to": 3}))["ok"]
+        assert (await _post(http, f"{world}/send_message", {**send, "text": "Hello all"}))["ok"]
+
+    topics = page.get_by_role("list", name="Topics of Makers Forum")
+    await expect(topics.locator(".topic")).to_have_count(5)
+    await expect(page.get_by_role("list", name="Posts in Makers Forum, topic Marketplace")).to_contain_text("For sale")
+    await expect(page.get_by_role("list", name="Posts in Makers Forum, topic General")).to_contain_text("Hello all")
+    await expect(topics.locator('.topic[data-topic-id="2"] .topic-title')).to_contain_text("closed")
+    timeline = page.get_by_role("list", name="Latest posts, all groups")
+    await expect(timeline).to_contain_text("Makers Forum › Marketplace")
+
+    sandbox.world.change_topic(1401, 3, {"closed": True})  # the panel follows a topic closed meanwhile
+    await expect(topics.locator('.topic[data-topic-id="3"] .topic-title')).to_contain_text("closed")

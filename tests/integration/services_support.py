@@ -13,7 +13,15 @@ from typing import Any
 import asyncpg
 
 from accounts.crypto import SessionCipher, generate_key
-from accounts.gateway import AccountRef, GroupInfo, GroupRef, LoginState, OutgoingMessage, SignedIn
+from accounts.gateway import (
+    AccountRef,
+    ForumTopic,
+    GroupInfo,
+    GroupRef,
+    LoginState,
+    OutgoingMessage,
+    SignedIn,
+)
 from config.settings import BotSettings, Settings
 from domain.errors import CodeExpired, CodeInvalid, GatewayError, PasswordInvalid, PasswordNeeded
 from services.access import AccessService
@@ -60,6 +68,8 @@ class FakeGateway:
     cancelled: list[str] = field(default_factory=list)
     logged_out: list[str] = field(default_factory=list)
     listed_with: list[str] = field(default_factory=list)
+    topics: dict[int, list[ForumTopic]] = field(default_factory=dict)  # forum peer id -> its topics
+    topics_error: GatewayError | None = None
     counter: int = 0
 
     async def send_code(self, name: str, phone: str) -> LoginState:
@@ -106,6 +116,11 @@ class FakeGateway:
         if self.list_error is not None:
             raise self.list_error
         return list(self.groups)
+
+    async def list_topics(self, account: AccountRef, group: GroupRef) -> list[ForumTopic]:
+        if self.topics_error is not None:
+            raise self.topics_error
+        return list(self.topics.get(group.peer_id, []))
 
     async def send_message(self, account: AccountRef, group: GroupRef, message: OutgoingMessage) -> int:
         raise AssertionError("the services never send")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from contract import Case, Contract, Step
@@ -19,6 +19,7 @@ from services.admin import Actor
 from storage.lease import Leases
 from storage.queue import JobQueue
 from storage.repositories import settings as settings_repo
+from tests.integration.engine_support import FAST, Engine
 from tests.parity.harness import ADMIN, ADMIN_USER, Harness
 
 # results of this session, for the coverage test and the terminal summary:
@@ -28,6 +29,7 @@ RESULTS: dict[str, dict[str, str]] = {}
 ALWAYS_FAILURE = (texts.ERROR,)  # never shown in a passing case
 OTHER_PHONE = "+15550009999"
 NOTIFIED_TIMEOUT = 60.0  # an announcement to every user of the suite takes a few seconds at 25/s
+ROUND_TIMEOUT = 30.0  # a round step: the round sent and what it told the user delivered
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 Json = dict[str, Any]
@@ -122,6 +124,8 @@ class CaseRunner:
         self.start_codes: dict[str, int] = {}
         self.start_sessions: dict[str, int] = {}
         self.audit_start = 0
+        self.topic_changes: list[tuple[int, int, Json]] = []  # (group, topic, how it was) to restore
+        self.feed_start: dict[int, int] = {}  # posts in each of the user's groups when the trigger began
 
     # --- templates ------------------------------------------------------------------------------
 
@@ -225,6 +229,19 @@ class CaseRunner:
                                  self.h.settings.engine, self.h.redis)
             await jobs.tick()
             await self.h.settle()
+        elif kind == "round":
+            await self._round()
+        elif kind == "topic":
+            # a forum admin closes, reopens or deletes a topic (restored after the case)
+            group, topic = int(value["group"]), int(value["topic"])
+            before = next((t for t in await self.h.client.topics(group) if t["id"] == topic), None)
+            if before is None:
+                raise CaseFailed(f"group {group} has no topic {topic}")
+            self.topic_changes.append((group, topic, before))
+            if value.get("deleted"):
+                await self.h.client.change_topic(group, topic, deleted=True)
+            else:
+                await self.h.client.change_topic(group, topic, closed=bool(value.get("closed")))
         elif kind == "keep":
             self.kept, _ = await self._newest_with(uid, str(value))
         elif kind == "press_kept":
@@ -266,6 +283,34 @@ class CaseRunner:
         else:  # pragma: no cover - contract.load rejects unknown steps
             raise CaseFailed(f"unknown step {kind}")
 
+    async def _round(self) -> None:
+        """The user's broadcast made due and one round of it sent by a worker (its own gateway, as
+        another process), then what it told the user delivered by the bot's notifier."""
+        h = self.h
+        async with h.db.connection() as conn:
+            await conn.execute("UPDATE campaigns SET next_run_at = now() WHERE user_id = $1", self.uid)
+        worker = Engine(h.db, h.redis, h.new_gateway(), replace(h.settings, engine=FAST), h.cipher,
+                        consumer=f"parity-round-{self.uid}")
+        await worker.jobs.tick()
+        round_id = await h.fetchval("SELECT max(round_id) FROM rounds WHERE user_id = $1 AND finished_at IS NULL",
+                                    self.uid)
+        if round_id is None:
+            raise CaseFailed("the round step found no round: is the broadcast running?")
+        await worker.run_until_done([int(round_id)], within=ROUND_TIMEOUT)
+        deadline = asyncio.get_running_loop().time() + ROUND_TIMEOUT
+        while await h.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1 AND delivered_at IS NULL",
+                               self.uid):
+            if asyncio.get_running_loop().time() > deadline:
+                raise CaseFailed("the round's notifications were not delivered")
+            await asyncio.sleep(0.05)
+
+    async def _feeds(self) -> dict[int, list[Json]]:
+        """The sandbox feed of each of the user's groups (peer id -> posts)."""
+        async with self.h.db.connection() as conn:
+            peers = [int(r["peer_id"]) for r in await conn.fetch(
+                "SELECT peer_id FROM groups WHERE user_id = $1 AND status <> 'gone'", self.uid)]
+        return {peer: await self.h.client.group_messages(peer) for peer in peers}
+
     async def _twice(self, raw: Step) -> None:
         (kind, value), = raw.items()
         if kind != "press":
@@ -297,6 +342,8 @@ class CaseRunner:
             before = await self.h.client.chat(self.uid)
             admin_before = await self.h.client.chat(ADMIN)
             self.audit_start = int(await self.h.fetchval("SELECT coalesce(max(audit_id), 0) FROM audit_log"))
+            if "topic_posts" in (case.expect.get("checks") or {}):
+                self.feed_start = {peer: len(posts) for peer, posts in (await self._feeds()).items()}
             self.last_answer = None
             self.answered_uid = None
             self.last_pressed = None
@@ -323,6 +370,10 @@ class CaseRunner:
 
     async def cleanup(self) -> None:
         await self.h.client.clear_faults()
+        for group, topic, before in reversed(self.topic_changes):
+            if not any(t["id"] == topic for t in await self.h.client.topics(group)):
+                await self.h.client.change_topic(group, topic, deleted=False)
+            await self.h.client.change_topic(group, topic, closed=bool(before["closed"]))
         self.h.clock.offset = 0.0
         # the switches are global: admin cases may have flipped them through the bot itself
         async with self.h.db.connection() as conn:
@@ -462,6 +513,33 @@ class CaseRunner:
                 return await settings_repo.access_mode(conn)
         if name == "global_paused":
             return await h.admin.global_paused()
+        if name in ("topics", "topic"):
+            # the user's forums (by title): how many topics are known / the title of the chosen one
+            async with h.db.connection() as conn:
+                rows = await conn.fetch(
+                    """SELECT g.title, count(t.topic_id) AS topics,
+                              max(t.title) FILTER (WHERE t.topic_id = coalesce(g.topic_id, 1)) AS chosen
+                       FROM groups g LEFT JOIN group_topics t USING (group_id)
+                       WHERE g.user_id = $1 AND g.is_forum GROUP BY g.group_id, g.title""", uid)
+            return {r["title"]: (r["topics"] if name == "topics" else r["chosen"]) for r in rows}
+        if name == "topic_posts":
+            # the posts that landed since the trigger began, per group (by title): the title of the
+            # forum topic each went to, "-" outside forums (read from the sandbox's group feeds)
+            async with h.db.connection() as conn:
+                titles = {int(r["peer_id"]): r["title"] for r in await conn.fetch(
+                    "SELECT peer_id, title FROM groups WHERE user_id = $1 AND selected", uid)}
+            out: dict[str, list[str]] = {}
+            for peer, posts in (await self._feeds()).items():
+                if peer not in titles:
+                    continue
+                names = {t["id"]: t["title"] for t in await h.client.topics(peer)} if any(
+                    "topic_id" in p for p in posts) else {}
+                out[titles[peer]] = [names.get(p["topic_id"], f"#{p['topic_id']}") if "topic_id" in p else "-"
+                                     for p in posts[self.feed_start.get(peer, 0):]]
+            return out
+        if name == "groups_disabled_told":  # notifications that a group was disabled, to this user
+            return await h.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1 "
+                                    "AND kind = 'group_disabled'", uid)
         if name in ("codes_sent", "world_sessions"):
             alias = self.account or next(iter(self.contract.accounts))
             phone = self.contract.accounts[alias]["phone"]

@@ -400,10 +400,10 @@ def test_demo_world_has_the_promised_accounts() -> None:
     world.reset()
     phones = world.seed(load_world_file())
 
-    assert phones == ["+15550000001", "+15550000002", "+15550000003"]
+    assert phones == ["+15550000001", "+15550000002", "+15550000003", "+15550000004"]
     accounts = {a["phone"]: a for a in world.accounts()}
-    assert [len(accounts[p]["groups"]) for p in phones] == [9, 13, 6]
-    assert [accounts[p]["has_password"] for p in phones] == [False, True, False]
+    assert [len(accounts[p]["groups"]) for p in phones] == [9, 13, 6, 5]
+    assert [accounts[p]["has_password"] for p in phones] == [False, True, False, False]
     first = accounts["+15550000001"]["groups"]
     # every account follows a channel it can't post to (the import leaves those out), and the first
     # two are in a group they can't write to (the import lists it disabled, U3.7)
@@ -416,4 +416,11 @@ def test_demo_world_has_the_promised_accounts() -> None:
         "+15550000001  Alice  no 2FA  9 chats (2 not writable, 1 with slow mode)",
         "+15550000002  Boris  2FA password 'sandbox-2fa'  13 chats (2 not writable, 1 with slow mode)",
         "+15550000003  Chen  no 2FA  6 chats (1 not writable, 0 with slow mode)",
+        "+15550000004  Dana  no 2FA  5 chats (1 not writable, 0 with slow mode)",
     ]
+    # Dana's forums (U11): topics incl. a closed one, and one forum with more topics than a page
+    forums = {g["id"]: g for g in accounts["+15550000004"]["groups"] if g["forum"]}
+    assert sorted(forums) == [1401, 1402]
+    makers = {t["title"]: t for t in world.forum_topics(1401)}
+    assert makers["General"]["id"] == 1 and makers["Announcements"]["closed"]
+    assert len(world.forum_topics(1402)) == 13

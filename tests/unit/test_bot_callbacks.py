@@ -73,6 +73,8 @@ def test_largest_values_fit_telegrams_limit() -> None:
         cb.Adm(action=cb.AdmAction.grant, uid=2**63 - 1, days=3650),
         cb.Grp(action=cb.GrpAction.list, page=100_000),
         cb.Int(action=cb.IntAction.set, minutes=100_000),
+        cb.Grp(action=cb.GrpAction.topics, gid=2**63 - 1, tid=2**31 - 1),
+        cb.Grp(action=cb.GrpAction.topic_page, gid=2**63 - 1, page=100_000),
     ]
     for data in widest:
         assert len(data.pack().encode()) <= MAX_CALLBACK_LENGTH
@@ -83,6 +85,8 @@ def test_largest_values_fit_telegrams_limit() -> None:
     "grp:t:99999999999999999999999:0", "grp:t:1:0:extra", "grp:list:100001", "int:set:0", "int:set:x",
     "acc:kp:x", "acc:kp:10", "acc:logout:no", "acc:menu:", "acc:kp::", "grp:menu:1", "bc:now:no", "menu:other", "zzz:main", "adm:approve:0",
     "grp:t:1:" + "9" * 70,
+    "grp:tp", "grp:tp:0", "grp:tp:x", "grp:tp:1:0", "grp:tp:1:-3", "grp:tp:1:2147483648", "grp:tp:1:2:3",
+    "grp:tpl:1", "grp:tpl:1:x", "grp:tpl:1:100001",
 ])
 def test_forged_or_malformed_data_matches_nothing(forged: str) -> None:
     assert cb.parse(forged) is None
@@ -90,3 +94,18 @@ def test_forged_or_malformed_data_matches_nothing(forged: str) -> None:
 
 def test_over_long_data_is_refused_before_parsing() -> None:
     assert cb.parse("menu:main" + " " * 60) is None
+
+
+def test_forum_topic_ids_of_flows_beyond_round_trip() -> None:
+    """U11.2: ``grp:tp:<gid>`` (the topics) and ``grp:tp:<gid>:<tid>`` (choose one), and the pages."""
+    text = contract.BEYOND_MD.read_text(encoding="utf-8")
+    assert "`grp:tp:<gid>`" in text and "`grp:tp:<gid>:<tid>`" in text
+    assert cb.parse("grp:tp:123") == cb.Grp(action=cb.GrpAction.topics, gid=123)
+    assert cb.parse("grp:tp:123:5") == cb.Grp(action=cb.GrpAction.topics, gid=123, tid=5)
+    assert cb.parse("grp:tpl:123:1") == cb.Grp(action=cb.GrpAction.topic_page, gid=123, page=1)
+    for data in ("grp:tp:123", "grp:tp:123:5", "grp:tpl:123:1"):
+        parsed = cb.parse(data)
+        assert parsed is not None and parsed.pack() == data
+    listing = cb.Grp.on(cb.GrpAction.topics, tid=None).rule
+    assert listing is not None
+    assert listing.resolve(cb.parse("grp:tp:123")) and not listing.resolve(cb.parse("grp:tp:123:5"))

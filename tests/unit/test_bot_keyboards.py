@@ -44,6 +44,32 @@ def test_group_page_navigation_and_titles() -> None:
     assert "grp:list:0" in last and "grp:list:2" not in last
 
 
+def test_forums_are_marked_with_a_topic_button_beside_them() -> None:
+    groups = [kb.GroupButton(1, "Forum", True, "active", "", forum=True),
+              kb.GroupButton(2, "Closed", False, "disabled", "TOPIC_CLOSED", forum=True),
+              kb.GroupButton(3, "Left", False, "gone", "gone", forum=True), kb.GroupButton(4, "Plain", False, "active", "")]
+    markup = kb.group_page(groups, page=0, pages=1)
+    rows = [[(b.text, b.callback_data) for b in row] for row in markup.inline_keyboard][:4]
+    assert rows == [
+        [("✅ 🗂 Forum", "grp:t:1:0"), (texts.BTN_TOPIC, "grp:tp:1")],
+        [("⚠️ 🗂 Closed (topic closed)", "grp:t:2:0"), (texts.BTN_TOPIC, "grp:tp:2")],
+        [("⚠️ 🗂 Left (gone)", "grp:t:3:0")],
+        [("⬜ Plain", "grp:t:4:0")],
+    ]
+
+
+def test_topic_page_marks_the_chosen_and_closed_topics_and_pages() -> None:
+    topics = [kb.TopicButton(1, "General", True, False), kb.TopicButton(2, "News", False, True),
+              kb.TopicButton(3, "x" * 100, False, False)]
+    markup = kb.topic_page(7, topics, page=1, pages=3, list_page=2)
+    buttons = [(b.text, b.callback_data) for row in markup.inline_keyboard for b in row]
+    assert buttons[:2] == [("✅ General", "grp:tp:7:1"), ("🔒 News (closed)", "grp:tp:7:2")]
+    assert len(buttons[2][0]) == 64 and buttons[2][1] == "grp:tp:7:3"
+    assert [data for _, data in buttons[3:]] == ["grp:tpl:7:0", "grp:tpl:7:2", "grp:list:2"]
+    text = texts.topic_page("A <b> forum", "General", 1, 3, 17, "TOPIC_DELETED")
+    assert "A &lt;b&gt; forum" in text and "page 2 of 3" in text and "17 topics" in text and "topic deleted" in text
+
+
 def test_interval_presets_mark_the_current_one() -> None:
     markup = kb.interval_menu([15, 60, 1440], 3600)
     assert ids(markup) == ["int:set:15", "int:set:60", "int:set:1440", "int:custom", "menu:main"]

@@ -19,7 +19,15 @@ import pytest
 from telethon import TelegramClient, errors, functions, types
 from telethon.sessions import StringSession
 
-from accounts.gateway import AccountGateway, AccountRef, GroupRef, LoginState, Media, OutgoingMessage
+from accounts.gateway import (
+    AccountGateway,
+    AccountRef,
+    ForumTopic,
+    GroupRef,
+    LoginState,
+    Media,
+    OutgoingMessage,
+)
 from accounts.telethon import TelethonClientFactory, TelethonGateway
 from accounts.telethon.dialogs import group_info
 from accounts.telethon.media import input_media
@@ -864,6 +872,8 @@ class StubbedRpcClient(TelegramClient):  # type: ignore[misc]  # Telethon ships 
             return types.updates.DifferenceEmpty(date=now, seq=1)
         if isinstance(request, functions.upload.SaveFilePartRequest):
             return True
+        if isinstance(request, functions.messages.GetForumTopicsRequest):
+            return _topics_page(request, now)
         if isinstance(request, functions.messages.SendMessageRequest):
             return types.UpdateShortSentMessage(id=555, pts=1, pts_count=1, date=now)
         if isinstance(request, functions.messages.SendMediaRequest):
@@ -874,6 +884,28 @@ class StubbedRpcClient(TelegramClient):  # type: ignore[misc]  # Telethon ships 
                 users=[], chats=[], date=now, seq=0,
             )
         raise AssertionError(f"unexpected request {request!r}")
+
+
+FORUM_TOPICS = 130  # General + 129: two pages of messages.getForumTopics
+
+
+def _topics_page(request: Any, now: datetime.datetime) -> Any:
+    """Topics newest first (General, id 1, first), 100 a page, after ``offset_topic``; every other
+    topic is closed, and one deleted topic (``forumTopicDeleted``) is listed as Telegram may."""
+    ids = [1, *range(10 + FORUM_TOPICS - 1, 10, -1)]
+    start = ids.index(request.offset_topic) + 1 if request.offset_topic else 0
+    page = ids[start:start + request.limit]
+    topics: list[Any] = [
+        types.ForumTopic(id=i, date=now, peer=types.PeerChannel(5), title=f"T{i}", icon_color=0, top_message=i + 1000,
+                         read_inbox_max_id=0, read_outbox_max_id=0, unread_count=0, unread_mentions_count=0,
+                         unread_reactions_count=0, unread_poll_votes_count=0, from_id=types.PeerUser(9),
+                         notify_settings=types.PeerNotifySettings(), closed=i % 2 == 0 or None)
+        for i in page]
+    if not request.offset_topic:
+        topics.insert(1, types.ForumTopicDeleted(id=999))
+    messages = [types.Message(id=i + 1000, peer_id=types.PeerChannel(5), date=now, message="") for i in page]
+    return types.messages.ForumTopics(count=FORUM_TOPICS, topics=topics, messages=messages, chats=[], users=[],
+                                      pts=1)
 
 
 @pytest.fixture
@@ -928,3 +960,39 @@ async def test_telethon_sends_media_with_caption(
     assert request.entities == [types.MessageEntityUnderline(4, 8)]
     assert request.media.file.name == "clip.mp4" and request.media.mime_type == "video/mp4"
     assert any(isinstance(r, functions.upload.SaveFilePartRequest) for r in stubbed_clients[0].rpc)
+
+
+async def test_telethon_lists_forum_topics_page_by_page(
+    stubbed_gateway: TelethonGateway, stubbed_clients: list[StubbedRpcClient]
+) -> None:
+    topics = await stubbed_gateway.list_topics(AccountRef(1, ""), GroupRef(5, 55, "supergroup"))
+
+    assert len(topics) == FORUM_TOPICS and len({t.topic_id for t in topics}) == FORUM_TOPICS
+    assert topics[:3] == [ForumTopic(1, "T1"), ForumTopic(139, "T139"), ForumTopic(138, "T138", closed=True)]
+    first, second = [r for r in stubbed_clients[0].rpc if isinstance(r, functions.messages.GetForumTopicsRequest)]
+    assert first.peer == second.peer == types.InputPeerChannel(5, 55)
+    assert (first.offset_topic, first.offset_id, first.limit) == (0, 0, 100)
+    # the next page after the last topic: its id, its top message and that message's date
+    last = topics[99]
+    assert (second.offset_topic, second.offset_id) == (last.topic_id, last.topic_id + 1000)
+    assert second.offset_date is not None
+
+
+async def test_telethon_posts_into_a_topic_by_replying_to_its_id(
+    stubbed_gateway: TelethonGateway, stubbed_clients: list[StubbedRpcClient]
+) -> None:
+    account = AccountRef(1, "")
+    await stubbed_gateway.send_message(account, GroupRef(5, 55, "supergroup", topic_id=42), OutgoingMessage("hi"))
+    await stubbed_gateway.send_message(account, GroupRef(5, 55, "supergroup", topic_id=1), OutgoingMessage("hi"))
+    await stubbed_gateway.send_message(account, GroupRef(5, 55, "supergroup"), OutgoingMessage("hi"))
+    media = Media(kind="document", data=b"%PDF" + b"\x00" * 60, filename="a.pdf", mime_type="application/pdf")
+    await stubbed_gateway.send_message(account, GroupRef(5, 55, "supergroup", topic_id=42), OutgoingMessage("f", media=media))
+
+    sends = [r for r in stubbed_clients[0].rpc
+             if isinstance(r, functions.messages.SendMessageRequest | functions.messages.SendMediaRequest)]
+    # Telegram's forum docs: reply_to_msg_id = the topic's id; top_msg_id only when replying to another
+    # message inside a topic; the General topic takes no reply_to at all
+    assert sends[0].reply_to == types.InputReplyToMessage(reply_to_msg_id=42)
+    assert sends[0].reply_to.top_msg_id is None
+    assert sends[1].reply_to is None and sends[2].reply_to is None
+    assert sends[3].reply_to == types.InputReplyToMessage(reply_to_msg_id=42)

@@ -21,6 +21,7 @@ from services.campaigns import CampaignService
 from services.group_import import GroupImportService, ImportProgress
 from services.groups import GroupPage, GroupService, NotConnected
 from services.login import LoginService
+from services.topics import TopicPage, TopicService
 
 log = logging.getLogger(__name__)
 routes = Routes("groups")
@@ -40,7 +41,7 @@ def _page_view(page: GroupPage, head: str = "") -> tuple[str, InlineKeyboardMark
     body = texts.group_page(page.page, page.pages, page.selected, page.total)
     if not page.items:
         body += "\n" + texts.NO_GROUPS
-    buttons = [kb.GroupButton(g.group_id, g.title, g.selected, g.status, g.reason, g.archived)
+    buttons = [kb.GroupButton(g.group_id, g.title, g.selected, g.status, g.reason, g.archived, g.is_forum)
                for g in page.items]
     return (f"{head}\n{body}" if head else body), kb.group_page(buttons, page.page, page.pages)
 
@@ -226,3 +227,68 @@ async def bulk(
         mark("U3.6", "bulk")
         await query.answer()
     await _show_page(bot, query, groups, page_no)
+
+
+# --- U11 forum topics ------------------------------------------------------------------------------
+
+
+def _topic_view(page: TopicPage) -> tuple[str, InlineKeyboardMarkup]:
+    reason = page.reason if page.status == "disabled" else ""
+    text = texts.topic_page(page.title, page.chosen_title, page.page, page.pages, page.total, reason)
+    buttons = [kb.TopicButton(t.topic_id, t.title, t.chosen, t.closed) for t in page.items]
+    return text, kb.topic_page(page.group_id, buttons, page.page, page.pages, page.list_page)
+
+
+async def _not_a_forum(bot: Bot, query: CallbackQuery, groups: GroupService) -> None:
+    """A forged or stale group id (not the user's, or no forum any more): a notice, the list again."""
+    mark("U11.2", "not_found")
+    await query.answer(texts.TOPIC_NOT_FORUM)
+    await _show_page(bot, query, groups, 0)
+
+
+@routes.callback_query(cb.Grp.on(cb.GrpAction.topics, tid=None))
+@routes.callback_query(cb.Grp.on(cb.GrpAction.topic_page))
+async def topic_list(
+    query: CallbackQuery, callback_data: cb.Grp, bot: Bot, groups: GroupService, topics: TopicService
+) -> None:
+    """U11.2: a forum's topics, paged; the chosen one marked."""
+    wanted = callback_data.page
+    if wanted is None:
+        page = await topics.page(query.from_user.id, cb.need(callback_data.gid))
+        if page is not None and page.pages > 1:  # open on the page that shows the chosen topic
+            page = await topics.page_showing(query.from_user.id, page.group_id, page.chosen)
+    else:
+        page = await topics.page(query.from_user.id, cb.need(callback_data.gid), wanted)
+    if page is None:
+        await _not_a_forum(bot, query, groups)
+        return
+    if wanted is not None and page.page != wanted:
+        mark("U11.2", "page_gone")
+        await query.answer(texts.PAGE_GONE)
+    else:
+        mark("U11.2")
+        await query.answer()
+    await show(bot, query, *_topic_view(page))
+
+
+@routes.callback_query(cb.Grp.on(cb.GrpAction.topics))
+async def topic_choose(
+    query: CallbackQuery, callback_data: cb.Grp, bot: Bot, groups: GroupService, topics: TopicService
+) -> None:
+    """U11.2: posts of the forum go to the pressed topic (a closed one is refused, nothing changes)."""
+    outcome, page = await topics.choose(query.from_user.id, cb.need(callback_data.gid),
+                                        cb.need(callback_data.tid))
+    if outcome == "closed":
+        mark("U11.2", "topic_closed")
+        await query.answer(texts.TOPIC_CLOSED_ALERT, show_alert=True)
+        return
+    if page is None:
+        await _not_a_forum(bot, query, groups)
+        return
+    if outcome == "not_found":  # a topic the forum doesn't have (any more): its topics as they are
+        mark("U11.2", "topic_gone")
+        await query.answer(texts.NOT_YOURS)
+    else:
+        mark("U11.2", "chosen")
+        await query.answer(texts.topic_chosen(page.chosen_title))
+    await show(bot, query, *_topic_view(page))
