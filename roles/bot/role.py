@@ -123,7 +123,7 @@ def build_services(
         login=login,
         groups=GroupImportService(db, gateway, cipher, settings, now, lock=lock,
                                   lock_wait=settings.bot.lock_wait),
-        messages=MessageService(db, now),
+        messages=MessageService(db, now, settings.bot.messages_per_account),
         campaigns=CampaignService(db, settings, access, now),
         status=StatusService(db, settings, now, limits=limits),
         notifications=NotificationService(db, now),

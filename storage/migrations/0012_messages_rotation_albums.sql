@@ -1,0 +1,32 @@
+-- Several messages in rotation and albums (issue 13, U9).
+-- A user's active messages are the rows with ``active``, numbered for the user by ``position``;
+-- a save that replaces a message deactivates the old version (rounds keep pointing at it).
+-- Existing users keep their current (latest) message as message 1.
+ALTER TABLE messages ADD COLUMN active boolean NOT NULL DEFAULT false;
+ALTER TABLE messages ADD COLUMN position integer NOT NULL DEFAULT 0;
+UPDATE messages m SET active = true, position = 1
+WHERE m.version = (SELECT max(x.version) FROM messages x WHERE x.user_id = m.user_id);
+CREATE UNIQUE INDEX messages_user_id_position_active_idx ON messages (user_id, position) WHERE active;
+
+-- An album: 2-10 photos/videos posted as one, the caption on the first (messages.text/entities);
+-- messages.media_id keeps the first item, so the content check and older readers still hold.
+CREATE TABLE message_media (
+    message_id bigint   NOT NULL,
+    position   smallint NOT NULL,
+    media_id   bigint   NOT NULL,
+    CONSTRAINT message_media_pkey PRIMARY KEY (message_id, position),
+    CONSTRAINT message_media_message_id_fkey FOREIGN KEY (message_id) REFERENCES messages (message_id)
+        ON DELETE CASCADE,
+    CONSTRAINT message_media_media_id_fkey FOREIGN KEY (media_id) REFERENCES media (media_id),
+    CONSTRAINT message_media_position_check CHECK (position BETWEEN 0 AND 9)
+);
+
+-- The rotation mode of a broadcast: seq (each round the next message to every group) or rnd.
+ALTER TABLE campaigns ADD COLUMN rotation text NOT NULL DEFAULT 'seq';
+ALTER TABLE campaigns ADD CONSTRAINT campaigns_rotation_check CHECK (rotation IN ('seq', 'rnd'));
+
+-- The message an attempt posts, chosen when the round is planned (NULL: the round's message);
+-- the next round reads it back so a group never gets the same message twice in a row.
+ALTER TABLE attempts ADD COLUMN message_id bigint;
+ALTER TABLE attempts ADD CONSTRAINT attempts_message_id_fkey FOREIGN KEY (message_id)
+    REFERENCES messages (message_id);
