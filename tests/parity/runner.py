@@ -213,7 +213,7 @@ class CaseRunner:
         elif kind == "poll":
             await self._send({"poll": {"question": "Lunch?", "options": ["Yes", "No"]}})
         elif kind == "album":
-            await self._send({"media_group": [{"photo": {"caption": f"part {i}"}} for i in range(int(value))]})
+            await self._send({"media_group": _album(value)})
         elif kind == "press":
             spec = value if isinstance(value, dict) else {"data": value}
             message_id, data = await self._newest_with(uid, spec.get("data"), spec.get("text"),
@@ -469,6 +469,21 @@ class CaseRunner:
                 return len(await h.client.codes(phone)) - self.start_codes[alias]
             return len(await h.client.sessions(phone)) - self.start_sessions[alias]
         raise CaseFailed(f"unknown check {name}")
+
+
+def _album(spec: Any) -> list[Json]:
+    """``album: n`` (photos, each with a caption) or ``album: {items: n, kinds: [photo, video, ...],
+    caption, entities}`` (the caption on the first item only, as an album carries one)."""
+    if not isinstance(spec, dict):
+        return [{"photo": {"caption": f"part {i}"}} for i in range(int(spec))]
+    kinds = list(spec.get("kinds") or ["photo"])
+    items: list[Json] = []
+    for i in range(int(spec["items"])):
+        body: Json = {}
+        if i == 0 and spec.get("caption"):
+            body = {"caption": spec["caption"], "entities": list(spec.get("entities") or [])}
+        items.append({kinds[i % len(kinds)]: body})
+    return items
 
 
 def _has_entity(message: Json, wanted: Json) -> bool:
