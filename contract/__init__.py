@@ -47,6 +47,7 @@ STEP_KINDS = frozenset(
         "keep",
         "press_kept",
         "scheduler_tick",
+        "round",
     }
 )
 EXPECT_KEYS = frozenset(
@@ -85,6 +86,11 @@ CHECK_NAMES = frozenset(
         "access",
         "access_mode",
         "global_paused",
+        "messages",
+        "rotation",
+        "round_texts",
+        "repeats",
+        "album_posts",
     }
 )
 STATES = frozenset(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from contract import Case, Contract, Step
@@ -19,6 +19,7 @@ from services.admin import Actor
 from storage.lease import Leases
 from storage.queue import JobQueue
 from storage.repositories import settings as settings_repo
+from tests.integration.engine_support import FAST, Engine
 from tests.parity.harness import ADMIN, ADMIN_USER, Harness
 
 # results of this session, for the coverage test and the terminal summary:
@@ -225,6 +226,8 @@ class CaseRunner:
                                  self.h.settings.engine, self.h.redis)
             await jobs.tick()
             await self.h.settle()
+        elif kind == "round":
+            await self._round()
         elif kind == "keep":
             self.kept, _ = await self._newest_with(uid, str(value))
         elif kind == "press_kept":
@@ -265,6 +268,24 @@ class CaseRunner:
             self.h.clock.offset += float(value)
         else:  # pragma: no cover - contract.load rejects unknown steps
             raise CaseFailed(f"unknown step {kind}")
+
+    async def _round(self) -> None:
+        """A round of the user's broadcast made due now, planned by the scheduler and sent by the
+        worker's engine through a gateway of the harness's kind (as another process)."""
+        worker = _WORKERS.get(id(self.h))
+        if worker is None:
+            worker = _WORKERS[id(self.h)] = Engine(self.h.db, self.h.redis, self.h.new_gateway(),
+                                                  replace(self.h.settings, engine=FAST), self.h.cipher)
+        async with self.h.db.connection() as conn:
+            await conn.execute("UPDATE campaigns SET next_run_at = now() WHERE user_id = $1 AND status = 'running'",
+                               self.uid)
+        self.h.sandbox.world.forget_slow_mode()  # the previous round was an interval (an hour) ago
+        await worker.jobs.tick()
+        round_id = await self.h.fetchval("SELECT round_id FROM rounds WHERE user_id = $1 AND finished_at IS NULL",
+                                         self.uid)
+        if round_id is None:
+            raise CaseFailed("the scheduler opened no round")
+        await worker.run_until_done([int(round_id)])
 
     async def _twice(self, raw: Step) -> None:
         (kind, value), = raw.items()
@@ -320,6 +341,28 @@ class CaseRunner:
             admin_shown = admin_out.haystack.replace("\n", " | ")[:1500]
             raise CaseFailed(f"{case.name}: " + "; ".join(problems) + f"\n  the bot showed: {shown}"
                              + (f"\n  the admin saw: {admin_shown}" if admin_shown else ""))
+
+    async def _posted(self, back: int) -> dict[int, str]:
+        """group id -> the text of the message it got in the user's round ``back`` rounds ago (sent only)."""
+        async with self.h.db.connection() as conn:
+            rows = await conn.fetch(
+                """SELECT a.group_id, m.text FROM attempts a JOIN rounds r USING (round_id)
+                   JOIN messages m ON m.message_id = coalesce(a.message_id, r.message_id)
+                   WHERE a.status = 'sent' AND r.round_id = (SELECT round_id FROM rounds WHERE user_id = $1
+                                                             ORDER BY round_id DESC OFFSET $2 LIMIT 1)""",
+                self.uid, back)
+        return {int(r["group_id"]): str(r["text"]) for r in rows}
+
+    async def _album_posts(self) -> list[int]:
+        async with self.h.db.connection() as conn:
+            peers = await conn.fetch("SELECT DISTINCT g.peer_id FROM groups g JOIN attempts a USING (group_id) "
+                                     "WHERE g.user_id = $1 AND a.status = 'sent'", self.uid)
+        sizes = []
+        for row in peers:
+            feed = await self.h.client.group_messages(int(row["peer_id"]))
+            grouped = feed[-1].get("grouped_id") if feed else None
+            sizes.append(sum(1 for post in feed if grouped is not None and post.get("grouped_id") == grouped))
+        return sorted(sizes)
 
     async def cleanup(self) -> None:
         await self.h.client.clear_faults()
@@ -462,6 +505,17 @@ class CaseRunner:
                 return await settings_repo.access_mode(conn)
         if name == "global_paused":
             return await h.admin.global_paused()
+        if name == "messages":  # U9: the active messages, in rotation
+            return await h.fetchval("SELECT count(*) FROM messages WHERE user_id = $1 AND active", uid)
+        if name == "rotation":
+            return await h.fetchval("SELECT rotation FROM campaigns WHERE user_id = $1", uid) or "seq"
+        if name == "round_texts":  # the texts (captions) the last round posted, distinct, sorted
+            return sorted(set((await self._posted(0)).values()))
+        if name == "repeats":  # groups that got the same message in the last two rounds
+            last, before = await self._posted(0), await self._posted(1)
+            return sum(1 for group, text in last.items() if before.get(group) == text)
+        if name == "album_posts":  # each group's newest post in the world: items of its album
+            return await self._album_posts()
         if name in ("codes_sent", "world_sessions"):
             alias = self.account or next(iter(self.contract.accounts))
             phone = self.contract.accounts[alias]["phone"]
@@ -469,6 +523,9 @@ class CaseRunner:
                 return len(await h.client.codes(phone)) - self.start_codes[alias]
             return len(await h.client.sessions(phone)) - self.start_sessions[alias]
         raise CaseFailed(f"unknown check {name}")
+
+
+_WORKERS: dict[int, Engine] = {}  # harness -> the worker engine of its ``round`` steps
 
 
 def _album(spec: Any) -> list[Json]:
