@@ -867,6 +867,15 @@ class World:
             return {"message_ids": ids, "date": group.feed[-1]["date"], "grouped_id": grouped_id,
                     "media_refs": refs}
 
+    def upload_media(self, session: str, media: MediaIn) -> StoredFile:
+        """``messages.uploadMedia``: the account's file, stored without a post (an album's items
+        are uploaded so, then sent by reference)."""
+        with self._recorded("upload_media", None) as call:
+            account = self._session_account(session)
+            call.phone = account.phone
+            _check_message("", [], media)
+            return self._store_file(account.phone, media)
+
     # --- media: uploads, sent files and their file references ----------------------------------
 
     def record_upload(self, phone: str | None, nbytes: int) -> None:
