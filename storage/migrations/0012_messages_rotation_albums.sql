@@ -1,26 +1,28 @@
 -- Several messages in rotation and albums (issue 13, U9).
 -- A user's active messages are the rows with ``active``, numbered for the user by ``position``.
--- A new active row takes its position from the one there (the trigger deactivates it; rounds keep
--- pointing at old versions), so a writer that knows nothing of positions (the previous release,
--- tools) still replaces message 1 as a new version did before. Existing users keep their current
--- (latest) message as message 1.
+-- A new active row takes its position from the one there (the trigger deactivates that one after
+-- the insert; rounds keep pointing at old versions), so a writer that knows nothing of positions
+-- (the previous release, tools) still replaces message 1 as a new version did before. Writers hold
+-- the user's lock. Existing users keep their current (latest) message as message 1.
 ALTER TABLE messages ADD COLUMN active boolean NOT NULL DEFAULT true;
 ALTER TABLE messages ADD COLUMN position integer NOT NULL DEFAULT 1;
 UPDATE messages m SET active = false
 WHERE m.version < (SELECT max(x.version) FROM messages x WHERE x.user_id = m.user_id);
 ALTER TABLE messages ADD CONSTRAINT messages_position_check CHECK (position >= 1);
-CREATE UNIQUE INDEX messages_user_id_position_active_idx ON messages (user_id, position) WHERE active;
+CREATE INDEX messages_user_id_position_active_idx ON messages (user_id, position) WHERE active;
 
 CREATE FUNCTION messages_take_position() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.active THEN
         UPDATE messages SET active = false
-        WHERE user_id = NEW.user_id AND position = NEW.position AND active;
+        WHERE user_id = NEW.user_id AND position = NEW.position AND active
+          AND message_id <> NEW.message_id;
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END
 $$;
-CREATE TRIGGER messages_take_position_trg BEFORE INSERT ON messages
+-- AFTER: an upsert that meets an existing version (ON CONFLICT DO UPDATE) takes no position
+CREATE TRIGGER messages_take_position_trg AFTER INSERT ON messages
     FOR EACH ROW EXECUTE FUNCTION messages_take_position();
 
 -- An album: 2-10 photos/videos posted as one, the caption on the first (messages.text/entities);
