@@ -450,7 +450,8 @@ MSG_ASK = ("✏️ Send the message to broadcast: text, a photo/video/document/G
            "of 2-10 photos/videos with one caption.")
 MSG_PREVIEW_HEAD = "👀 Preview — this is exactly what will be posted:"
 MSG_CONFIRM = "Save this message?"
-MSG_UNSUPPORTED = "❌ Unsupported: send text, or a photo/video/document/GIF with caption."
+MSG_UNSUPPORTED = ("❌ Unsupported: send text, a photo/video/document/GIF with caption, or an album of "
+                   "2-10 photos/videos.")
 MSG_EMPTY = "❌ The message is empty."
 MSG_FILE_FAILED = "❌ I couldn't download that file; send it again."
 MSG_SAVE_EXPIRED = "⚠️ Nothing to save; send the message again."
