@@ -179,8 +179,6 @@ class MessageService:
             )
             if draft.album:
                 await messages.insert_album(conn, message_id, list(draft.album))
-            if not add and replaced is not None:
-                await rotation.repoint_open(conn, user_id, replaced.message_id, message_id)
         log.info("message saved user_id=%s version=%d position=%d album=%d", user_id, version, position,
                  len(draft.album))
         return SavedMessage(message_id, version)

@@ -228,7 +228,8 @@ def message_menu(count: int = 0, limit: int = 0, rotation: str = "seq") -> Inlin
             button(texts.btn_rotation(texts.BTN_ROTATION_RND, rotation == "rnd"),
                    cb.Msg(action=cb.MsgAction.mode, rotation="rnd")),
         ])
-    rows.append([button(texts.BTN_MSG_SET, cb.Msg(action=cb.MsgAction.set))])
+    set_label = texts.BTN_MSG_REPLACE_FIRST if count >= 2 else texts.BTN_MSG_SET
+    rows.append([button(set_label, cb.Msg(action=cb.MsgAction.set))])
     if 1 <= count < limit:
         rows.append([button(texts.BTN_MSG_ADD, cb.Msg(action=cb.MsgAction.add))])
     rows.append([button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))])

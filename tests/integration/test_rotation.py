@@ -116,3 +116,21 @@ async def test_add_is_refused_at_the_limit_and_replace_keeps_the_others(db: Data
 async def _campaign(db: Database) -> Any:
     async with db.connection() as conn:
         return await conn.fetchval("SELECT status FROM campaigns WHERE user_id = 1")
+
+
+async def test_replacing_a_message_mid_round_changes_the_next_round_not_this_one(
+    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
+) -> None:
+    async with db.connection() as conn:
+        await seed_user(conn, cipher, 1, 2, text="one")
+    service = await _messages(db, 1, ["two"], "seq")
+    sender = FakeSender()
+    eng = _engine(db, redis_client, sender, cipher, 0)
+    async with db.connection() as conn:
+        await conn.execute("UPDATE campaigns SET next_run_at = now() - interval '1 second'")
+    await eng.jobs.tick()  # planned with "one"
+    await service.save(1, MessageDraft("one, edited"))  # U4.4: from the next round
+    await eng.run_until_done()
+    assert {c.text for c in sender.sent()} == {"one"}
+    assert set((await _round(db, eng, sender)).values()) == {"two"}
+    assert set((await _round(db, eng, sender)).values()) == {"one, edited"}
