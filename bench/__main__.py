@@ -9,7 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("throughput", "fairness", "scheduler_tick", "memory", "media_upload", "bot_latency")
+BENCHMARKS = ("throughput", "fairness", "scheduler_tick", "rotation_tick", "memory", "media_upload",
+              "bot_latency")
 
 
 def main() -> int:
