@@ -26,17 +26,13 @@ async def plan(conn: Connection, round_ids: Sequence[int], rng: random.Random) -
     for each in inputs:
         if len(each.active) < 2:
             continue  # one message: the round's message is it (create_rounds chose it)
-        mode: rotation.Rotation = "rnd" if each.rotation == "rnd" else "seq"
-        picks = rotation.assign(mode, each.active, list(each.attempts), each.last_round, rng,
-                                each.previous_message, each.positions)
-        if mode == "seq" and picks:
-            round_messages[each.round_id] = next(iter(picks.values()))
-        elif mode == "seq":
+        if each.rotation == "rnd":  # each attempt its own message
+            picks = rotation.assign("rnd", each.active, list(each.attempts), each.last_round, rng)
+            attempt_messages.update((each.attempts[group], message) for group, message in picks.items())
+        else:  # seq: one message for the round, which its attempts post
             round_messages[each.round_id] = rotation.next_in_order(each.active, each.previous_message,
                                                                    each.positions)
-        for group_id, message_id in picks.items():
-            attempt_messages[each.attempts[group_id]] = message_id
-        log.debug("user %s round %s: %s rotation over %d messages", each.user_id, each.round_id, mode,
-                  len(each.active))
+        log.debug("user %s round %s: %s rotation over %d messages", each.user_id, each.round_id,
+                  each.rotation, len(each.active))
     await rotation_repo.assign(conn, round_messages, attempt_messages)
     return sum(1 for each in inputs if len(each.active) >= 2)

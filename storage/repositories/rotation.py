@@ -63,9 +63,9 @@ async def plan_inputs(conn: asyncpg.Connection, round_ids: Sequence[int]) -> lis
             positions.setdefault(int(row["prev_message"]), int(row["prev_position"]))
         inputs[row["round_id"]] = PlanInput(row["round_id"], row["user_id"], row["rotation"], active,
                                             positions, row["prev_message"])
-        if row["prev_round"] is not None and len(active) >= 2:
+        if row["prev_round"] is not None and len(active) >= 2 and row["rotation"] == "rnd":
             previous_rounds[int(row["prev_round"])] = row["round_id"]
-    wanted = [rid for rid, each in inputs.items() if len(each.active) >= 2]
+    wanted = [rid for rid, each in inputs.items() if len(each.active) >= 2 and each.rotation == "rnd"]
     if not wanted:
         return list(inputs.values())
     for row in await conn.fetch(

@@ -31,7 +31,7 @@ class AttemptOutcome:
     title: str
     status: str
     error_code: str
-    message_no: int | None = None  # U9: rotated: the number of the message it got (0: deleted since)
+    message_no: int | None = None  # U9: with 2+ messages, the number of the one it got (0: deleted since)
 
 
 def _counts(row: asyncpg.Record) -> RoundCounts:
@@ -66,13 +66,15 @@ async def round_outcomes(
     rows = await conn.fetch(
         """SELECT a.group_id, coalesce(g.title, '') AS title, a.status, a.error_code,
                   count(*) OVER () AS total,
-                  CASE WHEN a.message_id IS NULL THEN NULL
+                  CASE WHEN a.message_id IS NULL AND (SELECT count(*) FROM messages x
+                                                      WHERE x.user_id = m.user_id AND x.active) < 2 THEN NULL
                        WHEN NOT m.active THEN 0
                        ELSE (SELECT count(*) FROM messages x
                              WHERE x.user_id = m.user_id AND x.active AND x.position <= m.position)::int
                   END AS message_no
            FROM attempts a LEFT JOIN groups g ON g.group_id = a.group_id
-           LEFT JOIN messages m ON m.message_id = a.message_id
+           JOIN rounds r ON r.round_id = a.round_id
+           LEFT JOIN messages m ON m.message_id = coalesce(a.message_id, r.message_id)
            WHERE a.round_id = $1
            ORDER BY g.title, a.group_id LIMIT $2""",
         round_id, limit,
