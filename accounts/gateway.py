@@ -179,11 +179,19 @@ class Media:
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """Text (or caption) with Bot-API-style entities, and optional media."""
+    """Text (or caption) with Bot-API-style entities, and optional media; or (U9.3) an album of
+    2-10 photos/videos posted as one, ``text`` its caption (on the first item)."""
 
     text: str
     entities: list[dict[str, Any]] = field(default_factory=list)
     media: Media | None = None
+    album: tuple[Media, ...] = ()
+
+    @property
+    def upload_bytes(self) -> int:
+        """What a send may have to upload first (media, thumbnails, an album's items)."""
+        items = [*self.album, *([self.media] if self.media is not None else [])]
+        return sum(len(m.data) + len(m.thumb or b"") for m in items)
 
 
 @dataclass(frozen=True)

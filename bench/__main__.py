@@ -9,8 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("throughput", "fairness", "scheduler_tick", "memory", "media_upload", "bot_latency",
-              "retention")
+BENCHMARKS = ("throughput", "fairness", "scheduler_tick", "rotation_tick", "memory", "media_upload",
+              "bot_latency", "retention")
 
 
 def main() -> int:

@@ -150,6 +150,7 @@ class BotSettings:
     interval_min: int = 15 * 60  # seconds
     interval_max: int = 1440 * 60
     selection_limit: int = 100
+    messages_per_account: int = 5  # U9: messages in rotation (per user until accounts re-key them)
     throttle_rate: float = 10.0  # updates per second per user before "slow down"
     lock_wait: float = 5.0  # how long an import or logout waits for a sending batch before "busy"
     pace_sends: bool = True  # spread new messages to Telegram's limits (off: a sandbox without limits)
@@ -350,6 +351,7 @@ class EnvironmentVariables(BaseSettings):
     INTERVAL_MIN_SECONDS: int | None = None
     INTERVAL_MAX_SECONDS: int | None = None
     SELECTION_LIMIT: int | None = None
+    MESSAGES_PER_ACCOUNT: int | None = None
     THROTTLE_RATE: float | None = None
     LOCK_WAIT_SECONDS: float | None = None
     BATCH_SIZE: int | None = None
@@ -448,6 +450,7 @@ ENV_MAP: dict[str, tuple[str, str]] = {
     "INTERVAL_MIN_SECONDS": ("bot", "interval_min"),
     "INTERVAL_MAX_SECONDS": ("bot", "interval_max"),
     "SELECTION_LIMIT": ("bot", "selection_limit"),
+    "MESSAGES_PER_ACCOUNT": ("bot", "messages_per_account"),
     "THROTTLE_RATE": ("bot", "throttle_rate"),
     "BOT_PACE_SENDS": ("bot", "pace_sends"),
     "LOCK_WAIT_SECONDS": ("bot", "lock_wait"),
@@ -526,6 +529,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     if settings.engine.limit_time_scale <= 0:
         raise SettingsError("SEND_LIMIT_TIME_SCALE must be above 0")
     check_retention(settings.retention)
+    if settings.bot.messages_per_account < 1:
+        raise SettingsError("MESSAGES_PER_ACCOUNT must be at least 1")
     check_webhook(settings.app)
     if settings.telegram.gateway and settings.telegram.gateway not in GATEWAYS:
         raise SettingsError(f"ACCOUNT_GATEWAY must be one of {', '.join(GATEWAYS)} (or empty)")

@@ -91,6 +91,11 @@ CHECK_NAMES = frozenset(
         "topic",
         "topic_posts",
         "groups_disabled_told",
+        "messages",
+        "rotation",
+        "round_texts",
+        "repeats",
+        "album_posts",
     }
 )
 STATES = frozenset(

@@ -47,6 +47,7 @@ NOT_MODIFIED = (
     "as a current content and reply markup of the message"
 )
 BAD_MARKUP = "can't parse reply keyboard markup JSON object"
+MEDIA_GROUP_MIN, MEDIA_GROUP_MAX = 2, 10  # items of one album (sendMediaGroup)
 CHAT_ACTIONS = {
     "typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
     "upload_document", "choose_sticker", "find_location", "record_video_note", "upload_video_note",
@@ -214,6 +215,7 @@ class BotApi:
             "deleteMessages": self.delete_messages, "answerCallbackQuery": self.answer_callback_query,
             "sendPhoto": self._sender("photo"), "sendVideo": self._sender("video"),
             "sendDocument": self._sender("document"), "sendAnimation": self._sender("animation"),
+            "sendMediaGroup": self.send_media_group,
             "copyMessage": self.copy_message, "getFile": self.get_file,
             "sendChatAction": self.send_chat_action, "getChat": self.get_chat,
         }
@@ -490,6 +492,39 @@ class BotApi:
             return self.chats.telegram_message(message)
 
         return send_media
+
+    async def send_media_group(self, call: Call) -> list[Json]:
+        """2-10 photos/videos (or documents only, or audio only) shown as one album: every message
+        carries the same media_group_id; captions are per item (a client shows the first one under
+        the album). Media groups take no reply_markup."""
+        p = call.params
+        user = self.chats.chat_for_bot(p.chat_id())
+        items = p.json("media", "can't parse media JSON object")
+        if items is None:
+            raise bad_request('parameter "media" is required')
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise bad_request("can't parse media JSON object")
+        if not MEDIA_GROUP_MIN <= len(items) <= MEDIA_GROUP_MAX:
+            raise bad_request("wrong number of media specified: send 2-10 media")
+        kinds = {str(item.get("type", "")) for item in items}
+        if not (kinds <= {"photo", "video"} or kinds == {"document"} or kinds == {"audio"}):
+            raise bad_request("media of this type can't be sent together in an album")
+        reply_to = self._reply_to(p, user)
+        prepared = []
+        for item in items:
+            kind = str(item["type"])
+            value = Params(item, p.uploads).file("media")  # a file_id, a URL or attach://<part>
+            if value is None:
+                raise bad_request("media to send are not specified")
+            spec = Params(item, p.uploads)
+            caption, entities = self._caption(spec)
+            prepared.append((kind, self._media_content(kind, value, spec), caption, entities))
+        self.chats.check_rate(user.user_id)
+        group = self.chats.new_media_group_id()
+        sent = [self.chats.bot_send(user, kind=kind, text=caption, entities=entities, content=content,
+                                    reply_to=reply_to, media_group_id=group)
+                for kind, content, caption, entities in prepared]
+        return [self.chats.telegram_message(message) for message in sent]
 
     async def copy_message(self, call: Call) -> Json:
         p = call.params

@@ -506,6 +506,9 @@ class Chats:
         self.changes.notify()
         return message
 
+    def new_media_group_id(self) -> str:
+        return str(next(self._media_groups))
+
     def _new_id(self, chat_id: int) -> int:
         message_id = self._next_id[chat_id]
         self._next_id[chat_id] = message_id + 1
@@ -514,10 +517,11 @@ class Chats:
     def bot_send(
         self, user: ChatUser, *, kind: str = "text", text: str = "", entities: list[Entity] | None = None,
         content: Any = None, reply_markup: Json | None = None, reply_to: int | None = None,
+        media_group_id: str | None = None,
     ) -> ChatMessage:
         message = self._store(ChatMessage(
             self._new_id(user.user_id), user.user_id, True, kind, text, entities or [], content, reply_markup,
-            reply_to=reply_to,
+            reply_to=reply_to, media_group_id=media_group_id,
         ))
         if reply_markup is not None:
             if "keyboard" in reply_markup:
@@ -546,7 +550,7 @@ class Chats:
             # a user writing to a bot they blocked restarts it first, as the "Restart" button does
             self.set_blocked(user_id, False)
         drafts = _drafts_from_body(body, self.files, user)
-        group_id = str(next(self._media_groups)) if "media_group" in body else None
+        group_id = self.new_media_group_id() if "media_group" in body else None
         ids = []
         for draft in drafts:
             message = self._store(ChatMessage(self._new_id(user_id), user_id, False, media_group_id=group_id,

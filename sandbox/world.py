@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import math
 import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ MEDIA_KINDS: Final = ("photo", "video", "document", "animation")
 TEXT_LIMIT: Final = 4096
 CAPTION_LIMIT: Final = 1024
 MEDIA_LIMIT: Final = 50 * 1024 * 1024
+ALBUM_MIN: Final = 2  # items of one album (messages.sendMultiMedia)
+ALBUM_MAX: Final = 10
 CODE_LENGTH: Final = 5
 # auth.SentCodeType as the world names it. The last two are not deliveries: Telegram answers them
 # instead of sending a code, and the login can only go on in the official app.
@@ -432,6 +435,7 @@ class World:
         self.dialog_pages_window = 60.0
         self._dialog_pages: dict[str, deque[float]] = {}
         self._restrictions: dict[str, str] = {}  # phone -> account-wide restriction (ACCOUNT_RESTRICTIONS)
+        self._grouped_ids = itertools.count(13_900_000_000_000_000)  # albums' grouped_id
         self._home_dc: dict[str, int] = {}  # phone -> its data centre when not the default one
         self._media: dict[str, MediaIn] = {}  # posted media by sha256, for the page's feeds
 
@@ -841,6 +845,11 @@ class World:
         people minutes apart while they run a second apart."""
         self._dialog_pages.clear()
 
+    def forget_slow_mode(self) -> None:
+        """Forget when each account last posted to each group (their slow-mode waits): for tests
+        whose rounds stand for rounds an interval apart while they run seconds apart."""
+        self._last_post.clear()
+
     def _count_dialog_page(self, phone: str) -> None:
         now = self.clock()
         pages = self._dialog_pages.setdefault(phone, deque())
@@ -911,6 +920,85 @@ class World:
             if fault is not None:
                 raise self._fault_error(fault, account.phone, group_id)
             return posted
+
+    async def send_album(
+        self,
+        session: str,
+        group_id: int,
+        access_hash: int,
+        text: str,
+        entities: list[dict[str, Any]] | None,
+        items: Sequence[MediaIn | Mapping[str, Any]],
+        *,
+        count_upload: bool = False,
+        reply_to: int | None = None,
+    ) -> dict[str, Any]:
+        """U9.3: 2-10 photos/videos posted as one album (``messages.sendMultiMedia``): one post per
+        item sharing a ``grouped_id``, the caption on the first. An item is media bytes or the
+        reference of a file posted before. Slow mode and the account's rate count the album once.
+        Returns ``{message_ids, date, grouped_id, media_refs}``."""
+        with self._recorded("send_album", None, group_id) as call:
+            account = self._session_account(session)
+            call.phone = account.phone
+            media: list[MediaIn] = []
+            stored: list[StoredFile | None] = []
+            for item in items:
+                if isinstance(item, MediaIn):
+                    if count_upload:
+                        self.record_upload(account.phone, len(item.data) + len(item.thumb or b""))
+                    media.append(item)
+                    stored.append(None)
+                else:
+                    found = self.file_by_ref(account.phone, item)
+                    media.append(found.media)
+                    stored.append(found)
+            if not ALBUM_MIN <= len(media) <= ALBUM_MAX:
+                raise WorldError("MULTI_MEDIA_TOO_LONG" if len(media) > ALBUM_MAX else "MEDIA_INVALID")
+            if any(m.kind not in ("photo", "video") for m in media):
+                raise WorldError("MEDIA_INVALID")
+            group, membership = self._member_group(account, group_id, access_hash)
+            fault = await self._take_faults("send_message", account.phone, group_id)
+            if fault is not None and not fault.deliver:
+                raise self._fault_error(fault, account.phone, group_id)
+            if group.migrated_to is not None:
+                raise WorldError("CHAT_MIGRATED", new_id=group.migrated_to,
+                                 new_access_hash=_access_hash(account.phone, group.migrated_to))
+            self._check_restriction(account.phone)
+            topic_id = _check_forum_and_payment(group, reply_to)  # a forum's album goes in one topic
+            if membership.banned:
+                raise WorldError("CHANNEL_PRIVATE")
+            if not membership.can_send:
+                raise WorldError("CHAT_WRITE_FORBIDDEN")
+            entities = list(entities or [])
+            for i, item in enumerate(media):
+                _check_message(text if i == 0 else "", entities if i == 0 else [], item)
+            now = self.clock()
+            self._check_slow_mode(account.phone, group, now)
+            self._check_rate_limit(account.phone, now)
+            grouped_id = next(self._grouped_ids)
+            ids: list[int] = []
+            refs: list[dict[str, Any]] = []
+            for i, item in enumerate(media):
+                posted = self._post(group, account, text if i == 0 else "", entities if i == 0 else [], item,
+                                    now, topic_id, counted=i == 0)
+                file = stored[i] or self._store_file(account.phone, item)
+                group.feed[-1]["media"]["file_id"] = file.id
+                group.feed[-1]["grouped_id"] = grouped_id
+                ids.append(int(posted["message_id"]))
+                refs.append(file.ref())
+            if fault is not None:
+                raise self._fault_error(fault, account.phone, group_id)
+            return {"message_ids": ids, "date": group.feed[-1]["date"], "grouped_id": grouped_id,
+                    "media_refs": refs}
+
+    def upload_media(self, session: str, media: MediaIn) -> StoredFile:
+        """``messages.uploadMedia``: the account's file, stored without a post (an album's items
+        are uploaded so, then sent by reference)."""
+        with self._recorded("upload_media", None) as call:
+            account = self._session_account(session)
+            call.phone = account.phone
+            _check_message("", [], media)
+            return self._store_file(account.phone, media)
 
     # --- media: uploads, sent files and their file references ----------------------------------
 
@@ -1173,7 +1261,8 @@ class World:
             raise WorldError("FLOOD_WAIT", seconds=_wait(wait))
 
     def _post(self, group: Group, account: Account, text: str, entities: list[dict[str, Any]],
-              media: MediaIn | None, now: float, topic_id: int | None = None) -> dict[str, Any]:
+              media: MediaIn | None, now: float, topic_id: int | None = None, *,
+              counted: bool = True) -> dict[str, Any]:
         wall = time.time()
         post: dict[str, Any] = {
             "message_id": group.next_message_id,
@@ -1191,8 +1280,9 @@ class World:
             post["topic_id"] = topic_id
         group.next_message_id += 1
         group.feed.append(post)
-        self._last_post[(account.phone, group.id)] = now
-        self._send_times.setdefault(account.phone, deque()).append(now)
+        if counted:  # an album's further items are the same send for slow mode and rates
+            self._last_post[(account.phone, group.id)] = now
+            self._send_times.setdefault(account.phone, deque()).append(now)
         answer: dict[str, Any] = {"message_id": post["message_id"], "date": post["date"]}
         if topic_id is not None:
             answer["topic_id"] = topic_id

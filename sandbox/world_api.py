@@ -300,6 +300,35 @@ class _Calls:
             media_ref=ref, count_upload=True,
             reply_to=None if body.get("reply_to") is None else _int(body, "reply_to"))
 
+    async def send_album(self, request: web.Request) -> dict[str, Any]:
+        """U9.3: ``{session, group_id, access_hash, text, entities, items: [{media_ref} | {kind,
+        filename, mime_type, width, height, duration, data_b64, thumb_b64?}]}`` (JSON, base64 media)."""
+        body = await _body(request)
+        entities = body.get("entities") or []
+        text = body.get("text") or ""
+        raw_items = body.get("items")
+        if not isinstance(entities, list) or not isinstance(text, str) or not isinstance(raw_items, list):
+            raise BadRequest("text is a string, entities and items are lists")
+        items: list[MediaIn | dict[str, Any]] = []
+        for raw in raw_items:
+            if not isinstance(raw, dict):
+                raise BadRequest("an album item is an object")
+            if isinstance(raw.get("media_ref"), dict):
+                items.append(raw["media_ref"])
+                continue
+            try:
+                data = base64.b64decode(str(raw.get("data_b64") or ""), validate=True)
+                thumb = None
+                if raw.get("thumb_b64"):
+                    thumb = base64.b64decode(str(raw["thumb_b64"]), validate=True)
+            except binascii.Error as exc:
+                raise BadRequest("an album item's data_b64 is not base64") from exc
+            items.append(_media(raw, data, None, thumb))
+        reply_to = None if body.get("reply_to") is None else _int(body, "reply_to")
+        return await self.world.send_album(_str(body, "session"), _int(body, "group_id"),
+                                           _int(body, "access_hash"), text, entities, items,
+                                           count_upload=True, reply_to=reply_to)
+
     async def log_out(self, request: web.Request) -> dict[str, Any]:
         body = await _body(request)
         await self.world.log_out(_str(body, "session"))
@@ -417,6 +446,7 @@ def setup_world_routes(app: web.Application, world: World) -> None:
         "get_dialogs_page": calls.get_dialogs_page,
         "get_forum_topics": calls.get_forum_topics,
         "send_message": calls.send_message,
+        "send_album": calls.send_album,
         "log_out": calls.log_out,
     }
     for name, run in routes.items():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from redis.exceptions import RedisError
 
 from config.settings import EngineSettings
 from metrics import CAMPAIGNS_RUNNING, ROUNDS, SCHEDULER_LAG, SCHEDULER_TICKS, WORKERS_LIVE
-from services import engine
+from services import engine, rotation
 from services.notifications import NO_GROUPS_LEFT
 from storage import keys
 from storage.db import DB_ERRORS, Database
@@ -71,6 +72,7 @@ class SchedulerJobs:
         self.settings = settings
         self.redis = redis
         self._suspects: dict[int, float] = {}  # round id -> first seen without job and holder
+        self.rng = random.Random()  # U9 random rotation
 
     async def tick(self) -> TickResult:
         """One due scan; errors are counted and logged, never raised (the next tick retries)."""
@@ -94,6 +96,7 @@ class SchedulerJobs:
             async with self.db.transaction() as conn:
                 now, due = await campaigns.lock_due(conn, DUE_BATCH)
                 created = await rounds.create_rounds(conn, due)
+                await rotation.plan(conn, [c.round_id for c in created], self.rng)
                 await _tell_no_groups_left(conn, [d.user_id for d in due], now)
                 await campaigns.advance(conn, [
                     (d.user_id, engine.next_run_after(d.next_run_at, d.interval_seconds, now)) for d in due])

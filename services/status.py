@@ -53,6 +53,7 @@ class GroupOutcome:
     title: str
     status: str  # pending | sending | sent | failed | skipped | flood_wait | unknown
     error_code: str
+    message_no: int | None = None  # U9: which message it got (rotation); 0: deleted since
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ class StatusService:
             pause_reason=campaign.pause_reason if campaign is not None and paused_until is not None else "",
             global_paused=global_paused,
             last_round=last,
-            group_outcomes=[GroupOutcome(o.group_id, o.title, o.status, o.error_code) for o in outcomes],
+            group_outcomes=[GroupOutcome(o.group_id, o.title, o.status, o.error_code, o.message_no)
+                            for o in outcomes],
             more_groups=max(0, total - len(outcomes)),
             disabled_groups=[DisabledGroup(g.group_id, g.title, g.reason or g.status) for g in disabled],
             notify_rounds=user.notify_rounds if user is not None else True,

@@ -21,7 +21,7 @@ from domain.models import UnknownHistory, utc_now
 from storage.db import Database
 from storage.repositories import accounts, attempts, campaigns, groups, notifications, rounds
 from storage.repositories import media as media_repo
-from storage.repositories.attempts import Claimed, Outcome, Remaining, RoundContext
+from storage.repositories.attempts import Claimed, Outcome, Remaining, RoundContext, StoredMessage
 from storage.repositories.rounds import FinishedRound
 
 MEDIA_CACHE_BYTES = 64 * 1024 * 1024
@@ -126,6 +126,9 @@ class RoundUnit:
 
     async def media(self, media_id: int) -> StoredMedia | None:
         return await self._media.get(await self._get(), media_id)
+
+    async def message(self, message_id: int) -> StoredMessage | None:
+        return await attempts.stored_message(await self._get(), message_id)
 
     async def claim(self, attempt_id: int, message_id: int, previous: Outcome | None) -> Claimed | None:
         claimed, _ = await attempts.claim(await self._get(), attempt_id, message_id, previous)

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 # database ids are bigint; pages and minutes are small, bounded so a forged value can't overflow SQL
 DbId = Annotated[int, Field(ge=1, lt=2**63)]
 Page = Annotated[int, Field(ge=0, le=100_000)]
+MessageNo = Annotated[int, Field(ge=1, le=100)]  # U9: message n of the rotation
 Minutes = Annotated[int, Field(ge=1, le=100_000)]
 UserId = Annotated[int, Field(ge=1, lt=2**63)]
 Days = Annotated[int, Field(ge=0, le=3650)]
@@ -174,11 +175,17 @@ class MsgAction(StrEnum):
     menu = "menu"
     set = "set"
     save = "save"
+    add = "add"  # U9.2: another message for the rotation
+    view = "v"  # U9.1: preview message n
+    delete = "del"  # U9.6: delete message n
+    mode = "mode"  # U9.1: rotation seq | rnd
 
 
 class Msg(AreaData, prefix="msg"):
     action: MsgAction
-    shapes = shapes_of(MsgAction)
+    n: MessageNo | None = None
+    rotation: Literal["seq", "rnd"] | None = None
+    shapes = shapes_of(MsgAction, view=(("n",),), delete=(("n",),), mode=(("rotation",),))
 
 
 # ---- interval (U5) --------------------------------------------------------------------------

@@ -244,13 +244,31 @@ def session_ended() -> InlineKeyboardMarkup:
 # message ---------------------------------------------------------------------------------------
 
 
-def message_menu() -> InlineKeyboardMarkup:
-    return markup(
-        [
-            [button(texts.BTN_MSG_SET, cb.Msg(action=cb.MsgAction.set))],
-            [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
-        ]
-    )
+def message_menu(count: int = 0, limit: int = 0, rotation: str = "seq") -> InlineKeyboardMarkup:
+    """U4.1 / U9.1: per message a preview and a delete button, add (under the limit), the rotation
+    mode (two or more messages), set (replaces message 1) and the main menu."""
+    rows = [[button(texts.btn_msg_view(n), cb.Msg(action=cb.MsgAction.view, n=n)),
+             button(texts.btn_msg_delete(n), cb.Msg(action=cb.MsgAction.delete, n=n))]
+            for n in range(1, count + 1)]
+    if count >= 2:
+        rows.append([
+            button(texts.btn_rotation(texts.BTN_ROTATION_SEQ, rotation == "seq"),
+                   cb.Msg(action=cb.MsgAction.mode, rotation="seq")),
+            button(texts.btn_rotation(texts.BTN_ROTATION_RND, rotation == "rnd"),
+                   cb.Msg(action=cb.MsgAction.mode, rotation="rnd")),
+        ])
+    set_label = texts.BTN_MSG_REPLACE_FIRST if count >= 2 else texts.BTN_MSG_SET
+    rows.append([button(set_label, cb.Msg(action=cb.MsgAction.set))])
+    if 1 <= count < limit:
+        rows.append([button(texts.BTN_MSG_ADD, cb.Msg(action=cb.MsgAction.add))])
+    rows.append([button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))])
+    return markup(rows)
+
+
+def message_view(n: int) -> InlineKeyboardMarkup:
+    """U9.1: under a message's preview: delete it, back to the list."""
+    return markup([[button(texts.btn_msg_delete(n), cb.Msg(action=cb.MsgAction.delete, n=n)),
+                    button(texts.BTN_MSG_MENU, cb.Msg(action=cb.MsgAction.menu))]])
 
 
 def message_confirm() -> InlineKeyboardMarkup:

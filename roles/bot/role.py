@@ -35,6 +35,7 @@ from accounts.gateway import AccountGateway
 from config.settings import Settings, check_webhook
 from domain.limits import Policy
 from domain.models import Clock, utc_now
+from roles.bot.album import AlbumMiddleware
 from roles.bot.announcer import Announcer
 from roles.bot.middlewares import (
     AccessMiddleware,
@@ -125,7 +126,7 @@ def build_services(
         login=login,
         groups=GroupImportService(db, gateway, cipher, settings, now, lock=lock,
                                   lock_wait=settings.bot.lock_wait),
-        messages=MessageService(db, now),
+        messages=MessageService(db, now, settings.bot.messages_per_account),
         campaigns=CampaignService(db, settings, access, now),
         status=StatusService(db, settings, now, limits=limits),
         notifications=NotificationService(db, now),
@@ -198,6 +199,7 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     dp.update.outer_middleware(in_flight)
     dp.update.outer_middleware(ObserveMiddleware())
     dp.update.outer_middleware(GateMiddleware(redis, settings.bot.throttle_rate))
+    dp.update.outer_middleware(AlbumMiddleware())  # U9.3: an album's parts, handled as one update
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(AccessMiddleware(services.access))
     leave = LeaveInputMiddleware()  # inner: runs after the filters chose a flagged handler

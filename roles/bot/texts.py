@@ -49,6 +49,23 @@ BTN_DONE = "✔️ Done"
 BTN_MSG_SET = "✏️ Set message"
 BTN_MSG_NEW = "✏️ Send another"
 BTN_MSG_SAVE = "💾 Save"
+BTN_MSG_ADD = "➕ Add a message"
+BTN_MSG_REPLACE_FIRST = "✏️ Replace message 1"
+BTN_MSG_MENU = "✉️ Messages"
+BTN_ROTATION_SEQ = "🔁 In order"
+BTN_ROTATION_RND = "🎲 Random"
+
+
+def btn_msg_view(n: int) -> str:
+    return f"👁 {n}"
+
+
+def btn_msg_delete(n: int) -> str:
+    return f"🗑 {n}"
+
+
+def btn_rotation(label: str, chosen: bool) -> str:
+    return f"✅ {label}" if chosen else label
 BTN_INT_CUSTOM = "✍️ Custom"
 BTN_REFRESH = "🔄 Refresh"
 BTN_APPROVE = "✅ Approve"
@@ -472,10 +489,12 @@ PAGE_GONE = "⚠️ That page doesn't exist any more."
 # U4 --------------------------------------------------------------------------------------------
 MSG_NOT_SET = "✉️ <b>Message</b>\nNot set yet."
 MSG_CURRENT = "✉️ <b>Message</b> — this is what is posted (the preview follows):"
-MSG_ASK = "✏️ Send the message to broadcast: text, or a photo/video/document/GIF with a caption."
+MSG_ASK = ("✏️ Send the message to broadcast: text, a photo/video/document/GIF with a caption, or an album "
+           "of 2-10 photos/videos with one caption.")
 MSG_PREVIEW_HEAD = "👀 Preview — this is exactly what will be posted:"
 MSG_CONFIRM = "Save this message?"
-MSG_UNSUPPORTED = "❌ Unsupported: send text, or a photo/video/document/GIF with caption."
+MSG_UNSUPPORTED = ("❌ Unsupported: send text, a photo/video/document/GIF with caption, or an album of "
+                   "2-10 photos/videos.")
 MSG_EMPTY = "❌ The message is empty."
 MSG_FILE_FAILED = "❌ I couldn't download that file; send it again."
 MSG_SAVE_EXPIRED = "⚠️ Nothing to save; send the message again."
@@ -488,6 +507,71 @@ def msg_too_long(length: int, limit: int) -> str:
 def msg_saved(running: bool) -> str:
     tail = " The running broadcast posts it from its next round." if running else ""
     return f"💾 Message saved.{tail}"
+
+
+# U9 --------------------------------------------------------------------------------------------
+MESSAGE_FORMS = ("message", "messages")
+ROTATION_NAMES = {"seq": "in order (each round the next message to every group)",
+                  "rnd": "random (each group a random one, never the same twice in a row)"}
+MSG_ASK_ANOTHER = ("➕ Send another message for the rotation: text, a photo/video/document/GIF with a "
+                   "caption, or an album of 2-10 photos/videos with one caption.")
+MSG_PREVIEW_ALBUM = "⬆️ The album above is posted as one post, the caption under it. Save it?"
+MSG_ALBUM_NO_PREVIEW = "⚠️ The album's preview could not be shown; it is posted as one album."
+MSG_GONE = "⚠️ That message no longer exists."
+MSG_ALBUM_SIZE = "❌ An album needs 2 to 10 photos or videos."
+MSG_ALBUM_KINDS = "❌ Unsupported album: an album to broadcast holds photos and videos only."
+
+
+def msg_list(previews: Sequence[str], limit: int, rotation: str) -> str:
+    """U9.1: the user's messages, numbered, with the rotation mode."""
+    lines = [f"✉️ <b>Messages</b> — {count(len(previews), MESSAGE_FORMS)} of at most {limit}; "
+             "this is what is posted, in turn:"]
+    lines += [f"{n}. {esc(preview)}" for n, preview in enumerate(previews, start=1)]
+    if len(previews) >= 2:
+        lines.append(f"Rotation: {ROTATION_NAMES.get(rotation, rotation)}.")
+    return "\n".join(lines)
+
+
+def msg_preview_label(kind: str | None, preview: str, album: int = 0) -> str:
+    """One line of the list: the caption's first characters and what media goes with it."""
+    if album:
+        media = f"[album of {album}] "
+    elif kind:
+        media = f"[{kind}] "
+    else:
+        media = ""
+    return f"{media}{preview}".strip() or "[no text]"
+
+
+def msg_view_head(n: int) -> str:
+    return f"👁 Message {n} — posted exactly like this:"
+
+
+def msg_limit(limit: int) -> str:
+    return f"⚠️ You can keep at most {count(limit, MESSAGE_FORMS)}; delete one first (🗑), then add."
+
+
+def msg_added(n: int, running: bool) -> str:
+    tail = " The running broadcast rotates it in from its next round." if running else ""
+    return f"💾 Message {n} added.{tail}"
+
+
+def msg_deleted(n: int, left: int, stopped: bool) -> str:
+    if stopped:
+        return (f"🗑 Message {n} deleted. That was the last one: the broadcast is stopped. "
+                "Add a message to start it again.")
+    if left == 0:
+        return f"🗑 Message {n} deleted. No message is left; add one before you start."
+    return f"🗑 Message {n} deleted; {count(left, MESSAGE_FORMS)} left. A running broadcast goes on with them."
+
+
+def rotation_set(rotation: str) -> str:
+    return f"🔁 Rotation: {ROTATION_NAMES.get(rotation, rotation)}."
+
+
+def status_message_no(n: int) -> str:
+    """U9 status: which message a group got in the last round."""
+    return f"message {n}" if n > 0 else "a deleted message"
 
 
 # U5 --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -319,3 +320,33 @@ def sent_updates(*, me: Me, chat: Any, kind: str, group_id: int, message_id: int
         new = types.UpdateNewChannelMessage(message=message, pts=pts, pts_count=1)
     return types.Updates(updates=[types.UpdateMessageID(id=message_id, random_id=random_id), new],
                          users=[me_user(me)], chats=[chat], date=date, seq=0)
+
+
+@dataclass(frozen=True)
+class SentItem:
+    """One message of an album as ``messages.sendMultiMedia`` answers it."""
+
+    message_id: int
+    random_id: int
+    text: str
+    entities: list[Any] | None
+    media: Any
+    pts: int
+
+
+def album_updates(*, me: Me, chat: Any, kind: str, group_id: int, date: datetime, grouped_id: int,
+                  items: list[SentItem]) -> Any:
+    """What ``messages.sendMultiMedia`` answers: each new message (one ``grouped_id``) as updates."""
+    broadcast = kind == "channel"
+    updates: list[Any] = [types.UpdateMessageID(id=item.message_id, random_id=item.random_id)
+                          for item in items]
+    for item in items:
+        message = types.Message(
+            id=item.message_id, peer_id=peer_of(kind, group_id), date=date, message=item.text, out=True,
+            post=broadcast or None, from_id=None if broadcast else types.PeerUser(me.user_id),
+            entities=echoed_entities(item.entities), media=item.media, grouped_id=grouped_id)
+        if kind == "group":
+            updates.append(types.UpdateNewMessage(message=message, pts=item.pts, pts_count=1))
+        else:
+            updates.append(types.UpdateNewChannelMessage(message=message, pts=item.pts, pts_count=1))
+    return types.Updates(updates=updates, users=[me_user(me)], chats=[chat], date=date, seq=0)

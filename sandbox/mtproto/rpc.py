@@ -109,6 +109,8 @@ class Dispatcher:
             functions.messages.GetForumTopicsRequest: self._get_forum_topics,
             functions.messages.SendMessageRequest: self._send_message,
             functions.messages.SendMediaRequest: self._send_media,
+            functions.messages.UploadMediaRequest: self._upload_media,
+            functions.messages.SendMultiMediaRequest: self._send_multi_media,
             functions.upload.SaveFilePartRequest: self._save_file_part,
             functions.upload.SaveBigFilePartRequest: self._save_file_part,
         }
@@ -328,6 +330,56 @@ class Dispatcher:
                           | types.InputMediaPhoto | types.InputMediaDocument):
             raise RpcFailure(400, "MEDIA_INVALID")
         return await self._post(binding, request, media)
+
+    async def _upload_media(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        """``messages.uploadMedia``: an uploaded photo/document becomes the account's file (no post)."""
+        media = request.media
+        if not isinstance(media, types.InputMediaUploadedPhoto | types.InputMediaUploadedDocument):
+            raise RpcFailure(400, "MEDIA_INVALID")
+        self._target(binding, request.peer)
+        uploaded, _ = self._media_of(binding, media)
+        assert uploaded is not None
+        stored = self.world.upload_media(binding.session_token or "", uploaded)
+        return objects.message_media(stored, objects.now())
+
+    async def _send_multi_media(self, binding: KeyBinding, request: Any, msg_id: int) -> Any:
+        """``messages.sendMultiMedia``: an album of files uploaded before (``inputMediaPhoto`` /
+        ``inputMediaDocument`` per ``inputSingleMedia``), one post each with one ``grouped_id``; the
+        caption is the first item's message."""
+        kind, group_id, access_hash = self._target(binding, request.peer)
+        items = list(request.multi_media or [])
+        refs = []
+        for item in items:
+            if not isinstance(item.media, types.InputMediaPhoto | types.InputMediaDocument):
+                raise RpcFailure(400, "MEDIA_INVALID")
+            ref = objects.input_file_ref(item.media)
+            if ref is None:
+                raise RpcFailure(400, "MEDIA_EMPTY")
+            refs.append(ref)
+        first = items[0] if items else None
+        text = str(getattr(first, "message", "") or "")
+        raw_entities = list(getattr(first, "entities", None) or [])
+        entities = [e for e in (objects.entity_to_dict(x) for x in raw_entities) if e is not None]
+        posted = await self.world.send_album(binding.session_token or "", group_id, access_hash, text,
+                                             entities, refs, reply_to=objects.reply_target(request.reply_to))
+        me = self._me(binding)
+        date = datetime.fromtimestamp(int(posted["date"]), UTC)
+        sent = []
+        for i, (item, message_id, ref) in enumerate(zip(items, posted["message_ids"], posted["media_refs"],
+                                                        strict=True)):
+            if kind == "group":
+                pts = self._pts[me.phone] = self._pts.get(me.phone, 1) + 1
+            else:
+                key = (me.phone, group_id)
+                pts = self._channel_pts[key] = self._channel_pts.get(key, 1) + 1
+            media = objects.message_media(self.world.file_by_ref(me.phone, ref), date)
+            sent.append(objects.SentItem(int(message_id), item.random_id, text if i == 0 else "",
+                                         raw_entities if i == 0 else None, media, pts))
+        known = self._known_groups.get((me.phone, group_id))
+        chat = objects.chat_object(known) if known else objects.chat_object(
+            {"id": group_id, "title": "", "kind": kind, "access_hash": access_hash})
+        return objects.album_updates(me=me, chat=chat, kind=kind, group_id=group_id, date=date,
+                                     grouped_id=int(posted["grouped_id"]), items=sent)
 
     def _media_of(self, binding: KeyBinding, media: Any) -> tuple[MediaIn | None, dict[str, Any] | None]:
         """The uploaded media, or the reference of a file sent before (id + file reference)."""

@@ -663,10 +663,26 @@
     return account ? `${account.first_name} (${phone})` : phone;
   }
 
+  // An album arrives as one post per item sharing a grouped_id (messages.sendMultiMedia): it is
+  // shown, counted and paced as one post, the caption under its items.
+  function merged(posts) {
+    const out = [];
+    for (const post of posts) {
+      const last = out[out.length - 1];
+      if (post.grouped_id && last && last.grouped_id === post.grouped_id) {
+        last.items.push(post);
+        if (!last.text && post.text) Object.assign(last, { text: post.text, entities: post.entities });
+      } else {
+        out.push({ ...post, items: [post] });
+      }
+    }
+    return out;
+  }
+
   // Gap to the same account's previous post in any group: that is what the engine paces.
   function gaps() {
     const all = [];
-    for (const [gid, posts] of state.posts) for (const post of posts) all.push({ gid, post });
+    for (const [gid, posts] of state.posts) for (const post of merged(posts)) all.push({ gid, post });
     all.sort((a, b) => a.post.date - b.post.date);
     const previous = new Map();
     const result = new Map();
@@ -686,13 +702,20 @@
       gap === null ? el("span", { class: "gap first", text: " · first post" })
         : el("span", { class: "gap", text: ` · ${gapText(gap)}` }));
     const body = el("div", { class: "post-body" });
-    if (post.media && post.media.kind === "photo" && post.media.sha256) {
-      // the image the group received, as a thumbnail (the bytes the account posted)
-      body.append(el("img", { class: "post-photo", src: `/sandbox/api/media/${post.media.sha256}`,
-                              alt: "Posted photo", loading: "lazy" }));
-    } else if (post.media) {
-      body.append(el("div", { class: "media-card" },
-        `📎 ${post.media.filename} (${post.media.kind})`));
+    const items = post.items || [post];
+    const shelf = items.length > 1
+      ? el("div", { class: "album", "aria-label": `Album of ${items.length}`, dataset: { groupedId: String(post.grouped_id) } })
+      : body;
+    if (items.length > 1) body.append(el("div", { class: "album-label", text: `🖼 album of ${items.length}` }), shelf);
+    for (const item of items) {
+      if (item.media && item.media.kind === "photo" && item.media.sha256) {
+        // the image the group received, as a thumbnail (the bytes the account posted)
+        shelf.append(el("img", { class: "post-photo", src: `/sandbox/api/media/${item.media.sha256}`,
+                                 alt: "Posted photo", loading: "lazy" }));
+      } else if (item.media) {
+        shelf.append(el("div", { class: "media-card" },
+          `📎 ${item.media.filename} (${item.media.kind})`));
+      }
     }
     if (post.text) body.append(el("div", { class: "text" }, renderFormatted(post.text, post.entities)));
     return el("li", { class: "post", dataset: { groupId: String(gid), messageId: String(post.message_id) } },
@@ -732,7 +755,7 @@
       return (pb > 0) - (pa > 0) || a.title.localeCompare(b.title);
     });
     for (const group of ordered) {
-      const posts = state.posts.get(group.id) || [];
+      const posts = merged(state.posts.get(group.id) || []);
       const flags = [group.kind];
       if (group.forum) flags.push(`forum, ${group.topics ? group.topics.length : 0} topics`);
       if (!group.can_send) flags.push("read-only");

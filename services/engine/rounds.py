@@ -28,7 +28,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from accounts.gateway import AccountGateway, AccountRef, GroupRef, Media, MediaKind, OutgoingMessage
@@ -72,6 +72,7 @@ class _Batch:
     message: OutgoingMessage
     pace: Any
     held: HeldLock
+    messages: dict[int, OutgoingMessage] = field(default_factory=dict)  # U9: loaded per message id
     unwritten: Outcome | None = None  # outcome kept to be written with the next statement
     sends: int = 0
     deferred_until: float = 0.0  # latest group hint among attempts put off in this batch
@@ -110,10 +111,7 @@ class RoundEngine:
 
     def timeout_for(self, message: OutgoingMessage) -> float:
         """The send timeout, scaled by the media's size (its upload may come first)."""
-        media = message.media
-        if media is None:
-            return self.send_timeout
-        return self.send_timeout + (len(media.data) + len(media.thumb or b"")) / MIN_UPLOAD_RATE
+        return self.send_timeout + message.upload_bytes / MIN_UPLOAD_RATE
 
     # --- job -----------------------------------------------------------------------------------
 
@@ -191,16 +189,14 @@ class RoundEngine:
         if account_lease is None:  # the account's session is in use elsewhere (an import, another job)
             return JobOutcome.requeue(JobResult.BUSY, self._busy_delay())
         async with self.account_lock.keep(account_lease):
-            # the media table's CHECK keeps ``kind`` to the gateway's MediaKind values
-            stored = await unit.media(ctx.media_id) if ctx.media_id is not None else None
-            media = None if stored is None else Media(
-                kind=cast(MediaKind, stored.kind), data=stored.data, filename=stored.filename,
-                mime_type=stored.mime_type, width=stored.width, height=stored.height,
-                duration=stored.duration, thumb=stored.thumb, key=stored.sha256)
-            message = OutgoingMessage(text=ctx.text, entities=ctx.entities, media=media)
+            if ctx.album_items:  # U9.3: an album's items are read with the message
+                message = await _load_message(unit, ctx.message_id)
+            else:
+                media = await _media(unit, ctx.media_id) if ctx.media_id is not None else None
+                message = OutgoingMessage(text=ctx.text, entities=ctx.entities, media=media)
             floor = ctx.account_hint.timestamp() if ctx.account_hint else 0.0
             pace = await self.pacing.load(tg_user_id, [c.group_id for c in ctx.candidates], floor)
-            batch = _Batch(ctx, account, message, pace, held)
+            batch = _Batch(ctx, account, message, pace, held, {ctx.message_id: message})
             try:
                 try:
                     ended = await self._send_batch(batch, unit)
@@ -226,6 +222,7 @@ class RoundEngine:
                 continue
             if not await self._take_turn(batch, unit):
                 break
+            batch.message = await self._message_of(batch, cand, unit)
             claimed = await unit.claim(cand.attempt_id, ctx.message_id, batch.unwritten)
             batch.unwritten = None
             if claimed is None:
@@ -240,6 +237,13 @@ class RoundEngine:
             if step == "stop":
                 break
         return False
+
+    async def _message_of(self, batch: _Batch, cand: Candidate, unit: RoundUnit) -> OutgoingMessage:
+        """U9: the message this attempt posts (rotation chose it when the round was planned)."""
+        wanted = batch.ctx.message_id if cand.message_id is None else cand.message_id
+        if wanted not in batch.messages:
+            batch.messages[wanted] = await _load_message(unit, wanted)
+        return batch.messages[wanted]
 
     async def _send(self, batch: _Batch, cand: Candidate, claimed: Claimed, unit: RoundUnit) -> Step:
         """One send and its outcome: "next", "stop" (no more sends in this job) or "ended" (round)."""
@@ -303,7 +307,7 @@ class RoundEngine:
                     FLOOD_WAIT_SECONDS.observe(exc.seconds)
                 return _outcome(cand, decision), decision
             except TimeoutError:
-                if batch.message.media is not None:
+                if batch.message.upload_bytes:
                     # Most of a media send's time is the upload, before anything is posted: the
                     # transient rule retries it (with backoff, then failed) instead of losing it.
                     log.warning("user %s round %s group %s: media send timed out", ctx.user_id, ctx.round_id,
@@ -511,6 +515,26 @@ class RoundEngine:
 
     def _pause_poll(self) -> float:
         return max(1.0, self.settings.tick * 5)
+
+
+async def _media(unit: RoundUnit, media_id: int) -> Media | None:
+    stored = await unit.media(media_id)
+    # the media table's CHECK keeps ``kind`` to the gateway's MediaKind values
+    return None if stored is None else Media(
+        kind=cast(MediaKind, stored.kind), data=stored.data, filename=stored.filename,
+        mime_type=stored.mime_type, width=stored.width, height=stored.height,
+        duration=stored.duration, thumb=stored.thumb, key=stored.sha256)
+
+
+async def _load_message(unit: RoundUnit, message_id: int) -> OutgoingMessage:
+    """U9: a message by id: text, one media or an album (the caption on its first item)."""
+    stored = await unit.message(message_id)
+    if stored is None:  # messages are never deleted (a delete deactivates): not expected
+        raise LookupError(f"message {message_id} not found")
+    items = [m for m in [await _media(unit, media_id) for media_id in stored.media_ids] if m is not None]
+    if len(stored.media_ids) > 1:
+        return OutgoingMessage(text=stored.text, entities=stored.entities, album=tuple(items))
+    return OutgoingMessage(text=stored.text, entities=stored.entities, media=items[0] if items else None)
 
 
 def _outcome(cand: Candidate, decision: rules.Decision) -> Outcome:

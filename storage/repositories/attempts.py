@@ -31,6 +31,7 @@ class Candidate:
     access_hash: int
     kind: str
     tries: int
+    message_id: int | None = None  # U9: the message this attempt posts (None: the round's)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,18 @@ class RoundContext:
     account_hint: datetime | None  # end of the latest account-wide flood wait of this round
     now: datetime
     candidates: list[Candidate]
+    album_items: int = 0  # U9.3: the round's message is an album of this many items
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """U9: a message an attempt posts, when it is not the round's: caption/text and media ids
+    (one, or an album's items in order)."""
+
+    message_id: int
+    text: str
+    entities: list[dict[str, Any]]
+    media_ids: list[int]
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,7 @@ WITH lost AS (
            campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) AS blocker,
            a.account_id, a.tg_user_id, a.status AS account_status, a.session_enc,
            m.text, m.entities, m.media_id,
+           (SELECT count(*) FROM message_media mm WHERE mm.message_id = m.message_id)::int AS album_items,
            (SELECT count(*) FROM lost)::int AS lost,
            (SELECT max(f.not_before) FROM attempts f
             WHERE f.round_id = $1 AND f.status = 'flood_wait' AND f.error_code = 'FLOOD_WAIT')
@@ -128,10 +142,11 @@ WITH lost AS (
     LEFT JOIN accounts a ON a.user_id = r.user_id
     WHERE r.round_id = $1
 )
-SELECT ctx.*, t.attempt_id, t.group_id, t.peer_id, t.access_hash, t.kind, t.tries
+SELECT ctx.*, t.attempt_id, t.group_id, t.peer_id, t.access_hash, t.kind, t.tries, t.attempt_message_id
 FROM ctx
 LEFT JOIN LATERAL (
-    SELECT t.attempt_id, t.group_id, t.peer_id, t.access_hash, t.kind, t.tries
+    SELECT t.attempt_id, t.group_id, t.peer_id, t.access_hash, t.kind, t.tries,
+           t.message_id AS attempt_message_id
     FROM attempts t
     WHERE t.round_id = ctx.round_id AND ctx.user_id = $3 AND t.status IN ('pending', 'flood_wait')
       AND (t.not_before IS NULL OR t.not_before <= now())
@@ -216,7 +231,8 @@ async def start_batch(
         return None
     head = rows[0]
     candidates = [
-        Candidate(r["attempt_id"], r["group_id"], r["peer_id"], r["access_hash"], r["kind"], r["tries"])
+        Candidate(r["attempt_id"], r["group_id"], r["peer_id"], r["access_hash"], r["kind"], r["tries"],
+                  r["attempt_message_id"])
         for r in rows if r["attempt_id"] is not None
     ]
     entities = head["entities"]
@@ -229,8 +245,26 @@ async def start_batch(
         session_enc=bytes(head["session_enc"]) if head["session_enc"] is not None else None,
         text=head["text"], entities=list(entities) if isinstance(entities, list) else [],
         media_id=head["media_id"], lost=head["lost"], account_hint=head["account_hint"], now=head["now"],
-        candidates=candidates,
+        candidates=candidates, album_items=head["album_items"],
     )
+
+
+async def stored_message(conn: asyncpg.Connection, message_id: int) -> StoredMessage | None:
+    """U9: the text and media of a message an attempt posts (an album's items in order)."""
+    row = await conn.fetchrow(
+        """SELECT m.message_id, m.text, m.entities, m.media_id,
+                  array(SELECT mm.media_id FROM message_media mm WHERE mm.message_id = m.message_id
+                        ORDER BY mm.position) AS album
+           FROM messages m WHERE m.message_id = $1""",
+        message_id,
+    )
+    if row is None:
+        return None
+    album = [int(x) for x in row["album"] or []]
+    media_ids = album or ([int(row["media_id"])] if row["media_id"] is not None else [])
+    entities = row["entities"]
+    return StoredMessage(row["message_id"], row["text"], list(entities) if isinstance(entities, list) else [],
+                         media_ids)
 
 
 async def claim(

@@ -240,3 +240,18 @@ async def restriction_told(conn: asyncpg.Connection, user_id: int, code: str) ->
         user_id, code, SAME_SPELL_SECONDS,
     )
     return bool(told)
+
+
+async def rotation(conn: asyncpg.Connection, user_id: int) -> str:
+    """U9: the broadcast's rotation mode (seq when the user has no campaign row yet)."""
+    value = await conn.fetchval("SELECT rotation FROM campaigns WHERE user_id = $1", user_id)
+    return str(value or "seq")
+
+
+async def set_rotation(conn: asyncpg.Connection, user_id: int, mode: str, now: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO campaigns (user_id, rotation, updated_at) VALUES ($1, $2, $3)
+           ON CONFLICT (user_id)
+           DO UPDATE SET rotation = excluded.rotation, updated_at = excluded.updated_at""",
+        user_id, mode, now,
+    )

@@ -1,4 +1,9 @@
-"""SQL for ``messages``: versioned broadcast messages (a round snapshots the message_id)."""
+"""SQL for ``messages``: versioned broadcast messages (a round snapshots the message_id).
+
+U9: the user's *active* messages, ordered by ``position``, are the ones a broadcast rotates through;
+replacing one deactivates the old version (rounds keep pointing at it), deleting one deactivates it.
+An album's items are in ``message_media``; ``messages.media_id`` is its first item.
+"""
 
 from __future__ import annotations
 
@@ -34,8 +39,47 @@ def to_record(row: asyncpg.Record) -> MessageRecord:
 
 
 async def latest(conn: asyncpg.Connection, user_id: int) -> MessageRecord | None:
-    row = await conn.fetchrow(_SELECT + " WHERE m.user_id = $1 ORDER BY m.version DESC LIMIT 1", user_id)
+    """The user's first active message (message 1)."""
+    row = await conn.fetchrow(_SELECT + " WHERE m.user_id = $1 AND m.active ORDER BY m.position LIMIT 1",
+                              user_id)
     return None if row is None else to_record(row)
+
+
+async def active(conn: asyncpg.Connection, user_id: int) -> list[MessageRecord]:
+    """The user's active messages in order (message 1, 2, ...)."""
+    rows = await conn.fetch(_SELECT + " WHERE m.user_id = $1 AND m.active ORDER BY m.position", user_id)
+    return [to_record(r) for r in rows]
+
+
+async def count_active(conn: asyncpg.Connection, user_id: int) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM messages WHERE user_id = $1 AND active", user_id))
+
+
+async def deactivate(conn: asyncpg.Connection, message_id: int) -> int | None:
+    """The message leaves the rotation (a delete or a replacement): its position, None if it was
+    not active."""
+    value = await conn.fetchval(
+        "UPDATE messages SET active = false WHERE message_id = $1 AND active RETURNING position", message_id)
+    return None if value is None else int(value)
+
+
+async def next_position(conn: asyncpg.Connection, user_id: int) -> int:
+    return int(await conn.fetchval(
+        "SELECT coalesce(max(position), 0) + 1 FROM messages WHERE user_id = $1 AND active", user_id))
+
+
+async def album(conn: asyncpg.Connection, message_id: int) -> list[int]:
+    """The media ids of an album message in order (empty: not an album)."""
+    rows = await conn.fetch("SELECT media_id FROM message_media WHERE message_id = $1 ORDER BY position",
+                            message_id)
+    return [int(r["media_id"]) for r in rows]
+
+
+async def insert_album(conn: asyncpg.Connection, message_id: int, media_ids: list[int]) -> None:
+    await conn.executemany(
+        "INSERT INTO message_media (message_id, position, media_id) VALUES ($1, $2, $3)",
+        [(message_id, i, media_id) for i, media_id in enumerate(media_ids)],
+    )
 
 
 async def get(conn: asyncpg.Connection, message_id: int) -> MessageRecord | None:
@@ -45,20 +89,22 @@ async def get(conn: asyncpg.Connection, message_id: int) -> MessageRecord | None
 
 async def insert_version(
     conn: asyncpg.Connection, user_id: int, text: str, entities: list[dict[str, Any]], media_id: int | None,
-    now: datetime,
+    now: datetime, position: int = 1,
 ) -> tuple[int, int]:
-    """A new version (previous + 1); the caller holds the user's lock so versions never collide."""
+    """A new active version (previous + 1) at ``position``; the caller holds the user's lock so
+    versions never collide, and has deactivated the message it replaces at that position."""
     row = await conn.fetchrow(
-        """INSERT INTO messages (user_id, version, text, entities, media_id, created_at)
-           SELECT $1, coalesce(max(version), 0) + 1, $2, $3::jsonb, $4, $5
+        """INSERT INTO messages (user_id, version, text, entities, media_id, created_at, active, position)
+           SELECT $1, coalesce(max(version), 0) + 1, $2, $3::jsonb, $4, $5, true, $6
            FROM messages WHERE user_id = $1
            RETURNING message_id, version""",
-        user_id, text, entities, media_id, now,
+        user_id, text, entities, media_id, now, position,
     )
     assert row is not None
     return int(row["message_id"]), int(row["version"])
 
 
 async def current_version(conn: asyncpg.Connection, user_id: int) -> int | None:
-    value = await conn.fetchval("SELECT max(version) FROM messages WHERE user_id = $1", user_id)
+    """The newest version among the active messages (None: no message to broadcast)."""
+    value = await conn.fetchval("SELECT max(version) FROM messages WHERE user_id = $1 AND active", user_id)
     return None if value is None else int(value)

@@ -73,14 +73,16 @@ async def summarise_and_delete_rounds(conn: asyncpg.Connection, round_ids: Seque
 
 
 async def delete_old_messages(conn: asyncpg.Connection, cutoff: datetime, limit: int) -> int:
-    """Message versions older than ``cutoff``, superseded by a newer version and sent by no stored round."""
+    """Message versions older than ``cutoff`` that are in no rotation any more (replaced by a newer
+    version or deleted by the user: not ``active``) and that no stored round or attempt posted."""
     return _count(await conn.execute(
         """
         DELETE FROM messages WHERE message_id IN (
             SELECT m.message_id FROM messages m
             WHERE m.created_at < $1
-              AND EXISTS (SELECT 1 FROM messages x WHERE x.user_id = m.user_id AND x.version > m.version)
+              AND NOT m.active
               AND NOT EXISTS (SELECT 1 FROM rounds r WHERE r.message_id = m.message_id)
+              AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.message_id)
             ORDER BY m.created_at, m.message_id
             LIMIT $2
             FOR UPDATE OF m SKIP LOCKED)
@@ -90,13 +92,15 @@ async def delete_old_messages(conn: asyncpg.Connection, cutoff: datetime, limit:
 
 
 async def delete_unused_media(conn: asyncpg.Connection, cutoff: datetime, limit: int) -> int:
-    """Media stored before ``cutoff`` that no message version uses (a draft's upload is newer)."""
+    """Media stored before ``cutoff`` that no message version uses, as its media or as an album's
+    item (a draft's upload is newer)."""
     return _count(await conn.execute(
         """
         DELETE FROM media WHERE media_id IN (
             SELECT md.media_id FROM media md
             WHERE md.created_at < $1
               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.media_id = md.media_id)
+              AND NOT EXISTS (SELECT 1 FROM message_media mm WHERE mm.media_id = md.media_id)
             ORDER BY md.created_at, md.media_id
             LIMIT $2
             FOR UPDATE OF md SKIP LOCKED)

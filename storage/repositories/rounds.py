@@ -54,11 +54,11 @@ class FinishedRound:
 async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) -> list[CreatedRound]:
     """One round per due campaign with its attempts, from one snapshot (a single statement).
 
-    The round keeps the message version current now and the attempts copy the selected active
-    groups (peer id, access hash, kind), so later edits change the next round, not this one. A
-    campaign with no message or no selected active group gets no round. A conflict with the
-    unique ``(user_id, planned_at)`` or the one-open-round index (another scheduler won the race)
-    is skipped, not raised.
+    The round keeps the user's first active message (U9 rotation may then pick another) and the
+    attempts copy the selected active groups (peer id, access hash, kind), so later edits change
+    the next round, not this one. A campaign with no message or no selected active group gets no
+    round. A conflict with the unique ``(user_id, planned_at)`` or the one-open-round index
+    (another scheduler won the race) is skipped, not raised.
     """
     if not due:
         return []
@@ -69,7 +69,8 @@ async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) ->
         ), msg AS (
             SELECT DISTINCT ON (m.user_id) m.user_id, m.message_id
             FROM messages m JOIN due USING (user_id)
-            ORDER BY m.user_id, m.version DESC
+            WHERE m.active
+            ORDER BY m.user_id, m.position
         ), sel AS (
             SELECT g.user_id, g.group_id, g.peer_id, g.access_hash, g.kind
             FROM groups g JOIN due USING (user_id)

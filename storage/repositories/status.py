@@ -31,6 +31,7 @@ class AttemptOutcome:
     title: str
     status: str
     error_code: str
+    message_no: int | None = None  # U9: with 2+ messages, the number of the one it got (0: deleted since)
 
 
 def _counts(row: asyncpg.Record) -> RoundCounts:
@@ -64,14 +65,23 @@ async def round_outcomes(
     """The first ``limit`` groups of a round by title, and how many attempts it has in all."""
     rows = await conn.fetch(
         """SELECT a.group_id, coalesce(g.title, '') AS title, a.status, a.error_code,
-                  count(*) OVER () AS total
+                  count(*) OVER () AS total,
+                  CASE WHEN a.message_id IS NULL AND (SELECT count(*) FROM messages x
+                                                      WHERE x.user_id = m.user_id AND x.active) < 2 THEN NULL
+                       WHEN NOT m.active THEN 0
+                       ELSE (SELECT count(*) FROM messages x
+                             WHERE x.user_id = m.user_id AND x.active AND x.position <= m.position)::int
+                  END AS message_no
            FROM attempts a LEFT JOIN groups g ON g.group_id = a.group_id
+           JOIN rounds r ON r.round_id = a.round_id
+           LEFT JOIN messages m ON m.message_id = coalesce(a.message_id, r.message_id)
            WHERE a.round_id = $1
            ORDER BY g.title, a.group_id LIMIT $2""",
         round_id, limit,
     )
     total = int(rows[0]["total"]) if rows else 0
-    return [AttemptOutcome(r["group_id"], r["title"], r["status"], r["error_code"]) for r in rows], total
+    return [AttemptOutcome(r["group_id"], r["title"], r["status"], r["error_code"], r["message_no"])
+            for r in rows], total
 
 
 async def open_rounds(conn: asyncpg.Connection) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -273,3 +274,28 @@ async def test_a_forum_group_shows_its_topics_and_each_post_in_its_topic(page: P
 
     sandbox.world.change_topic(1401, 3, {"closed": True})  # the panel follows a topic closed meanwhile
     await expect(topics.locator('.topic[data-topic-id="3"] .topic-title')).to_contain_text("closed")
+async def test_an_album_is_one_post_in_the_group_feed(page: Page, sandbox: SandboxServer) -> None:
+    """U9.3 / issue 13 item 6: the items of an album (one grouped_id) show as one post with its caption."""
+    await _open(page, sandbox)
+    world = sandbox.url + "/sandbox/world"
+    async with aiohttp.ClientSession() as http:
+        sent = await _post(http, f"{world}/send_code", {"phone": BORIS})
+        code = sandbox.world.codes(BORIS)[0]["code"]
+        login = {"phone": BORIS, "session": sent["session"]}
+        await _post(http, f"{world}/sign_in", {**login, "phone_code_hash": sent["phone_code_hash"], "code": code})
+        signed = await _post(http, f"{world}/check_password", {**login, "password": BORIS_PASSWORD})
+        dialogs = {g["id"]: g for g in (await _post(http, f"{world}/get_dialogs",
+                                                    {"session": signed["session"]}))["groups"]}
+        photos = [base64.b64encode(make_png(12, 12, (i * 60, 10, 10))).decode() for i in range(3)]
+        posted = await _post(http, f"{world}/send_album", {
+            "session": signed["session"], "group_id": 1001, "access_hash": dialogs[1001]["access_hash"],
+            "text": "Three rooms", "entities": [{"type": "bold", "offset": 0, "length": 5}],
+            "items": [{"kind": "photo", "filename": f"p{i}.png", "mime_type": "image/png", "data_b64": data}
+                      for i, data in enumerate(photos)]})
+        assert posted["ok"] and len(posted["message_ids"]) == 3, posted
+    feed = page.get_by_role("list", name="Posts in Berlin Flat Swap").locator(".post")
+    await expect(feed).to_have_count(1)
+    album = feed.get_by_label("Album of 3")
+    await expect(album.locator("img.post-photo")).to_have_count(3)
+    await expect(feed.locator(".text strong")).to_have_text("Three")
+    await expect(page.locator('details[data-group-id="1001"] .post-count')).to_have_text(" · 1 post")

@@ -107,3 +107,30 @@ async def test_schema_constraints_hold(db_url):
             await conn.execute("INSERT INTO accounts (user_id, phone, tg_user_id, status) VALUES (1, '+1', 1, 'connected')")
     finally:
         await conn.close()
+
+
+async def test_messages_rotation_upgrade_keeps_the_current_message_as_message_1(empty_db_url):
+    """U9's migration: of the versions saved before it, the latest is the active message 1; a writer
+    that knows nothing of positions still replaces message 1."""
+    migrations = discover()
+    index = next(i for i, m in enumerate(migrations) if m.name.endswith("messages_rotation_albums"))
+    await apply_migrations(empty_db_url, migrations[:index])
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await conn.execute("INSERT INTO users (user_id) VALUES (1), (2)")
+        await conn.execute("INSERT INTO messages (user_id, version, text) VALUES (1, 1, 'old'), (1, 2, 'current'),"
+                           " (2, 1, 'only')")
+    finally:
+        await conn.close()
+    await apply_migrations(empty_db_url, migrations)
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        active = await conn.fetch("SELECT user_id, text, position FROM messages WHERE active ORDER BY user_id")
+        assert [tuple(r) for r in active] == [(1, "current", 1), (2, "only", 1)]
+        await conn.execute("INSERT INTO messages (user_id, version, text) VALUES (1, 3, 'newer')")
+        await conn.execute("INSERT INTO messages (user_id, version, text, position) VALUES (1, 4, 'second', 2)")
+        assert [r["text"] for r in await conn.fetch(
+            "SELECT text FROM messages WHERE user_id = 1 AND active ORDER BY position")] == ["newer", "second"]
+        assert await conn.fetchval("SELECT rotation FROM campaigns WHERE user_id = 1") is None  # no row yet
+    finally:
+        await conn.close()

@@ -136,6 +136,31 @@ async def test_a_video_is_uploaded_once_then_sent_by_reference_with_its_attribut
     assert [p["media"]["sha256"] for p in mt.world.group_messages(SUPER)] == [feeds[0]["sha256"]] * 2
 
 
+async def test_an_album_is_one_send_multi_media_with_the_caption_on_the_first(mt: MTSandbox) -> None:
+    """U9.3: uploadMedia per new item, then one sendMultiMedia; a second album goes by reference."""
+    gateway = mt.gateway()
+    account = await mt.login(gateway)
+    photo = b"\xff\xd8\xff\xe0" + os.urandom(2000)
+    clip = os.urandom(3000)
+    album = (Media("photo", photo, "a.jpg", "image/jpeg", key=hashlib.sha256(photo).hexdigest()),
+             Media("video", clip, "b.mp4", "video/mp4", width=4, height=3, duration=2.0,
+                   key=hashlib.sha256(clip).hexdigest()))
+    caption = [{"type": "bold", "offset": 0, "length": 3}]
+    target = GroupRef(SUPER, bridge.member_access_hash(ANN, SUPER), "supergroup")
+
+    first_id = await gateway.send_message(account, target, OutgoingMessage("New in", caption, album=album))
+
+    feed = mt.world.group_messages(SUPER)
+    assert [p["message_id"] for p in feed] == [first_id, first_id + 1]
+    assert len({p["grouped_id"] for p in feed}) == 1 and feed[0]["grouped_id"] is not None
+    assert (feed[0]["text"], feed[0]["entities"], feed[1]["text"]) == ("New in", caption, "")
+    assert [p["media"]["kind"] for p in feed] == ["photo", "video"]
+    uploaded = mt.world.uploaded_bytes(ANN)
+    await gateway.send_message(account, GroupRef(GROUP, 0, "group"), OutgoingMessage("New in", caption, album=album))
+    assert mt.world.uploaded_bytes(ANN) == uploaded  # sent by reference, not uploaded again
+    assert [p["media"]["sha256"] for p in mt.world.group_messages(GROUP)] == [p["media"]["sha256"] for p in feed]
+
+
 async def test_a_photo_that_is_not_an_image_is_rejected(mt: MTSandbox) -> None:
     gateway = mt.gateway()
     account = await mt.login(gateway)

@@ -217,7 +217,7 @@ class CaseRunner:
         elif kind == "poll":
             await self._send({"poll": {"question": "Lunch?", "options": ["Yes", "No"]}})
         elif kind == "album":
-            await self._send({"media_group": [{"photo": {"caption": f"part {i}"}} for i in range(int(value))]})
+            await self._send({"media_group": _album(value)})
         elif kind == "press":
             spec = value if isinstance(value, dict) else {"data": value}
             message_id, data = await self._newest_with(uid, spec.get("data"), spec.get("text"),
@@ -284,13 +284,18 @@ class CaseRunner:
             raise CaseFailed(f"unknown step {kind}")
 
     async def _round(self) -> None:
-        """The user's broadcast made due and one round of it sent by a worker (its own gateway, as
-        another process), then what it told the user delivered by the bot's notifier."""
+        """A round of the user's broadcast made due now, planned by the scheduler and sent by the
+        worker's engine through a gateway of the harness's kind (as another process), then what it
+        told the user delivered by the bot's notifier."""
         h = self.h
+        worker = _WORKERS.get(id(h))
+        if worker is None:
+            worker = _WORKERS[id(h)] = Engine(h.db, h.redis, h.new_gateway(), replace(h.settings, engine=FAST),
+                                              h.cipher, consumer=f"parity-round-{id(h)}")
         async with h.db.connection() as conn:
-            await conn.execute("UPDATE campaigns SET next_run_at = now() WHERE user_id = $1", self.uid)
-        worker = Engine(h.db, h.redis, h.new_gateway(), replace(h.settings, engine=FAST), h.cipher,
-                        consumer=f"parity-round-{self.uid}")
+            await conn.execute("UPDATE campaigns SET next_run_at = now() WHERE user_id = $1 AND status = 'running'",
+                               self.uid)
+        h.sandbox.world.forget_slow_mode()  # the previous round was an interval (an hour) ago
         await worker.jobs.tick()
         round_id = await h.fetchval("SELECT max(round_id) FROM rounds WHERE user_id = $1 AND finished_at IS NULL",
                                     self.uid)
@@ -367,6 +372,28 @@ class CaseRunner:
             admin_shown = admin_out.haystack.replace("\n", " | ")[:1500]
             raise CaseFailed(f"{case.name}: " + "; ".join(problems) + f"\n  the bot showed: {shown}"
                              + (f"\n  the admin saw: {admin_shown}" if admin_shown else ""))
+
+    async def _posted(self, back: int) -> dict[int, str]:
+        """group id -> the text of the message it got in the user's round ``back`` rounds ago (sent only)."""
+        async with self.h.db.connection() as conn:
+            rows = await conn.fetch(
+                """SELECT a.group_id, m.text FROM attempts a JOIN rounds r USING (round_id)
+                   JOIN messages m ON m.message_id = coalesce(a.message_id, r.message_id)
+                   WHERE a.status = 'sent' AND r.round_id = (SELECT round_id FROM rounds WHERE user_id = $1
+                                                             ORDER BY round_id DESC OFFSET $2 LIMIT 1)""",
+                self.uid, back)
+        return {int(r["group_id"]): str(r["text"]) for r in rows}
+
+    async def _album_posts(self) -> list[int]:
+        async with self.h.db.connection() as conn:
+            peers = await conn.fetch("SELECT DISTINCT g.peer_id FROM groups g JOIN attempts a USING (group_id) "
+                                     "WHERE g.user_id = $1 AND a.status = 'sent'", self.uid)
+        sizes = []
+        for row in peers:
+            feed = await self.h.client.group_messages(int(row["peer_id"]))
+            grouped = feed[-1].get("grouped_id") if feed else None
+            sizes.append(sum(1 for post in feed if grouped is not None and post.get("grouped_id") == grouped))
+        return sorted(sizes)
 
     async def cleanup(self) -> None:
         await self.h.client.clear_faults()
@@ -540,6 +567,17 @@ class CaseRunner:
         if name == "groups_disabled_told":  # notifications that a group was disabled, to this user
             return await h.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1 "
                                     "AND kind = 'group_disabled'", uid)
+        if name == "messages":  # U9: the active messages, in rotation
+            return await h.fetchval("SELECT count(*) FROM messages WHERE user_id = $1 AND active", uid)
+        if name == "rotation":
+            return await h.fetchval("SELECT rotation FROM campaigns WHERE user_id = $1", uid) or "seq"
+        if name == "round_texts":  # the texts (captions) the last round posted, distinct, sorted
+            return sorted(set((await self._posted(0)).values()))
+        if name == "repeats":  # groups that got the same message in the last two rounds
+            last, before = await self._posted(0), await self._posted(1)
+            return sum(1 for group, text in last.items() if before.get(group) == text)
+        if name == "album_posts":  # each group's newest post in the world: items of its album
+            return await self._album_posts()
         if name in ("codes_sent", "world_sessions"):
             alias = self.account or next(iter(self.contract.accounts))
             phone = self.contract.accounts[alias]["phone"]
@@ -547,6 +585,24 @@ class CaseRunner:
                 return len(await h.client.codes(phone)) - self.start_codes[alias]
             return len(await h.client.sessions(phone)) - self.start_sessions[alias]
         raise CaseFailed(f"unknown check {name}")
+
+
+_WORKERS: dict[int, Engine] = {}  # harness -> the worker engine of its ``round`` steps
+
+
+def _album(spec: Any) -> list[Json]:
+    """``album: n`` (photos, each with a caption) or ``album: {items: n, kinds: [photo, video, ...],
+    caption, entities}`` (the caption on the first item only, as an album carries one)."""
+    if not isinstance(spec, dict):
+        return [{"photo": {"caption": f"part {i}"}} for i in range(int(spec))]
+    kinds = list(spec.get("kinds") or ["photo"])
+    items: list[Json] = []
+    for i in range(int(spec["items"])):
+        body: Json = {}
+        if i == 0 and spec.get("caption"):
+            body = {"caption": spec["caption"], "entities": list(spec.get("entities") or [])}
+        items.append({kinds[i % len(kinds)]: body})
+    return items
 
 
 def _has_entity(message: Json, wanted: Json) -> bool:

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import BufferedInputFile, Update
+from aiogram.types import BufferedInputFile, InputMediaPhoto, InputMediaVideo, Update
 
 from sandbox.chats import image_size, make_png
 from tests.sandbox.conftest import TOKEN, USER, Sandbox
@@ -118,3 +118,28 @@ async def test_every_kind_a_user_sends_parses_as_an_aiogram_update(sandbox: Sand
     chat = await client.chat(USER)
     assert chat[0]["media"]["kind"] == "contact" and chat[0]["media"]["phone_number"] == "+15550001001"
     assert chat[9]["text"] == "a" and chat[9]["media_group_id"] == chat[10]["media_group_id"]
+
+
+async def test_send_media_group_shows_one_album_and_refuses_what_telegram_refuses(sandbox: Sandbox,
+                                                                                  bot: Bot) -> None:
+    png = make_png(16, 16, (9, 9, 9))
+    first = await bot.send_photo(USER, BufferedInputFile(png, "a.png"))
+    assert first.photo is not None
+    sent = await bot.send_media_group(USER, [
+        InputMediaPhoto(media=first.photo[-1].file_id, caption="<b>Two</b> items", parse_mode="HTML"),
+        InputMediaVideo(media=BufferedInputFile(b"video bytes", "v.mp4")),
+    ])
+    assert [m.content_type for m in sent] == ["photo", "video"]
+    assert sent[0].media_group_id is not None and sent[0].media_group_id == sent[1].media_group_id
+    assert sent[0].caption == "Two items" and sent[0].caption_entities is not None and sent[1].caption is None
+    chat = await sandbox.client.chat(USER)
+    assert [m["media_group_id"] for m in chat[-2:]] == [sent[0].media_group_id] * 2
+    assert await sandbox.client.file_bytes(chat[-1]["media"]["file_id"]) == b"video bytes"
+
+    with pytest.raises(TelegramBadRequest, match="number of media"):
+        await bot.send_media_group(USER, [InputMediaPhoto(media=first.photo[-1].file_id)])
+    status, answer = await sandbox.raw("sendMediaGroup", json={
+        "chat_id": USER, "media": [{"type": "photo", "media": first.photo[-1].file_id},
+                                   {"type": "document", "media": first.photo[-1].file_id}]})
+    assert status == 400 and "together" in answer["description"]
+    assert len(await sandbox.client.chat(USER)) == len(chat)  # nothing sent by a refused call

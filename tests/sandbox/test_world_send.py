@@ -424,3 +424,29 @@ def test_demo_world_has_the_promised_accounts() -> None:
     makers = {t["title"]: t for t in world.forum_topics(1401)}
     assert makers["General"]["id"] == 1 and makers["Announcements"]["closed"]
     assert len(world.forum_topics(1402)) == 13
+
+
+async def test_an_album_is_one_send_of_grouped_posts_with_the_caption_on_the_first() -> None:
+    world = make_world()
+    ann, ann_h = await setup(world, ANN)
+    png = b"\x89PNG\r\n\x1a\n" + b"x" * 20
+    items: list[Any] = [MediaIn("photo", "a.png", png, "image/png"),
+                        MediaIn("video", "v.mp4", b"video", "video/mp4", width=4, height=3, duration=1.0)]
+    entities = [{"type": "bold", "offset": 0, "length": 3}]
+
+    sent = await world.send_album(ann, 4, ann_h[4], "Two things", entities, items)
+
+    feed = world.group_messages(4)
+    assert [p["message_id"] for p in feed] == sent["message_ids"] == [1, 2]
+    assert {p["grouped_id"] for p in feed} == {sent["grouped_id"]}
+    assert (feed[0]["text"], feed[0]["entities"], feed[1]["text"]) == ("Two things", entities, "")
+    assert [p["media"]["kind"] for p in feed] == ["photo", "video"]
+    # one send for slow mode (group 4 has 30 s): the next post waits, the album's items did not
+    assert (await world_error(world.send_message(ann, 4, ann_h[4], "again"))).name == "SLOWMODE_WAIT"
+    # sent files go again by reference
+    again = await world.send_album(ann, 1, ann_h[1], "", [], sent["media_refs"])
+    assert [p["media"]["sha256"] for p in world.group_messages(1)] == [p["media"]["sha256"] for p in feed]
+    assert len(again["message_ids"]) == 2
+    for wrong, error in (([items[0]], "MEDIA_INVALID"), ([items[0]] * 11, "MULTI_MEDIA_TOO_LONG"),
+                         ([items[0], MediaIn("document", "d.txt", b"doc")], "MEDIA_INVALID")):
+        assert (await world_error(world.send_album(ann, 1, ann_h[1], "", [], wrong))).name == error

@@ -1,7 +1,10 @@
-"""U4: the message to broadcast: capture (text or one media with caption), preview, save.
+"""U4, U9: the messages to broadcast: capture (text, one media with caption, or an album),
+preview, save; the list of messages in rotation, their previews, delete, add, rotation mode.
 
 The preview is sent with the user's own entities and no parse mode, so it looks exactly as
-it will be posted. Media is downloaded through the Bot API and stored by MessageService.
+it will be posted (an album as a media group, its buttons on a message below it, as a media
+group carries none). Media is downloaded through the Bot API and stored by MessageService.
+An album's parts arrive together through ``roles.bot.album.AlbumMiddleware``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from typing import Any
 from aiogram import Bot, flags
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    InputMediaVideo,
+    Message,
+    MessageEntity,
+)
 
 from accounts.gateway import MediaKind
 from roles.bot import callbacks as cb
@@ -24,7 +34,16 @@ from roles.bot.routers import Routes
 from roles.bot.states import Input
 from roles.bot.ui import chat_id_of, not_command, show
 from services.campaigns import CampaignService
-from services.messages import MediaNotFound, MessageDraft, MessageInvalid, MessageService
+from services.messages import (
+    ALBUM_MAX,
+    ALBUM_MIN,
+    MediaNotFound,
+    MessageDraft,
+    MessageInvalid,
+    MessageLimitReached,
+    MessageService,
+    MessageView,
+)
 
 log = logging.getLogger(__name__)
 routes = Routes("message")
@@ -33,7 +52,8 @@ DRAFT = "draft"
 DRAFT_KIND = "draft_kind"
 DRAFT_FILE = "draft_file"
 PROMPT = "msg_prompt"  # the "send me the message" prompt, retitled as the preview heading
-ALBUM = "album"
+DRAFT_ALBUM = "draft_album"  # U9.3: [[kind, file_id], ...] of the album in the preview
+TARGET = "msg_target"  # "add" (U9.2): the save adds a message; otherwise it replaces message 1
 BOT_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB
 
 
@@ -72,6 +92,45 @@ async def send_preview(
     await bot.send_message(chat_id, text or f"[{kind}]", entities=ents, parse_mode=None, reply_markup=markup)
 
 
+async def send_album_preview(
+    bot: Bot, chat_id: int, text: str, entities: list[dict[str, Any]], items: list[tuple[str, str]],
+    head: str, markup: InlineKeyboardMarkup,
+) -> None:
+    """U9.3: the album as a media group (the caption on its first item), then ``head`` with the buttons."""
+    ents = [MessageEntity.model_validate(e) for e in entities] or None
+    media: list[Any] = []
+    for i, (kind, file_id) in enumerate(items):
+        caption, caption_entities = (text or None, ents) if i == 0 else (None, None)
+        if kind == "video":
+            media.append(InputMediaVideo(media=file_id, caption=caption, caption_entities=caption_entities,
+                                         parse_mode=None))
+        else:
+            media.append(InputMediaPhoto(media=file_id, caption=caption, caption_entities=caption_entities,
+                                         parse_mode=None))
+    try:
+        await bot.send_media_group(chat_id, media)
+    except TelegramAPIError as exc:  # e.g. a file id of another bot token: the buttons still come
+        log.warning("album preview failed: %s", type(exc).__name__)
+        head = f"{texts.MSG_ALBUM_NO_PREVIEW}\n{head}"
+    await bot.send_message(chat_id, head, reply_markup=markup)
+
+
+async def preview_view(
+    bot: Bot, chat_id: int, view: MessageView, head: str, markup: InlineKeyboardMarkup
+) -> None:
+    """A stored message as it is posted; ``head`` goes with an album's buttons."""
+    if view.is_album:
+        await send_album_preview(bot, chat_id, view.text, view.entities,
+                                 list(zip(view.album_kinds, view.album_file_ids, strict=True)), head, markup)
+        return
+    await send_preview(bot, chat_id, view.text, view.entities, view.media_kind, view.media_bot_file_id,
+                       markup)
+
+
+def _label(view: MessageView) -> str:
+    return texts.msg_preview_label(view.media_kind, view.preview, len(view.album_kinds))
+
+
 @routes.callback_query(cb.Msg.on(cb.MsgAction.menu))
 @flags.leave_input("answer")
 async def message_menu(
@@ -79,21 +138,67 @@ async def message_menu(
     bot: Bot,
     messages: MessageService,
 ) -> None:
-    current = await messages.current(query.from_user.id)
-    mark("U4.1", "set" if current else "not_set")
-    if current is None:
+    found = await messages.active(query.from_user.id)
+    rotation = await messages.rotation(query.from_user.id)
+    mark("U4.1", "set" if found else "not_set")
+    if not found:
         await show(bot, query, texts.MSG_NOT_SET, kb.message_menu())
         return
-    await show(bot, query, texts.MSG_CURRENT)
-    await send_preview(
-        bot,
-        query.from_user.id,
-        current.text,
-        current.entities,
-        current.media_kind,
-        current.media_bot_file_id,
-        kb.message_menu(),
-    )
+    listing = texts.msg_list([_label(v) for v in found], messages.limit, rotation)
+    keyboard = kb.message_menu(len(found), messages.limit, rotation)
+    if len(found) >= 2:
+        mark("U9.1", f"{len(found)}")
+        await show(bot, query, listing, keyboard)
+        return
+    # one message: the list's line, then the message itself as it is posted (U4.1)
+    await show(bot, query, listing)
+    await preview_view(bot, query.from_user.id, found[0], texts.msg_view_head(1), keyboard)
+
+
+@routes.callback_query(cb.Msg.on(cb.MsgAction.view))
+@flags.leave_input("answer")
+async def message_view(
+    query: CallbackQuery, callback_data: cb.Msg, bot: Bot, messages: MessageService
+) -> None:
+    n = callback_data.n or 0
+    view = await messages.get(query.from_user.id, n)
+    if view is None:
+        mark("U9.1", "view_gone")
+        await bot.send_message(query.from_user.id, texts.MSG_GONE, reply_markup=kb.message_menu())
+        return
+    mark("U9.1", "view")
+    await preview_view(bot, query.from_user.id, view, texts.msg_view_head(n), kb.message_view(n))
+
+
+@routes.callback_query(cb.Msg.on(cb.MsgAction.delete))
+@flags.leave_input("answer")
+async def message_delete(
+    query: CallbackQuery, callback_data: cb.Msg, bot: Bot, messages: MessageService
+) -> None:
+    n = callback_data.n or 0
+    result = await messages.delete(query.from_user.id, n)
+    if result.outcome == "not_found":
+        mark("U9.6", "gone")
+        await show(bot, query, texts.MSG_GONE, kb.message_menu(result.remaining, messages.limit))
+        return
+    mark("U9.6", "stopped" if result.stopped else "deleted")
+    rotation = await messages.rotation(query.from_user.id)
+    await show(bot, query, texts.msg_deleted(n, result.remaining, result.stopped),
+               kb.message_menu(result.remaining, messages.limit, rotation))
+
+
+@routes.callback_query(cb.Msg.on(cb.MsgAction.mode))
+@flags.leave_input("answer")
+async def message_rotation(
+    query: CallbackQuery, callback_data: cb.Msg, bot: Bot, messages: MessageService
+) -> None:
+    mode = callback_data.rotation or "seq"
+    await messages.set_rotation(query.from_user.id, mode)
+    found = await messages.active(query.from_user.id)
+    mark("U9.1", f"mode_{mode}")
+    listing = texts.msg_list([_label(v) for v in found], messages.limit, mode)
+    await show(bot, query, f"{texts.rotation_set(mode)}\n\n{listing}",
+               kb.message_menu(len(found), messages.limit, mode))
 
 
 @routes.callback_query(cb.Msg.on(cb.MsgAction.set))
@@ -105,7 +210,24 @@ async def message_set(
     await state.set_state(Input.msg_wait)
     await query.answer()
     prompt = await show(bot, query, texts.MSG_ASK, kb.cancel_only())
-    await state.update_data({PROMPT: prompt})
+    await state.update_data({PROMPT: prompt, TARGET: None})
+
+
+@routes.callback_query(cb.Msg.on(cb.MsgAction.add))
+@flags.leave_input
+async def message_add(query: CallbackQuery, bot: Bot, state: FSMContext, messages: MessageService) -> None:
+    await query.answer()
+    count = await messages.count(query.from_user.id)
+    if count >= messages.limit:
+        mark("U9.2", "limit")
+        rotation = await messages.rotation(query.from_user.id)
+        await show(bot, query, texts.msg_limit(messages.limit),
+                   kb.message_menu(count, messages.limit, rotation))
+        return
+    mark("U9.2")
+    await state.set_state(Input.msg_wait)
+    prompt = await show(bot, query, texts.MSG_ASK_ANOTHER, kb.cancel_only())
+    await state.update_data({PROMPT: prompt, TARGET: "add"})
 
 
 def _media_of(message: Message) -> tuple[MediaKind, str, str, str, int] | None:
@@ -151,15 +273,11 @@ def _attributes(message: Message) -> tuple[int, int, float, str]:
 
 @routes.message(Input.msg_wait, not_command)
 @routes.message(Input.msg_confirm, not_command)
-async def capture(message: Message, bot: Bot, state: FSMContext, messages: MessageService) -> None:
+async def capture(message: Message, bot: Bot, state: FSMContext, messages: MessageService,
+                  album: list[Message] | None = None) -> None:
     if message.media_group_id is not None:
-        # an album arrives as several updates: answer its first part only
-        if (await state.get_data()).get(ALBUM) != message.media_group_id:
-            await state.update_data({ALBUM: message.media_group_id})
-            mark("U4.5", "album")
-            await message.answer(texts.MSG_UNSUPPORTED, reply_markup=kb.cancel_only())
-        else:
-            mark("U4.5", "album_part")
+        # the album middleware hands over every part with the first one
+        await capture_album(album or [message], bot, state, messages)
         return
     media = _media_of(message)
     if media is None and message.text is None:
@@ -199,6 +317,57 @@ async def capture(message: Message, bot: Bot, state: FSMContext, messages: Messa
     if not isinstance(prompt, int) or not await _retitle(bot, message.chat.id, prompt):
         await message.answer(texts.MSG_PREVIEW_HEAD)
     await send_preview(bot, message.chat.id, draft.text, draft.entities, kind, file_id, kb.message_confirm())
+
+
+def _album_item(part: Message) -> tuple[MediaKind, str, str, str, int] | None:
+    """A part of an album to broadcast: a photo or a video (documents and audio albums are not)."""
+    media = _media_of(part)
+    return media if media is not None and media[0] in ("photo", "video") else None
+
+
+async def capture_album(parts: list[Message], bot: Bot, state: FSMContext, messages: MessageService) -> None:
+    """U9.3: an album of 2-10 photos/videos with one caption; previewed as an album."""
+    chat_id = parts[0].chat.id
+    items = [_album_item(part) for part in parts]
+    if any(item is None for item in items):
+        mark("U4.5", "album_kinds")
+        await bot.send_message(chat_id, texts.MSG_ALBUM_KINDS, reply_markup=kb.cancel_only())
+        return
+    if not ALBUM_MIN <= len(parts) <= ALBUM_MAX:  # Telegram sends 2-10; a part may have gone astray
+        mark("U9.3", "album_size")
+        await bot.send_message(chat_id, texts.MSG_ALBUM_SIZE, reply_markup=kb.cancel_only())
+        return
+    captioned = next((part for part in parts if part.caption), parts[0])
+    draft = MessageDraft(captioned.caption or "", _entities(captioned.caption_entities),
+                         album=[0] * len(parts))
+    problem = MessageService.validate(draft)
+    if problem is not None:
+        mark("U4.6", problem.kind)
+        await state.set_state(Input.msg_wait)
+        await bot.send_message(chat_id, texts.msg_too_long(problem.length, problem.limit),
+                               reply_markup=kb.cancel_only())
+        return
+    media_ids: list[int] = []
+    for part, item in zip(parts, items, strict=True):
+        assert item is not None
+        fits = item[4] <= BOT_DOWNLOAD_LIMIT
+        media_id = await _store(bot, messages, item, _attributes(part)) if fits else None
+        if media_id is None:
+            mark("U9.3", "download_failed")
+            await bot.send_message(chat_id, texts.MSG_FILE_FAILED, reply_markup=kb.cancel_only())
+            return
+        media_ids.append(media_id)
+    draft = MessageDraft(draft.text, draft.entities, album=media_ids)
+    shown = [[item[0], item[1]] for item in items if item is not None]
+    mark("U9.3")
+    await state.set_state(Input.msg_confirm)
+    prompt = (await state.get_data()).get(PROMPT)
+    await state.update_data({DRAFT: draft.to_dict(), DRAFT_KIND: "album", DRAFT_FILE: "", DRAFT_ALBUM: shown,
+                             PROMPT: None})
+    if not isinstance(prompt, int) or not await _retitle(bot, chat_id, prompt):
+        await bot.send_message(chat_id, texts.MSG_PREVIEW_HEAD)
+    await send_album_preview(bot, chat_id, draft.text, draft.entities, [(k, f) for k, f in shown],
+                             texts.MSG_PREVIEW_ALBUM, kb.message_confirm())
 
 
 async def _retitle(bot: Bot, chat_id: int, message_id: int) -> bool:
@@ -247,8 +416,14 @@ async def save(
         await state.set_state(Input.msg_wait)
         await bot.send_message(chat_id_of(query), texts.MSG_SAVE_EXPIRED, reply_markup=kb.cancel_only())
         return
+    add = data.get(TARGET) == "add"
     try:
-        await messages.save(query.from_user.id, MessageDraft.from_dict(raw))
+        await messages.save(query.from_user.id, MessageDraft.from_dict(raw), add=add)
+    except MessageLimitReached as exc:
+        mark("U9.2", "limit")
+        await state.clear()
+        await bot.send_message(chat_id_of(query), texts.msg_limit(exc.limit), reply_markup=kb.next_step([]))
+        return
     except MessageInvalid as exc:
         mark("U4.6", exc.problem.kind)
         await state.set_state(Input.msg_wait)
@@ -278,4 +453,7 @@ async def save(
         except TelegramAPIError as exc:
             log.info("could not clear preview buttons: %s", type(exc).__name__)
     follow = kb.follow_up(await campaigns.missing(query.from_user.id), running)
-    await bot.send_message(chat_id_of(query), texts.msg_saved(running), reply_markup=kb.next_step(follow))
+    saved = texts.msg_saved(running)
+    if add:
+        saved = texts.msg_added(await messages.count(query.from_user.id), running)
+    await bot.send_message(chat_id_of(query), saved, reply_markup=kb.next_step(follow))

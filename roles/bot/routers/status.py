@@ -38,7 +38,8 @@ def render(view: StatusView, now: datetime | None = None) -> str:
         (
             g.title,
             texts.OUTCOME_WORDS.get(g.status, g.status)
-            + (f" ({texts.reason_text(g.error_code)})" if g.error_code and g.status != "sent" else ""),
+            + (f" ({texts.reason_text(g.error_code)})" if g.error_code and g.status != "sent" else "")
+            + (f" — {texts.status_message_no(g.message_no)}" if g.message_no is not None else ""),
         )
         for g in view.group_outcomes
     ]
