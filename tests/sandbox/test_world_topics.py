@@ -14,7 +14,7 @@ from accounts.gateway import AccountRef, ForumTopic, GroupRef, OutgoingMessage
 from accounts.sandbox_gateway import SandboxGateway
 from domain.errors import GroupClosed
 from sandbox.client import SandboxClient, SandboxError
-from sandbox.world import World
+from sandbox.world import MediaIn, World
 from tests.sandbox.conftest_world import latest_code, login, make_world, serve_world, world_error
 
 PHONE = "+15550002001"
@@ -68,6 +68,22 @@ async def test_a_post_lands_in_the_topic_reply_to_names() -> None:
     assert (in_chat["topic_id"], reply["topic_id"], general["topic_id"]) == (3, 3, 1)
     assert in_chat["message_id"] > 4  # after the topics' own ids
     assert {t["id"]: t["top_message"] for t in world.forum_topics(FORUM)}[3] == reply["message_id"]
+
+
+async def test_an_album_lands_in_one_topic_and_a_closed_topic_refuses_it() -> None:
+    world = _world()
+    session, hashes = await _session(world)
+    png = b"\x89PNG\r\n\x1a\n" + b"x" * 20
+    items = [MediaIn("photo", f"p{i}.png", png + bytes([i]), "image/png") for i in range(2)]
+
+    posted = await world.send_album(session, FORUM, hashes[FORUM], "two", [], items, reply_to=3)
+    plain = await world.send_album(session, FORUM, hashes[FORUM], "", [], items)
+
+    feed = {p["message_id"]: p for p in world.group_messages(FORUM)}
+    assert [feed[m]["topic_id"] for m in posted["message_ids"]] == [3, 3]
+    assert [feed[m]["topic_id"] for m in plain["message_ids"]] == [1, 1]
+    error = await world_error(world.send_album(session, FORUM, hashes[FORUM], "", [], items, reply_to=2))
+    assert error.name == "TOPIC_CLOSED"
 
 
 @pytest.mark.parametrize(("change", "error"), [({"closed": True}, "TOPIC_CLOSED"), ({"deleted": True}, "TOPIC_DELETED")])
