@@ -96,6 +96,8 @@ STATES = frozenset(
         "msg_wait",
         "msg_confirm",
         "int_wait",
+        "sch_tz",
+        "sch_hours",
         "announce_wait",
         "announce_confirm",
     }

@@ -65,6 +65,13 @@ class Window:
         return None if days == 0 else Window(self.start, self.end, days)
 
 
+def window_of(start: int | None, end: int | None, days: int) -> Window | None:
+    """The window of stored columns (no hours: no window)."""
+    if start is None or end is None:
+        return None
+    return Window(start, end, days or ALL_DAYS)
+
+
 # --- time zones -----------------------------------------------------------------------------------
 
 def offset_name(minutes: int) -> str:
@@ -218,6 +225,11 @@ def closes_at(window: Window | None, zone_name: str, at: datetime) -> datetime |
         day -= timedelta(days=1)  # opened yesterday
     end_day = day + timedelta(days=1) if window.across_midnight or window.end == DAY else day
     return _first_instant_at(end_day, window.end % DAY, tz)
+
+
+def opens_at(window: Window | None, zone_name: str, at: datetime) -> datetime | None:
+    """None while the window is open (or there is none); else its next opening."""
+    return None if is_open(window, zone_name, at) else next_open(window, zone_name, at)
 
 
 def due_at(window: Window | None, zone_name: str, wanted: datetime) -> datetime:

@@ -56,6 +56,7 @@ from services.groups import GroupService
 from services.login import LoginService, SessionCipherPort
 from services.messages import MessageService
 from services.notifications import NotificationService
+from services.schedule import ScheduleService
 from services.send_limits import SendLimitsService
 from services.status import StatusService
 from storage import keys
@@ -98,6 +99,7 @@ class BotServices:
     admin: AdminService
     cipher: SessionCipherPort
     limits: SendLimitsService
+    schedule: ScheduleService
 
     def as_kwargs(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -130,6 +132,7 @@ def build_services(
         admin=admin,
         cipher=cipher,
         limits=limits,
+        schedule=ScheduleService(db, now),
     )
 
 

@@ -54,6 +54,7 @@ def render(view: StatusView, now: datetime | None = None) -> str:
         now=now,
         no_groups_left=view.no_groups_left,
         notify_on=view.notify_rounds,
+        window_opens=view.window_opens_at,
     )
     if view.pacing is not None:
         text += "\n" + pacing_texts.pacing_line(view.pacing)
