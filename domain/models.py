@@ -172,6 +172,7 @@ class Notification:
     dedupe_key: str | None
     created_at: datetime
     tries: int
+    timezone: str = "UTC"  # U10.6: the recipient's, the times in the text are on their clock
 
 
 Clock = Callable[[], datetime]

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from domain.models import UnknownHistory
+from domain.schedule import Window, window_of
 
 FINAL = ("sent", "failed", "skipped", "unknown")
 
@@ -56,6 +57,8 @@ class RoundContext:
     account_hint: datetime | None  # end of the latest account-wide flood wait of this round
     now: datetime
     candidates: list[Candidate]
+    window: Window | None = None  # U10.5: no send starts outside it (read on ``timezone``'s clock)
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,9 @@ WITH lost AS (
            (SELECT max(f.not_before) FROM attempts f
             WHERE f.round_id = $1 AND f.status = 'flood_wait' AND f.error_code = 'FLOOD_WAIT')
                AS account_hint,
-           now() AS now
+           now() AS now,
+           c.window_start, c.window_end, c.window_days,
+           (SELECT u.timezone FROM users u WHERE u.user_id = r.user_id) AS timezone
     FROM rounds r
     JOIN campaigns c ON c.user_id = r.user_id
     JOIN messages m ON m.message_id = r.message_id
@@ -228,6 +233,8 @@ async def start_batch(
         text=head["text"], entities=list(entities) if isinstance(entities, list) else [],
         media_id=head["media_id"], lost=head["lost"], account_hint=head["account_hint"], now=head["now"],
         candidates=candidates,
+        window=window_of(head["window_start"], head["window_end"], head["window_days"]),
+        timezone=head["timezone"] or "UTC",
     )
 
 
