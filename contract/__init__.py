@@ -47,6 +47,7 @@ STEP_KINDS = frozenset(
         "keep",
         "press_kept",
         "scheduler_tick",
+        "run_round",
     }
 )
 EXPECT_KEYS = frozenset(
@@ -85,6 +86,11 @@ CHECK_NAMES = frozenset(
         "access",
         "access_mode",
         "global_paused",
+        "timezone",
+        "window",
+        "window_days",
+        "attempts",
+        "rounds",
     }
 )
 STATES = frozenset(

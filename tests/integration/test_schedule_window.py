@@ -30,7 +30,14 @@ from storage.db import Database
 from storage.lease import Leases
 from storage.round_store import RoundStore
 from storage.user_lock import UserLock
-from tests.integration.engine_support import Engine, FakeSender, attempt_rows, db_now, seed_user, settings_with
+from tests.integration.engine_support import (
+    Engine,
+    FakeSender,
+    attempt_rows,
+    db_now,
+    seed_user,
+    settings_with,
+)
 
 pytestmark = pytest.mark.integration
 

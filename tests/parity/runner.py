@@ -19,6 +19,7 @@ from services.admin import Actor
 from storage.lease import Leases
 from storage.queue import JobQueue
 from storage.repositories import settings as settings_repo
+from tests.parity import window_steps
 from tests.parity.harness import ADMIN, ADMIN_USER, Harness
 
 # results of this session, for the coverage test and the terminal summary:
@@ -141,6 +142,8 @@ class CaseRunner:
             return value
         names = set(_PLACEHOLDER.findall(value))
         values: dict[str, str] = {"uid": str(self.uid), "admin": str(ADMIN)}
+        if names & window_steps.TEMPLATES:
+            values.update(await window_steps.template_values(self.h, self.uid))
         if names & {"phone", "phone_spaced", "password", "name", "code", "code_spaced", "wrong_code_spaced"}:
             acc = self._account()
             values.update(phone=acc["phone"], phone_spaced=_phone_spaced(acc["phone"]),
@@ -224,6 +227,10 @@ class CaseRunner:
             jobs = SchedulerJobs(self.h.db, JobQueue(self.h.redis, "parity", "parity"), Leases(self.h.redis),
                                  self.h.settings.engine, self.h.redis)
             await jobs.tick()
+            await self.h.settle()
+        elif kind == "run_round":
+            # U10.5: one job of the open round through the real engine; the clock moves after one send
+            await window_steps.run_round(self.h, uid, float(value))
             await self.h.settle()
         elif kind == "keep":
             self.kept, _ = await self._newest_with(uid, str(value))
@@ -468,6 +475,8 @@ class CaseRunner:
             if name == "codes_sent":
                 return len(await h.client.codes(phone)) - self.start_codes[alias]
             return len(await h.client.sessions(phone)) - self.start_sessions[alias]
+        if name in window_steps.CHECKS:
+            return await window_steps.fact(h, uid, name)
         raise CaseFailed(f"unknown check {name}")
 
 

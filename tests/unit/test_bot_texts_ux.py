@@ -63,3 +63,17 @@ def test_wording_a_new_user_reads_without_guessing() -> None:
                            media_kind="photo", now=NOW, no_groups_left=True)
     assert "🖼 photo + “Hi”" in card and "no groups left to post to" in card
     assert "▶️ running" not in card and "Next run" not in card
+
+
+def test_times_are_shown_on_the_users_clock_and_named() -> None:
+    """U10.6: the zone set for the update (or notification) names every clock time."""
+    moment, now = datetime(2026, 12, 6, 13, 35, tzinfo=UTC), datetime(2026, 12, 6, 13, 23, tzinfo=UTC)
+    assert texts.hhmm(moment, now) == "13:35 UTC, in 12 min"
+    for zone_name, shown in (("Europe/Berlin", "14:35 Europe/Berlin, in 12 min"),
+                             ("UTC-05:30", "08:05 UTC-5:30, in 12 min")):
+        token = texts.SHOWN_ZONE.set(zone_name)
+        try:
+            assert texts.hhmm(moment, now) == shown
+        finally:
+            texts.SHOWN_ZONE.reset(token)
+    assert texts.hhmm(moment) == "13:35 UTC"
