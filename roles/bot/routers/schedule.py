@@ -120,7 +120,7 @@ async def hours_other(message: Message) -> None:
 
 
 @routes.callback_query(cb.Sch.on(cb.SchAction.days))
-@flags.leave_input("answer")
+@flags.leave_input
 async def days_menu(query: CallbackQuery, bot: Bot, schedule: ScheduleService) -> None:
     view = await schedule.view(query.from_user.id)
     if view.window is None:
@@ -128,6 +128,7 @@ async def days_menu(query: CallbackQuery, bot: Bot, schedule: ScheduleService) -
         await query.answer(texts.SCH_NO_HOURS, show_alert=True)
         return
     mark("U10.1", "days")
+    await query.answer()
     await show(bot, query, texts.SCH_DAYS, kb.schedule_days(view.window.days))
 
 
