@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from playwright.async_api import Locator, Page, expect
@@ -246,3 +248,22 @@ async def test_placeholders_fit_their_fields(page: Page, sandbox: SandboxServer)
         })
         .map(input => input.id + ': ' + input.placeholder)""")
     assert cut == [], f"placeholders cut off: {cut}"
+
+
+async def test_the_chat_shows_the_users_time_zone_and_its_times_on_that_clock(
+    page: Page, sandbox: SandboxServer
+) -> None:
+    await _open(page, sandbox)
+    await page.get_by_placeholder("First name").fill("Kiri")
+    await page.get_by_placeholder("Time zone").fill("Pacific/Kiritimati")  # UTC+14: never the local clock
+    await page.get_by_role("button", name="Create user").click()
+    [user] = list(sandbox.chats.users.values())
+    assert user.time_zone == "Pacific/Kiritimati"
+    await expect(page.locator("#chat-zone")).to_contain_text("Pacific/Kiritimati")
+    await page.get_by_label("Message", exact=True).fill("hello")
+    await page.get_by_label("Message", exact=True).press("Enter")
+    sent = _chat(page).locator(".from-user time")
+    await expect(sent).to_have_count(1)
+    [message] = sandbox.chats.chat_view(user.user_id)
+    shown = datetime.fromtimestamp(message["date"], ZoneInfo("Pacific/Kiritimati")).strftime("%H:%M")
+    await expect(sent).to_have_text(shown)
