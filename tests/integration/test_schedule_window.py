@@ -199,3 +199,32 @@ async def test_a_job_that_starts_outside_the_window_sends_nothing(
     assert outcome.result == JobResult.WAITING
     expected = (opening - real).total_seconds()
     assert expected - 60 <= outcome.delay <= expected + 61
+
+
+async def test_changes_move_a_running_broadcasts_next_run_and_bad_input_changes_nothing(
+    db: Database, cipher: SessionCipher
+) -> None:
+    real = await db_now(db)
+    async with db.connection() as conn:
+        await seed_user(conn, cipher, 1, 2)  # running, due now, no window, UTC
+    windows = ScheduleService(db, lambda: real)
+    opens_utc = minute_floor(real) - timedelta(minutes=30)
+    change = await windows.set_hours_text(1, hours_text(opens_utc, timedelta(hours=1), "UTC"))
+    assert change.view is not None and change.view.opens_at is None  # open now: still due now
+    assert change.view.next_run_at == real
+
+    # the same hours on a clock 12 h ahead are closed now: the next run moves to their opening there
+    change = await windows.set_timezone_text(1, "+12")
+    assert change.view is not None and change.view.opens_at is not None
+    assert change.view.next_run_at == change.view.opens_at > real
+    assert schedule.is_open(change.view.window, "UTC+12:00", change.view.opens_at)
+
+    before = await windows.view(1)
+    for refused in (await windows.set_timezone_text(1, "Atlantis/Capital"), await windows.set_hours_text(1, "x"),
+                    await windows.toggle_day(1, 7)):
+        assert refused.outcome == "invalid" and refused.view is None
+    assert await windows.view(1) == before
+
+    # any time again: due now
+    cleared = await windows.clear(1)
+    assert cleared.view is not None and cleared.view.window is None and cleared.view.next_run_at == real
