@@ -16,6 +16,7 @@ from roles.bot.middlewares import mark
 from roles.bot.routers import Routes
 from roles.bot.states import Input
 from roles.bot.ui import Event, not_command, show, user_id_of
+from services.access import AccessService
 from services.schedule import ScheduleService, ScheduleView
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ async def ask_timezone(query: CallbackQuery, bot: Bot, state: FSMContext) -> Non
 
 
 @routes.message(Input.sch_tz, F.text, not_command)
-async def timezone_typed(message: Message, state: FSMContext, schedule: ScheduleService) -> None:
+async def timezone_typed(
+    message: Message, state: FSMContext, schedule: ScheduleService, access: AccessService
+) -> None:
     assert message.from_user is not None
     raw = message.text or ""
     change = await schedule.set_timezone_text(message.from_user.id, raw)
@@ -66,6 +69,8 @@ async def timezone_typed(message: Message, state: FSMContext, schedule: Schedule
         await message.answer(texts.sch_tz_bad(raw), reply_markup=kb.cancel_only())
         return
     mark("U10.2")
+    # this replica's cached record is stale at once; the others hear it from the trigger (0014)
+    access.cache.forget(message.from_user.id)
     await state.clear()
     zone_name = change.view.timezone
     texts.SHOWN_ZONE.set(zone_name)  # the reply already speaks the new zone
