@@ -640,7 +640,8 @@ def status_card(
         f"Next run: {hhmm(next_run, now) if running and not no_groups_left else '—'}",
     ]
     if running and window_opens is not None and not no_groups_left:
-        lines.append(f"⏸ {window_wait(window_opens, now).capitalize()}")
+        wait = window_wait(window_opens, now)
+        lines.append(f"⏸ {wait[:1].upper()}{wait[1:]}")
     if notify_on is not None:
         lines.append(f"Round reports: {'on' if notify_on else 'off'}")
     if paused_until is not None:

@@ -77,3 +77,17 @@ def test_times_are_shown_on_the_users_clock_and_named() -> None:
         finally:
             texts.SHOWN_ZONE.reset(token)
     assert texts.hhmm(moment) == "13:35 UTC"
+
+
+def test_the_status_says_when_the_window_opens_with_the_zone_as_written() -> None:
+    """U10.4: "waiting for the window: starts HH:MM", the zone's name keeps its capitals."""
+    now = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
+    token = texts.SHOWN_ZONE.set("Europe/Berlin")
+    try:
+        card = texts.status_card(running=True, interval="1 h", next_run=now + timedelta(hours=2), last_round=None,
+                                 groups=[], more=0, paused_until=None, disabled=[], now=now,
+                                 window_opens=now + timedelta(hours=2))
+    finally:
+        texts.SHOWN_ZONE.reset(token)
+    assert "⏸ Waiting for the window: starts 09:00 Europe/Berlin, in 2 h" in card
+    assert "Next run: 09:00 Europe/Berlin, in 2 h" in card
