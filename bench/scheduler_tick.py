@@ -1,6 +1,6 @@
 """Scheduler tick cost with 10k and 100k campaigns and the same number due.
 
-    .venv/bin/python -m bench.scheduler_tick [--due 500] [--groups 5] [--repeat 5]
+    .venv/bin/python -m bench.scheduler_tick [--due 500] [--groups 5] [--repeat 5] [--windows]
 
 A tick (SchedulerJobs.tick: lock the due campaigns, create their rounds and attempts in one
 transaction, advance next_run_at, enqueue the jobs) is timed with 10,000 and with 100,000 running
@@ -9,6 +9,11 @@ created rounds are removed and the due campaigns made due again. The baseline is
 the ratio 100k/10k should stay near 1 (target <= 2) because the due scan reads the
 ``(status, next_run_at)`` index range of the due rows only. For contrast, a naive scan that reads
 every running campaign and filters in Python is timed too.
+
+``--windows`` (U10): half the campaigns (the even user ids, due or not) get a schedule window on
+a Europe/Berlin clock, open now for the due ones, so every other due campaign's next run is moved
+to its window's next opening by the tick; the due scan itself stays the same range scan (target:
+ratio 100k/10k <= 2 here too).
 """
 
 from __future__ import annotations
@@ -17,17 +22,28 @@ import argparse
 import logging
 import statistics
 import time
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
 from bench.common import database, engine_settings, fresh_database, machine, new_cipher, seed, servers
+from domain import schedule
 from roles.worker.loop import round_queue
 from scheduler.jobs import SchedulerJobs
 from storage.db import Database
 from storage.lease import Leases
 
+WINDOW_ZONE = "Europe/Berlin"
 
-async def build(pg_url: str, total: int, due: int, groups: int) -> str:
+
+def open_window(ahead: int) -> tuple[int, int]:
+    """Active hours (local minutes) open from 2 h ago to ``ahead`` minutes ahead on WINDOW_ZONE's clock."""
+    local = datetime.now(UTC).astimezone(schedule.zone(WINDOW_ZONE))
+    minute = local.hour * 60 + local.minute
+    return (minute - 120) % schedule.DAY, (minute + ahead) % schedule.DAY or schedule.DAY
+
+
+async def build(pg_url: str, total: int, due: int, groups: int, windows: bool = False) -> str:
     url = await fresh_database(pg_url)
     cipher = new_cipher()
     async with database(url, 4) as db, db.connection() as conn:
@@ -43,6 +59,18 @@ async def build(pg_url: str, total: int, due: int, groups: int) -> str:
             due + 1,
             total,
         )
+        if windows:
+            # even ids: a window open now; ids = 0 mod 4 for 6 h more (the next run stays), = 2 mod 4
+            # for 30 min more on weekdays and today (the next run moves to the next opening)
+            await conn.execute("UPDATE users SET timezone = $1 WHERE user_id % 2 = 0", WINDOW_ZONE)
+            today = datetime.now(UTC).astimezone(schedule.zone(WINDOW_ZONE)).weekday()
+            for remainder, ahead, days in ((0, 360, schedule.ALL_DAYS), (2, 30, 0b11111 | 1 << today)):
+                start, end = open_window(ahead)
+                await conn.execute(
+                    """UPDATE campaigns SET window_start = $1, window_end = $2, window_days = $3
+                       WHERE user_id % 4 = $4""",
+                    start, end, days, remainder,
+                )
         await conn.execute("VACUUM ANALYZE")
     return url
 
@@ -60,9 +88,9 @@ async def reset(db: Database, due: int) -> None:
 
 
 async def time_ticks(
-    pg_url: str, redis: aioredis.Redis, total: int, due: int, groups: int, repeat: int
+    pg_url: str, redis: aioredis.Redis, total: int, due: int, groups: int, repeat: int, windows: bool = False
 ) -> tuple[float, float, float]:
-    url = await build(pg_url, total, due, groups)
+    url = await build(pg_url, total, due, groups, windows)
     settings = engine_settings()
     async with database(url, 8) as db:
         queue = round_queue(redis, "tick", settings)
@@ -78,6 +106,8 @@ async def time_ticks(
             started = time.perf_counter()
             assert (await jobs.tick()).created == 0  # nothing due: the cost of a quiet tick
             idle.append(time.perf_counter() - started)
+            if windows:
+                await check_windows(db)
             started = time.perf_counter()
             async with db.connection() as conn:
                 rows = await conn.fetch(
@@ -89,6 +119,24 @@ async def time_ticks(
     return statistics.median(ticks), statistics.median(idle), statistics.median(naive)
 
 
+async def check_windows(db: Database) -> None:
+    """Every advanced next run of a windowed campaign lies inside its window (the tick applied it),
+    and the short windows' next runs moved past the hour to their next opening."""
+    async with db.connection() as conn:
+        rows = await conn.fetch(
+            """SELECT c.user_id, c.next_run_at, c.window_start, c.window_end, c.window_days, u.timezone
+               FROM campaigns c JOIN users u USING (user_id)
+               WHERE c.window_start IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM rounds r WHERE r.user_id = c.user_id)""")
+    assert rows, "no windowed campaign got a round"
+    now = datetime.now(UTC)
+    for r in rows:
+        window = schedule.window_of(r["window_start"], r["window_end"], r["window_days"])
+        assert schedule.is_open(window, r["timezone"], r["next_run_at"]), r
+        if r["user_id"] % 4 == 2:
+            assert r["next_run_at"] - now > timedelta(hours=12), r
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -96,6 +144,8 @@ async def main() -> None:
     parser.add_argument("--due", type=int, default=500)
     parser.add_argument("--groups", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--windows", action="store_true",
+                        help="schedule windows (U10) on half the campaigns")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     results = {}
@@ -104,14 +154,14 @@ async def main() -> None:
         try:
             for total in (10_000, 100_000):
                 results[total] = await time_ticks(
-                    srv.pg_url, redis, total, args.due, args.groups, args.repeat
+                    srv.pg_url, redis, total, args.due, args.groups, args.repeat, args.windows
                 )
         finally:
             await redis.aclose()
     print(f"machine: {machine()}")
     print(
         f"{args.due} campaigns due per tick, {args.groups} groups each ({args.due * args.groups} attempts); "
-        f"median of {args.repeat}"
+        f"median of {args.repeat}" + ("; schedule windows on half the campaigns" if args.windows else "")
     )
     for total, (tick, idle, naive) in results.items():
         print(

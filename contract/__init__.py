@@ -49,6 +49,7 @@ STEP_KINDS = frozenset(
         "scheduler_tick",
         "round",
         "topic",
+        "run_round",
     }
 )
 EXPECT_KEYS = frozenset(
@@ -96,6 +97,11 @@ CHECK_NAMES = frozenset(
         "round_texts",
         "repeats",
         "album_posts",
+        "timezone",
+        "window",
+        "window_days",
+        "attempts",
+        "rounds",
     }
 )
 STATES = frozenset(
@@ -107,6 +113,8 @@ STATES = frozenset(
         "msg_wait",
         "msg_confirm",
         "int_wait",
+        "sch_tz",
+        "sch_hours",
         "announce_wait",
         "announce_confirm",
     }

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from domain.schedule import Window, window_of
+
 ActorKind = Literal["admin", "api", "system", "user"]
 AuditOutcome = Literal["ok", "denied", "failed"]
 
@@ -41,6 +43,7 @@ class UserRecord:
     notify_rounds: bool
     created_at: datetime
     last_seen_at: datetime
+    timezone: str = "UTC"  # U10: an IANA name or UTC±HH:MM (domain.schedule)
 
     @property
     def display_name(self) -> str:
@@ -120,10 +123,17 @@ class CampaignRecord:
     started_at: datetime | None
     stopped_at: datetime | None
     last_round_id: int | None
+    window_start: int | None = None  # U10: active hours in local minutes (domain.schedule.Window)
+    window_end: int | None = None
+    window_days: int = 127
 
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @property
+    def window(self) -> Window | None:
+        return window_of(self.window_start, self.window_end, self.window_days)
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,7 @@ class Notification:
     dedupe_key: str | None
     created_at: datetime
     tries: int
+    timezone: str = "UTC"  # U10.6: the recipient's, the times in the text are on their clock
 
 
 Clock = Callable[[], datetime]

@@ -240,6 +240,9 @@ class ChatUser:
     keyboard: Json | None = None  # the reply keyboard the user sees now
     chat_action: str | None = None
     chat_action_ms: float | None = None
+    # the clock of the person's device (an IANA name): the web page shows the chat's times on it.
+    # Telegram never tells a bot this; the bot asks for it (U10.2) and the page lets you compare.
+    time_zone: str = "UTC"
 
     def telegram_user(self) -> Json:
         user: Json = {"id": self.user_id, "is_bot": False, "first_name": self.first_name}
@@ -261,7 +264,8 @@ class ChatUser:
     def view(self) -> Json:
         return {"user_id": self.user_id, "first_name": self.first_name, "username": self.username,
                 "last_name": self.last_name, "blocked": self.blocked, "keyboard": self.keyboard,
-                "chat_action": self.chat_action, "chat_action_ms": self.chat_action_ms}
+                "chat_action": self.chat_action, "chat_action_ms": self.chat_action_ms,
+                "time_zone": self.time_zone}
 
 
 @dataclass
@@ -428,7 +432,8 @@ class Chats:
     # ------------------------------------------------------------ users
 
     def add_user(self, user_id: int, first_name: str, username: str | None = None,
-                 last_name: str | None = None, language_code: str = "en") -> ChatUser:
+                 last_name: str | None = None, language_code: str = "en",
+                 time_zone: str | None = None) -> ChatUser:
         user = self.users.get(user_id)
         if user is None:
             user = ChatUser(user_id, first_name, username, last_name, language_code)
@@ -438,6 +443,8 @@ class Chats:
         else:
             user.first_name, user.username, user.last_name = first_name, username, last_name
             user.language_code = language_code
+        if time_zone is not None:
+            user.time_zone = time_zone
         self.changes.notify()
         return user
 

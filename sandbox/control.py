@@ -2,7 +2,8 @@
 
 | route | result |
 |---|---|
-| ``POST /users`` | ``{user_id, first_name, username?, last_name?}`` -> the user |
+| ``POST /users`` | ``{user_id, first_name, username?, last_name?, time_zone?}`` -> the user (``time_zone``:
+  the IANA name of the person's device clock, shown on the web page; UTC by default) |
 | ``GET /users`` / ``GET /users/{uid}`` | users with ``blocked`` and the reply ``keyboard`` they see now |
 | ``POST /users/{uid}/messages`` | ``{text, entities?}``, ``{contact: {phone, user_id?}}``,
   ``{photo: {caption?, entities?}}``, ``video``/``document``/``animation``/``sticker``/``voice``/
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from aiohttp import web
@@ -86,8 +88,11 @@ class ChatControl:
             raise ControlError(400, "user_id (an integer) is required") from None
         if user_id <= 0:
             raise ControlError(400, "user_id must be positive")
+        time_zone = _opt(body, "time_zone")
+        if time_zone is not None and not _known_zone(time_zone):
+            raise ControlError(400, f"time_zone {time_zone!r} is not an IANA time zone name")
         user = self.chats.add_user(user_id, first_name, _opt(body, "username"), _opt(body, "last_name"),
-                                   str(body.get("language_code") or "en"))
+                                   str(body.get("language_code") or "en"), time_zone)
         return _json(user.view())
 
     async def list_users(self, request: web.Request) -> web.Response:
@@ -139,6 +144,16 @@ class ChatControl:
         self.world.reset()
         self.events.clear()
         return _json({"reset": True})
+
+
+def _known_zone(name: str) -> bool:
+    if name == "UTC":
+        return True
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def _opt(body: dict[str, Any], name: str) -> str | None:

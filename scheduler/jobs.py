@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from config.settings import EngineSettings
+from domain import schedule
 from metrics import CAMPAIGNS_RUNNING, ROUNDS, SCHEDULER_LAG, SCHEDULER_TICKS, WORKERS_LIVE
 from services import engine, rotation
 from services.notifications import NO_GROUPS_LEFT
@@ -98,8 +99,7 @@ class SchedulerJobs:
                 created = await rounds.create_rounds(conn, due)
                 await rotation.plan(conn, [c.round_id for c in created], self.rng)
                 await _tell_no_groups_left(conn, [d.user_id for d in due], now)
-                await campaigns.advance(conn, [
-                    (d.user_id, engine.next_run_after(d.next_run_at, d.interval_seconds, now)) for d in due])
+                await campaigns.advance(conn, [(d.user_id, _next_run(d, now)) for d in due])
             if first:
                 SCHEDULER_LAG.set(max(0.0, (now - due[0].next_run_at).total_seconds()) if due else 0.0)
                 first = False
@@ -166,6 +166,13 @@ class SchedulerJobs:
         if self.redis is not None:
             fresh_since = int((time.time() - self.settings.lease_ttl) * 1000)
             WORKERS_LIVE.set(await Heartbeats(self.redis).count_live(fresh_since))
+
+
+def _next_run(due: campaigns.DueCampaign, now: datetime) -> datetime:
+    """The round after this one: planned + interval (missed ones skipped), at the window's next
+    opening when that falls outside it (U10.4), so the due scan stays a range scan of next_run_at."""
+    wanted = engine.next_run_after(due.next_run_at, due.interval_seconds, now)
+    return schedule.due_at(due.window, due.timezone, wanted)
 
 
 async def _tell_no_groups_left(conn: asyncpg.Connection, user_ids: Sequence[int], now: datetime) -> None:

@@ -35,6 +35,7 @@ class AccessView:
     is_admin: bool
     expires_at: datetime | None = None
     is_new: bool = False  # first time this user is seen (touch only)
+    timezone: str = "UTC"  # U10.6: the person's time zone, every time shown is in it
 
     @property
     def allowed(self) -> bool:
@@ -219,4 +220,4 @@ def view_of(user: UserRecord | None, user_id: int, mode: rules.AccessMode, is_ad
                                  access_status=user.access_status, expires_at=user.access_expires_at,
                                  now=now)
     expires = user.access_expires_at if user.access_status == "granted" else None
-    return AccessView(user_id, status, mode, is_admin, expires)
+    return AccessView(user_id, status, mode, is_admin, expires, timezone=user.timezone)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from config.settings import Settings
-from domain import rules
+from domain import rules, schedule
 from domain.models import Clock, RoundCounts, utc_now
 from services.access import AccessService
 from storage.db import Connection, Database
@@ -44,6 +44,7 @@ class StartResult:
     groups: int = 0
     interval: int = 0
     next_run_at: datetime | None = None
+    waits_for_window: bool = False  # U10.4: the first round starts at the window's next opening
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class CampaignService:
             if record.running:
                 last = await status_repo.last_planned_at(conn, user_id)
                 next_run = rules.next_run_after_interval_change(now, last, record.next_run_at, seconds)
+                next_run = schedule.due_at(record.window, await users.timezone(conn, user_id), next_run)
             record = await campaigns.set_interval(conn, user_id, seconds, next_run, now)
         log.info("interval set user_id=%s seconds=%d running=%s", user_id, seconds, record.running)
         return IntervalResult("ok", seconds, low, high, record.running,
@@ -140,17 +142,25 @@ class CampaignService:
             last = await status_repo.last_planned_at(conn, user_id)
             interval = current.interval_seconds if current is not None else None
             first = rules.first_run_on_start(now, last, interval or 0)
+            # U10.4: outside the window the first round waits for its next opening
+            window = current.window if current is not None else None
+            first = schedule.due_at(window, await users.timezone(conn, user_id), first)
             started = await campaigns.start(conn, user_id, now, first)
             if started is None:
                 return StartResult("already_running")
             selected = await groups.count_selected(conn, user_id)
         log.info("broadcast started user_id=%s groups=%d", user_id, selected)
-        return StartResult("started", (), selected, started.interval_seconds or 0, started.next_run_at)
+        return StartResult("started", (), selected, started.interval_seconds or 0, started.next_run_at,
+                           waits_for_window=first > rules.first_run_on_start(now, last, interval or 0))
 
     async def post_now(self, user_id: int) -> bool:
         """U6.2 ``bc:now``: a running broadcast's next round is due now; False when not running."""
         async with self.db.transaction() as conn:
-            record = await campaigns.due_now(conn, user_id, self.now())
+            current = await campaigns.get(conn, user_id)
+            window = current.window if current is not None else None
+            # outside the window "now" is its next opening: no send starts outside it (U10.5)
+            due = schedule.due_at(window, await users.timezone(conn, user_id), self.now())
+            record = await campaigns.due_now(conn, user_id, due)
         if record is not None:
             log.info("broadcast set to post now user_id=%s", user_id)
         return record is not None

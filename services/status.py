@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from config.settings import Settings
-from domain import rules
+from domain import rules, schedule
 from domain.models import Clock, RoundCounts, utc_now
 from domain.retention import HistoryTotals
 from services.groups import GroupCounts
@@ -82,6 +82,7 @@ class StatusView:
     pacing: PacingView | None = None  # the account limiter: "paced: 48/250 this hour ..."
     no_groups_left: bool = False
     history: HistoryTotals | None = None  # every finished round (summaries of deleted days + stored rounds)
+    window_opens_at: datetime | None = None  # U10.4/U10.5: running, outside the window: its next opening
 
 
 class StatusService:
@@ -156,7 +157,12 @@ class StatusService:
             pacing=await self._pacing(user_id, last) if running else None,
             no_groups_left=running and selected == 0,
             history=history,
+            window_opens_at=self._window_opens(campaign.window, user.timezone if user is not None else "UTC")
+            if running and campaign is not None else None,
         )
+
+    def _window_opens(self, window: schedule.Window | None, zone_name: str) -> datetime | None:
+        return schedule.opens_at(window, zone_name, self.now())
 
     async def _pacing(self, user_id: int, last: RoundCounts | None) -> PacingView | None:
         if self.limits is None:

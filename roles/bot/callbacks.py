@@ -203,6 +203,24 @@ class Int(AreaData, prefix="int"):
     shapes = shapes_of(IntAction, set=(("minutes",),))
 
 
+# ---- schedule window and time zone (U10) ----------------------------------------------------
+
+
+class SchAction(StrEnum):
+    menu = "menu"
+    tz = "tz"
+    hours = "hours"
+    days = "days"
+    day = "day"  # sch:day:<n>: weekday n (0 = Monday) on or off
+    off = "off"
+
+
+class Sch(AreaData, prefix="sch"):
+    action: SchAction
+    n: Annotated[int, Field(ge=0, le=6)] | None = None
+    shapes = shapes_of(SchAction, day=(("n",),))
+
+
 # ---- broadcast (U6) -------------------------------------------------------------------------
 
 
@@ -282,7 +300,9 @@ class Adm(AreaData, prefix="adm"):
     )
 
 
-AREAS: dict[str, type[AreaData]] = {cls.__prefix__: cls for cls in (Menu, Acc, Grp, Msg, Int, Bc, St, Adm)}
+AREAS: dict[str, type[AreaData]] = {
+    cls.__prefix__: cls for cls in (Menu, Acc, Grp, Msg, Int, Sch, Bc, St, Adm)
+}
 
 
 def parse(data: str) -> AreaData | None:

@@ -41,6 +41,7 @@ def main_menu(*, running: bool, admin: bool, choose_groups: bool = False) -> Inl
             button(texts.BTN_MESSAGE, cb.Msg(action=cb.MsgAction.menu)),
             button(texts.BTN_INTERVAL, cb.Int(action=cb.IntAction.menu)),
         ],
+        [button(texts.BTN_SCHEDULE, cb.Sch(action=cb.SchAction.menu))],
         [
             button(texts.BTN_STOP, cb.Bc(action=cb.BcAction.stop))
             if running
@@ -305,6 +306,36 @@ def interval_menu(presets: Sequence[int], current_seconds: int | None) -> Inline
     rows.append([button(texts.BTN_INT_CUSTOM, cb.Int(action=cb.IntAction.custom))])
     rows.append([button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))])
     return markup(rows)
+
+
+# schedule window and time zone (U10) -------------------------------------------------------------
+
+
+def schedule_menu(has_window: bool) -> InlineKeyboardMarkup:
+    """U10.1: time zone, active hours, days, and "any time" when a window is set."""
+    rows = [
+        [button(texts.BTN_SCH_TZ, cb.Sch(action=cb.SchAction.tz)),
+         button(texts.BTN_SCH_HOURS, cb.Sch(action=cb.SchAction.hours))],
+        [button(texts.BTN_SCH_DAYS, cb.Sch(action=cb.SchAction.days))],
+    ]
+    if has_window:
+        rows.append([button(texts.BTN_SCH_OFF, cb.Sch(action=cb.SchAction.off))])
+    rows.append([button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))])
+    return markup(rows)
+
+
+def schedule_days(days: int) -> InlineKeyboardMarkup:
+    """The days of the week, each a toggle ``sch:day:<n>`` showing whether it is on."""
+    toggles = [button(texts.day_caption(n, bool(days >> n & 1)), cb.Sch(action=cb.SchAction.day, n=n))
+               for n in range(7)]
+    return markup([toggles[:4], toggles[4:],
+                   [button(texts.BTN_SCH_BACK, cb.Sch(action=cb.SchAction.menu))],
+                   [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))]])
+
+
+def schedule_saved() -> InlineKeyboardMarkup:
+    return markup([[button(texts.BTN_SCH_BACK, cb.Sch(action=cb.SchAction.menu)),
+                    button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))]])
 
 
 # confirmations (U7.2): the next sensible step beside the main menu ---------------------------------

@@ -287,14 +287,18 @@ class AccessMiddleware(BaseMiddleware):
             return None  # the bot only talks in private chats
         view = await self.access.touch(profile_of(user))
         data["access_view"] = view
-        if view.allowed:
-            return await handler(event, data)
-        if isinstance(inner, CallbackQuery) and inner.data in _OPEN_CALLBACKS and view.can_request:
-            return await handler(event, data)
-        bot = data.get("bot")
-        if isinstance(bot, Bot):
-            await self._refuse(bot, inner, view)
-        return None
+        zone = texts.SHOWN_ZONE.set(view.timezone)  # U10.6: times in this update on the user's clock
+        try:
+            if view.allowed:
+                return await handler(event, data)
+            if isinstance(inner, CallbackQuery) and inner.data in _OPEN_CALLBACKS and view.can_request:
+                return await handler(event, data)
+            bot = data.get("bot")
+            if isinstance(bot, Bot):
+                await self._refuse(bot, inner, view)
+            return None
+        finally:
+            texts.SHOWN_ZONE.reset(zone)
 
     @staticmethod
     async def _refuse(bot: Bot, event: TelegramObject | None, view: AccessView) -> None:

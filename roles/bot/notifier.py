@@ -138,11 +138,14 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
 
 
 def _render_safely(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
+    zone = texts.SHOWN_ZONE.set(note.timezone)  # U10.6: the recipient's clock
     try:
         rendered = render(note)
     except Exception:  # one unreadable row must not stop the drainer
         log.exception("notification %s of kind %s cannot be rendered", note.notification_id, note.kind)
         return None
+    finally:
+        texts.SHOWN_ZONE.reset(zone)
     if rendered is None:
         log.warning("notification %s of unknown kind %s not delivered", note.notification_id, note.kind)
     return rendered

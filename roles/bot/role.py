@@ -57,6 +57,7 @@ from services.groups import GroupService
 from services.login import LoginService, SessionCipherPort
 from services.messages import MessageService
 from services.notifications import NotificationService
+from services.schedule import ScheduleService
 from services.send_limits import SendLimitsService
 from services.status import StatusService
 from services.topics import TopicService
@@ -101,6 +102,7 @@ class BotServices:
     cipher: SessionCipherPort
     limits: SendLimitsService
     topics: TopicService
+    schedule: ScheduleService
 
     def as_kwargs(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -134,6 +136,7 @@ def build_services(
         cipher=cipher,
         limits=limits,
         topics=TopicService(db, now),
+        schedule=ScheduleService(db, now),
     )
 
 

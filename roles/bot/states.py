@@ -16,6 +16,8 @@ class Input(StatesGroup):
     msg_wait = State()
     msg_confirm = State()
     int_wait = State()
+    sch_tz = State()  # U10.2: the time zone is typed
+    sch_hours = State()  # U10.3: the active hours are typed
     announce_wait = State()  # A7: an admin types the announcement
     announce_confirm = State()  # A7: its preview waits for adm:announce:send
 

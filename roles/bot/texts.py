@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from accounts.gateway import LoginState
 
-from domain import rules
+from domain import rules, schedule
 from roles.bot.plural import count
 
 # button captions -------------------------------------------------------------------------------
@@ -25,6 +26,12 @@ BTN_ACCOUNT = "👤 Account"
 BTN_GROUPS = "👥 Groups"
 BTN_MESSAGE = "✉️ Message"
 BTN_INTERVAL = "⏱ Interval"
+BTN_SCHEDULE = "🕘 Schedule"
+BTN_SCH_TZ = "🌍 Time zone"
+BTN_SCH_HOURS = "🕘 Active hours"
+BTN_SCH_DAYS = "📅 Days"
+BTN_SCH_OFF = "♾ Any time"
+BTN_SCH_BACK = "◀️ Schedule"
 BTN_START = "▶️ Start broadcast"
 BTN_STOP = "⏹ Stop broadcast"
 BTN_STATUS = "📊 Status"
@@ -81,11 +88,18 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=False)
 
 
+# U10.6: the time zone of the person the bot is talking to, set for each update (the access
+# middleware) and each notification (the notifier), as aiogram's i18n sets the locale: every time
+# the bot shows is on that person's clock, named.
+SHOWN_ZONE: ContextVar[str] = ContextVar("shown_zone", default=schedule.DEFAULT_ZONE)
+
+
 def hhmm(moment: datetime | None, now: datetime | None = None) -> str:
-    """``14:35 UTC``; with ``now``, the relative form beside it: ``14:35 UTC, in 12 min``."""
+    """``14:35 Europe/Berlin``; with ``now``, the relative form beside it: ``14:35 UTC, in 12 min``."""
     if moment is None:
         return "—"
-    clock = moment.strftime("%H:%M UTC")
+    name = SHOWN_ZONE.get()
+    clock = f"{moment.astimezone(schedule.zone(name)):%H:%M} {schedule.short_zone(name, moment)}"
     if now is None:
         return clock
     return f"{clock}, {relative(moment, now)}"
@@ -612,6 +626,75 @@ def interval_saved(every: str, next_run: datetime | None, now: datetime | None =
     return f"⏱ Saved: every {esc(every)}, next round at {hhmm(next_run, now)}."
 
 
+# U10 -------------------------------------------------------------------------------------------
+DAY_INITIALS = ("Mo", "Tu", "We", "Th", "Fr", "Sa", "Su")
+ZONE_EXAMPLE = "a name like Europe/Berlin or an offset from UTC like +3 or -05:30"
+HOURS_EXAMPLE = "like 9-22, 09:00-22:30 or 22-06 (across midnight)"
+SCH_TZ_ASK = f"🌍 Send your time zone: {ZONE_EXAMPLE}."
+SCH_DAYS = "📅 <b>Days</b> on which rounds may start (tap a day to switch it):"
+SCH_LAST_DAY = "At least one day stays on; “Any time” removes the window."
+SCH_NO_HOURS = "Set the active hours first."
+SCH_OFF = "♾ No schedule window: rounds start at any time."
+
+
+def day_caption(weekday: int, on: bool) -> str:
+    return f"{'✅' if on else '▫️'} {DAY_INITIALS[weekday]}"
+
+
+def window_wait(opens: datetime, now: datetime | None) -> str:
+    """U10.4: ``waiting for the window: starts 09:00 Europe/Berlin, in 2 h``."""
+    return f"waiting for the window: starts {hhmm(opens, now)}"
+
+
+def schedule_menu(zone: str, hours: str | None, days: str | None, opens: datetime | None,
+                  next_run: datetime | None, now: datetime) -> str:
+    """U10.1: the time zone (named, with its offset now), active hours and days."""
+    lines = [
+        "🕘 <b>Schedule</b>",
+        f"🌍 Time zone: {esc(zone)}",
+        f"🕘 Active hours: {esc(hours) if hours else 'any time'}",
+        f"📅 Days: {esc(days) if days else 'every day'}",
+    ]
+    if opens is not None:
+        lines.append(f"⏸ Outside the window now; it opens at {hhmm(opens, now)}")
+    if next_run is not None:
+        lines.append(f"🕒 Next run: {hhmm(next_run, now)}")
+    lines.append("Rounds start only within the window; a round under way stops when it closes and goes on "
+                 "at the next opening.")
+    return "\n".join(lines)
+
+
+def sch_hours_ask(zone: str) -> str:
+    return f"🕘 Send the active hours, {HOURS_EXAMPLE}, on your clock ({esc(zone)})."
+
+
+def sch_tz_bad(raw: str) -> str:
+    shown = raw.strip()
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    return f"❌ I don't know the time zone “{esc(shown)}”; send {ZONE_EXAMPLE}."
+
+
+def sch_hours_bad(raw: str) -> str:
+    shown = raw.strip()
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    return f"❌ I didn't understand “{esc(shown)}” as hours; send them {HOURS_EXAMPLE}."
+
+
+def sch_tz_set(zone: str) -> str:
+    return f"✅ Time zone set: {esc(zone)}. Every time I show is on this clock now."
+
+
+def sch_hours_set(hours: str, zone: str, opens: datetime | None, now: datetime) -> str:
+    text = f"✅ Active hours set: {esc(hours)} ({esc(zone)})."
+    if opens is not None:
+        text += f" Outside them now; the window opens at {hhmm(opens, now)}."
+    return text
+
+
+def sch_days_set(days: str) -> str:
+    return f"📅 Days: {esc(days)}"
+
+
 # U6 --------------------------------------------------------------------------------------------
 MISSING_LABELS = {
     "access": "access to the bot",
@@ -628,9 +711,13 @@ def missing(items: list[str]) -> str:
     return "\n".join(lines)
 
 
-def started(groups: int, every: str, next_run: datetime | None, now: datetime | None) -> str:
-    """U6.2: due now, or (the last round started less than an interval ago) at its time."""
+def started(groups: int, every: str, next_run: datetime | None, now: datetime | None,
+            waits_for_window: bool = False) -> str:
+    """U6.2: due now, or (the last round started less than an interval ago) at its time; U10.4:
+    outside the schedule window, at its next opening."""
     head = f"▶️ Started: {count(groups, GROUP_FORMS)} every {esc(every)}."
+    if waits_for_window and next_run is not None:
+        return f"{head} Outside the schedule window: {window_wait(next_run, now)}."
     if next_run is None or now is None or next_run <= now:
         return f"{head} The first round starts now."
     return (
@@ -677,6 +764,7 @@ def status_card(
     now: datetime | None = None,
     no_groups_left: bool = False,
     notify_on: bool | None = None,
+    window_opens: datetime | None = None,
 ) -> str:
     lines = [
         "📊 <b>Status</b>",
@@ -684,6 +772,9 @@ def status_card(
         f"Interval: {esc(interval) if interval else 'not set'}",
         f"Next run: {hhmm(next_run, now) if running and not no_groups_left else '—'}",
     ]
+    if running and window_opens is not None and not no_groups_left:
+        wait = window_wait(window_opens, now)
+        lines.append(f"⏸ {wait[:1].upper()}{wait[1:]}")
     if notify_on is not None:
         lines.append(f"Round reports: {'on' if notify_on else 'off'}")
     if paused_until is not None:
@@ -814,7 +905,10 @@ def user_button(name: str, uid: int, access: str, running: bool) -> str:
 
 
 def _day(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
+    if moment is None:
+        return "—"
+    name = SHOWN_ZONE.get()
+    return f"{moment.astimezone(schedule.zone(name)):%Y-%m-%d %H:%M} {schedule.short_zone(name, moment)}"
 
 
 def user_card(

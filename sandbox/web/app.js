@@ -69,6 +69,21 @@
     return withMs ? `${base}.${pad(d.getMilliseconds(), 3)}` : base;
   }
 
+  // a time on the chat user's device clock (their time zone), HH:MM
+  function clockIn(seconds, zone) {
+    try {
+      return new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone })
+        .format(new Date(seconds * 1000));
+    } catch (err) {
+      return clock(seconds).slice(0, 5);
+    }
+  }
+
+  function userZone() {
+    const user = state.uid !== null ? state.users.get(state.uid) : null;
+    return (user && user.time_zone) || "UTC";
+  }
+
   function isoTime(seconds) {
     return new Date(seconds * 1000).toISOString();
   }
@@ -255,11 +270,13 @@
     if (!name) return;
     const typed = Number.parseInt($("new-user-id").value, 10);
     const userId = Number.isInteger(typed) && typed > 0 ? typed : 100000000 + Math.floor(Math.random() * 899999999);
+    const zone = $("new-user-zone").value.trim();
     try {
-      const user = await api("POST", "/users", { user_id: userId, first_name: name });
+      const user = await api("POST", "/users", { user_id: userId, first_name: name, ...(zone ? { time_zone: zone } : {}) });
       state.users.set(user.user_id, user);
       $("new-user-name").value = "";
       $("new-user-id").value = "";
+      $("new-user-zone").value = "";
       await selectUser(user.user_id);
       $("composer-text").focus();
     } catch (err) {
@@ -283,6 +300,8 @@
     $("send-button").disabled = !active;
     const user = active ? state.users.get(state.uid) : null;
     $("chat-title").textContent = user ? `Chat with the bot — as ${user.first_name}` : "Chat with the bot";
+    $("chat-zone").hidden = !user;
+    $("chat-zone").textContent = user ? `🕘 ${user.time_zone || "UTC"} (times in this chat on the user's clock)` : "";
     // a whole chat drawn at once is not a stream of new messages: keep screen readers quiet meanwhile
     list.setAttribute("aria-busy", "true");
     list.replaceChildren();
@@ -322,7 +341,7 @@
     }
     const meta = el("div", { class: "meta" });
     if (message.edited) meta.append(el("span", { class: "edited", text: "edited" }), " ");
-    meta.append(el("time", { datetime: isoTime(message.date), text: clock(message.date).slice(0, 5) }));
+    meta.append(el("time", { datetime: isoTime(message.date), text: clockIn(message.date, userZone()) }));
     bubble.append(meta);
     item.append(bubble);
     const markup = message.reply_markup;

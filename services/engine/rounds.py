@@ -29,11 +29,13 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal, cast
 
 from accounts.gateway import AccountGateway, AccountRef, GroupRef, Media, MediaKind, OutgoingMessage
 from accounts.gateway import release as release_account
 from config.settings import EngineSettings
+from domain import schedule
 from domain.errors import FloodWait, GatewayError, GroupMigrated, TransientError
 from metrics import FLOOD_WAIT_SECONDS, FLOOD_WAITS, ROUND_LAG, ROUNDS, SENDS
 from services.engine import rules
@@ -77,6 +79,8 @@ class _Batch:
     sends: int = 0
     deferred_until: float = 0.0  # latest group hint among attempts put off in this batch
     blocked: str | None = None  # why the batch stopped early (a ``campaign_blocker`` reason)
+    opened: float = 0.0  # the engine clock's monotonic time when ``ctx.now`` was read
+    window_wait: float | None = None  # U10.5: the window closed; seconds until it opens again
 
 
 class RoundEngine:
@@ -196,7 +200,8 @@ class RoundEngine:
                 message = OutgoingMessage(text=ctx.text, entities=ctx.entities, media=media)
             floor = ctx.account_hint.timestamp() if ctx.account_hint else 0.0
             pace = await self.pacing.load(tg_user_id, [c.group_id for c in ctx.candidates], floor)
-            batch = _Batch(ctx, account, message, pace, held, {ctx.message_id: message})
+            batch = _Batch(ctx, account, message, pace, held, {ctx.message_id: message},
+                           opened=self.clock.monotonic())
             try:
                 try:
                     ended = await self._send_batch(batch, unit)
@@ -221,6 +226,8 @@ class RoundEngine:
                 await self._group_hinted(batch, cand, hint, unit)
                 continue
             if not await self._take_turn(batch, unit):
+                break
+            if self._window_closed(batch):  # U10.5: no send starts outside the schedule window
                 break
             batch.message = await self._message_of(batch, cand, unit)
             claimed = await unit.claim(cand.attempt_id, ctx.message_id, batch.unwritten)
@@ -395,6 +402,10 @@ class RoundEngine:
             return JobOutcome.ack(JobResult.DONE)
         if batch.blocked is not None:
             return await self._blocked(ctx, batch.blocked, unit)
+        if batch.window_wait is not None and remaining.open:
+            # the rest of the round goes on at the window's next opening (U10.5)
+            delay = batch.window_wait + rules.jitter(self.settings, self.rng)
+            return JobOutcome.requeue(JobResult.WAITING, delay)
         if remaining.open == 0:
             async with unit.transaction():
                 await self._finish(unit, ctx, "done", self.pacing.report(batch.pace))
@@ -500,6 +511,21 @@ class RoundEngine:
             for waiter in waiters:
                 waiter.cancel()
         return not (self.stopping.is_set() or batch.held.lost.is_set())
+
+    def _window_closed(self, batch: _Batch) -> bool:
+        """Whether the schedule window is closed now (the database's now at the batch start plus
+        the engine clock's time since); if so, the wait until it opens is kept on the batch."""
+        ctx = batch.ctx
+        if ctx.window is None:
+            return False
+        now = ctx.now + timedelta(seconds=self.clock.monotonic() - batch.opened)
+        wait = schedule.seconds_until_open(ctx.window, ctx.timezone, now)
+        if wait <= 0:
+            return False
+        log.info("user %s round %s: the schedule window closed; the rest waits %.0fs", ctx.user_id,
+                 ctx.round_id, wait)
+        batch.window_wait = wait
+        return True
 
     def _continuation_delay(self, batch: _Batch, remaining: Remaining) -> float:
         wait = self.pacing.account_wait(batch.pace)

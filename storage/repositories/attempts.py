@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from domain.models import UnknownHistory
+from domain.schedule import Window, window_of
 
 FINAL = ("sent", "failed", "skipped", "unknown")
 
@@ -58,6 +59,8 @@ class RoundContext:
     now: datetime
     candidates: list[Candidate]
     album_items: int = 0  # U9.3: the round's message is an album of this many items
+    window: Window | None = None  # U10.5: no send starts outside it (read on ``timezone``'s clock)
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,9 @@ WITH lost AS (
            (SELECT max(f.not_before) FROM attempts f
             WHERE f.round_id = $1 AND f.status = 'flood_wait' AND f.error_code = 'FLOOD_WAIT')
                AS account_hint,
-           now() AS now
+           now() AS now,
+           c.window_start, c.window_end, c.window_days,
+           (SELECT u.timezone FROM users u WHERE u.user_id = r.user_id) AS timezone
     FROM rounds r
     JOIN campaigns c ON c.user_id = r.user_id
     JOIN messages m ON m.message_id = r.message_id
@@ -246,6 +251,8 @@ async def start_batch(
         text=head["text"], entities=list(entities) if isinstance(entities, list) else [],
         media_id=head["media_id"], lost=head["lost"], account_hint=head["account_hint"], now=head["now"],
         candidates=candidates, album_items=head["album_items"],
+        window=window_of(head["window_start"], head["window_end"], head["window_days"]),
+        timezone=head["timezone"] or "UTC",
     )
 
 

@@ -14,9 +14,10 @@ from datetime import datetime
 import asyncpg
 
 from domain.models import CampaignRecord
+from domain.schedule import Window, window_of
 
 COLUMNS = """user_id, status, interval_seconds, next_run_at, paused_until, pause_reason, started_at,
-    stopped_at, last_round_id"""
+    stopped_at, last_round_id, window_start, window_end, window_days"""
 
 
 def to_record(row: asyncpg.Record) -> CampaignRecord:
@@ -30,6 +31,9 @@ def to_record(row: asyncpg.Record) -> CampaignRecord:
         started_at=row["started_at"],
         stopped_at=row["stopped_at"],
         last_round_id=row["last_round_id"],
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        window_days=row["window_days"],
     )
 
 
@@ -75,6 +79,34 @@ async def start(
         user_id, now, first_run or now,
     )
     return None if row is None else to_record(row)
+
+
+async def set_window(
+    conn: asyncpg.Connection, user_id: int, window: Window | None, next_run_at: datetime | None, now: datetime
+) -> CampaignRecord:
+    """U10.3/U10.1: the schedule window (None: none); ``next_run_at`` replaces the stored one when
+    given (running: the next due instant moved to the window's opening)."""
+    row = await conn.fetchrow(
+        f"""UPDATE campaigns SET window_start = $2, window_end = $3, window_days = $4,
+                                 next_run_at = coalesce($5, next_run_at), updated_at = $6
+            WHERE user_id = $1 RETURNING {COLUMNS}""",
+        user_id,
+        None if window is None else window.start,
+        None if window is None else window.end,
+        127 if window is None else window.days,
+        next_run_at,
+        now,
+    )
+    assert row is not None
+    return to_record(row)
+
+
+async def set_next_run(conn: asyncpg.Connection, user_id: int, next_run_at: datetime, now: datetime) -> None:
+    """A running campaign's next due instant (its window or the user's time zone changed)."""
+    await conn.execute(
+        "UPDATE campaigns SET next_run_at = $2, updated_at = $3 WHERE user_id = $1 AND status = 'running'",
+        user_id, next_run_at, now,
+    )
 
 
 async def mark_no_groups(conn: asyncpg.Connection, user_ids: Sequence[int], now: datetime) -> list[int]:
@@ -179,11 +211,14 @@ class DueCampaign:
     user_id: int
     next_run_at: datetime
     interval_seconds: int
+    window: Window | None = None  # U10: the next run is moved to its opening
+    timezone: str = "UTC"
 
 
 DUE_QUERY = """
-SELECT c.user_id, c.next_run_at, c.interval_seconds, now() AS now
-FROM campaigns c
+SELECT c.user_id, c.next_run_at, c.interval_seconds, c.window_start, c.window_end, c.window_days,
+       u.timezone, now() AS now
+FROM campaigns c JOIN users u ON u.user_id = c.user_id
 WHERE c.status = 'running'
   AND c.next_run_at <= now()
   AND c.interval_seconds IS NOT NULL
@@ -206,7 +241,9 @@ async def lock_due(conn: asyncpg.Connection, limit: int) -> tuple[datetime, list
     """
     rows = await conn.fetch(DUE_QUERY, limit)
     now = rows[0]["now"] if rows else await conn.fetchval("SELECT now()")
-    return now, [DueCampaign(r["user_id"], r["next_run_at"], r["interval_seconds"]) for r in rows]
+    return now, [DueCampaign(r["user_id"], r["next_run_at"], r["interval_seconds"],
+                             window_of(r["window_start"], r["window_end"], r["window_days"]), r["timezone"])
+                 for r in rows]
 
 
 async def advance(conn: asyncpg.Connection, next_runs: Sequence[tuple[int, datetime]]) -> None:

@@ -11,7 +11,7 @@ from domain.models import UserProfile, UserRecord
 
 COLUMNS = """u.user_id, u.first_name, u.last_name, u.username, u.language, u.access_status,
     u.access_expires_at, u.access_requested_at, u.banned, u.bot_blocked, u.notify_rounds,
-    u.created_at, u.last_seen_at"""
+    u.created_at, u.last_seen_at, u.timezone"""
 
 
 def to_record(row: asyncpg.Record) -> UserRecord:
@@ -29,6 +29,7 @@ def to_record(row: asyncpg.Record) -> UserRecord:
         notify_rounds=row["notify_rounds"],
         created_at=row["created_at"],
         last_seen_at=row["last_seen_at"],
+        timezone=row["timezone"],
     )
 
 
@@ -119,6 +120,16 @@ async def toggle_notify_rounds(conn: asyncpg.Connection, user_id: int) -> bool:
         user_id,
     )
     return bool(value)
+
+
+async def set_timezone(conn: asyncpg.Connection, user_id: int, name: str) -> None:
+    """U10.2: the user's time zone (an IANA name or ``UTC±HH:MM``, checked by ``domain.schedule``)."""
+    await conn.execute("UPDATE users SET timezone = $2, updated_at = now() WHERE user_id = $1", user_id, name)
+
+
+async def timezone(conn: asyncpg.Connection, user_id: int) -> str:
+    value = await conn.fetchval("SELECT timezone FROM users WHERE user_id = $1", user_id)
+    return str(value) if value is not None else "UTC"
 
 
 async def set_bot_blocked(conn: asyncpg.Connection, user_id: int, blocked: bool) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from playwright.async_api import Locator, Page, expect
@@ -274,6 +276,8 @@ async def test_a_forum_group_shows_its_topics_and_each_post_in_its_topic(page: P
 
     sandbox.world.change_topic(1401, 3, {"closed": True})  # the panel follows a topic closed meanwhile
     await expect(topics.locator('.topic[data-topic-id="3"] .topic-title')).to_contain_text("closed")
+
+
 async def test_an_album_is_one_post_in_the_group_feed(page: Page, sandbox: SandboxServer) -> None:
     """U9.3 / issue 13 item 6: the items of an album (one grouped_id) show as one post with its caption."""
     await _open(page, sandbox)
@@ -299,3 +303,22 @@ async def test_an_album_is_one_post_in_the_group_feed(page: Page, sandbox: Sandb
     await expect(album.locator("img.post-photo")).to_have_count(3)
     await expect(feed.locator(".text strong")).to_have_text("Three")
     await expect(page.locator('details[data-group-id="1001"] .post-count')).to_have_text(" · 1 post")
+
+
+async def test_the_chat_shows_the_users_time_zone_and_its_times_on_that_clock(
+    page: Page, sandbox: SandboxServer
+) -> None:
+    await _open(page, sandbox)
+    await page.get_by_placeholder("First name").fill("Kiri")
+    await page.get_by_placeholder("Time zone").fill("Pacific/Kiritimati")  # UTC+14: never the local clock
+    await page.get_by_role("button", name="Create user").click()
+    [user] = list(sandbox.chats.users.values())
+    assert user.time_zone == "Pacific/Kiritimati"
+    await expect(page.locator("#chat-zone")).to_contain_text("Pacific/Kiritimati")
+    await page.get_by_label("Message", exact=True).fill("hello")
+    await page.get_by_label("Message", exact=True).press("Enter")
+    sent = _chat(page).locator(".from-user time")
+    await expect(sent).to_have_count(1)
+    [message] = sandbox.chats.chat_view(user.user_id)
+    shown = datetime.fromtimestamp(message["date"], ZoneInfo("Pacific/Kiritimati")).strftime("%H:%M")
+    await expect(sent).to_have_text(shown)

@@ -134,3 +134,12 @@ def test_a_record_read_before_an_invalidation_is_not_stored() -> None:
     assert cache.get(100) is None
     cache.store(stale, "open", cache.generation)
     assert cache.get(100) == stale
+
+
+async def test_a_new_time_zone_reaches_the_cached_view(env: Env, listening: AccessChangeListener) -> None:
+    """U10.6: every time shown is on the zone in the access view; a change by any writer is announced."""
+    assert (await env.access.touch(GRACE)).timezone == "UTC"
+    assert env.access.cache.get(100) is not None
+    await env.db.pool.execute("UPDATE users SET timezone = 'Europe/Berlin' WHERE user_id = 100")
+    await forgotten(env.access.cache, 100)
+    assert (await env.access.touch(GRACE)).timezone == "Europe/Berlin"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +25,7 @@ from services import engine
 from services import notifications as kinds
 from services.notifications import NotificationService
 from storage.db import Database
+from storage.repositories import notifications as outbox
 from tests.integration.engine_support import Engine, FakeSender, seed_user, settings_with
 
 pytestmark = pytest.mark.integration
@@ -276,3 +278,24 @@ async def test_what_the_engine_queues_is_delivered_and_unknown_kinds_never_stop_
         await notifier.deliver_once(cast(Bot, bot), outbox)
     assert await outbox.pending() == []
     assert len(bot.sent) == len(delivered)
+
+
+def test_a_flood_pause_is_told_on_the_recipients_clock() -> None:
+    """U10.6: the drainer renders each notification in its recipient's time zone, named."""
+    payload = {"seconds": 7200, "until": UNTIL, "code": "FLOOD_WAIT"}
+    berlin = notifier._render_safely(replace(_note(kinds.FLOOD_PAUSE, payload), timezone="Europe/Berlin"))
+    assert berlin is not None and "resuming at 15:05 Europe/Berlin, in 14 h 5 min" in berlin[0]
+    kolkata = notifier._render_safely(replace(_note(kinds.FLOOD_PAUSE, payload), timezone="UTC+05:30"))
+    assert kolkata is not None and "resuming at 19:35 UTC+5:30" in kolkata[0]
+    # the zone is the recipient's only: the next one is on its own clock again
+    plain = notifier._render_safely(_note(kinds.FLOOD_PAUSE, payload))
+    assert plain is not None and "resuming at 14:05 UTC" in plain[0]
+
+
+async def test_the_outbox_reads_each_recipients_time_zone(db: Database) -> None:
+    async with db.connection() as conn:
+        await conn.execute("INSERT INTO users (user_id, timezone) VALUES (77, 'Asia/Tokyo'), (78, DEFAULT)")
+        for uid in (77, 78):
+            await outbox.enqueue(conn, uid, kinds.NO_GROUPS_LEFT, {}, f"tz:{uid}", datetime.now(UTC))
+        pending = await outbox.pending(conn, 10, 5)
+    assert {(n.user_id, n.timezone) for n in pending} == {(77, "Asia/Tokyo"), (78, "UTC")}

@@ -20,6 +20,7 @@ from storage.lease import Leases
 from storage.queue import JobQueue
 from storage.repositories import settings as settings_repo
 from tests.integration.engine_support import FAST, Engine
+from tests.parity import window_steps
 from tests.parity.harness import ADMIN, ADMIN_USER, Harness
 
 # results of this session, for the coverage test and the terminal summary:
@@ -145,6 +146,8 @@ class CaseRunner:
             return value
         names = set(_PLACEHOLDER.findall(value))
         values: dict[str, str] = {"uid": str(self.uid), "admin": str(ADMIN)}
+        if names & window_steps.TEMPLATES:
+            values.update(await window_steps.template_values(self.h, self.uid))
         if names & {"phone", "phone_spaced", "password", "name", "code", "code_spaced", "wrong_code_spaced"}:
             acc = self._account()
             values.update(phone=acc["phone"], phone_spaced=_phone_spaced(acc["phone"]),
@@ -242,6 +245,10 @@ class CaseRunner:
                 await self.h.client.change_topic(group, topic, deleted=True)
             else:
                 await self.h.client.change_topic(group, topic, closed=bool(value.get("closed")))
+        elif kind == "run_round":
+            # U10.5: one job of the open round through the real engine; the clock moves after one send
+            await window_steps.run_round(self.h, uid, float(value))
+            await self.h.settle()
         elif kind == "keep":
             self.kept, _ = await self._newest_with(uid, str(value))
         elif kind == "press_kept":
@@ -584,6 +591,8 @@ class CaseRunner:
             if name == "codes_sent":
                 return len(await h.client.codes(phone)) - self.start_codes[alias]
             return len(await h.client.sessions(phone)) - self.start_sessions[alias]
+        if name in window_steps.CHECKS:
+            return await window_steps.fact(h, uid, name)
         raise CaseFailed(f"unknown check {name}")
 
 

@@ -33,13 +33,16 @@ STATE_SETUP: dict[str, list[dict[str, Any]]] = {
     "msg_wait": [{"given": "msg_wait"}],
     "msg_confirm": [{"given": "msg_confirm"}],
     "int_wait": [{"send": "/start"}, {"press": "int:menu"}, {"press": "int:custom"}],
+    "sch_tz": [{"given": "tz_asked"}],
+    "sch_hours": [{"given": "hours_asked"}],
 }
 VICTIM_TABLES = {
-    "users": "SELECT access_status, banned, notify_rounds FROM users WHERE user_id = $1",
+    "users": "SELECT access_status, banned, notify_rounds, timezone FROM users WHERE user_id = $1",
     "accounts": "SELECT status, session_enc FROM accounts WHERE user_id = $1",
     "groups": "SELECT group_id, selected, status FROM groups WHERE user_id = $1 ORDER BY group_id",
     "messages": "SELECT version, text FROM messages WHERE user_id = $1 ORDER BY version",
-    "campaigns": "SELECT status, interval_seconds, next_run_at FROM campaigns WHERE user_id = $1",
+    "campaigns": "SELECT status, interval_seconds, next_run_at, window_start, window_end, window_days "
+                 "FROM campaigns WHERE user_id = $1",
 }
 
 
@@ -106,6 +109,7 @@ def callback_data(victim_gids: list[int]) -> st.SearchStrategy[str]:
         st.builds(lambda a, p: f"grp:{a}:{p}", st.sampled_from(["all", "none"]), st.one_of(st.integers(-3, 40), _big)),
         st.builds(lambda m: f"int:set:{m}", st.one_of(st.integers(-10, 3000), _big)),
         st.builds(lambda d: f"acc:kp:{d}", st.text(max_size=3)),
+        st.builds(lambda n: f"sch:day:{n}", st.one_of(st.integers(-3, 12), _big)),
         st.builds(lambda u: f"adm:approve:{u}", st.one_of(st.integers(0, 2**40), _big)),
         st.text(max_size=100),  # anything, over-long included
     )

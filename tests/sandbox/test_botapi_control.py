@@ -199,3 +199,16 @@ async def test_python_m_sandbox_serves_the_bot_api_and_the_demo_world(tmp_path: 
         output = (await asyncio.wait_for(proc.communicate(), 10))[0].decode()
     assert proc.returncode == 0, output
     assert "sandbox account:" in output
+
+
+async def test_a_chat_user_has_the_time_zone_of_their_device(sandbox: Sandbox) -> None:
+    """The web page shows the chat's times on this clock (U10.6's sandbox side); UTC by default."""
+    plain = await sandbox.client.create_user(USER + 5, "Plain")
+    berlin = await sandbox.client.create_user(USER + 6, "Berta", time_zone="Europe/Berlin")
+    assert plain["time_zone"] == "UTC" and berlin["time_zone"] == "Europe/Berlin"
+    again = await sandbox.client.create_user(USER + 6, "Berta")  # a profile update keeps the clock
+    assert again["time_zone"] == "Europe/Berlin"
+    with pytest.raises(SandboxError) as info:
+        await sandbox.client.create_user(USER + 7, "Nowhere", time_zone="Mars/Olympus")
+    assert "time_zone" in str(info.value)
+    assert USER + 7 not in {u["user_id"] for u in await sandbox.client.users()}

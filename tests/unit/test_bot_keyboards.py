@@ -14,7 +14,7 @@ def ids(markup: InlineKeyboardMarkup) -> list[str]:
 
 def test_main_menu_buttons_follow_the_state_and_the_role() -> None:
     assert sorted(ids(kb.main_menu(running=False, admin=False))) == sorted(
-        ["acc:menu", "grp:menu", "msg:menu", "int:menu", "bc:start", "st:show"])
+        ["acc:menu", "grp:menu", "msg:menu", "int:menu", "sch:menu", "bc:start", "st:show"])
     running = ids(kb.main_menu(running=True, admin=False))
     assert "bc:stop" in running and "bc:start" not in running
     assert "adm:menu" in ids(kb.main_menu(running=False, admin=True))
@@ -92,3 +92,12 @@ def test_user_values_are_escaped_in_html_texts() -> None:
     assert "&lt;b&gt;Eve&lt;/b&gt;" in card and "a &lt; b" in card
     assert "not connected" in texts.main_card(phone_masked=None, account_name=None, selected=0, total=0,
                                               message_snippet=None, interval=None, running=False, next_run=None)
+
+
+def test_schedule_menu_and_day_toggles() -> None:
+    assert ids(kb.schedule_menu(False)) == ["sch:tz", "sch:hours", "sch:days", "menu:main"]
+    assert "sch:off" in ids(kb.schedule_menu(True))
+    days = ids(kb.schedule_days(0b0011111))
+    assert [f"sch:day:{n}" for n in range(7)] == days[:7]
+    captions = [b.text for row in kb.schedule_days(0b0000001).inline_keyboard for b in row][:7]
+    assert captions[0].startswith("✅") and all(c.startswith("▫️") for c in captions[1:])

@@ -63,3 +63,31 @@ def test_wording_a_new_user_reads_without_guessing() -> None:
                            media_kind="photo", now=NOW, no_groups_left=True)
     assert "🖼 photo + “Hi”" in card and "no groups left to post to" in card
     assert "▶️ running" not in card and "Next run" not in card
+
+
+def test_times_are_shown_on_the_users_clock_and_named() -> None:
+    """U10.6: the zone set for the update (or notification) names every clock time."""
+    moment, now = datetime(2026, 12, 6, 13, 35, tzinfo=UTC), datetime(2026, 12, 6, 13, 23, tzinfo=UTC)
+    assert texts.hhmm(moment, now) == "13:35 UTC, in 12 min"
+    for zone_name, shown in (("Europe/Berlin", "14:35 Europe/Berlin, in 12 min"),
+                             ("UTC-05:30", "08:05 UTC-5:30, in 12 min")):
+        token = texts.SHOWN_ZONE.set(zone_name)
+        try:
+            assert texts.hhmm(moment, now) == shown
+        finally:
+            texts.SHOWN_ZONE.reset(token)
+    assert texts.hhmm(moment) == "13:35 UTC"
+
+
+def test_the_status_says_when_the_window_opens_with_the_zone_as_written() -> None:
+    """U10.4: "waiting for the window: starts HH:MM", the zone's name keeps its capitals."""
+    now = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
+    token = texts.SHOWN_ZONE.set("Europe/Berlin")
+    try:
+        card = texts.status_card(running=True, interval="1 h", next_run=now + timedelta(hours=2), last_round=None,
+                                 groups=[], more=0, paused_until=None, disabled=[], now=now,
+                                 window_opens=now + timedelta(hours=2))
+    finally:
+        texts.SHOWN_ZONE.reset(token)
+    assert "⏸ Waiting for the window: starts 09:00 Europe/Berlin, in 2 h" in card
+    assert "Next run: 09:00 Europe/Berlin, in 2 h" in card

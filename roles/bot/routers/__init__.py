@@ -52,9 +52,10 @@ def build_routers() -> list[Router]:
         interval,
         limits,
         message,
+        schedule,
         start,
         status,
     )
 
-    flows = [start, account, groups, message, interval, broadcast, status, admin, limits, fallback]
+    flows = [start, account, groups, message, interval, schedule, broadcast, status, admin, limits, fallback]
     return [module.routes.build() for module in flows]

@@ -37,9 +37,14 @@ async def start(
     else:
         now = campaigns.now()
         later = result.next_run_at is not None and result.next_run_at > now
+        if result.waits_for_window:
+            mark("U10.4", "started_waiting")
         mark("U6.2", "started_later" if later else "started")
-        text = texts.started(result.groups, rules.format_interval(result.interval), result.next_run_at, now)
-        await show(bot, query, text, kb.post_now() if later else kb.main_only())
+        text = texts.started(result.groups, rules.format_interval(result.interval), result.next_run_at, now,
+                             result.waits_for_window)
+        # "post now" can't go before the window opens (U10.5)
+        offer_now = later and not result.waits_for_window
+        await show(bot, query, text, kb.post_now() if offer_now else kb.main_only())
 
 
 @routes.callback_query(cb.Bc.on(cb.BcAction.now, confirm=None))

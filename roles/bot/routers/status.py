@@ -55,6 +55,7 @@ def render(view: StatusView, now: datetime | None = None) -> str:
         now=now,
         no_groups_left=view.no_groups_left,
         notify_on=view.notify_rounds,
+        window_opens=view.window_opens_at,
     )
     history = view.history
     if history is not None and history.rounds:
