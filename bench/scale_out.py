@@ -123,7 +123,8 @@ class Run:
     db_round_trips: int
     redis_commands: int
     redis_server_calls: int
-    pg_commits: int
+    pg_commits: int  # includes the replicas' few start-up and shutdown transactions
+    wal_bytes: int
     per_worker_sends: list[int] = field(default_factory=list)
 
     @property
@@ -132,6 +133,9 @@ class Run:
 
     def worker_cpu(self) -> float:
         return sum(v for k, v in self.cpu.items() if k.startswith("w"))
+
+    def stack_cpu(self) -> float:
+        return self.worker_cpu() + self.cpu["postgres"] + self.cpu["redis"]
 
 
 def pg_pids(pg_dir: Path) -> list[int]:
@@ -155,6 +159,8 @@ async def one_run(srv: Servers, n: int, users: int, groups: int, concurrency: in
         env = {**os.environ, **WORKER_ENV, "PYTHONPATH": str(ROOT), "DATABASE_URL": url,
                "REDIS_URL": redis_url, "SESSION_ENCRYPTION_KEY": key, "WORKER_CONCURRENCY": str(concurrency),
                "DATABASE_POOL_MAX": str(concurrency + 8)}
+        async with db.connection() as conn:
+            commits_before = await pg_transactions(conn)
         # started before the timed window
         procs = [subprocess.Popen([sys.executable, "-m", "bench.scale_worker"], env=env,  # noqa: ASYNC220
                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=None) for _ in range(n)]
@@ -174,7 +180,7 @@ async def one_run(srv: Servers, n: int, users: int, groups: int, concurrency: in
             }
             async with db.connection() as conn:
                 await conn.execute("UPDATE campaigns SET next_run_at = now() - interval '1 second'")
-                commits_before = await pg_transactions(conn)
+                wal_before = await conn.fetchval("SELECT pg_current_wal_lsn()")
                 server_before = await redis_server_calls(redis)
                 before = snapshot(pids)
                 created = await SchedulerJobs(db, round_queue(redis, "bench", settings), Leases(redis),
@@ -186,7 +192,7 @@ async def one_run(srv: Servers, n: int, users: int, groups: int, concurrency: in
                     await asyncio.sleep(0.02)
                 pids["postgres"] = pg_pids(pg_dir)  # backends started during the run
                 after = snapshot(pids)
-                commits = await pg_transactions(conn) - commits_before - 2
+                wal = int(await conn.fetchval("SELECT pg_current_wal_lsn() - $1::pg_lsn", wal_before))
                 server_calls = await redis_server_calls(redis) - server_before - 1
                 sent = int(await conn.fetchval("SELECT count(*) FROM attempts WHERE status = 'sent'"))
         finally:
@@ -197,6 +203,10 @@ async def one_run(srv: Servers, n: int, users: int, groups: int, concurrency: in
                 out, _ = await asyncio.to_thread(proc.communicate, timeout=30)
                 outputs.append(json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {})
             await redis.aclose()
+        await asyncio.sleep(0.5)
+        async with db.connection() as conn:
+            # a backend's commit counts reach pg_stat_database when it exits (the workers' have)
+            commits = await pg_transactions(conn) - commits_before - 2
     assert sent == users * groups, (sent, users * groups)
     busy = (after.machine[0] - before.machine[0]) / (after.at - before.at) / TICK
     return Run(
@@ -205,7 +215,7 @@ async def one_run(srv: Servers, n: int, users: int, groups: int, concurrency: in
         machine_busy_cores=busy,
         db_round_trips=sum(o.get("db", 0) for o in outputs),
         redis_commands=sum(o.get("redis", 0) for o in outputs),
-        redis_server_calls=server_calls, pg_commits=commits,
+        redis_server_calls=server_calls, pg_commits=commits, wal_bytes=wal,
         per_worker_sends=[o.get("sends", 0) for o in outputs],
     )
 
@@ -222,21 +232,26 @@ def describe(run: Run, base: float) -> list[str]:
         f"bench {100 * run.cpu['bench'] / t:.0f}; whole machine busy {run.machine_busy_cores:.2f} of "
         f"{os.cpu_count()} cores (others' share {run.machine_busy_cores - sum(run.cpu.values()) / t:.2f})",
         f"  CPU us per send: workers {sum(v for k, v in per_send.items() if k.startswith('w')):.0f}, "
-        f"postgres {per_send['postgres']:.0f}, redis {per_send['redis']:.0f}",
+        f"postgres {per_send['postgres']:.0f}, redis {per_send['redis']:.0f}; "
+        f"{run.sends / run.stack_cpu():,.0f} sends per CPU-second of the stack (workers + postgres + redis)",
         f"  DB round trips/s {run.db_round_trips / t:,.0f} ({run.db_round_trips / run.sends:.2f} per send), "
-        f"PostgreSQL commits/s {run.pg_commits / t:,.0f}; Redis commands/s {run.redis_commands / t:,.0f} "
+        f"PostgreSQL commits {run.pg_commits / run.sends:.2f} per send, WAL {run.wal_bytes / run.sends:,.0f} "
+        f"bytes per send ({run.wal_bytes / t / 1e6:.1f} MB/s)",
+        f"  Redis commands/s {run.redis_commands / t:,.0f} "
         f"(server-side incl. Lua {run.redis_server_calls / t:,.0f})",
     ]
 
 
 def projection(runs: list[Run]) -> list[str]:
-    """Sends/s a machine with C free cores could do, from the CPU each part spends per send."""
-    best = max(runs, key=lambda r: r.rate)
-    w = best.worker_cpu() / best.sends
-    p = best.cpu["postgres"] / best.sends
-    r = best.cpu["redis"] / best.sends
-    lines = [f"per send in the fastest run ({best.workers} workers): worker {1e6 * w:.0f} us, "
-             f"postgres {1e6 * p:.0f} us, redis {1e6 * r:.0f} us of CPU"]
+    """Sends/s a machine with C free cores could do, from the CPU each part spends per send with the
+    most workers measured (the configuration one scales out; the median of its repeats)."""
+    most = max(r.workers for r in runs)
+    mine = [r for r in runs if r.workers == most]
+    w = statistics.median(r.worker_cpu() / r.sends for r in mine)
+    p = statistics.median(r.cpu["postgres"] / r.sends for r in mine)
+    r = statistics.median(x.cpu["redis"] / x.sends for x in mine)
+    lines = [f"projection from the CPU per send with {most} workers (median): worker {1e6 * w:.0f} us, "
+             f"postgres {1e6 * p:.0f} us, redis {1e6 * r:.0f} us"]
     for cores in (2, 8, 16, 32):
         cpu_bound = cores / (w + p + r)
         redis_bound = 1 / r  # Redis executes commands on one thread
