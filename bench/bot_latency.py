@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import logging
 import os
 import random
@@ -337,7 +338,7 @@ def report(results: Results, levels: list[int]) -> list[str]:
     return [*lines, "", *ratios]
 
 
-async def main_async(rounds: int, actions: int, levels: list[int], think: float) -> None:
+async def main_async(rounds: int, actions: int, levels: list[int], think: float, profile: str = "") -> None:
     logging.basicConfig(level=os.environ.get("BENCH_LOG", "WARNING"))
     with servers() as srv, sandbox_process() as url:
         client = SandboxClient(url)
@@ -346,6 +347,7 @@ async def main_async(rounds: int, actions: int, levels: list[int], think: float)
         redis = aioredis.Redis.from_url(srv.redis_url)
         settings = bench_settings(url)
         results = Results()
+        profiler = cProfile.Profile() if profile else None
         try:
             for round_no in range(rounds):
                 for name in ("control", "bare"):
@@ -353,7 +355,13 @@ async def main_async(rounds: int, actions: int, levels: list[int], think: float)
                                else await start_bare(settings))
                     try:
                         base_uid = 1_000_000 * (round_no + 1) + (0 if name == "control" else 500_000)
-                        await measure(client, running, levels, actions, results, base_uid, think)
+                        if profiler is not None and name == "control":
+                            profiler.enable()  # this process: both the harness and the control bot
+                        try:
+                            await measure(client, running, levels, actions, results, base_uid, think)
+                        finally:
+                            if profiler is not None:
+                                profiler.disable()
                     finally:
                         await running.stop()
                 print(f"round {round_no + 1}/{rounds} done", flush=True)
@@ -364,6 +372,9 @@ async def main_async(rounds: int, actions: int, levels: list[int], think: float)
         print(f"{rounds} rounds, {actions} actions per user and level, think {think} s; ms from the update "
               f"pushed to the sandbox to the bot's first / last Bot API call for it")
         print("\n".join(report(results, levels)))
+        if profiler is not None:
+            profiler.dump_stats(profile)
+            print(f"cProfile of the control runs written to {profile} (python -m pstats {profile})")
 
 
 def main() -> None:
@@ -371,9 +382,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--actions", type=int, default=5)
     parser.add_argument("--levels", default="1,10,100")
+    parser.add_argument("--profile", default="", help="write a cProfile of the control bot's runs here")
     parser.add_argument("--think", type=float, default=1.0, help="seconds between a user's actions (±50 %%)")
     args = parser.parse_args()
-    asyncio.run(main_async(args.rounds, args.actions, [int(x) for x in args.levels.split(",")], args.think))
+    asyncio.run(main_async(args.rounds, args.actions, [int(x) for x in args.levels.split(",")], args.think,
+                           args.profile))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
@@ -46,6 +45,7 @@ from roles.bot.middlewares import (
 )
 from roles.bot.notifier import run_notifier
 from roles.bot.routers import build_routers
+from roles.bot.session import BotSession
 from roles.bot.states import LOGIN_STATES
 from roles.runtime import runtime_service
 from services.access import AccessService
@@ -247,7 +247,7 @@ def bot_token(settings: Settings) -> str:
 def build_bot(settings: Settings) -> Bot:
     """The Bot, pointed at ``settings.telegram.bot_api_url`` (the sandbox) when set."""
     url = settings.telegram.bot_api_url or (settings.sandbox.url if settings.sandbox_enabled else "")
-    session = AiohttpSession(api=TelegramAPIServer.from_base(url)) if url else AiohttpSession()
+    session = BotSession(api=TelegramAPIServer.from_base(url)) if url else BotSession()
     bot = Bot(bot_token(settings), session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
     install_request_middlewares(bot, pace=settings.bot.pace_sends)
     return bot
