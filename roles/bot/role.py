@@ -27,7 +27,6 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import DefaultKeyBuilder, StateType, StorageKey
-from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.types import BotCommand
 
 from accounts.gateway import AccountGateway
@@ -35,6 +34,7 @@ from config.settings import Settings, check_webhook
 from domain.limits import Policy
 from domain.models import Clock, utc_now
 from roles.bot.announcer import Announcer
+from roles.bot.fsm import SnapshotIsolation, SnapshotReads
 from roles.bot.middlewares import (
     AccessMiddleware,
     GateMiddleware,
@@ -133,8 +133,9 @@ def build_services(
     )
 
 
-class SharedRedisStorage(RedisStorage):
+class SharedRedisStorage(SnapshotReads):
     """RedisStorage on the supervisor's client: closing the dispatcher must not close that client.
+    Reads inside an update come from the snapshot its lock took (``roles.bot.fsm``).
 
     A login's state and data (the encrypted attempt token) expire after ``login_ttl`` seconds
     (LOGIN_TTL), not after the month other input states are kept: an abandoned login leaves nothing.
@@ -177,11 +178,8 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     """
     storage = SharedRedisStorage(redis, key_builder=fsm_key_builder(), state_ttl=FSM_TTL, data_ttl=FSM_TTL,
                                  login_ttl=settings.bot.login_ttl)
-    isolation = RedisEventIsolation(
-        redis,
-        key_builder=fsm_key_builder(),
-        lock_kwargs={"timeout": 60, "sleep": 0.02, "blocking_timeout": 30},
-    )
+    # the lock's round trip also reads the user's state and data (was SET NX, then a GET for each)
+    isolation = SnapshotIsolation(redis, fsm_key_builder(), timeout=60, sleep=0.02, blocking_timeout=30)
     # the FSM middleware (and its per-user lock) is registered by hand below, after the cheap checks:
     # a duplicate or a flood must be dropped on arrival, not after queueing for the user's lock
     dp = Dispatcher(
