@@ -186,14 +186,15 @@ async def _poll(dp: Dispatcher, bot: Bot, extra: list[asyncio.Task[Any]] | None 
     return recorder
 
 
-def bench_settings(sandbox_url: str) -> Settings:
+def bench_settings(sandbox_url: str, pace: bool = True) -> Settings:
     host, _, port = sandbox_url.removeprefix("http://").partition(":")
     return Settings(
         role="bot",
         telegram=TelegramSettings(bot_token=Secret(TOKEN), bot_api_url=sandbox_url, gateway="sandbox"),
         sandbox=SandboxSettings(enabled=True, host=host, port=int(port), rate_limits=False, seed_file=""),
         # a closed-loop user sends at most a few updates a second; the throttle must not drop them
-        bot=BotSettings(throttle_rate=50.0),
+        # pace: the control bot's send pacer (Telegram's ~1/s per chat and ~30/s per bot), on as deployed
+        bot=BotSettings(throttle_rate=50.0, pace_sends=pace),
     )
 
 
@@ -286,12 +287,13 @@ async def measure(client: SandboxClient, running: RunningBot, levels: list[int],
 
 
 @contextlib.contextmanager
-def sandbox_process() -> Any:
+def sandbox_process(limits: bool = False) -> Any:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "SANDBOX_ENABLED": "true", "SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": str(port),
-           "SANDBOX_RATE_LIMITS": "false", "SANDBOX_SEED_FILE": "", "SANDBOX_MTPROTO_PORT": "-1"}
+           "SANDBOX_RATE_LIMITS": "true" if limits else "false", "SANDBOX_SEED_FILE": "",
+           "SANDBOX_MTPROTO_PORT": "-1"}
     proc = subprocess.Popen([sys.executable, "-m", "sandbox"], env=env,
                             stderr=None if os.environ.get("BENCH_LOG") else subprocess.DEVNULL)
     try:
@@ -338,14 +340,15 @@ def report(results: Results, levels: list[int]) -> list[str]:
     return [*lines, "", *ratios]
 
 
-async def main_async(rounds: int, actions: int, levels: list[int], think: float, profile: str = "") -> None:
+async def main_async(rounds: int, actions: int, levels: list[int], think: float, profile: str = "",
+                     pace: bool = True, limits: bool = False) -> None:
     logging.basicConfig(level=os.environ.get("BENCH_LOG", "WARNING"))
-    with servers() as srv, sandbox_process() as url:
+    with servers() as srv, sandbox_process(limits) as url:
         client = SandboxClient(url)
         await _wait_up(client)
         db = await Database.connect(await fresh_database(srv.pg_url), max_size=10)
         redis = aioredis.Redis.from_url(srv.redis_url)
-        settings = bench_settings(url)
+        settings = bench_settings(url, pace)
         results = Results()
         profiler = cProfile.Profile() if profile else None
         try:
@@ -369,6 +372,8 @@ async def main_async(rounds: int, actions: int, levels: list[int], think: float,
             await client.close()
             await redis.aclose()
             await db.close()
+        print(f"load average {os.getloadavg()[0]:.1f} at the end; control bot's send pacer "
+              f"{'on' if pace else 'off'}; sandbox limits {'on' if limits else 'off'}")
         print(f"{rounds} rounds, {actions} actions per user and level, think {think} s; ms from the update "
               f"pushed to the sandbox to the bot's first / last Bot API call for it")
         print("\n".join(report(results, levels)))
@@ -383,10 +388,14 @@ def main() -> None:
     parser.add_argument("--actions", type=int, default=5)
     parser.add_argument("--levels", default="1,10,100")
     parser.add_argument("--profile", default="", help="write a cProfile of the control bot's runs here")
+    parser.add_argument("--pace", choices=("on", "off"), default="on",
+                        help="the control bot's send pacer (on as deployed)")
+    parser.add_argument("--sandbox-limits", action="store_true",
+                        help="the sandbox answers 429 past Telegram's limits (both bots meet them)")
     parser.add_argument("--think", type=float, default=1.0, help="seconds between a user's actions (±50 %%)")
     args = parser.parse_args()
     asyncio.run(main_async(args.rounds, args.actions, [int(x) for x in args.levels.split(",")], args.think,
-                           args.profile))
+                           args.profile, args.pace == "on", args.sandbox_limits))
 
 
 if __name__ == "__main__":
