@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import logging
 import os
 import random
@@ -185,14 +186,15 @@ async def _poll(dp: Dispatcher, bot: Bot, extra: list[asyncio.Task[Any]] | None 
     return recorder
 
 
-def bench_settings(sandbox_url: str) -> Settings:
+def bench_settings(sandbox_url: str, pace: bool = True) -> Settings:
     host, _, port = sandbox_url.removeprefix("http://").partition(":")
     return Settings(
         role="bot",
         telegram=TelegramSettings(bot_token=Secret(TOKEN), bot_api_url=sandbox_url, gateway="sandbox"),
         sandbox=SandboxSettings(enabled=True, host=host, port=int(port), rate_limits=False, seed_file=""),
         # a closed-loop user sends at most a few updates a second; the throttle must not drop them
-        bot=BotSettings(throttle_rate=50.0),
+        # pace: the control bot's send pacer (Telegram's ~1/s per chat and ~30/s per bot), on as deployed
+        bot=BotSettings(throttle_rate=50.0, pace_sends=pace),
     )
 
 
@@ -285,12 +287,13 @@ async def measure(client: SandboxClient, running: RunningBot, levels: list[int],
 
 
 @contextlib.contextmanager
-def sandbox_process() -> Any:
+def sandbox_process(limits: bool = False) -> Any:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "SANDBOX_ENABLED": "true", "SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": str(port),
-           "SANDBOX_RATE_LIMITS": "false", "SANDBOX_SEED_FILE": "", "SANDBOX_MTPROTO_PORT": "-1"}
+           "SANDBOX_RATE_LIMITS": "true" if limits else "false", "SANDBOX_SEED_FILE": "",
+           "SANDBOX_MTPROTO_PORT": "-1"}
     proc = subprocess.Popen([sys.executable, "-m", "sandbox"], env=env,
                             stderr=None if os.environ.get("BENCH_LOG") else subprocess.DEVNULL)
     try:
@@ -337,15 +340,20 @@ def report(results: Results, levels: list[int]) -> list[str]:
     return [*lines, "", *ratios]
 
 
-async def main_async(rounds: int, actions: int, levels: list[int], think: float) -> None:
+async def main_async(rounds: int, actions: int, levels: list[int], think: float, profile: str = "",
+                     pace: bool = True, limits: bool = False) -> None:
     logging.basicConfig(level=os.environ.get("BENCH_LOG", "WARNING"))
-    with servers() as srv, sandbox_process() as url:
+    if not os.environ.get("BENCH_LOG"):
+        # the bare bot's refused sends (--sandbox-limits) would print a traceback each; they are counted
+        logging.getLogger("aiogram.event").setLevel(logging.CRITICAL)
+    with servers() as srv, sandbox_process(limits) as url:
         client = SandboxClient(url)
         await _wait_up(client)
         db = await Database.connect(await fresh_database(srv.pg_url), max_size=10)
         redis = aioredis.Redis.from_url(srv.redis_url)
-        settings = bench_settings(url)
+        settings = bench_settings(url, pace)
         results = Results()
+        profiler = cProfile.Profile() if profile else None
         try:
             for round_no in range(rounds):
                 for name in ("control", "bare"):
@@ -353,7 +361,13 @@ async def main_async(rounds: int, actions: int, levels: list[int], think: float)
                                else await start_bare(settings))
                     try:
                         base_uid = 1_000_000 * (round_no + 1) + (0 if name == "control" else 500_000)
-                        await measure(client, running, levels, actions, results, base_uid, think)
+                        if profiler is not None and name == "control":
+                            profiler.enable()  # this process: both the harness and the control bot
+                        try:
+                            await measure(client, running, levels, actions, results, base_uid, think)
+                        finally:
+                            if profiler is not None:
+                                profiler.disable()
                     finally:
                         await running.stop()
                 print(f"round {round_no + 1}/{rounds} done", flush=True)
@@ -361,9 +375,14 @@ async def main_async(rounds: int, actions: int, levels: list[int], think: float)
             await client.close()
             await redis.aclose()
             await db.close()
+        print(f"load average {os.getloadavg()[0]:.1f} at the end; control bot's send pacer "
+              f"{'on' if pace else 'off'}; sandbox limits {'on' if limits else 'off'}")
         print(f"{rounds} rounds, {actions} actions per user and level, think {think} s; ms from the update "
               f"pushed to the sandbox to the bot's first / last Bot API call for it")
         print("\n".join(report(results, levels)))
+        if profiler is not None:
+            profiler.dump_stats(profile)
+            print(f"cProfile of the control runs written to {profile} (python -m pstats {profile})")
 
 
 def main() -> None:
@@ -371,9 +390,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--actions", type=int, default=5)
     parser.add_argument("--levels", default="1,10,100")
+    parser.add_argument("--profile", default="", help="write a cProfile of the control bot's runs here")
+    parser.add_argument("--pace", choices=("on", "off"), default="on",
+                        help="the control bot's send pacer (on as deployed)")
+    parser.add_argument("--sandbox-limits", action="store_true",
+                        help="the sandbox answers 429 past Telegram's limits (both bots meet them)")
     parser.add_argument("--think", type=float, default=1.0, help="seconds between a user's actions (±50 %%)")
     args = parser.parse_args()
-    asyncio.run(main_async(args.rounds, args.actions, [int(x) for x in args.levels.split(",")], args.think))
+    asyncio.run(main_async(args.rounds, args.actions, [int(x) for x in args.levels.split(",")], args.think,
+                           args.profile, args.pace == "on", args.sandbox_limits))
 
 
 if __name__ == "__main__":

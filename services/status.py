@@ -13,7 +13,7 @@ from domain.retention import HistoryTotals
 from services.groups import GroupCounts
 from services.send_limits import PacingView, SendLimitsService
 from storage.db import Database
-from storage.repositories import accounts, campaigns, groups, messages, users
+from storage.repositories import campaigns, groups, users
 from storage.repositories import retention as retention_repo
 from storage.repositories import settings as settings_repo
 from storage.repositories import status as status_repo
@@ -98,11 +98,9 @@ class StatusService:
     async def main_card(self, user_id: int) -> MainCard:
         """U1.5: the summary shown with the main menu."""
         async with self.db.connection() as conn:
-            account = await accounts.get(conn, user_id)
-            counts = await groups.counts(conn, user_id)
-            message = await messages.latest(conn, user_id)
-            campaign = await campaigns.get(conn, user_id)
-            last = await status_repo.last_round(conn, user_id) if self.limits is not None else None
+            row = await status_repo.main_card(conn, user_id, with_round=self.limits is not None)
+        account, counts, message, campaign = row.account, row.groups, row.message, row.campaign
+        last = row.last_round
         connected = account is not None and account.connected
         running = campaign is not None and campaign.running
         pacing = await self._pacing(user_id, last) if running else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
@@ -30,6 +31,9 @@ def main_only() -> InlineKeyboardMarkup:
     return markup([[button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))]])
 
 
+# The main menu and the interval menu go with most updates and depend only on their arguments: built
+# once per argument set (about 0.2 and 0.4 ms of CPU each to build). Callers never modify a keyboard.
+@lru_cache(maxsize=64)
 def main_menu(*, running: bool, admin: bool, choose_groups: bool = False) -> InlineKeyboardMarkup:
     rows = [[button(*GROUPS_BUTTON)]] if choose_groups else []
     rows += [
@@ -295,6 +299,11 @@ def preset_label(minutes: int) -> str:
 
 def interval_menu(presets: Sequence[int], current_seconds: int | None) -> InlineKeyboardMarkup:
     """U5.1: ``presets`` in minutes (already within bounds), the current one marked."""
+    return _interval_menu(tuple(presets), current_seconds)
+
+
+@lru_cache(maxsize=256)
+def _interval_menu(presets: tuple[int, ...], current_seconds: int | None) -> InlineKeyboardMarkup:
     buttons = [
         button(
             texts.interval_preset_caption(preset_label(m), current_seconds == m * 60),

@@ -22,13 +22,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import DefaultKeyBuilder, StateType, StorageKey
-from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.types import BotCommand
 
 from accounts.gateway import AccountGateway
@@ -37,6 +35,7 @@ from domain.limits import Policy
 from domain.models import Clock, utc_now
 from roles.bot.album import AlbumMiddleware
 from roles.bot.announcer import Announcer
+from roles.bot.fsm import SnapshotIsolation, SnapshotReads
 from roles.bot.middlewares import (
     AccessMiddleware,
     GateMiddleware,
@@ -47,6 +46,7 @@ from roles.bot.middlewares import (
 )
 from roles.bot.notifier import run_notifier
 from roles.bot.routers import build_routers
+from roles.bot.session import BotSession
 from roles.bot.states import LOGIN_STATES
 from roles.runtime import runtime_service
 from services.access import AccessService
@@ -140,8 +140,9 @@ def build_services(
     )
 
 
-class SharedRedisStorage(RedisStorage):
+class SharedRedisStorage(SnapshotReads):
     """RedisStorage on the supervisor's client: closing the dispatcher must not close that client.
+    Reads inside an update come from the snapshot its lock took (``roles.bot.fsm``).
 
     A login's state and data (the encrypted attempt token) expire after ``login_ttl`` seconds
     (LOGIN_TTL), not after the month other input states are kept: an abandoned login leaves nothing.
@@ -184,11 +185,8 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     """
     storage = SharedRedisStorage(redis, key_builder=fsm_key_builder(), state_ttl=FSM_TTL, data_ttl=FSM_TTL,
                                  login_ttl=settings.bot.login_ttl)
-    isolation = RedisEventIsolation(
-        redis,
-        key_builder=fsm_key_builder(),
-        lock_kwargs={"timeout": 60, "sleep": 0.02, "blocking_timeout": 30},
-    )
+    # the lock's round trip also reads the user's state and data (was SET NX, then a GET for each)
+    isolation = SnapshotIsolation(redis, fsm_key_builder(), timeout=60, sleep=0.02, blocking_timeout=30)
     # the FSM middleware (and its per-user lock) is registered by hand below, after the cheap checks:
     # a duplicate or a flood must be dropped on arrival, not after queueing for the user's lock
     dp = Dispatcher(
@@ -255,7 +253,7 @@ def bot_token(settings: Settings) -> str:
 def build_bot(settings: Settings) -> Bot:
     """The Bot, pointed at ``settings.telegram.bot_api_url`` (the sandbox) when set."""
     url = settings.telegram.bot_api_url or (settings.sandbox.url if settings.sandbox_enabled else "")
-    session = AiohttpSession(api=TelegramAPIServer.from_base(url)) if url else AiohttpSession()
+    session = BotSession(api=TelegramAPIServer.from_base(url)) if url else BotSession()
     bot = Bot(bot_token(settings), session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
     install_request_middlewares(bot, pace=settings.bot.pace_sends)
     return bot

@@ -6,12 +6,16 @@ are right while a round is still running.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
-from domain.models import RoundCounts
+from domain.models import AccountRecord, CampaignRecord, MessageRecord, RoundCounts
+from storage.repositories import accounts, campaigns, messages
+from storage.repositories.groups import Counts
 
 _COUNTS = """
     SELECT r.round_id, r.planned_at, r.started_at, r.finished_at, r.status,
@@ -50,6 +54,101 @@ async def last_round(conn: asyncpg.Connection, user_id: int) -> RoundCounts | No
         user_id,
     )
     return None if row is None else _counts(row)
+
+
+# --- the main card (U1.5) in one statement ------------------------------------------------------
+
+# Each table's row comes back under a prefix and is built by that table's own ``to_record``, so a
+# column added to a repository's COLUMNS (and its record) reaches the card without touching this.
+_MESSAGE_COLUMNS = ("message_id", "user_id", "version", "text", "entities", "media_id", "created_at",
+                    "media_kind", "media_filename", "media_bot_file_id")
+
+
+def _columns(names: str | tuple[str, ...]) -> list[str]:
+    if isinstance(names, str):
+        return [name.strip() for name in names.split(",") if name.strip()]
+    return list(names)
+
+
+def _aliased(alias: str, names: str | tuple[str, ...]) -> str:
+    return ", ".join(f"{alias}.{name} AS {alias}_{name}" for name in _columns(names))
+
+
+class _Prefixed(Mapping[str, Any]):
+    """One table's columns of the card's row, under their own names (for that table's ``to_record``)."""
+
+    def __init__(self, row: asyncpg.Record, alias: str) -> None:
+        self.row, self.prefix = row, alias + "_"
+
+    def __getitem__(self, key: str) -> Any:
+        return self.row[self.prefix + key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.removeprefix(self.prefix) for k in self.row.keys()  # noqa: SIM118 (a Record iterates values)
+                if k.startswith(self.prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+@dataclass(frozen=True)
+class CardRow:
+    """What the main card shows, read in one round trip."""
+
+    account: AccountRecord | None
+    groups: Counts
+    message: MessageRecord | None
+    campaign: CampaignRecord | None
+    last_round: RoundCounts | None  # only asked for a running campaign (the pacing line needs it)
+
+
+# The counts of the last round are computed only for a running campaign and when asked ($2):
+# a stopped campaign's card never shows them. Every part is a primary-key or user_id index lookup.
+_CARD = f"""
+    SELECT {_aliased("a", accounts.COLUMNS)}, {_aliased("c", campaigns.COLUMNS)},
+           {_aliased("m", _MESSAGE_COLUMNS)},
+           g.total AS g_total, g.selected AS g_selected, g.active AS g_active,
+           g.disabled AS g_disabled, g.gone AS g_gone,
+           {_aliased("r", ("round_id", "planned_at", "started_at", "finished_at", "status", "total", "sent",
+                           "failed", "skipped", "pending", "unknown"))}
+    FROM (SELECT $1::bigint AS user_id) u
+    LEFT JOIN accounts a ON a.user_id = u.user_id
+    LEFT JOIN campaigns c ON c.user_id = u.user_id
+    LEFT JOIN LATERAL (
+        SELECT m.message_id, m.user_id, m.version, m.text, m.entities, m.media_id, m.created_at,
+               md.kind AS media_kind, coalesce(md.filename, '') AS media_filename,
+               coalesce(md.bot_file_id, '') AS media_bot_file_id
+        FROM messages m LEFT JOIN media md ON md.media_id = m.media_id
+        WHERE m.user_id = u.user_id ORDER BY m.version DESC LIMIT 1
+    ) m ON true
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS total,
+               count(*) FILTER (WHERE selected AND status = 'active') AS selected,
+               count(*) FILTER (WHERE status = 'active') AS active,
+               count(*) FILTER (WHERE status = 'disabled') AS disabled,
+               count(*) FILTER (WHERE status = 'gone') AS gone
+        FROM groups WHERE user_id = u.user_id
+    ) g
+    LEFT JOIN LATERAL (
+        {_COUNTS} WHERE $2 AND c.status = 'running'
+                    AND r.round_id = (SELECT round_id FROM rounds WHERE user_id = u.user_id
+                                      ORDER BY round_id DESC LIMIT 1)
+        GROUP BY r.round_id
+    ) r ON true
+"""
+
+
+async def main_card(conn: asyncpg.Connection, user_id: int, with_round: bool) -> CardRow:
+    """The account, group counts, latest message, campaign and (``with_round``, running only) the
+    last round's counts of ``user_id``: one statement, one round trip."""
+    row = await conn.fetchrow(_CARD, user_id, with_round)
+    assert row is not None  # the FROM is one row whatever exists
+    account = accounts.to_record(_Prefixed(row, "a")) if row["a_user_id"] is not None else None
+    campaign = campaigns.to_record(_Prefixed(row, "c")) if row["c_user_id"] is not None else None
+    message = messages.to_record(_Prefixed(row, "m")) if row["m_message_id"] is not None else None
+    groups = Counts(row["g_total"], row["g_selected"], row["g_active"], row["g_disabled"], row["g_gone"])
+    last = _counts(_Prefixed(row, "r")) if row["r_round_id"] is not None else None
+    return CardRow(account, groups, message, campaign, last)
 
 
 async def last_planned_at(conn: asyncpg.Connection, user_id: int) -> datetime | None:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 
 from services.messages import MessageDraft
 from services.notifications import NotificationService
+from storage.repositories import status as status_repo
 from tests.integration.services_support import ADMIN_ID, Env, add_round, make_env
 
 pytestmark = pytest.mark.integration
@@ -38,6 +40,31 @@ async def test_main_card_summarises_everything(env: Env) -> None:
     assert (card.groups.total, card.groups.selected, card.groups.disabled) == (3, 2, 1)
     assert card.message_set and card.message_preview == "A fairly long message that goes on and on beyond f…"
     assert (card.interval, card.running, card.next_run_at) == (5400, True, env.clock())
+
+
+async def test_main_card_is_one_statement_and_reads_the_last_round_only_while_running(env: Env) -> None:
+    await env.ready(UID, groups=3)
+    await env.messages.save(UID, MessageDraft("hello"))
+    await env.campaigns.start(UID)
+    await add_round(env, UID, env.clock(), ["sent", "pending", "failed"], finished=False)
+    statements: list[str] = []
+    async with env.pool.acquire() as conn:
+        conn.add_query_logger(lambda logged: statements.append(logged.query))
+        row = await status_repo.main_card(conn, UID, with_round=True)
+        await asyncio.sleep(0)  # asyncpg calls query loggers soon after the query, not inside it
+        assert len(statements) == 1  # one round trip for the whole card
+        assert row.account is not None and row.account.connected and row.account.phone == "+15550123"
+        assert row.campaign is not None and row.campaign.running
+        assert row.message is not None and row.message.text == "hello" and row.message.version >= 1
+        assert (row.groups.total, row.groups.selected) == (3, 3)
+        last = row.last_round
+        assert last is not None and (last.total, last.sent, last.pending, last.failed) == (3, 1, 1, 1)
+        assert (await status_repo.main_card(conn, UID, with_round=False)).last_round is None
+        await conn.execute("UPDATE campaigns SET status = 'stopped' WHERE user_id = $1", UID)
+        assert (await status_repo.main_card(conn, UID, with_round=True)).last_round is None
+        empty = await status_repo.main_card(conn, UID + 1, with_round=True)
+    assert (empty.account, empty.campaign, empty.message, empty.last_round) == (None, None, None, None)
+    assert empty.groups.total == 0
 
 
 async def test_status_shows_the_last_round_group_by_group(env: Env) -> None:
