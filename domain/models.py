@@ -162,6 +162,7 @@ class Notification:
     dedupe_key: str | None
     created_at: datetime
     tries: int
+    language: str = ""  # the recipient's users.language (U12), "" when unknown
 
 
 Clock = Callable[[], datetime]

@@ -35,6 +35,7 @@ class AccessView:
     is_admin: bool
     expires_at: datetime | None = None
     is_new: bool = False  # first time this user is seen (touch only)
+    language: str = ""  # the bot's language for this user (users.language, U12); "" when unknown
 
     @property
     def allowed(self) -> bool:
@@ -105,8 +106,9 @@ class AccessCache:
 
 
 def _unchanged(user: UserRecord, profile: UserProfile) -> bool:
-    return (user.first_name, user.last_name, user.username, user.language) == (
-        profile.first_name, profile.last_name, profile.username, profile.language)
+    # the stored language is the bot's (first contact, then the user's choice), not Telegram's current one
+    return (user.first_name, user.last_name, user.username) == (
+        profile.first_name, profile.last_name, profile.username) and (bool(user.language) or not profile.language)
 
 
 class AccessService:
@@ -175,6 +177,13 @@ class AccessService:
         log.info("access requested user_id=%s", user_id)
         return RequestResult("requested", self.settings.bot.admin_ids)
 
+    async def set_language(self, user_id: int, language: str) -> None:
+        """U12.2: store the bot's language for ``user_id`` (one the bot speaks; checked by the caller)."""
+        async with self.db.transaction() as conn:
+            await users.ensure(conn, user_id)
+            await users.set_language(conn, user_id, language, self.now())
+        self.cache.forget(user_id)  # the next update reads the new language
+
     async def mode(self) -> rules.AccessMode:
         async with self.db.connection() as conn:
             return await self._mode(conn)
@@ -219,4 +228,4 @@ def view_of(user: UserRecord | None, user_id: int, mode: rules.AccessMode, is_ad
                                  access_status=user.access_status, expires_at=user.access_expires_at,
                                  now=now)
     expires = user.access_expires_at if user.access_status == "granted" else None
-    return AccessView(user_id, status, mode, is_admin, expires)
+    return AccessView(user_id, status, mode, is_admin, expires, language=user.language)

@@ -12,6 +12,7 @@ and floods are dropped on arrival without waiting for that lock.
    callback query answered even when the handler forgot or failed.
 2. ``GateMiddleware``: an update id is handled once (polling takeover, webhook retry) and a flood
    from one user is answered once with "slow down", both in one Redis round trip.
+(-1. ``LocaleMiddleware``: the language of every text, U12.)
 3. ``AccessMiddleware``: upserts the user (only when new, changed or last seen long ago; otherwise
    the cached record decides) and applies the access decision (U1.2-U1.4).
 """
@@ -40,7 +41,7 @@ from domain.models import UserProfile
 from metrics import BOT_HANDLER_SECONDS, BOT_UPDATES
 from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
-from roles.bot import texts
+from roles.bot import i18n, texts
 from roles.bot.pacing import SendPacer
 from roles.bot.retry import RetryAfter
 from roles.bot.ui import leave_input
@@ -263,9 +264,24 @@ class GateMiddleware(BaseMiddleware):
 
 
 def profile_of(user: User) -> UserProfile:
-    return UserProfile(
-        user.id, user.first_name or "", user.last_name or "", user.username or "", user.language_code or ""
-    )
+    """The sender as stored; ``language`` is the bot's language Telegram's ``language_code`` maps to (U12.1)."""
+    language = i18n.from_telegram(user.language_code) if user.language_code else ""
+    return UserProfile(user.id, user.first_name or "", user.last_name or "", user.username or "", language)
+
+
+class LocaleMiddleware(BaseMiddleware):
+    """U12: every text of an update speaks the sender's language.
+
+    Outermost, so even "slow down" and "something went wrong" are translated: until the stored
+    language is known (``AccessMiddleware`` sets it) the sender's Telegram ``language_code`` decides.
+    """
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user = _user_of(data)
+        catalogues = i18n.catalogues()
+        with catalogues.context(), catalogues.use_locale(i18n.from_telegram(user.language_code if user else "")):
+            data["i18n"] = catalogues
+            return await handler(event, data)
 
 
 # callbacks a user without access may still press (U1.2)
@@ -286,6 +302,8 @@ class AccessMiddleware(BaseMiddleware):
         if isinstance(inner, Message) and inner.chat.type != "private":
             return None  # the bot only talks in private chats
         view = await self.access.touch(profile_of(user))
+        if view.language:
+            i18n.set_locale(view.language)  # the stored (first-contact or chosen) language wins
         data["access_view"] = view
         if view.allowed:
             return await handler(event, data)

@@ -40,6 +40,7 @@ from roles.bot.middlewares import (
     AccessMiddleware,
     GateMiddleware,
     InFlightMiddleware,
+    LocaleMiddleware,
     LeaveInputMiddleware,
     ObserveMiddleware,
     install_request_middlewares,
@@ -193,6 +194,7 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     )
     dp["in_flight"] = in_flight = InFlightMiddleware()
     dp.update.outer_middleware(in_flight)
+    dp.update.outer_middleware(LocaleMiddleware())
     dp.update.outer_middleware(ObserveMiddleware())
     dp.update.outer_middleware(GateMiddleware(redis, settings.bot.throttle_rate))
     dp.update.outer_middleware(dp.fsm)

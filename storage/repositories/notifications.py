@@ -35,16 +35,18 @@ async def enqueue(
 
 async def pending(conn: asyncpg.Connection, limit: int, max_tries: int) -> list[Notification]:
     rows = await conn.fetch(
-        """SELECT notification_id, user_id, kind, payload, dedupe_key, created_at, tries
-           FROM notifications WHERE delivered_at IS NULL AND tries < $2
-           ORDER BY notification_id LIMIT $1""",
+        """SELECT n.notification_id, n.user_id, n.kind, n.payload, n.dedupe_key, n.created_at, n.tries,
+                  COALESCE(u.language, '') AS language
+           FROM notifications n LEFT JOIN users u ON u.user_id = n.user_id
+           WHERE n.delivered_at IS NULL AND n.tries < $2
+           ORDER BY n.notification_id LIMIT $1""",
         limit, max_tries,
     )
     return [
         Notification(
             notification_id=r["notification_id"], user_id=r["user_id"], kind=r["kind"],
             payload=r["payload"], dedupe_key=r["dedupe_key"], created_at=r["created_at"],
-            tries=r["tries"],
+            tries=r["tries"], language=r["language"],
         )
         for r in rows
     ]

@@ -52,9 +52,10 @@ def build_routers() -> list[Router]:
         interval,
         limits,
         message,
+        settings,
         start,
         status,
     )
 
-    flows = [start, account, groups, message, interval, broadcast, status, admin, limits, fallback]
+    flows = [start, account, groups, message, interval, broadcast, status, settings, admin, limits, fallback]
     return [module.routes.build() for module in flows]
