@@ -107,8 +107,9 @@ class AccessCache:
 
 def _unchanged(user: UserRecord, profile: UserProfile) -> bool:
     # the stored language is the bot's (first contact, then the user's choice), not Telegram's current one
-    return (user.first_name, user.last_name, user.username) == (
-        profile.first_name, profile.last_name, profile.username) and (bool(user.language) or not profile.language)
+    same_names = (user.first_name, user.last_name, user.username) == (
+        profile.first_name, profile.last_name, profile.username)
+    return same_names and (bool(user.language) or not profile.language)
 
 
 class AccessService:

@@ -15,7 +15,7 @@ from pathlib import Path
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
-from roles.bot.i18n import po_path, placeholders
+from roles.bot.i18n import placeholders, po_path
 
 ROOT = Path(__file__).resolve().parent  # roles/bot
 MARKERS = frozenset({"_", "N_"})
@@ -35,7 +35,9 @@ def uses(root: Path = ROOT) -> tuple[list[Use], list[str]]:
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in MARKERS):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                continue
+            if node.func.id not in MARKERS:
                 continue
             where = f"{path.relative_to(root.parent.parent)}:{node.lineno}"
             arg = node.args[0] if len(node.args) == 1 and not node.keywords else None

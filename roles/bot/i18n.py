@@ -112,12 +112,12 @@ class MsgMap(dict[str, str]):
     """A table of msgids that ``texts`` hands out translated."""
 
 
-def N_(msgid: str) -> str:  # noqa: N802 - gettext's name for a marked, not yet translated string
+def N_(msgid: str) -> str:
     """Mark a constant for the catalogue; it is translated when read (``texts.NAME``)."""
     return Msg(msgid)
 
 
-def N_map(table: Mapping[str, str]) -> dict[str, str]:  # noqa: N802
+def N_map(table: Mapping[str, str]) -> dict[str, str]:
     return MsgMap(table)
 
 

@@ -5,14 +5,14 @@ isolation runs one update per user at a time, across replicas, so FSM read-modif
 (the code keypad, a code typed right after the phone) can't interleave, while duplicates
 and floods are dropped on arrival without waiting for that lock.
 
-0. ``InFlightMiddleware``: counts the updates being handled, so a shutdown lets them finish
+0. ``InFlightMiddleware`` then ``LocaleMiddleware`` (the language of every text, U12).
+   ``InFlightMiddleware`` counts the updates being handled, so a shutdown lets them finish
    (polling has already acknowledged them to Telegram; cutting one would lose it).
 1. ``ObserveMiddleware``: one log line per update with the contract row id and outcome
    (never a text the user typed), metrics, errors turned into a short reply, and every
    callback query answered even when the handler forgot or failed.
 2. ``GateMiddleware``: an update id is handled once (polling takeover, webhook retry) and a flood
    from one user is answered once with "slow down", both in one Redis round trip.
-(-1. ``LocaleMiddleware``: the language of every text, U12.)
 3. ``AccessMiddleware``: upserts the user (only when new, changed or last seen long ago; otherwise
    the cached record decides) and applies the access decision (U1.2-U1.4).
 """
@@ -40,8 +40,8 @@ from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 from domain.models import UserProfile
 from metrics import BOT_HANDLER_SECONDS, BOT_UPDATES
 from roles.bot import callbacks as cb
-from roles.bot import keyboards as kb
 from roles.bot import i18n, texts
+from roles.bot import keyboards as kb
 from roles.bot.pacing import SendPacer
 from roles.bot.retry import RetryAfter
 from roles.bot.ui import leave_input
@@ -264,7 +264,7 @@ class GateMiddleware(BaseMiddleware):
 
 
 def profile_of(user: User) -> UserProfile:
-    """The sender as stored; ``language`` is the bot's language Telegram's ``language_code`` maps to (U12.1)."""
+    """The sender as stored; ``language``: the bot's language for Telegram's ``language_code`` (U12.1)."""
     language = i18n.from_telegram(user.language_code) if user.language_code else ""
     return UserProfile(user.id, user.first_name or "", user.last_name or "", user.username or "", language)
 
@@ -279,7 +279,8 @@ class LocaleMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user = _user_of(data)
         catalogues = i18n.catalogues()
-        with catalogues.context(), catalogues.use_locale(i18n.from_telegram(user.language_code if user else "")):
+        language = i18n.from_telegram(user.language_code if user else "")
+        with catalogues.context(), catalogues.use_locale(language):
             data["i18n"] = catalogues
             return await handler(event, data)
 

@@ -40,8 +40,8 @@ from roles.bot.middlewares import (
     AccessMiddleware,
     GateMiddleware,
     InFlightMiddleware,
-    LocaleMiddleware,
     LeaveInputMiddleware,
+    LocaleMiddleware,
     ObserveMiddleware,
     install_request_middlewares,
 )

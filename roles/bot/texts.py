@@ -131,7 +131,8 @@ WELCOME = N_(
     "from your own account.\n"
     "Steps: connect your account, choose groups, set the message and the interval, then start."
 )
-ACCESS_NEEDS_APPROVAL = N_("🔒 Access needs approval by an administrator. Press the button to send a request.")
+ACCESS_NEEDS_APPROVAL = N_("🔒 Access needs approval by an administrator. "
+                           "Press the button to send a request.")
 ACCESS_PENDING = N_("⏳ Your access request is waiting for approval; you'll get a message here.")
 ACCESS_REQUESTED = N_("📨 Request sent. Access needs approval; you'll get a message when an admin decides.")
 ACCESS_INVITATION_ONLY = N_("🔒 Access by invitation only. Ask an administrator to grant you access.")
@@ -250,7 +251,8 @@ ACC_NOT_CONNECTED = N_(
 
 
 def acc_connected(name: str, phone_masked: str) -> str:
-    return _("👤 <b>Account</b>\n✅ Connected as {name} ({phone}).").format(name=esc(name), phone=esc(phone_masked))
+    return _("👤 <b>Account</b>\n✅ Connected as {name} ({phone}).").format(
+        name=esc(name), phone=esc(phone_masked))
 
 
 def connected(name: str, phone_masked: str) -> str:
@@ -290,7 +292,8 @@ _CODE_WENT = N_map({
     "sms": N_("📨 The code was sent by SMS to your phone."),
     "firebase_sms": N_("📨 The code was sent by SMS to your phone."),
     "call": N_("📞 Telegram is calling your phone to dictate the code."),
-    "flash_call": N_("📞 Telegram will call you and hang up at once: the code is the calling number ({hint})."),
+    "flash_call": N_("📞 Telegram will call you and hang up at once: "
+                     "the code is the calling number ({hint})."),
     "missed_call": N_("📞 Telegram will call you from a number starting with <code>{hint}</code>. "
                     "Don't answer: the code is the <b>last {length} digits</b> of that number."),
     "email": N_("📧 The code was sent to your email <code>{hint}</code>."),
@@ -321,7 +324,8 @@ def login_code_prompt(typed: int, state: LoginState, note: str = "") -> str:
     head = f"{note}\n" if note else ""
     went = code_went(state.code_type, state.code_length, state.code_hint, state.next_type)
     return head + went + "\n" + _(
-        "Type it here with spaces (<code>1 2 3 4 5</code>) or use the keypad.\nCode: {dots}").format(dots=dots)
+        "Type it here with spaces (<code>1 2 3 4 5</code>) or use the keypad.\nCode: {dots}"
+    ).format(dots=dots)
 
 
 LOGIN_BLOCKED = N_map({
@@ -381,7 +385,8 @@ IMPORTING = N_("⏳ Importing…")
 
 
 def groups_menu(selected: int, total: int, disabled: int) -> str:
-    lines = [_("👥 <b>Groups</b>"), _("Selected: {selected} of {total}").format(selected=selected, total=total)]
+    lines = [_("👥 <b>Groups</b>"),
+             _("Selected: {selected} of {total}").format(selected=selected, total=total)]
     if disabled:
         lines.append(_("⚠️ Disabled: {disabled}").format(disabled=disabled))
     if not total:
@@ -393,7 +398,8 @@ def import_progress(chats_read: int, groups_found: int, archive: bool, wait_seco
                     resume_at: datetime | None = None) -> str:
     """The import's progress message, edited in place page after page."""
     head = (_("⏳ Importing… {chats:,} chats read, {groups:,} groups found (reading the archive).") if archive
-            else _("⏳ Importing… {chats:,} chats read, {groups:,} groups found (reading the main chat list)."))
+            else _("⏳ Importing… {chats:,} chats read, {groups:,} groups found "
+                   "(reading the main chat list)."))
     head = head.format(chats=chats_read, groups=groups_found)
     if resume_at is not None:
         return head + "\n" + _("⏸ Telegram asked to wait {duration}; the import resumes at {when} by itself, "
@@ -426,7 +432,8 @@ IMPORT_STOPPING = N_("Stopping the import…")
 
 
 def import_cancelled(chats_read: int) -> str:
-    return _("⏹ Import stopped after {chats:,} chats; the groups found so far are kept.").format(chats=chats_read)
+    return _("⏹ Import stopped after {chats:,} chats; the groups found so far are kept.").format(
+        chats=chats_read)
 
 
 def imported(total: int, new: int, updated: int, gone: int) -> str:
@@ -504,7 +511,8 @@ def msg_saved(running: bool) -> str:
 # U5 --------------------------------------------------------------------------------------------
 def interval_menu(current: str | None, low: str, high: str) -> str:
     shown = esc(units(current)) if current else _("not set")
-    return _("⏱ <b>Interval</b>\nCurrent: {current}\nChoose a preset or send your own ({low} – {high}).").format(
+    return _("⏱ <b>Interval</b>\nCurrent: {current}\n"
+             "Choose a preset or send your own ({low} – {high}).").format(
         current=shown, low=units(low), high=units(high))
 
 
@@ -514,7 +522,8 @@ def interval_ask(low: str, high: str) -> str:
 
 
 def interval_bad(low: str, high: str) -> str:
-    return _("❌ Send an interval between {low} and {high}, e.g. 1h30m.").format(low=units(low), high=units(high))
+    return _("❌ Send an interval between {low} and {high}, e.g. 1h30m.").format(
+        low=units(low), high=units(high))
 
 
 INTERVAL_EXAMPLE = N_("e.g. 45, 45m, 1h30m or 2h")
@@ -568,7 +577,8 @@ def started(groups: int, every: str, next_run: datetime | None, now: datetime | 
     if next_run is None or now is None or next_run <= now:
         return head + " " + _("The first round starts now.")
     return head + " " + _("The last round was less than {every} ago, so the next round is at {when}. "
-                          "“Post now” sends at once.").format(every=esc(units(every)), when=hhmm(next_run, now))
+                          "“Post now” sends at once.").format(
+        every=esc(units(every)), when=hhmm(next_run, now))
 
 
 POST_NOW_CONFIRM = N_(
@@ -617,7 +627,8 @@ def status_card(
     if last_round:
         started_at = last_round.get("started_at")
         when = hhmm(started_at) if isinstance(started_at, datetime) else "—"
-        lines.append(_("Last round ({when}): {sent} sent, {failed} failed, {skipped} skipped, {pending} pending")
+        lines.append(_("Last round ({when}): {sent} sent, {failed} failed, {skipped} skipped, "
+                       "{pending} pending")
                      .format(when=when, sent=last_round.get("sent", 0), failed=last_round.get("failed", 0),
                              skipped=last_round.get("skipped", 0), pending=last_round.get("pending", 0)))
         for title, outcome in groups:
@@ -702,7 +713,9 @@ ACCESS_ICONS = {"allowed": "✅", "pending": "⏳", "banned": "⛔", "expired": 
 
 
 def grant_caption(days: int) -> str:
-    return _("✅ Grant, no expiry") if days == 0 else _("✅ Grant {days}").format(days=counted(days, DAY_FORMS))
+    if days == 0:
+        return _("✅ Grant, no expiry")
+    return _("✅ Grant {days}").format(days=counted(days, DAY_FORMS))
 
 
 def mode_caption(mode: str, current: bool) -> str:
@@ -822,7 +835,8 @@ def pending_list(items: Sequence[tuple[int, str, datetime | None]], more: int, h
     if not items:
         lines.append(_("No pending requests."))
     for uid, name, requested in items:
-        lines.append(_("• {name} (id {uid}), asked {day}").format(name=esc(name), uid=uid, day=_day(requested)))
+        lines.append(_("• {name} (id {uid}), asked {day}").format(
+            name=esc(name), uid=uid, day=_day(requested)))
     if more:
         lines.append(_("… and {more} more").format(more=more))
     return "\n".join(lines)
@@ -867,7 +881,8 @@ def runtime(
     if len(workers) > 5:
         lines.append(_("  … and {more} more").format(more=len(workers) - 5))
     lines += [
-        _("Running broadcasts: {running} ({rounds} rounds in progress)").format(running=running, rounds=open_rounds),
+        _("Running broadcasts: {running} ({rounds} rounds in progress)").format(
+            running=running, rounds=open_rounds),
         _("Sends in the last hour: {sent}").format(sent=sent),
         _("Flood pauses: {paused}").format(paused=flood_paused),
         _("Scheduler lag: {lag:.1f} s").format(lag=lag),
@@ -878,7 +893,8 @@ def runtime(
 
 def announce_ask(targets: int) -> str:
     return _("📣 Send the announcement text. It goes to {users} of the bot "
-             "(banned users and users who blocked the bot excluded).").format(users=counted(targets, USER_FORMS))
+             "(banned users and users who blocked the bot excluded).").format(
+        users=counted(targets, USER_FORMS))
 
 
 ANNOUNCE_UNSUPPORTED = N_("❌ Send the announcement as text (formatting is kept).")
