@@ -53,10 +53,13 @@ def load(language: str = "ru") -> Catalog:
         return read_po(fp, locale=language)
 
 
-def problems(language: str = "ru") -> list[str]:
-    """Missing, unused and mismatched entries of ``language``'s catalogue, one line each."""
-    found, out = uses()
-    catalog = load(language)
+def problems(language: str = "ru", catalog: Catalog | None = None, found: list[Use] | None = None) -> list[str]:
+    """Missing, unused and mismatched entries of ``language``'s catalogue, one line each (the code's
+    uses and the stored catalogue unless given)."""
+    out: list[str] = []
+    if found is None:
+        found, out = uses()
+    catalog = load(language) if catalog is None else catalog
     used = {u.msgid for u in found}
     for use in found:
         message = catalog.get(use.msgid)
