@@ -47,6 +47,7 @@ STEP_KINDS = frozenset(
         "keep",
         "press_kept",
         "scheduler_tick",
+        "language_code",
     }
 )
 EXPECT_KEYS = frozenset(
@@ -85,6 +86,7 @@ CHECK_NAMES = frozenset(
         "access",
         "access_mode",
         "global_paused",
+        "language",
     }
 )
 STATES = frozenset(

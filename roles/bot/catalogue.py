@@ -53,7 +53,8 @@ def load(language: str = "ru") -> Catalog:
         return read_po(fp, locale=language)
 
 
-def problems(language: str = "ru", catalog: Catalog | None = None, found: list[Use] | None = None) -> list[str]:
+def problems(language: str = "ru", catalog: Catalog | None = None,
+             found: list[Use] | None = None) -> list[str]:
     """Missing, unused and mismatched entries of ``language``'s catalogue, one line each (the code's
     uses and the stored catalogue unless given)."""
     out: list[str] = []

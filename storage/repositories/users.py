@@ -110,10 +110,12 @@ async def set_banned(conn: asyncpg.Connection, user_id: int, banned: bool, now: 
 
 
 async def set_language(conn: asyncpg.Connection, user_id: int, language: str, now: datetime) -> None:
-    """U12.2: the language the user chose in the settings menu."""
+    """U12.2: the language the user chose in the settings menu. Announced on the access channel like
+    an access change, so every bot replica's access cache drops its copy of the user at commit."""
     await conn.execute(
         "UPDATE users SET language = $2, updated_at = $3 WHERE user_id = $1", user_id, language, now
     )
+    await conn.execute("SELECT pg_notify('ab_access', $1::text)", str(user_id))
 
 
 async def set_notify_rounds(conn: asyncpg.Connection, user_id: int, enabled: bool) -> bool:

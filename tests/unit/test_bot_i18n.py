@@ -115,7 +115,7 @@ def test_durations_and_relative_times_are_translated() -> None:
 
 def test_keyboards_built_from_import_time_captions_are_translated() -> None:
     def captions(markup: object) -> list[str]:
-        rows = getattr(markup, "inline_keyboard")
+        rows = markup.inline_keyboard
         return [b.text for row in rows for b in row]
 
     with i18n.use_locale("ru"):
