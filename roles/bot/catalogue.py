@@ -81,21 +81,25 @@ def problems(language: str = "ru", catalog: Catalog | None = None,
 
 
 def extract(language: str = "ru") -> int:
-    """Rewrite the catalogue in code order; returns how many msgids still need a translation."""
+    """Rewrite the catalogue from the code; returns how many msgids still need a translation."""
     found, bad = uses()
     for line in bad:
         print(line, file=sys.stderr)
     old = load(language)
-    new = Catalog(locale=language, project="autobroadcast control bot", fuzzy=False)
+    # a stable file: msgids sorted, file names without line numbers, the header's date kept, so two
+    # branches that each add strings touch different lines (docs/i18n.md)
+    new = Catalog(locale=language, project="autobroadcast control bot", fuzzy=False,
+                  creation_date=old.creation_date, revision_date=old.revision_date)
     for use in found:
         known = old.get(use.msgid)
+        path = use.where.split(":")[0]
         if use.msgid in new:
-            new[use.msgid].locations.append((use.where.split(":")[0], int(use.where.split(":")[1])))
+            if (path, None) not in new[use.msgid].locations:
+                new[use.msgid].locations.append((path, None))
             continue
-        new.add(use.msgid, known.string if known is not None else "",
-                locations=[(use.where.split(":")[0], int(use.where.split(":")[1]))])
+        new.add(use.msgid, known.string if known is not None else "", locations=[(path, None)])
     with po_path(language).open("wb") as fp:
-        write_po(fp, new, width=100, omit_header=False, include_previous=False)
+        write_po(fp, new, width=100, sort_output=True, include_lineno=False, include_previous=False)
     return sum(1 for m in new if m.id and not m.string)
 
 
