@@ -94,10 +94,10 @@ def extract(language: str = "ru") -> int:
         known = old.get(use.msgid)
         path = use.where.split(":")[0]
         if use.msgid in new:
-            if (path, None) not in new[use.msgid].locations:
-                new[use.msgid].locations.append((path, None))
+            if (path, 0) not in new[use.msgid].locations:
+                new[use.msgid].locations.append((path, 0))
             continue
-        new.add(use.msgid, known.string if known is not None else "", locations=[(path, None)])
+        new.add(use.msgid, known.string if known is not None else "", locations=[(path, 0)])
     with po_path(language).open("wb") as fp:
         write_po(fp, new, width=100, sort_output=True, include_lineno=False, include_previous=False)
     return sum(1 for m in new if m.id and not m.string)
