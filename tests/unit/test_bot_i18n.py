@@ -120,7 +120,7 @@ def test_keyboards_built_from_import_time_captions_are_translated() -> None:
 
     with i18n.use_locale("ru"):
         main = captions(kb.main_menu(running=False, admin=True))
-        assert "👤 Аккаунт" in main and "⚙️ Настройки" in main and "🛠 Админка" in main
+        assert "👤 Аккаунт" in main and "⚙️ Настройки" in main and "🛠 Админ-панель" in main
         assert "▶️ Запустить рассылку" in captions(kb.next_step([kb.START_BUTTON]))
         assert captions(kb.settings_menu("ru")) == ["🇬🇧 English", "• 🇷🇺 Русский •", "🏠 Главное меню"]
     assert "👤 Account" in captions(kb.main_menu(running=False, admin=False))
