@@ -4,6 +4,7 @@ speak the language of the context."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,33 @@ def test_keyboards_built_from_import_time_captions_are_translated() -> None:
 
 def test_the_reply_keyboards_cancel_is_read_in_every_language() -> None:
     assert {"✖️ cancel", "✖️ отмена", "/cancel"} <= texts.cancel_words()
+
+
+_WORDS = re.compile(r"[A-Za-z]{2,}[,;:.!?]?\s+[A-Za-z]{2,}")
+
+
+def _marked_or_docstring(tree: ast.Module) -> set[int]:
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant):
+            skip.add(id(body[0].value))  # a docstring
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_", "N_"):
+            skip.update(id(arg) for arg in ast.walk(node))
+    return skip
+
+
+def test_no_english_sentence_is_built_outside_the_catalogue() -> None:
+    """An English phrase (two words or more) in a string or f-string of a texts module that isn't
+    inside ``_()``/``N_()`` would reach a Russian user in English (a text merged from another branch
+    written the old way is caught here: wrap it, docs/i18n.md)."""
+    found = []
+    for module in ("texts.py", "pacing_texts.py"):
+        tree = ast.parse((BOT / module).read_text(encoding="utf-8"))
+        skip = _marked_or_docstring(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip \
+                    and _WORDS.search(node.value):
+                found.append(f"{module}:{node.lineno}: {node.value[:60]!r}")
+    assert not found, "English outside _()/N_():\n" + "\n".join(found)
