@@ -276,9 +276,12 @@ class LocaleMiddleware(BaseMiddleware):
     language is known (``AccessMiddleware`` sets it) the sender's Telegram ``language_code`` decides.
     """
 
+    def __init__(self) -> None:
+        self.catalogues = i18n.catalogues()  # compiled when the dispatcher is built, not in an update
+
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user = _user_of(data)
-        catalogues = i18n.catalogues()
+        catalogues = self.catalogues
         language = i18n.from_telegram(user.language_code if user else "")
         with catalogues.context(), catalogues.use_locale(language):
             data["i18n"] = catalogues
