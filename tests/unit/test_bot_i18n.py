@@ -159,3 +159,11 @@ def test_no_english_sentence_is_built_outside_the_catalogue() -> None:
                     and _WORDS.search(node.value):
                 found.append(f"{module}:{node.lineno}: {node.value[:60]!r}")
     assert not found, "English outside _()/N_():\n" + "\n".join(found)
+
+
+def test_count_takes_the_catalogues_forms_in_the_current_language() -> None:
+    from roles.bot.plural import count
+    assert count(5, texts.GROUP_FORMS) == "5 groups"
+    with i18n.use_locale("ru"):
+        assert count(5, texts.GROUP_FORMS) == "5 групп" and count(22, texts.GROUP_FORMS) == "22 группы"
+        assert count(5, ("window", "windows")) == "5 windows"  # English-only forms stay English, no error
