@@ -16,7 +16,7 @@ UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --universal
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run migrate test lint typecheck unit pytest browser-deps bench lock lock-upgrade clean distclean
+.PHONY: help install run migrate test lint typecheck unit pytest browser-deps bench lock lock-upgrade clean distclean i18n
 
 help:
 	@echo "make run        create .venv if needed, migrate, start every role (embedded PostgreSQL/Redis, sandbox)"
@@ -24,6 +24,7 @@ help:
 	@echo "make lock       rewrite requirements/*.txt from pyproject.toml (same versions where still allowed)"
 	@echo "make lock-upgrade  the same, upgrading every pin to the newest allowed release"
 	@echo "make browser-deps  Debian's chromium for the browser tests (apt-get as root or password-less sudo)"
+	@echo "make i18n       add the bot's new msgids to the Russian catalogue (docs/i18n.md), then translate"
 	@echo "make lint | typecheck | unit | bench | clean | distclean"
 
 $(BIN)/python:
@@ -47,6 +48,10 @@ lock-upgrade: $(STAMP)
 	@echo "lock files upgraded: review the diff, run make install && make test, then commit requirements/"
 
 install: $(STAMP)
+
+# U12: rewrite roles/bot/locales/ru/LC_MESSAGES/bot.po from the code (new msgids untranslated, unused dropped)
+i18n: $(STAMP)
+	$(BIN)/python -m roles.bot.catalogue extract
 
 migrate: $(STAMP)
 	$(BIN)/python app.py migrate

@@ -50,6 +50,7 @@ STEP_KINDS = frozenset(
         "round",
         "topic",
         "run_round",
+        "language_code",
     }
 )
 EXPECT_KEYS = frozenset(
@@ -102,6 +103,7 @@ CHECK_NAMES = frozenset(
         "window_days",
         "attempts",
         "rounds",
+        "language",
     }
 )
 STATES = frozenset(

@@ -175,6 +175,7 @@ class Notification:
     created_at: datetime
     tries: int
     timezone: str = "UTC"  # U10.6: the recipient's, the times in the text are on their clock
+    language: str = ""  # the recipient's users.language (U12), "" when unknown
 
 
 Clock = Callable[[], datetime]

@@ -36,6 +36,7 @@ class AccessView:
     expires_at: datetime | None = None
     is_new: bool = False  # first time this user is seen (touch only)
     timezone: str = "UTC"  # U10.6: the person's time zone, every time shown is in it
+    language: str = ""  # the bot's language for this user (users.language, U12); "" when unknown
 
     @property
     def allowed(self) -> bool:
@@ -106,8 +107,10 @@ class AccessCache:
 
 
 def _unchanged(user: UserRecord, profile: UserProfile) -> bool:
-    return (user.first_name, user.last_name, user.username, user.language) == (
-        profile.first_name, profile.last_name, profile.username, profile.language)
+    # the stored language is the bot's (first contact, then the user's choice), not Telegram's current one
+    same_names = (user.first_name, user.last_name, user.username) == (
+        profile.first_name, profile.last_name, profile.username)
+    return same_names and (bool(user.language) or not profile.language)
 
 
 class AccessService:
@@ -176,6 +179,13 @@ class AccessService:
         log.info("access requested user_id=%s", user_id)
         return RequestResult("requested", self.settings.bot.admin_ids)
 
+    async def set_language(self, user_id: int, language: str) -> None:
+        """U12.2: store the bot's language for ``user_id`` (one the bot speaks; checked by the caller)."""
+        async with self.db.transaction() as conn:
+            await users.ensure(conn, user_id)
+            await users.set_language(conn, user_id, language, self.now())
+        self.cache.forget(user_id)  # the next update reads the new language
+
     async def mode(self) -> rules.AccessMode:
         async with self.db.connection() as conn:
             return await self._mode(conn)
@@ -220,4 +230,5 @@ def view_of(user: UserRecord | None, user_id: int, mode: rules.AccessMode, is_ad
                                  access_status=user.access_status, expires_at=user.access_expires_at,
                                  now=now)
     expires = user.access_expires_at if user.access_status == "granted" else None
-    return AccessView(user_id, status, mode, is_admin, expires, timezone=user.timezone)
+    return AccessView(user_id, status, mode, is_admin, expires, timezone=user.timezone,
+                      language=user.language)

@@ -117,6 +117,12 @@ class NotificationService:
             user = await users.get(conn, user_id)
         return user.notify_rounds if user is not None else True
 
+    async def language_of(self, user_id: int) -> str:
+        """The bot's stored language for ``user_id`` (U12; "" when unknown), for texts sent unprompted."""
+        async with self.db.connection() as conn:
+            user = await users.get(conn, user_id)
+        return user.language if user is not None else ""
+
     async def set_round_summaries(self, user_id: int, enabled: bool) -> bool:
         async with self.db.transaction() as conn:
             await users.ensure(conn, user_id)

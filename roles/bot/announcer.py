@@ -36,6 +36,7 @@ from aiogram.types import MessageEntity
 from metrics import ANNOUNCEMENT_SENDS
 from roles.bot import keyboards as kb
 from roles.bot import texts
+from roles.bot.i18n import use_locale
 from services.admin import AdminService
 from services.announcements import AnnouncementRow, AnnouncementService, DeliveryOutcome
 from services.notifications import NotificationService
@@ -270,11 +271,10 @@ class Announcer:
         if done.report_to is None:
             return
         try:
-            await bot.send_message(
-                done.report_to,
-                texts.announce_report(done.delivered, done.blocked, done.failed, done.total),
-                reply_markup=kb.admin_only(),
-            )
+            with use_locale(await self.outbox.language_of(done.report_to)):  # U12: the admin's language
+                text = texts.announce_report(done.delivered, done.blocked, done.failed, done.total)
+                markup = kb.admin_only()
+            await bot.send_message(done.report_to, text, reply_markup=markup)
         except TelegramAPIError as exc:
             log.warning("announcement report not delivered: %s", type(exc).__name__)
 

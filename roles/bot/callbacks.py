@@ -122,6 +122,24 @@ class Menu(AreaData, prefix="menu"):
     shapes = shapes_of(MenuAction)
 
 
+# ---- settings (U12) ----------------------------------------------------------------------------
+
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
+
+
+class SetAction(StrEnum):
+    menu = "menu"
+    lang = "lang"
+
+
+class Set(AreaData, prefix="set"):
+    """``set:menu`` (the settings menu) and ``set:lang:<code>`` (U12.2)."""
+
+    action: SetAction
+    code: LanguageCode | None = None
+    shapes = shapes_of(SetAction, lang=(("code",),))
+
+
 # ---- account (U1.2, U2) ---------------------------------------------------------------------
 
 

@@ -16,11 +16,12 @@ from aiogram.types import (
 )
 
 from roles.bot import callbacks as cb
-from roles.bot import texts
+from roles.bot import i18n, texts
 
 
 def button(text: str, data: CallbackData) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=text, callback_data=data.pack())
+    # a caption captured at import (``START_BUTTON``...) is still a marked msgid: translated here
+    return InlineKeyboardButton(text=str(i18n.translated(text)), callback_data=data.pack())
 
 
 def markup(rows: Iterable[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup:
@@ -53,9 +54,21 @@ def main_menu(*, running: bool, admin: bool, choose_groups: bool = False) -> Inl
             button(texts.BTN_STATUS, cb.St(action=cb.StAction.show)),
         ],
     ]
+    last = [button(texts.BTN_SETTINGS, cb.Set(action=cb.SetAction.menu))]
     if admin:
-        rows.append([button(texts.BTN_ADMIN, cb.Adm(action=cb.AdmAction.menu))])
+        last.append(button(texts.BTN_ADMIN, cb.Adm(action=cb.AdmAction.menu)))
+    rows.append(last)
     return markup(rows)
+
+
+def settings_menu(current: str) -> InlineKeyboardMarkup:
+    """U12.2: one button per language (each named in its own language), the current one marked."""
+    languages = [
+        button(f"• {i18n.LANGUAGE_NAMES[code]} •" if code == current else i18n.LANGUAGE_NAMES[code],
+               cb.Set(action=cb.SetAction.lang, code=code))
+        for code in i18n.LANGUAGES
+    ]
+    return markup([languages, [button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))]])
 
 
 def request_access() -> InlineKeyboardMarkup:
@@ -108,8 +121,8 @@ def logout_confirm() -> InlineKeyboardMarkup:
 def share_phone() -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup(
         keyboard=[
-            [KeyboardButton(text=texts.BTN_SHARE_PHONE, request_contact=True)],
-            [KeyboardButton(text=texts.BTN_CANCEL)],
+            [KeyboardButton(text=str(texts.BTN_SHARE_PHONE), request_contact=True)],
+            [KeyboardButton(text=str(texts.BTN_CANCEL))],
         ],
         resize_keyboard=True,
         one_time_keyboard=True,

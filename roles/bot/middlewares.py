@@ -5,7 +5,8 @@ isolation runs one update per user at a time, across replicas, so FSM read-modif
 (the code keypad, a code typed right after the phone) can't interleave, while duplicates
 and floods are dropped on arrival without waiting for that lock.
 
-0. ``InFlightMiddleware``: counts the updates being handled, so a shutdown lets them finish
+0. ``InFlightMiddleware`` then ``LocaleMiddleware`` (the language of every text, U12).
+   ``InFlightMiddleware`` counts the updates being handled, so a shutdown lets them finish
    (polling has already acknowledged them to Telegram; cutting one would lose it).
 1. ``ObserveMiddleware``: one log line per update with the contract row id and outcome
    (never a text the user typed), metrics, errors turned into a short reply, and every
@@ -39,8 +40,8 @@ from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 from domain.models import UserProfile
 from metrics import BOT_HANDLER_SECONDS, BOT_UPDATES
 from roles.bot import callbacks as cb
+from roles.bot import i18n, texts
 from roles.bot import keyboards as kb
-from roles.bot import texts
 from roles.bot.pacing import SendPacer
 from roles.bot.retry import RetryAfter
 from roles.bot.ui import leave_input
@@ -263,9 +264,28 @@ class GateMiddleware(BaseMiddleware):
 
 
 def profile_of(user: User) -> UserProfile:
-    return UserProfile(
-        user.id, user.first_name or "", user.last_name or "", user.username or "", user.language_code or ""
-    )
+    """The sender as stored; ``language``: the bot's language for Telegram's ``language_code`` (U12.1)."""
+    language = i18n.from_telegram(user.language_code) if user.language_code else ""
+    return UserProfile(user.id, user.first_name or "", user.last_name or "", user.username or "", language)
+
+
+class LocaleMiddleware(BaseMiddleware):
+    """U12: every text of an update speaks the sender's language.
+
+    Outermost, so even "slow down" and "something went wrong" are translated: until the stored
+    language is known (``AccessMiddleware`` sets it) the sender's Telegram ``language_code`` decides.
+    """
+
+    def __init__(self) -> None:
+        self.catalogues = i18n.catalogues()  # compiled when the dispatcher is built, not in an update
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user = _user_of(data)
+        catalogues = self.catalogues
+        language = i18n.from_telegram(user.language_code if user else "")
+        with catalogues.context(), catalogues.use_locale(language):
+            data["i18n"] = catalogues
+            return await handler(event, data)
 
 
 # callbacks a user without access may still press (U1.2)
@@ -286,6 +306,8 @@ class AccessMiddleware(BaseMiddleware):
         if isinstance(inner, Message) and inner.chat.type != "private":
             return None  # the bot only talks in private chats
         view = await self.access.touch(profile_of(user))
+        if view.language:
+            i18n.set_locale(view.language)  # the stored (first-contact or chosen) language wins
         data["access_view"] = view
         zone = texts.SHOWN_ZONE.set(view.timezone)  # U10.6: times in this update on the user's clock
         try:

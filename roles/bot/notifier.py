@@ -22,6 +22,7 @@ from domain.models import Notification
 from roles.bot import callbacks as cb
 from roles.bot import keyboards as kb
 from roles.bot import pacing_texts, texts
+from roles.bot.i18n import _, use_locale
 from services import notifications as kinds
 from services.notifications import NotificationService
 
@@ -36,27 +37,30 @@ DETAIL_MAX = 200  # characters of Telegram's error detail shown to the user
 
 # texts of the engine's newer notifications (kept here while roles/bot/texts.py is being edited)
 def note_message_rejected(code: str, detail: str) -> str:
-    text = (f"✉️ Telegram rejected your message ({texts.esc(code)}): fix it with “{texts.BTN_MSG_SET}” in "
-            "the message menu. The broadcast keeps running and uses the new message from its next round.")
+    text = _("✉️ Telegram rejected your message ({code}): fix it with “{button}” in the message menu. "
+             "The broadcast keeps running and uses the new message from its next round.").format(
+        code=texts.esc(code), button=texts.BTN_MSG_SET)
     if detail:
         text += f"\n<i>{texts.esc(detail[:DETAIL_MAX])}</i>"
     return text
 
 
 def note_peer_flood(until: datetime | None, now: datetime | None = None) -> str:
-    return (f"🚫 Telegram limited your account; broadcast paused until {texts.hhmm(until, now)}. "
-            "@SpamBot in Telegram tells you more.")
+    return _("🚫 Telegram limited your account; broadcast paused until {when}. "
+             "@SpamBot in Telegram tells you more.").format(when=texts.hhmm(until, now))
 
 
 def note_account_restricted(code: str, until: datetime | None, now: datetime | None = None) -> str:
-    return (f"🚫 Telegram restricted your account ({texts.esc(code)}): it can't post in groups for now. "
-            f"The broadcast is paused until {texts.hhmm(until, now)}; no group was disabled. "
-            "Open @SpamBot in Telegram to see the limit and appeal it.")
+    return _("🚫 Telegram restricted your account ({code}): it can't post in groups for now. "
+             "The broadcast is paused until {when}; no group was disabled. "
+             "Open @SpamBot in Telegram to see the limit and appeal it.").format(
+        code=texts.esc(code), when=texts.hhmm(until, now))
 
 
 def note_broadcast_halted(code: str) -> str:
-    return (f"⏹ Every group failed with the same error Telegram gave ({texts.esc(code)}), so the "
-            "broadcast stopped. Your account stays connected; start the broadcast again to retry.")
+    return _("⏹ Every group failed with the same error Telegram gave ({code}), so the "
+             "broadcast stopped. Your account stays connected; start the broadcast again to retry.").format(
+        code=texts.esc(code))
 
 
 def _when(value: Any) -> datetime | None:
@@ -140,7 +144,8 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
 def _render_safely(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
     zone = texts.SHOWN_ZONE.set(note.timezone)  # U10.6: the recipient's clock
     try:
-        rendered = render(note)
+        with use_locale(note.language):  # U12: in the recipient's language
+            rendered = render(note)
     except Exception:  # one unreadable row must not stop the drainer
         log.exception("notification %s of kind %s cannot be rendered", note.notification_id, note.kind)
         return None

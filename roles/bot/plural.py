@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from roles.bot.i18n import current
+
 
 def plural_index(n: int, lang: str = "en") -> int:
     """The index of the form ``n`` takes in ``lang``'s forms (one, other) or (one, few, many)."""
@@ -22,14 +24,23 @@ def plural_index(n: int, lang: str = "en") -> int:
     return 0 if n == 1 else 1
 
 
-def plural(n: int, forms: Sequence[str], lang: str = "en") -> str:
-    """The form of the noun that agrees with ``n`` (``forms`` in ``plural_index`` order)."""
+def plural(n: int, forms: Sequence[str] | str, lang: str | None = None) -> str:
+    """The form of the noun that agrees with ``n`` (``forms`` in ``plural_index`` order, a sequence or
+    one ``"a|b|c"`` string as the catalogue holds them). Without ``lang``: the language of the texts
+    being built (U12), or English when ``forms`` has only English's two forms."""
+    if isinstance(forms, str):
+        forms = forms.split("|")
+    if lang is None:
+        lang = current()
+        if lang == "ru" and len(forms) < 3:
+            lang = "en"
     index = plural_index(n, lang)
     if index >= len(forms):
         raise ValueError(f"{lang} needs {index + 1} plural forms, got {list(forms)}")
     return forms[index]
 
 
-def count(n: int, forms: Sequence[str], lang: str = "en") -> str:
-    """``n`` and the noun that agrees with it: ``count(1, ("group", "groups"))`` -> ``"1 group"``."""
+def count(n: int, forms: Sequence[str] | str, lang: str | None = None) -> str:
+    """``n`` and the noun that agrees with it: ``count(1, ("group", "groups"))`` -> ``"1 group"``;
+    ``count(5, texts.GROUP_FORMS)`` -> ``"5 групп"`` for a Russian user."""
     return f"{n} {plural(n, forms, lang)}"

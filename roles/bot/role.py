@@ -33,14 +33,17 @@ from accounts.gateway import AccountGateway
 from config.settings import Settings, check_webhook
 from domain.limits import Policy
 from domain.models import Clock, utc_now
+from roles.bot import i18n
 from roles.bot.album import AlbumMiddleware
 from roles.bot.announcer import Announcer
 from roles.bot.fsm import SnapshotIsolation, SnapshotReads
+from roles.bot.i18n import N_
 from roles.bot.middlewares import (
     AccessMiddleware,
     GateMiddleware,
     InFlightMiddleware,
     LeaveInputMiddleware,
+    LocaleMiddleware,
     ObserveMiddleware,
     install_request_middlewares,
 )
@@ -79,12 +82,23 @@ WEBHOOK_MAX_CONNECTIONS = 40
 MAX_CONCURRENT_UPDATES = 256  # updates handled at once by this replica (each one per user at a time)
 SHUTDOWN_GRACE = 10.0  # seconds a stopping bot gives the updates it is handling
 COMMANDS = (
-    ("start", "main menu"),
-    ("login", "connect your Telegram account"),
-    ("status", "broadcast status"),
-    ("help", "how it works"),
-    ("cancel", "cancel the current input"),
+    ("start", N_("main menu")),
+    ("login", N_("connect your Telegram account")),
+    ("status", N_("broadcast status")),
+    ("help", N_("how it works")),
+    ("cancel", N_("cancel the current input")),
 )
+
+
+async def set_commands(bot: Bot) -> None:
+    """The command list in English for everyone, and in each other language for the apps set to it
+    (Telegram picks the list by the app's language_code)."""
+    await bot.set_my_commands([BotCommand(command=c, description=d) for c, d in COMMANDS])
+    for language in i18n.LANGUAGES:
+        if language != i18n.DEFAULT:
+            await bot.set_my_commands(
+                [BotCommand(command=c, description=i18n.translate(d, language)) for c, d in COMMANDS],
+                language_code=language)
 
 
 @dataclass(frozen=True)
@@ -198,6 +212,7 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     )
     dp["in_flight"] = in_flight = InFlightMiddleware()
     dp.update.outer_middleware(in_flight)
+    dp.update.outer_middleware(LocaleMiddleware())
     dp.update.outer_middleware(ObserveMiddleware())
     dp.update.outer_middleware(GateMiddleware(redis, settings.bot.throttle_rate))
     dp.update.outer_middleware(AlbumMiddleware())  # U9.3: an album's parts, handled as one update
@@ -371,7 +386,7 @@ async def _prepare_polling(bot: Bot) -> None:
     # getUpdates fails while a webhook is set; the command list is a nicety
     try:
         await bot.delete_webhook(drop_pending_updates=False)
-        await bot.set_my_commands([BotCommand(command=c, description=d) for c, d in COMMANDS])
+        await set_commands(bot)
     except TelegramAPIError as exc:
         log.warning("bot: preparing polling failed: %s", type(exc).__name__)
 
@@ -388,6 +403,6 @@ async def _set_webhook(bot: Bot, dp: Dispatcher, url: str, secret: str) -> None:
     )
     log.info("bot: webhook set (%s)", url.split("?", 1)[0])
     try:
-        await bot.set_my_commands([BotCommand(command=c, description=d) for c, d in COMMANDS])
+        await set_commands(bot)
     except TelegramAPIError as exc:
         log.warning("bot: setting the command list failed: %s", type(exc).__name__)

@@ -36,8 +36,8 @@ async def enqueue(
 async def pending(conn: asyncpg.Connection, limit: int, max_tries: int) -> list[Notification]:
     rows = await conn.fetch(
         """SELECT n.notification_id, n.user_id, n.kind, n.payload, n.dedupe_key, n.created_at, n.tries,
-                  u.timezone
-           FROM notifications n JOIN users u ON u.user_id = n.user_id
+                  COALESCE(u.timezone, 'UTC') AS timezone, COALESCE(u.language, '') AS language
+           FROM notifications n LEFT JOIN users u ON u.user_id = n.user_id
            WHERE n.delivered_at IS NULL AND n.tries < $2
            ORDER BY n.notification_id LIMIT $1""",
         limit, max_tries,
@@ -46,7 +46,7 @@ async def pending(conn: asyncpg.Connection, limit: int, max_tries: int) -> list[
         Notification(
             notification_id=r["notification_id"], user_id=r["user_id"], kind=r["kind"],
             payload=r["payload"], dedupe_key=r["dedupe_key"], created_at=r["created_at"],
-            tries=r["tries"], timezone=r["timezone"],
+            tries=r["tries"], timezone=r["timezone"], language=r["language"],
         )
         for r in rows
     ]

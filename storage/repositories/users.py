@@ -51,11 +51,14 @@ async def touch(conn: asyncpg.Connection, profile: UserProfile, now: datetime) -
         VALUES ($1, $2, $3, $4, $5, $6, $6, $6, false)
         ON CONFLICT (user_id) DO UPDATE SET
             first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
-            username = EXCLUDED.username, language = EXCLUDED.language,
+            username = EXCLUDED.username,
+            -- U12: the bot's language comes from Telegram's language_code on first contact only (a row
+            -- made by ``ensure`` has none yet); later it changes only through ``set_language``
+            language = CASE WHEN u.language = '' THEN EXCLUDED.language ELSE u.language END,
             last_seen_at = EXCLUDED.last_seen_at, bot_blocked = false,
-            updated_at = CASE WHEN (u.first_name, u.last_name, u.username, u.language)
+            updated_at = CASE WHEN (u.first_name, u.last_name, u.username, u.language = '')
                                    IS DISTINCT FROM (EXCLUDED.first_name, EXCLUDED.last_name,
-                                                     EXCLUDED.username, EXCLUDED.language)
+                                                     EXCLUDED.username, false)
                               THEN EXCLUDED.updated_at ELSE u.updated_at END
         RETURNING {COLUMNS}, (xmax = 0) AS inserted
         """,
@@ -105,6 +108,15 @@ async def set_banned(conn: asyncpg.Connection, user_id: int, banned: bool, now: 
     await conn.execute(
         "UPDATE users SET banned = $2, updated_at = $3 WHERE user_id = $1", user_id, banned, now
     )
+
+
+async def set_language(conn: asyncpg.Connection, user_id: int, language: str, now: datetime) -> None:
+    """U12.2: the language the user chose in the settings menu. Announced on the access channel like
+    an access change, so every bot replica's access cache drops its copy of the user at commit."""
+    await conn.execute(
+        "UPDATE users SET language = $2, updated_at = $3 WHERE user_id = $1", user_id, language, now
+    )
+    await conn.execute("SELECT pg_notify('ab_access', $1::text)", str(user_id))
 
 
 async def set_notify_rounds(conn: asyncpg.Connection, user_id: int, enabled: bool) -> bool:

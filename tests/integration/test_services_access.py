@@ -111,3 +111,21 @@ async def test_admins_always_have_access(env: Env) -> None:
     view = await env.access.touch(UserProfile(ADMIN_ID))
     assert view.allowed and view.is_admin
     assert env.access.is_admin(ADMIN_ID) and not env.access.is_admin(2)
+
+
+async def test_the_language_is_set_on_first_contact_and_changed_only_by_choice(env: Env) -> None:
+    """U12: users.language is the bot's language: the first language seen, then the user's choice."""
+    view = await env.access.touch(UserProfile(150, "Ivan", language="ru"))
+    assert view.language == "ru"
+    env.clock.advance(60)
+    again = await env.access.touch(UserProfile(150, "Ivan", language="en"))  # the app's language changed
+    assert again.language == "ru"
+    await env.access.set_language(150, "en")
+    assert (await env.access.touch(UserProfile(150, "Ivan", language="ru"))).language == "en"
+    assert await env.fetchval("SELECT language FROM users WHERE user_id = 150") == "en"
+
+
+async def test_a_row_made_before_first_contact_takes_the_first_language(env: Env) -> None:
+    await env.admin.grant(ADMIN, 160, 0)  # an admin grants access before the person ever wrote
+    assert await env.fetchval("SELECT language FROM users WHERE user_id = 160") == ""
+    assert (await env.access.touch(UserProfile(160, "Olga", language="ru"))).language == "ru"

@@ -64,6 +64,7 @@ from services.admin import Actor, AdminService
 from services.login import LoginService
 from storage.db import Database
 from storage.migrator import apply_migrations
+from storage.repositories import users as users_repo
 
 TOKEN = "424242:parity-suite-token"
 BOT_ID = 424242
@@ -229,6 +230,14 @@ class Harness:
 
     async def ban(self, uid: int) -> None:
         await self.admin.ban(Actor.system("parity"), uid)
+
+    async def speak(self, language: str, *uids: int) -> None:
+        """The bot's stored language of these people (U12; the admins of the Russian pass), as if each
+        had chosen it in the settings menu: announced to the bot's access cache like a ban is."""
+        async with self.db.transaction() as conn:
+            for uid in uids:
+                await users_repo.ensure(conn, uid)
+                await users_repo.set_language(conn, uid, language, self.clock())
 
 
 def parity_settings(sandbox_url: str, overrides: dict[str, Any] | None = None, *, gateway: str = "sandbox",

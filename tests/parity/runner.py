@@ -20,7 +20,7 @@ from storage.lease import Leases
 from storage.queue import JobQueue
 from storage.repositories import settings as settings_repo
 from tests.integration.engine_support import FAST, Engine
-from tests.parity import window_steps
+from tests.parity import russian, window_steps
 from tests.parity.harness import ADMIN, ADMIN_USER, Harness
 
 # results of this session, for the coverage test and the terminal summary:
@@ -52,6 +52,8 @@ def _buttons(message: Json) -> list[Json]:
 
 
 def _phrase_in(phrase: str, haystack: str) -> bool:
+    if phrase.startswith("lit:"):
+        phrase = phrase[4:]
     if phrase.startswith("re:"):
         return re.search(phrase[3:], haystack, re.IGNORECASE) is not None
     return phrase.lower() in haystack.lower()
@@ -110,7 +112,8 @@ def diff(before: list[Json], after: list[Json]) -> Output:
 class CaseRunner:
     """Runs one case for a fresh user; ``run()`` raises CaseFailed listing every broken expectation."""
 
-    def __init__(self, harness: Harness, contract: Contract, case: Case) -> None:
+    def __init__(self, harness: Harness, contract: Contract, case: Case, language: str = "en") -> None:
+        self.language = language  # "ru": the Russian pass (every person speaks Russian, phrases translated)
         self.h = harness
         self.contract = contract
         self.case = case
@@ -287,6 +290,8 @@ class CaseRunner:
             await self.h.ban(uid)
         elif kind == "advance_clock":
             self.h.clock.offset += float(value)
+        elif kind == "language_code":
+            await self.h.client.create_user(uid, "Parity", username=f"user{uid}", language_code=str(value))
         else:  # pragma: no cover - contract.load rejects unknown steps
             raise CaseFailed(f"unknown step {kind}")
 
@@ -345,6 +350,11 @@ class CaseRunner:
         case = self.case
         await self.h.free_accounts()
         self.uid = ADMIN_USER if case.as_admin else await self.h.new_user()
+        if self.language != "en":
+            await self.h.speak(self.language, ADMIN, ADMIN_USER)
+            if not case.as_admin:  # a new person: the bot learns the language from Telegram's language_code
+                await self.h.client.create_user(self.uid, "Parity", username=f"user{self.uid}",
+                                                language_code=self.language)
         try:
             for name, acc in self.contract.accounts.items():
                 self.start_codes[name] = len(await self.h.client.codes(acc["phone"]))
@@ -403,6 +413,8 @@ class CaseRunner:
         return sorted(sizes)
 
     async def cleanup(self) -> None:
+        if self.language != "en":
+            await self.h.speak("en", ADMIN, ADMIN_USER)
         await self.h.client.clear_faults()
         for group, topic, before in reversed(self.topic_changes):
             if not any(t["id"] == topic for t in await self.h.client.topics(group)):
@@ -419,13 +431,13 @@ class CaseRunner:
 
     async def wait_notified(self, before: list[Json]) -> list[str]:
         """Phrases the bot sends on its own (outbox, announcements) arrive after the trigger settled."""
-        wanted = [await self.render(p) for p in self.case.expect.get("notified", [])]
+        wanted = list(self.case.expect.get("notified", []))
         if not wanted:
             return []
         deadline = asyncio.get_running_loop().time() + NOTIFIED_TIMEOUT
         while True:
             hay = diff(before, await self.h.client.chat(self.uid)).haystack
-            missing = [p for p in wanted if not _phrase_in(p, hay)]
+            missing = [p for p in wanted if not await self.shows(p, hay)]
             if not missing:
                 return []
             if asyncio.get_running_loop().time() > deadline:
@@ -437,13 +449,11 @@ class CaseRunner:
         problems: list[str] = []
         hay = out.haystack
         for phrase in expect.get("reply", []):
-            phrase = await self.render(phrase)
-            if not _phrase_in(phrase, hay):
-                problems.append(f"reply lacks {phrase!r}")
+            if not await self.shows(phrase, hay):
+                problems.append(f"reply lacks {await self.render(phrase)!r}{self.said(phrase)}")
         for phrase in [*self.case.failure, *ALWAYS_FAILURE]:
-            phrase = await self.render(phrase)
-            if _phrase_in(phrase, hay):
-                problems.append(f"reply shows the failure phrase {phrase!r}")
+            if await self.shows(phrase, hay, failure=True):
+                problems.append(f"reply shows the failure phrase {await self.render(phrase)!r}{self.said(phrase)}")
         ids = out.callback_ids
         for pattern in expect.get("buttons", []):
             pattern = await self.render(pattern)
@@ -486,9 +496,8 @@ class CaseRunner:
         if "admin" in expect:
             admin_hay = admin_out.haystack
             for phrase in expect["admin"].get("reply", []):
-                phrase = await self.render(phrase)
-                if not _phrase_in(phrase, admin_hay):
-                    problems.append(f"admin's chat lacks {phrase!r}")
+                if not await self.shows(phrase, admin_hay):
+                    problems.append(f"admin's chat lacks {await self.render(phrase)!r}{self.said(phrase)}")
             for pattern in expect["admin"].get("buttons", []):
                 pattern = await self.render(pattern)
                 if not any(_glob(pattern, i) for i in admin_out.callback_ids):
@@ -498,7 +507,7 @@ class CaseRunner:
                 if any(_glob(pattern, i) for i in admin_out.callback_ids):
                     problems.append(f"admin's chat offers the button {pattern!r}")
             for phrase in [*self.case.failure, *ALWAYS_FAILURE]:
-                if _phrase_in(await self.render(phrase), admin_hay):
+                if await self.shows(phrase, admin_hay, failure=True):
                     problems.append(f"admin's chat shows the failure phrase {phrase!r}")
         for name, wanted in (expect.get("checks") or {}).items():
             got = await self.fact(name)
@@ -506,6 +515,28 @@ class CaseRunner:
             if got != wanted:
                 problems.append(f"check {name}: {got!r}, expected {wanted!r}")
         return problems
+
+    async def shows(self, phrase: str, haystack: str, failure: bool = False) -> bool:
+        """Whether ``haystack`` shows the contract ``phrase`` in this pass's language: in the Russian
+        pass, any of its Russian meanings (``tests/parity/russian.py``). A failure phrase with no
+        Russian meaning is still looked for in English (no English may leak into a Russian chat)."""
+        if self.language == "en":
+            return _phrase_in(await self.render(phrase), haystack)
+        try:
+            candidates = russian.meanings(phrase)
+        except russian.NoMeaning:
+            if not failure:
+                raise
+            candidates = [phrase]
+        return any([_phrase_in(await self.render(c), haystack) for c in candidates])
+
+    def said(self, phrase: str) -> str:
+        if self.language == "en":
+            return ""
+        try:
+            return f" (in Russian: {russian.meanings(phrase)})"
+        except russian.NoMeaning:
+            return ""
 
     async def fact(self, name: str) -> Any:
         uid = self.uid
@@ -542,6 +573,8 @@ class CaseRunner:
             return bool(await h.fetchval("SELECT banned FROM users WHERE user_id = $1", uid))
         if name == "access":
             return await h.fetchval("SELECT access_status FROM users WHERE user_id = $1", uid)
+        if name == "language":
+            return await h.fetchval("SELECT language FROM users WHERE user_id = $1", uid)
         if name == "access_mode":
             async with h.db.connection() as conn:
                 return await settings_repo.access_mode(conn)
@@ -623,11 +656,16 @@ def results(gateway: str = "sandbox") -> dict[str, str]:
     return RESULTS.setdefault(gateway, {})
 
 
-async def run_case(harness: Harness, contract: Contract, case: Case) -> None:
-    """Run ``case`` and record its outcome in ``RESULTS`` under the harness's gateway."""
-    outcomes = results(harness.gateway_kind)
+def pass_name(gateway: str, language: str = "en") -> str:
+    """The key of a pass in ``RESULTS``: the gateway, with ``-ru`` for the Russian pass."""
+    return gateway if language == "en" else f"{gateway}-{language}"
+
+
+async def run_case(harness: Harness, contract: Contract, case: Case, language: str = "en") -> None:
+    """Run ``case`` and record its outcome in ``RESULTS`` under the harness's gateway (and language)."""
+    outcomes = results(pass_name(harness.gateway_kind, language))
     try:
-        await CaseRunner(harness, contract, case).run()
+        await CaseRunner(harness, contract, case, language).run()
     except BaseException:
         outcomes[case.name] = "failed"
         raise

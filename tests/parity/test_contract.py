@@ -5,6 +5,11 @@ MTProto endpoint) the rows where the account gateway does the work: every U2 (lo
 group import rows U3.3 and U3.4, the album row U9.3 (posted over MTProto with sendMultiMedia) and
 the forum topic rows U11.1-U11.4 (topics listed over messages.getForumTopics, posts sent into a
 topic by a worker's Telethon gateway).
+
+The contract also runs in Russian (U12), on the sandbox gateway only (the language is the bot's
+business, not the account gateway's, so a second Telethon pass would add minutes and prove nothing
+more): every person speaks Russian, buttons, states, checks and failures are asserted as in English,
+and reply phrases through their Russian meaning (``tests/parity/russian.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import pytest
 
 import contract
 from tests.parity.harness import Harness
-from tests.parity.runner import results, run_case, summary
+from tests.parity.runner import pass_name, results, run_case, summary
 
 pytestmark = [pytest.mark.parity, pytest.mark.asyncio(loop_scope="module")]
 
@@ -32,6 +37,10 @@ def cases_for(gateway: str) -> list[contract.Case]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.name == "test_case_in_russian":
+        params = [pytest.param("sandbox", case, id=f"sandbox-ru-{case.name}") for case in cases_for("sandbox")]
+        metafunc.parametrize(("gateway_kind", "case"), params, indirect=["gateway_kind"], scope="module")
+        return
     if metafunc.definition.name != "test_case":
         return
     params = [pytest.param(gateway, case, id=f"{gateway}-{case.name}")
@@ -42,6 +51,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 async def test_case(harness: Harness, case: contract.Case) -> None:
     await run_case(harness, CONTRACT, case)
+
+
+async def test_case_in_russian(harness: Harness, case: contract.Case) -> None:
+    await run_case(harness, CONTRACT, case, language="ru")
+
+
+@pytest.mark.gateways("sandbox")
+async def test_every_row_is_executed_in_russian(harness: Harness) -> None:
+    """Every row the sandbox gateway runs passes in Russian too (U12: "the contract runs in both")."""
+    rows = [r for r in contract.row_ids() if r not in CONTRACT.pending()]
+    errors = []
+    outcomes = results(pass_name("sandbox", "ru"))
+    for case in cases_for("sandbox"):
+        if case.name not in outcomes:
+            try:
+                await run_case(harness, CONTRACT, case, language="ru")
+            except AssertionError as exc:
+                errors.append(str(exc))
+    not_run = [r for r in rows if any(c.id == r for c in CASES)
+               and not all(outcomes.get(c.name) == "passed" for c in CASES if c.id == r)]
+    assert not not_run, f"rows without a passing Russian run: {not_run}"
+    assert not errors, "\n".join(errors)
 
 
 @pytest.mark.gateways("sandbox", "telethon")

@@ -14,7 +14,7 @@ def ids(markup: InlineKeyboardMarkup) -> list[str]:
 
 def test_main_menu_buttons_follow_the_state_and_the_role() -> None:
     assert sorted(ids(kb.main_menu(running=False, admin=False))) == sorted(
-        ["acc:menu", "grp:menu", "msg:menu", "int:menu", "sch:menu", "bc:start", "st:show"])
+        ["acc:menu", "grp:menu", "msg:menu", "int:menu", "sch:menu", "bc:start", "st:show", "set:menu"])
     running = ids(kb.main_menu(running=True, admin=False))
     assert "bc:stop" in running and "bc:start" not in running
     assert "adm:menu" in ids(kb.main_menu(running=False, admin=True))

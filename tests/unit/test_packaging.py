@@ -72,6 +72,7 @@ def test_the_wheel_holds_the_runtime_packages_and_their_data_only(wheel: Path) -
     assert sorted(Path(n).name for n in names if n.startswith("storage/migrations/") and n.endswith(".sql")) \
         == migrations
     assert "roles/app/openapi.json" in names
+    assert "roles/bot/locales/ru/LC_MESSAGES/bot.po" in names  # U12: the Russian catalogue
 
 
 def test_the_wheel_depends_on_the_runtime_dependencies_only(wheel: Path) -> None:

@@ -53,9 +53,11 @@ def build_routers() -> list[Router]:
         limits,
         message,
         schedule,
+        settings,
         start,
         status,
     )
 
-    flows = [start, account, groups, message, interval, schedule, broadcast, status, admin, limits, fallback]
+    flows = [start, account, groups, message, interval, schedule, broadcast, status, settings, admin, limits,
+             fallback]
     return [module.routes.build() for module in flows]

@@ -223,15 +223,9 @@ async def _send_code(
     await main_menu(bot, message, status)
 
 
-# issue 11 (kept here while roles/bot/texts.py is being edited)
-ACCOUNT_TAKEN = ("⛔ This Telegram account is already connected by another user of this bot. One Telegram "
-                 "account can be connected by one user at a time, so this login was refused and its new "
-                 "session logged out. Disconnect it there first, or connect another account.")
-
-
 def _ending_text(step: LoginStep) -> str:
     if step.outcome == "account_taken":
-        return ACCOUNT_TAKEN
+        return texts.ACCOUNT_TAKEN
     if step.outcome == "phone_banned":
         return texts.PHONE_BANNED
     if step.outcome == "flood":
@@ -243,7 +237,7 @@ def _ending_text(step: LoginStep) -> str:
     if step.outcome == "too_many":
         return texts.LOGIN_TOO_MANY
     if step.outcome == "login_blocked":
-        return texts.LOGIN_BLOCKED.get(step.reason, texts.TELEGRAM_UNREACHABLE)
+        return texts.LOGIN_BLOCKED.get(step.reason) or texts.TELEGRAM_UNREACHABLE
     return texts.ERROR
 
 

@@ -78,7 +78,7 @@ async def _leave_cancelled(
 def _cancel_text(message: Message, raw_state: str | None = None) -> bool:
     """The reply keyboard's Cancel button (or the word) while some input is expected."""
     text = message.text or ""
-    return raw_state is not None and text.strip().lower() in texts.CANCEL_WORDS
+    return raw_state is not None and text.strip().lower() in texts.cancel_words()
 
 
 @routes.message(Command("cancel"))
