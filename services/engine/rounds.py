@@ -11,8 +11,9 @@ Order of a job (engine.md, "Worker"):
    the job back to the queue with the wait), claim the attempt (``sending``, committed, with every
    "before each send" check in the same statement), send, keep the outcome; outcomes are written
    right away when a wait follows, otherwise together with the next claim;
-4. the last outcome is written with the count of what is left; nothing left -> the round is
-   finished (counters, summary notification) and the job is to be acknowledged; otherwise the
+4. one statement writes the last outcome and counts what is left; nothing left -> the same
+   statement finishes the round (counters, summary notification) and the job is to be
+   acknowledged; otherwise it records when the next job is due (reconciliation reads it) and the
    same job id is to go to the back of the queue with the gap plus jitter as its delay;
 5. the worker's ``settle`` applies that outcome to the queue, then the lock is released (a job
    handed back after the release could be overtaken: the chaos suite's SIGKILL run stalled).
@@ -51,6 +52,7 @@ from services.engine.ports import (
 )
 from storage.db import DB_ERRORS
 from storage.repositories.attempts import Candidate, Claimed, Outcome, Remaining, RoundContext
+from storage.repositories.rounds import FinishedRound
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +228,7 @@ class RoundEngine:
                 continue
             if not await self._take_turn(batch, unit):
                 break
-            claimed = await unit.claim(cand.attempt_id, ctx.message_id, batch.unwritten)
+            claimed = await unit.claim(ctx.round_id, cand.attempt_id, ctx.message_id, batch.unwritten)
             batch.unwritten = None
             if claimed is None:
                 batch.blocked = await unit.claim_blocker(cand.attempt_id)
@@ -384,18 +386,25 @@ class RoundEngine:
 
     async def _settle(self, batch: _Batch, ended: bool, unit: RoundUnit) -> JobOutcome:
         ctx = batch.ctx
-        remaining = await unit.flush_and_remaining(ctx.round_id, batch.unwritten)
+        go_on = not ended and batch.blocked is None
+        jitter = rules.jitter(self.settings, self.rng)
+        report = self.pacing.report(batch.pace) if go_on else {}
+        # one statement: the last outcome, what is left, and the round's end or its next job's time
+        settled = await unit.settle(ctx.round_id, batch.unwritten, finish=go_on,
+                                    summary_extra={"pacing": report} if report else {},
+                                    wait_floor=self._wait_floor(batch), jitter=jitter)
         batch.unwritten = None
         await self.pacing.save(batch.pace)
         if ended:
             return JobOutcome.ack(JobResult.DONE)
         if batch.blocked is not None:
             return await self._blocked(ctx, batch.blocked, unit)
-        if remaining.open == 0:
-            async with unit.transaction():
-                await self._finish(unit, ctx, "done", self.pacing.report(batch.pace))
+        if settled.finished is not None:
+            self._finished(ctx, settled.finished)
+        remaining = settled.remaining
+        if remaining.open == 0:  # finished here, or already by a job before this one
             return JobOutcome.ack(JobResult.DONE)
-        return JobOutcome.requeue(JobResult.CONTINUED, self._continuation_delay(batch, remaining))
+        return JobOutcome.requeue(JobResult.CONTINUED, self._continuation_delay(batch, remaining, jitter))
 
     async def _blocked(self, ctx: RoundContext, blocker: str, unit: RoundUnit) -> JobOutcome:
         """The round can't go on now: stopped -> cancelled; paused -> wait; account gone -> end."""
@@ -404,7 +413,9 @@ class RoundEngine:
             delay = self._pause_poll()
             if blocker == "paused" and state is not None and state[0] is not None:
                 delay = max(delay, (state[0] - state[1]).total_seconds())
-            return JobOutcome.requeue(JobResult.WAITING, delay + rules.jitter(self.settings, self.rng))
+            delay += rules.jitter(self.settings, self.rng)
+            await unit.expect_job(ctx.round_id, delay)  # reconciliation leaves it alone until then
+            return JobOutcome.requeue(JobResult.WAITING, delay)
         async with unit.transaction():
             if blocker == "no_account":
                 await unit.stop_campaign(ctx.user_id)
@@ -416,18 +427,20 @@ class RoundEngine:
             await self._finish(unit, ctx, "cancelled")
         return JobOutcome.ack(JobResult.DONE)
 
-    async def _finish(self, unit: RoundUnit, ctx: RoundContext, status: str,
-                      pacing: dict[str, Any] | None = None) -> None:
+    async def _finish(self, unit: RoundUnit, ctx: RoundContext, status: str) -> None:
         finished = await unit.finish_round(ctx.round_id, status)
         if finished is None:
             return
-        ROUNDS.labels(status).inc()
-        log.info("user %s round %s: %s, %d sent, %d failed, %d skipped, %d unknown of %d", ctx.user_id,
-                 ctx.round_id, status, finished.sent, finished.failed, finished.skipped, finished.unknown,
-                 finished.total)
+        self._finished(ctx, finished)
         if status == "done":
-            summary = {**finished.summary(), **({"pacing": pacing} if pacing else {})}
-            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY, summary, f"round_summary:{ctx.round_id}")
+            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY, finished.summary(),
+                              f"round_summary:{ctx.round_id}")
+
+    def _finished(self, ctx: RoundContext, finished: FinishedRound) -> None:
+        ROUNDS.labels(finished.status).inc()
+        log.info("user %s round %s: %s, %d sent, %d failed, %d skipped, %d unknown of %d", ctx.user_id,
+                 ctx.round_id, finished.status, finished.sent, finished.failed, finished.skipped,
+                 finished.unknown, finished.total)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -497,13 +510,19 @@ class RoundEngine:
                 waiter.cancel()
         return not (self.stopping.is_set() or batch.held.lost.is_set())
 
-    def _continuation_delay(self, batch: _Batch, remaining: Remaining) -> float:
+    def _wait_floor(self, batch: _Batch) -> float:
+        """The continuation's delay before the round's waiting attempts and the jitter count."""
         wait = self.pacing.account_wait(batch.pace)
-        if remaining.ready == 0 and remaining.earliest is not None:
-            wait = max(wait, (remaining.earliest - remaining.now).total_seconds())
         if batch.sends == 0 and batch.deferred_until:
             wait = max(wait, batch.deferred_until)
-        return wait + rules.jitter(self.settings, self.rng)
+        return wait
+
+    def _continuation_delay(self, batch: _Batch, remaining: Remaining, jitter: float) -> float:
+        # the same figures ``settle`` wrote as the round's next job time
+        wait = self._wait_floor(batch)
+        if remaining.ready == 0 and remaining.earliest is not None:
+            wait = max(wait, (remaining.earliest - remaining.now).total_seconds())
+        return wait + jitter
 
     def _busy_delay(self) -> float:
         base = max(0.05, min(1.0, self.settings.gap_min / 2))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -30,6 +30,13 @@ class OpenRound:
     round_id: int
     user_id: int
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class OverdueRound:
+    round_id: int
+    user_id: int
+    due: datetime  # when its next job was due
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,36 @@ async def open_rounds(conn: asyncpg.Connection, older_than: timedelta, limit: in
         limit,
     )
     return [OpenRound(r["round_id"], r["user_id"], r["created_at"]) for r in rows]
+
+
+async def overdue_rounds(
+    conn: asyncpg.Connection, grace: timedelta, after: tuple[datetime, int] | None, limit: int
+) -> list[OverdueRound]:
+    """Unfinished rounds whose next job was due more than ``grace`` ago (``next_job_at``, or the
+    creation when no job has run yet), in ``(due, round_id)`` order after ``after``: a slice of
+    ``rounds_job_due_idx``, whatever the number of open rounds whose job is not due yet."""
+    if after is None:
+        after = (datetime.min.replace(tzinfo=UTC), 0)
+    rows = await conn.fetch(
+        """
+        SELECT round_id, user_id, coalesce(next_job_at, created_at) AS due FROM rounds
+        WHERE finished_at IS NULL AND coalesce(next_job_at, created_at) <= now() - $1::interval
+          AND (coalesce(next_job_at, created_at), round_id) > ($2::timestamptz, $3::bigint)
+        ORDER BY coalesce(next_job_at, created_at), round_id
+        LIMIT $4
+        """,
+        grace, after[0], after[1], limit,
+    )
+    return [OverdueRound(r["round_id"], r["user_id"], r["due"]) for r in rows]
+
+
+async def expect_job(conn: asyncpg.Connection, round_id: int, delay: float) -> None:
+    """The round's next job is due in ``delay`` seconds (a job put off by a pause)."""
+    await conn.execute(
+        "UPDATE rounds SET next_job_at = now() + make_interval(secs => $2::float8) "
+        "WHERE round_id = $1 AND finished_at IS NULL",
+        round_id, float(delay),
+    )
 
 
 async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "done") -> FinishedRound | None:
