@@ -148,15 +148,16 @@ class Leases:
         return None if value is None else int(value)
 
     @contextlib.asynccontextmanager
-    async def keep(self, lease: Lease) -> AsyncIterator[HeldLease]:
-        """Renew an acquired lease every ttl/3 while the block runs, release it on exit."""
+    async def keep(self, lease: Lease, release: bool = True) -> AsyncIterator[HeldLease]:
+        """Renew an acquired lease every ttl/3 while the block runs, release it on exit (unless
+        ``release`` is False: the caller then releases it, e.g. in the job queue's settle script)."""
         held = HeldLease(lease)
         task = asyncio.create_task(self._renew_until_lost(held))
         try:
             yield held
         finally:
             await _cancel(task)
-            if not held.lost.is_set():
+            if release and not held.lost.is_set():
                 try:
                     await self.release(lease)
                 except (RedisError, OSError) as exc:

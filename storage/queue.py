@@ -182,6 +182,28 @@ put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], tonumber(ARGV[5]))
 return 1
 """
 
+# A job's end in one round trip: acknowledge it, or re-enqueue it as _REQUEUE does, then release
+# the leases its run held (compare-and-delete, as ``storage.lease`` releases), in this order and
+# atomically, so the job is back in the queue before anyone can take the user's lock.
+# KEYS: stream, delayed, payloads, dedupe, lease keys... ARGV: group, entry id, job id, payload
+# (empty: acknowledge), delay ms, then one token per lease key. -> 1 re-enqueued | 0 acknowledged
+_SETTLE = _LUA_PRELUDE + """
+local added = 0
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+local mark = redis.call('HGET', KEYS[4], ARGV[3])
+if ARGV[4] == '' then
+  if mark == ARGV[2] then redis.call('HDEL', KEYS[4], ARGV[3]) end
+elseif not mark or mark == ARGV[2] then
+  put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], tonumber(ARGV[5]))
+  added = 1
+end
+for i = 5, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then redis.call('DEL', KEYS[i]) end
+end
+return added
+"""
+
 # Reset the idle time of entries still owned by this consumer (XCLAIM JUSTID does not count a
 # delivery). An entry another consumer has reclaimed is left alone and reported as lost.
 # KEYS: stream. ARGV: group, consumer, entry ids... -> {1 kept | 0 lost, ...}
@@ -387,6 +409,7 @@ class JobQueue:
         self._fetch = redis.register_script(_FETCH)
         self._ack = redis.register_script(_ACK)
         self._requeue = redis.register_script(_REQUEUE)
+        self._settle = redis.register_script(_SETTLE)
         self._touch = redis.register_script(_TOUCH)
         self._reclaim = redis.register_script(_RECLAIM)
         self._depth = redis.register_script(_DEPTH)
@@ -489,6 +512,18 @@ class JobQueue:
         data = orjson.dumps(job.payload if payload is None else payload)
         added = await self._requeue(
             keys=self._all_keys, args=[self.group, job.entry_id, job.id, data, _ms(delay)])
+        JOBS.labels("requeued" if added else "acked").inc()
+        return bool(added)
+
+    async def settle(self, job: Job, requeue: bool, delay: float = 0.0, payload: dict[str, Any] | None = None,
+                     leases: Sequence[tuple[str, int]] = ()) -> bool:
+        """``ack`` (``requeue`` False) or ``requeue`` the job, then release ``leases`` ((key, token)
+        pairs, each deleted only while it still holds that token): one script call. Returns
+        whether the job was re-enqueued."""
+        data = orjson.dumps(job.payload if payload is None else payload) if requeue else b""
+        args: list[str | bytes | int] = [self.group, job.entry_id, job.id, data, _ms(delay)]
+        args += [token for _, token in leases]
+        added = await self._settle(keys=[*self._all_keys, *(key for key, _ in leases)], args=args)
         JOBS.labels("requeued" if added else "acked").inc()
         return bool(added)
 

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -63,6 +63,8 @@ MIN_UPLOAD_RATE = 256 * 1024  # bytes per second
 # A wait shorter than this is not worth giving the DB connection back for.
 SHORT_WAIT = 0.005
 Step = Literal["next", "stop", "ended"]
+# the worker's apply: the job's outcome and the leases to release once it is applied
+Settle = Callable[[JobOutcome, Sequence[Any]], Awaitable[None]]
 
 
 @dataclass
@@ -119,22 +121,22 @@ class RoundEngine:
 
     # --- job -----------------------------------------------------------------------------------
 
-    async def run(self, job_id: str, payload: dict[str, Any],
-                  settle: Callable[[JobOutcome], Awaitable[None]] | None = None) -> JobOutcome:
+    async def run(self, job_id: str, payload: dict[str, Any], settle: Settle | None = None) -> JobOutcome:
         """Run one job of the round named by ``payload`` (or ``job_id``) and say what becomes of it.
 
-        ``settle`` (the worker's apply) is called with the outcome while the user's lock is still
-        held, so the job is back in the queue before another holder can take the round (engine.md:
-        a job hands its job back before it releases the lock). Errors of the database or Redis
-        propagate (the worker requeues the job after a backoff).
+        ``settle`` (the worker's apply) is called with the outcome and the leases still held (the
+        user's lock, the account's lock): it puts the job back or acknowledges it and then releases
+        them, so the job is back in the queue before another holder can take the round (engine.md:
+        a job hands its job back before it releases the lock); one Redis round trip for all three.
+        Errors of the database or Redis propagate (the worker requeues the job after a backoff).
         """
         outcome, settled = await self._run(job_id, payload, settle)
         if not settled and settle is not None:  # decided without the lock: nothing held to hand back
-            await settle(outcome)
+            await settle(outcome, ())
         return outcome
 
     async def _run(self, job_id: str, payload: dict[str, Any],
-                   settle: Callable[[JobOutcome], Awaitable[None]] | None) -> tuple[JobOutcome, bool]:
+                   settle: Settle | None) -> tuple[JobOutcome, bool]:
         """The outcome and whether ``settle`` was already called with it (under the lock)."""
         round_id = _int(payload.get("round_id")) or rules.round_id_of(job_id)
         user_id = _int(payload.get("user_id"))
@@ -149,15 +151,32 @@ class RoundEngine:
             lease = await self.lock.try_acquire(user_id)
             if lease is None:
                 return JobOutcome.requeue(JobResult.BUSY, self._busy_delay()), False
-            async with self.lock.keep(lease) as held:
-                outcome = await self._locked(job_id, round_id, user_id, held, unit)
+            held_leases: list[tuple[Any, Any]] = [(self.lock, lease)]  # (lock, lease), the user's last
+            try:
+                async with self.lock.keep(lease, release=False) as held:
+                    outcome = await self._locked(job_id, round_id, user_id, held, unit, held_leases)
                 await unit.release()
-                if settle is not None:
-                    await settle(outcome)
-                return outcome, settle is not None
+                if settle is None:
+                    await self._release(held_leases)
+                    return outcome, False
+                await settle(outcome, [lease for _, lease in held_leases])
+            except BaseException:
+                await self._release(held_leases)
+                raise
+            return outcome, True
+
+    async def _release(self, held_leases: list[tuple[Any, Any]]) -> None:
+        """Release what ``settle`` did not (it failed, or there was none); a failure here leaves the
+        lease to expire on its own after its TTL."""
+        for lock, lease in held_leases:  # the account's first, the user's last
+            try:
+                await lock.release(lease)
+            except Exception as exc:  # Redis down: the TTL frees it
+                log.warning("releasing a lease failed: %s", exc)
 
     async def _locked(
-        self, job_id: str, round_id: int, user_id: int, held: HeldLock, unit: RoundUnit
+        self, job_id: str, round_id: int, user_id: int, held: HeldLock, unit: RoundUnit,
+        held_leases: list[tuple[Any, Any]],
     ) -> JobOutcome:
         ctx = await unit.start_batch(round_id, user_id, self.settings.batch_size)
         if ctx is None:
@@ -192,7 +211,8 @@ class RoundEngine:
         account_lease = await self.account_lock.try_acquire(tg_user_id)
         if account_lease is None:  # the account's session is in use elsewhere (an import, another job)
             return JobOutcome.requeue(JobResult.BUSY, self._busy_delay())
-        async with self.account_lock.keep(account_lease):
+        held_leases.insert(0, (self.account_lock, account_lease))  # released with the job's settle
+        async with self.account_lock.keep(account_lease, release=False):
             # the media table's CHECK keeps ``kind`` to the gateway's MediaKind values
             stored = await unit.media(ctx.media_id) if ctx.media_id is not None else None
             media = None if stored is None else Media(
