@@ -204,6 +204,18 @@ end
 return added
 """
 
+# Reconciliation's question for a slice of rounds: which jobs are neither queued nor running
+# (dedupe marker) nor covered by a held lease (the user's lock). One call, 2 reads per pair.
+# KEYS: dedupe, then one lease key per job. ARGV: job ids, in KEYS' order. -> {1 | 0, ...}, 1: lost
+_LOST = """
+local out = {}
+for i = 1, #ARGV do
+  local lost = redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 and redis.call('EXISTS', KEYS[i + 1]) == 0
+  out[i] = lost and 1 or 0
+end
+return out
+"""
+
 # Reset the idle time of entries still owned by this consumer (XCLAIM JUSTID does not count a
 # delivery). An entry another consumer has reclaimed is left alone and reported as lost.
 # KEYS: stream. ARGV: group, consumer, entry ids... -> {1 kept | 0 lost, ...}
@@ -410,6 +422,7 @@ class JobQueue:
         self._ack = redis.register_script(_ACK)
         self._requeue = redis.register_script(_REQUEUE)
         self._settle = redis.register_script(_SETTLE)
+        self._lost = redis.register_script(_LOST)
         self._touch = redis.register_script(_TOUCH)
         self._reclaim = redis.register_script(_RECLAIM)
         self._depth = redis.register_script(_DEPTH)
@@ -607,6 +620,17 @@ class JobQueue:
     async def is_queued(self, job_id: str) -> bool:
         """True while the job id is ready, delayed or running (not yet acknowledged)."""
         return bool(await self.redis.hexists(self.dedupe, job_id))
+
+    async def lost(self, jobs: Sequence[tuple[str, str]]) -> list[bool]:
+        """For (job id, lease key) pairs: True where the job is neither queued nor running and the
+        lease has no holder. One script call per ``BATCH_LIMIT`` pairs."""
+        out: list[bool] = []
+        for i in range(0, len(jobs), BATCH_LIMIT):
+            chunk = jobs[i:i + BATCH_LIMIT]
+            flags = await self._lost(keys=[self.dedupe, *(lease for _, lease in chunk)],
+                                     args=[job for job, _ in chunk])
+            out += [bool(int(f)) for f in flags]
+        return out
 
     async def run_maintenance(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Until ``stop``: promote due jobs, reclaim stale entries, refresh gauges, prune consumers.

@@ -26,13 +26,6 @@ class CreatedRound:
 
 
 @dataclass(frozen=True)
-class OpenRound:
-    round_id: int
-    user_id: int
-    created_at: datetime
-
-
-@dataclass(frozen=True)
 class OverdueRound:
     round_id: int
     user_id: int
@@ -109,21 +102,6 @@ async def user_of(conn: asyncpg.Connection, round_id: int) -> int | None:
     """The user whose round it is; None: no such round."""
     value = await conn.fetchval("SELECT user_id FROM rounds WHERE round_id = $1", round_id)
     return None if value is None else int(value)
-
-
-async def open_rounds(conn: asyncpg.Connection, older_than: timedelta, limit: int) -> list[OpenRound]:
-    """Unfinished rounds created more than ``older_than`` ago, oldest first (``rounds_open_idx``)."""
-    rows = await conn.fetch(
-        """
-        SELECT round_id, user_id, created_at FROM rounds
-        WHERE finished_at IS NULL AND created_at <= now() - $1::interval
-        ORDER BY created_at
-        LIMIT $2
-        """,
-        older_than,
-        limit,
-    )
-    return [OpenRound(r["round_id"], r["user_id"], r["created_at"]) for r in rows]
 
 
 async def overdue_rounds(
