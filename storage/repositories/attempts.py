@@ -107,7 +107,7 @@ WITH lost AS (
     RETURNING attempt_id
 ), started AS (
     UPDATE rounds SET started_at = now()
-    WHERE round_id = $1 AND user_id = $3 AND started_at IS NULL AND finished_at IS NULL
+    WHERE round_id = $1 AND user_id = $3 AND started_at IS NULL AND (finished_at IS NULL) IS TRUE
     RETURNING started_at
 ), ctx AS (
     SELECT r.round_id, r.user_id, r.message_id, r.planned_at,
@@ -164,16 +164,21 @@ done AS (
 
 # The claim re-checks, in the same statement, everything engine.md lists "before each send":
 # campaign running and not paused, no global pause (``campaign_blocker``), attempt still pending,
-# round open with the message version this job loaded. The round is named by its key ($10), not
-# reached through the attempt: with the join the planner may walk ``rounds_open_idx`` (every open
-# round) once history makes ``rounds`` big, and did (issue 14: throughput halved).
+# round open with the message version this job loaded.
+#
+# Rounds are reached by their key, and "open" is written ``(finished_at IS NULL) IS TRUE`` (the same
+# truth value): the planner cannot match that to the partial indexes on open rounds, so it uses the
+# primary key whatever its statistics. With a plain ``finished_at IS NULL`` it picked
+# ``rounds_open_idx`` (every open round, filtered) whenever the statistics said few rounds were
+# open, and did once history made ``rounds`` big (issue 14: throughput halved);
+# tests/integration/test_engine_history.py checks the generic plans.
 _CLAIM = "WITH " + _outcome_sql(2) + """, claim AS (
     UPDATE attempts t
     SET status = 'sending', tries = t.tries + 1, sending_at = now(), updated_at = now()
     FROM rounds r, campaigns c
     WHERE t.attempt_id = $1 AND t.round_id = $10 AND t.status IN ('pending', 'flood_wait')
       AND (t.not_before IS NULL OR t.not_before <= now())
-      AND r.round_id = $10 AND r.finished_at IS NULL AND r.message_id = $9
+      AND r.round_id = $10 AND (r.finished_at IS NULL) IS TRUE AND r.message_id = $9
       AND c.user_id = r.user_id
       AND campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) IS NULL
     RETURNING t.attempt_id, t.peer_id, t.access_hash, t.kind, t.tries
@@ -211,7 +216,7 @@ _SETTLE = "WITH " + _outcome_sql(2) + """, open_left AS (
                   WHERE a.round_id = $1 AND a.attempt_id NOT IN (SELECT attempt_id FROM done)
                   UNION ALL SELECT status FROM done) s)
     FROM left_now
-    WHERE r.round_id = $1 AND r.finished_at IS NULL AND left_now.open = 0 AND $9::bool
+    WHERE r.round_id = $1 AND (r.finished_at IS NULL) IS TRUE AND left_now.open = 0 AND $9::bool
     RETURNING r.round_id, r.user_id, r.status, r.total, r.sent, r.failed, r.skipped, r.unknown,
               r.planned_at, r.started_at, r.finished_at
 ), camp AS (
@@ -233,7 +238,7 @@ _SETTLE = "WITH " + _outcome_sql(2) + """, open_left AS (
             WHEN left_now.ready = 0 AND left_now.earliest IS NOT NULL
             THEN extract(epoch FROM left_now.earliest - now())::float8 ELSE 0 END) + $12::float8)
     FROM left_now
-    WHERE r.round_id = $1 AND r.finished_at IS NULL AND left_now.open > 0 AND $9::bool
+    WHERE r.round_id = $1 AND (r.finished_at IS NULL) IS TRUE AND left_now.open > 0 AND $9::bool
 )
 SELECT (SELECT count(*) FROM done)::int AS written, left_now.*, fin.*
 FROM left_now LEFT JOIN fin ON true

@@ -129,19 +129,12 @@ async def expect_job(conn: asyncpg.Connection, round_id: int, delay: float) -> N
     """The round's next job is due in ``delay`` seconds (a job put off by a pause)."""
     await conn.execute(
         "UPDATE rounds SET next_job_at = now() + make_interval(secs => $2::float8) "
-        "WHERE round_id = $1 AND finished_at IS NULL",
+        "WHERE round_id = $1 AND (finished_at IS NULL) IS TRUE",  # by the key (see attempts._CLAIM)
         round_id, float(delay),
     )
 
 
-async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "done") -> FinishedRound | None:
-    """Close the round if no attempt is open: counters from the attempts, campaign.last_round_id.
-
-    Returns None when the round is already finished or still has open attempts, so calling it
-    twice (a duplicate job) finishes and notifies once.
-    """
-    row = await conn.fetchrow(
-        """
+FINISH_SQL = """
         WITH counts AS (
             SELECT count(*) FILTER (WHERE status = 'sent')::int AS sent,
                    count(*) FILTER (WHERE status = 'failed')::int AS failed,
@@ -155,7 +148,8 @@ async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "d
                 sent = counts.sent, failed = counts.failed, skipped = counts.skipped,
                 unknown = counts.unknown
             FROM counts
-            WHERE r.round_id = $1 AND r.finished_at IS NULL AND counts.open = 0
+            -- "(...) IS TRUE": by the primary key whatever the statistics (see attempts._CLAIM)
+            WHERE r.round_id = $1 AND (r.finished_at IS NULL) IS TRUE AND counts.open = 0
             RETURNING r.round_id, r.user_id, r.status, r.total, r.sent, r.failed, r.skipped, r.unknown,
                       r.planned_at, r.started_at, r.finished_at
         ), camp AS (
@@ -163,10 +157,16 @@ async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "d
             FROM fin WHERE c.user_id = fin.user_id
         )
         SELECT * FROM fin
-        """,
-        round_id,
-        status,
-    )
+        """
+
+
+async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "done") -> FinishedRound | None:
+    """Close the round if no attempt is open: counters from the attempts, campaign.last_round_id.
+
+    Returns None when the round is already finished or still has open attempts, so calling it
+    twice (a duplicate job) finishes and notifies once.
+    """
+    row = await conn.fetchrow(FINISH_SQL, round_id, status)
     if row is None:
         return None
     return FinishedRound(
