@@ -132,9 +132,11 @@ class SchedulerJobs:
         pass costs what is overdue (jobs running or backed up, lost ones), not what is open."""
         lease = self.settings.lease_ttl
         async with self.db.connection() as conn:
-            # a round created moments ago is being enqueued by the tick that created it
-            overdue = await rounds.overdue_rounds(conn, timedelta(seconds=self.settings.tick * 2),
-                                                  self._cursor, RECONCILE_SLICE)
+            # No grace after the due time: a job is marked in the queue from its enqueue to its ack
+            # (a continuation is re-queued in the script that acknowledges it), and a round just
+            # created is at worst a suspect for one pass; what costs time after a flush is the
+            # lease that must pass between two sightings, as engine.md asks.
+            overdue = await rounds.overdue_rounds(conn, timedelta(0), self._cursor, RECONCILE_SLICE)
         # a full slice: the next pass goes on after it; a short one: the next pass starts over
         self._cursor = (overdue[-1].due, overdue[-1].round_id) if len(overdue) == RECONCILE_SLICE else None
         lost = await self.queue.lost([

@@ -549,16 +549,20 @@ class JobQueue:
     async def claimed(self, job: Job) -> AsyncIterator[asyncio.Event]:
         """Touch ``job`` every lease/3 while the block runs; the event is set if the job is lost."""
         lost = asyncio.Event()
-        task = asyncio.create_task(self._keep_touching(job, lost))
+        done = asyncio.Event()
+        task = asyncio.create_task(self._keep_touching(job, lost, done))
         try:
             yield lost
         finally:
+            done.set()  # ends the loop even if the cancel is swallowed inside a Redis call
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _keep_touching(self, job: Job, lost: asyncio.Event) -> None:
-        while True:
+    async def _keep_touching(self, job: Job, lost: asyncio.Event, done: asyncio.Event) -> None:
+        while not done.is_set():
             await asyncio.sleep(self.lease_ms / 3000)
+            if done.is_set():
+                return
             try:
                 if not await self.touch(job):
                     log.warning("queue %s: job %s was taken by another consumer", self.name, job.id)
