@@ -23,7 +23,7 @@ both statements prepared once per connection.
 
 History: the last shape (default 50 groups) runs again on a database that first got ``--history``
 finished rounds per user, each with its attempts, and VACUUM ANALYZE; the ratio history/empty is
-printed (target >= 0.9).
+printed (target >= 0.9) against the empty runs just before and after it.
 """
 
 from __future__ import annotations
@@ -103,8 +103,13 @@ async def prepare(
                 await seed_history(conn, history)
         await redis.flushall()
         queue = round_queue(redis, "bench", settings)
-        created = await SchedulerJobs(db, queue, Leases(redis), settings.engine, redis).tick()
-        assert created.created == users, created
+        scheduler = SchedulerJobs(db, queue, Leases(redis), settings.engine, redis)
+        created = 0
+        while created < users:  # a tick creates at most MAX_PER_TICK rounds
+            tick = await scheduler.tick()
+            assert tick.created > 0, tick
+            created += tick.created
+        assert created == users, created
     return url, (settings, cipher)
 
 
@@ -250,9 +255,12 @@ async def main() -> None:
                       f"({users * args.history * groups:,} attempts) before the run")
                 print(_line("engine, history", hist))
                 print(_line("engine, empty (again)", again))
+                # the machine's load drifts: the empty database is measured before and after
+                mean_empty = (empty["sends_per_s"] + again["sends_per_s"]) / 2
                 best_empty = max(empty["sends_per_s"], again["sends_per_s"])
-                print(f"  history/empty = {hist['sends_per_s'] / best_empty:.2f} "
-                      f"(against the better of the two empty runs; target >= 0.9)")
+                print(f"  history/empty = {hist['sends_per_s'] / mean_empty:.2f} against the mean of the "
+                      f"empty runs before and after, {hist['sends_per_s'] / best_empty:.2f} against the "
+                      f"better (target >= 0.9)")
         finally:
             await redis.aclose()
     print(f"load average at end {load_average()}")
