@@ -356,8 +356,8 @@ class WebhookConfig:
 class _Bucket:
     __slots__ = ("capacity", "rate", "tokens", "updated")
 
-    def __init__(self, rate: float, capacity: float) -> None:
-        self.rate, self.capacity, self.tokens, self.updated = rate, capacity, capacity, time.monotonic()
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        self.rate, self.capacity, self.tokens, self.updated = rate, capacity, capacity, now
 
     def wait_time(self, now: float) -> float:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
@@ -368,8 +368,11 @@ class _Bucket:
 class Chats:
     """All chat state of the sandbox bot; the Bot API and the control API both act on it."""
 
-    def __init__(self, settings: SandboxSettings, on_user_text: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: SandboxSettings, on_user_text: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        # the rate buckets and the callback-answer window read this clock; tests inject one
+        self.clock = clock
         self.changes = Changes()  # users and messages as the control API shows them
         self.rate_limits = settings.rate_limits
         self.callback_ttl = 15.0  # Telegram stops accepting an answer after about 15 s
@@ -404,7 +407,7 @@ class Chats:
         self._callbacks = {}
         self.files.clear()
         self._chat_buckets: dict[int, _Bucket] = {}
-        self._global_bucket = _Bucket(GLOBAL_RATE, GLOBAL_BURST)
+        self._global_bucket = _Bucket(GLOBAL_RATE, GLOBAL_BURST, self.clock())
         self.changes.notify()
 
     # ------------------------------------------------------------ the bot
@@ -487,10 +490,10 @@ class Chats:
         """Telegram's flood control for sends: 429 with retry_after past the per-chat or global rate."""
         if not self.rate_limits:
             return
-        now = time.monotonic()
+        now = self.clock()
         bucket = self._chat_buckets.get(chat_id)
         if bucket is None:
-            bucket = self._chat_buckets[chat_id] = _Bucket(CHAT_RATE, CHAT_BURST)
+            bucket = self._chat_buckets[chat_id] = _Bucket(CHAT_RATE, CHAT_BURST, now)
         wait = max(bucket.wait_time(now), self._global_bucket.wait_time(now))
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
@@ -565,7 +568,7 @@ class Chats:
         self._prune_callbacks()
         query_id = str(next(self._query_seq))
         future: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
-        created = time.monotonic()
+        created = self.clock()
         self._callbacks[query_id] = PendingCallback(query_id, user_id, message_id, data, created, future)
         self.push_update("callback_query", {
             "id": query_id, "from": user.telegram_user(), "message": self.telegram_message(message),
@@ -584,13 +587,13 @@ class Chats:
     def answer_callback(self, query_id: str, answer: Json) -> PendingCallback:
         pending = self._callbacks.get(query_id)
         if (pending is None or pending.answer.done()
-                or time.monotonic() - pending.created > self.callback_ttl):
+                or self.clock() - pending.created > self.callback_ttl):
             raise bad_request(QUERY_TOO_OLD)
         pending.answer.set_result(answer)
         return pending
 
     def _prune_callbacks(self) -> None:
-        limit = time.monotonic() - max(self.callback_ttl, 60.0)
+        limit = self.clock() - max(self.callback_ttl, 60.0)
         for query_id in [q for q, p in self._callbacks.items() if p.created < limit]:
             self._callbacks.pop(query_id)
 

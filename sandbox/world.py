@@ -25,7 +25,7 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,11 +344,14 @@ class World:
     """In-memory Telegram for user accounts; see the module docstring for the rules."""
 
     def __init__(self, settings: SandboxSettings, events: EventLog,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.settings = settings
         self.events = events
-        # intervals (code expiry, slow mode, rate windows, login floods) read this clock; tests inject one
+        # intervals (code expiry, slow mode, rate windows, login floods) read this clock, and a latency
+        # fault waits with this sleep; tests inject both (a sleep that moves the clock)
         self.clock = clock
+        self.sleep = sleep
         self.changes = Changes()  # accounts, codes, group feeds and faults as the control API shows them
         # Login thresholds (attributes so tests can shorten them).
         self.max_code_attempts = 5  # wrong codes answered PHONE_CODE_INVALID; the next try floods
@@ -892,7 +895,7 @@ class World:
                     self._faults.remove(taken)
                 self.changes.notify()  # shown before a latency fault's wait, not after it
         if latency is not None:
-            await asyncio.sleep(latency.seconds or 0.0)
+            await self.sleep(latency.seconds or 0.0)
         return error
 
     async def _fault_gate(self, call: str, phone: str | None, group_id: int | None) -> None:

@@ -6,6 +6,7 @@ fixtures of ``tests/sandbox/conftest.py`` stay independent of it).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -60,6 +61,7 @@ class FakeClock:
 
     def __init__(self, start: float = 1_000.0) -> None:
         self.now = start
+        self.slept: list[float] = []  # what was waited through sleep(), in order
 
     def __call__(self) -> float:
         return self.now
@@ -67,9 +69,16 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
+    async def sleep(self, seconds: float) -> None:
+        """An asyncio.sleep that moves this clock instead of waiting (still yields to the loop once)."""
+        self.slept.append(seconds)
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
 
 def make_world(clock: FakeClock | None = None, **settings: Any) -> World:
-    world = World(SandboxSettings(**settings), EventLog(), clock=clock or FakeClock())
+    clock = clock or FakeClock()
+    world = World(SandboxSettings(**settings), EventLog(), clock=clock, sleep=clock.sleep)
     world.seed(SEED)
     return world
 

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from sandbox.chats import POLL_CONFLICT, WEBHOOK_CONFLICT
 from tests.sandbox.conftest import USER, Sandbox
+from tests.sandbox.conftest_world import FakeClock
 
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 
@@ -151,12 +152,12 @@ async def test_callback_answer_reaches_the_control_api(sandbox: Sandbox, bot: Bo
 
 
 async def test_a_late_answer_is_too_old(sandbox: Sandbox, bot: Bot) -> None:
-    sandbox.chats.callback_ttl = 0.2
+    clock = sandbox.chats.clock = FakeClock(time.monotonic())  # the answer window passes without waiting
     sent = await bot.send_message(USER, "menu", reply_markup=buttons("x"))
 
     result = await sandbox.client.press(USER, sent.message_id, "x", timeout=0.05)
     query = (await bot.get_updates())[0].callback_query
-    await asyncio.sleep(0.3)
+    clock.advance(sandbox.chats.callback_ttl + 0.001)
     assert query is not None
     with pytest.raises(TelegramBadRequest) as info:
         await query.answer("too late")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import socket
 from collections.abc import AsyncIterator
@@ -357,6 +358,7 @@ async def test_dialog_errors(gateway: SandboxGateway, world: World) -> None:
 
 async def test_a_slow_world_is_a_timeout(base_url: str, world: World) -> None:
     gateway = SandboxGateway(base_url, timeout=0.2)
+    world.sleep = asyncio.sleep  # the client's own timeout is under test: the world really waits
     try:
         world.add_fault({"call": "send_code", "error": "latency", "seconds": 0.6})
         with pytest.raises(TransientError) as info:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from sandbox.world import World
-from tests.sandbox.conftest_world import ANN, BEN, PASSWORD, login, make_world, world_error
+from tests.sandbox.conftest_world import ANN, BEN, PASSWORD, FakeClock, login, make_world, world_error
 
 
 async def sessions(world: World) -> tuple[str, str, dict[int, int], dict[int, int]]:
@@ -137,27 +135,24 @@ async def test_migration_fault_carries_the_new_id_and_hash() -> None:
 
 
 async def test_latency_delays_the_answer_and_the_call_still_succeeds() -> None:
-    world = make_world()
+    clock = FakeClock()
+    world = make_world(clock)
     ann, _, h, _ = await sessions(world)
     world.add_fault({"call": "send_message", "error": "latency", "seconds": 0.2})
 
-    started = time.monotonic()
     sent = await world.send_message(ann, 1, h[1], "slow")
-    took = time.monotonic() - started
-
-    assert took >= 0.19 and sent["message_id"] == 1
-    started = time.monotonic()
+    assert clock.slept == [0.2] and sent["message_id"] == 1
     await world.send_message(ann, 1, h[1], "fast")
-    assert time.monotonic() - started < 0.1
+    assert clock.slept == [0.2]  # the fault was used up: the next call does not wait
 
 
 async def test_latency_and_an_error_fault_combine() -> None:
-    world = make_world()
+    clock = FakeClock()
+    world = make_world(clock)
     world.add_fault({"call": "send_code", "error": "LATENCY", "seconds": 0.15})
     world.add_fault({"call": "send_code", "error": "FLOOD_WAIT", "seconds": 3})
-    started = time.monotonic()
     err = await world_error(world.send_code(ANN))
-    assert err.name == "FLOOD_WAIT" and time.monotonic() - started >= 0.14
+    assert err.name == "FLOOD_WAIT" and clock.slept == [0.15]
 
 
 async def test_deliver_lets_the_post_land_before_the_error() -> None:
