@@ -100,6 +100,33 @@ async def seed(
     )
 
 
+async def seed_history(conn: asyncpg.Connection, rounds_per_user: int) -> int:
+    """``rounds_per_user`` finished rounds per seeded user, each with a sent attempt per selected
+    group, planned an hour apart, the latest two hours ago (bulk SQL); then VACUUM ANALYZE, so the planner's
+    statistics are those of a database with history and no open round. Returns the attempts added."""
+    await conn.execute(
+        """INSERT INTO rounds (user_id, message_id, planned_at, created_at, started_at, finished_at, status,
+                               total, sent)
+           SELECT m.user_id, m.message_id, t, t, t, t + interval '1 minute', 'done',
+                  (SELECT count(*) FROM groups g WHERE g.user_id = m.user_id AND g.selected),
+                  (SELECT count(*) FROM groups g WHERE g.user_id = m.user_id AND g.selected)
+           FROM messages m, generate_series(1, $1) h,
+                LATERAL (SELECT now() - make_interval(hours => h + 1) AS t) p""",
+        rounds_per_user,
+    )
+    status = await conn.execute(
+        """INSERT INTO attempts (round_id, group_id, peer_id, access_hash, kind, status, tries,
+                                 sent_message_id, created_at, sending_at, finished_at, updated_at)
+           SELECT r.round_id, g.group_id, g.peer_id, g.access_hash, g.kind, 'sent', 1, g.group_id,
+                  r.created_at, r.started_at, r.finished_at, r.finished_at
+           FROM rounds r JOIN groups g ON g.user_id = r.user_id AND g.selected
+           WHERE r.finished_at IS NOT NULL"""
+    )
+    await conn.execute("VACUUM ANALYZE")
+    await conn.execute("CHECKPOINT")  # the bulk load's writes are not left to the timed run
+    return int(status.split()[-1])
+
+
 class NullGateway(SendOnlyGateway):
     """A zero-latency gateway: every send succeeds at once."""
 
@@ -116,6 +143,7 @@ class NullGateway(SendOnlyGateway):
 class Counts:
     db_statements: int = 0  # round trips to PostgreSQL: statements, BEGIN/COMMIT, pool resets
     redis_commands: int = 0  # commands the client sent (an EVALSHA counts one; a pipeline its items)
+    redis_round_trips: int = 0  # requests the client waited for (a pipeline counts one)
 
 
 COUNTS = Counts()
@@ -142,10 +170,12 @@ def counting() -> Iterator[Counts]:
 
     async def command(self: Any, *args: Any, **kw: Any) -> Any:
         counts.redis_commands += 1
+        counts.redis_round_trips += 1
         return await original_command(self, *args, **kw)
 
     async def pipeline(self: Any, *args: Any, **kw: Any) -> Any:
         counts.redis_commands += len(self.command_stack)
+        counts.redis_round_trips += 1
         return await original_pipeline(self, *args, **kw)
 
     conn_cls.execute, conn_cls._execute = execute, inner  # type: ignore[method-assign]

@@ -14,6 +14,13 @@ every running campaign and filters in Python is timed too.
 a Europe/Berlin clock, open now for the due ones, so every other due campaign's next run is moved
 to its window's next opening by the tick; the due scan itself stays the same range scan (target:
 ratio 100k/10k <= 2 here too).
+
+Reconciliation (``--open-rounds 5000``, 0 to skip): one pass (SchedulerJobs.reconcile) with that
+many open rounds, (a) in the steady state, every round's next job due later (``next_job_at``) and
+queued, and (b) right after a Redis flush with every round's job overdue (the worst case: a slice
+of ``RECONCILE_SLICE`` rounds is looked up per pass); beside the reconciliation as it was before
+issue 14 (every open round through ``rounds_open_idx``, HEXISTS + GET each). Counted: Redis round
+trips and commands of the client, commands the server executed (Lua inner calls included), time.
 """
 
 from __future__ import annotations
@@ -23,13 +30,27 @@ import logging
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis.asyncio as aioredis
 
-from bench.common import database, engine_settings, fresh_database, machine, new_cipher, seed, servers
+from bench.common import (
+    counting,
+    database,
+    engine_settings,
+    fresh_database,
+    machine,
+    new_cipher,
+    redis_server_calls,
+    seed,
+    servers,
+)
 from domain import schedule
 from roles.worker.loop import round_queue
+from scheduler import jobs as scheduler_jobs
 from scheduler.jobs import SchedulerJobs
+from services import engine
+from storage import keys
 from storage.db import Database
 from storage.lease import Leases
 
@@ -135,6 +156,54 @@ async def check_windows(db: Database) -> None:
         assert schedule.is_open(window, r["timezone"], r["next_run_at"]), r
         if r["user_id"] % 4 == 2:
             assert r["next_run_at"] - now > timedelta(hours=12), r
+async def legacy_reconcile(db: Database, jobs: SchedulerJobs) -> int:
+    """Reconciliation's lookups as they were before issue 14: every open round, 2 commands each."""
+    async with db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT round_id, user_id FROM rounds WHERE finished_at IS NULL "
+            "AND created_at <= now() - interval '2 seconds' ORDER BY created_at LIMIT 20000")
+    queued = await scheduler_jobs._chunked(
+        lambda r: jobs.queue.is_queued(engine.job_id(r["round_id"])), rows)
+    holders = await scheduler_jobs._chunked(
+        lambda r: jobs.leases.holder(keys.USER_LOCK.format(user_id=r["user_id"])), rows)
+    return sum(1 for q, h in zip(queued, holders, strict=True) if not q and h is None)
+
+
+async def measure(redis: aioredis.Redis, call: Any) -> dict[str, float]:
+    before = await redis_server_calls(redis)
+    with counting() as counts:
+        started = time.perf_counter()
+        await call()
+        elapsed = time.perf_counter() - started
+    return {"ms": elapsed * 1000, "rt": counts.redis_round_trips, "cmds": counts.redis_commands,
+            "server": await redis_server_calls(redis) - before - 1}
+
+
+async def reconcile_costs(
+    pg_url: str, redis: aioredis.Redis, open_rounds: int
+) -> dict[str, dict[str, float]]:
+    url = await fresh_database(pg_url)
+    settings = engine_settings()
+    async with database(url, 8) as db:
+        async with db.connection() as conn:
+            await seed(conn, new_cipher(), range(1, open_rounds + 1), 1, due_offset=-1)
+        await redis.flushall()
+        queue = round_queue(redis, "reconcile", settings)
+        jobs = SchedulerJobs(db, queue, Leases(redis), settings.engine, redis)
+        assert (await jobs.tick()).created == open_rounds
+        async with db.connection() as conn:
+            # steady state: each round ran a job and waits for its continuation, queued (delayed)
+            await conn.execute("UPDATE rounds SET created_at = now() - interval '1 minute', "
+                               "next_job_at = now() + interval '1 minute'")
+            await conn.execute("VACUUM ANALYZE rounds")
+        out = {"steady": await measure(redis, jobs.reconcile),
+               "steady, before issue 14": await measure(redis, lambda: legacy_reconcile(db, jobs))}
+        async with db.connection() as conn:
+            await conn.execute("UPDATE rounds SET next_job_at = now() - interval '1 minute'")
+        await redis.flushall()  # every job lost and overdue
+        out["flushed"] = await measure(redis, jobs.reconcile)
+        out["flushed, before issue 14"] = await measure(redis, lambda: legacy_reconcile(db, jobs))
+    return out
 
 
 async def main() -> None:
@@ -146,6 +215,8 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--windows", action="store_true",
                         help="schedule windows (U10) on half the campaigns")
+    parser.add_argument("--open-rounds", type=int, default=5000,
+                        help="reconciliation with this many open rounds (0: skip)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     results = {}
@@ -156,6 +227,8 @@ async def main() -> None:
                 results[total] = await time_ticks(
                     srv.pg_url, redis, total, args.due, args.groups, args.repeat, args.windows
                 )
+            costs = {n: await reconcile_costs(srv.pg_url, redis, n)
+                     for n in (100, args.open_rounds) if args.open_rounds}
         finally:
             await redis.aclose()
     print(f"machine: {machine()}")
@@ -174,6 +247,17 @@ async def main() -> None:
         f"ratio 100k/10k (baseline 10k): tick {big[0] / small[0]:.2f}, quiet tick {big[1] / small[1]:.2f}, "
         f"naive scan {big[2] / small[2]:.2f}"
     )
+
+    for n, cost in costs.items():
+        print(f"reconciliation, {n:,} open rounds (one pass):")
+        for label, c in cost.items():
+            print(f"  {label:<26} {c['ms']:8.1f} ms  Redis {c['rt']:>5} round trips, "
+                  f"{c['cmds']:>6} commands, {c['server']:>6} server-side")
+    if len(costs) == 2:
+        small, big = (costs[n]["steady"] for n in costs)
+        print(f"steady pass, ratio {args.open_rounds:,}/100 open rounds: Redis server-side commands "
+              f"{big['server']} vs {small['server']}, time {big['ms'] / max(small['ms'], 0.001):.2f}x")
+
 
 
 if __name__ == "__main__":

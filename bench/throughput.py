@@ -1,20 +1,29 @@
-"""Throughput: durable sends per second of one worker process, and its cost per send.
+"""Throughput: durable sends per second of one worker process at 1, 5 and 50 groups per round,
+its cost per send, and the same with 100 rounds of history per user.
 
-    .venv/bin/python -m bench.throughput [--users 200] [--groups 50] [--concurrency 32]
+    .venv/bin/python -m bench.throughput [--shapes 1,5,50] [--sends 10000] [--history 100]
+                                         [--concurrency 32] [--repeat 1] [--limiter-off]
 
-The worker (run_worker: queue, per-user lock, micro-batches of 5, every send claimed durably
-before it is made and its outcome written after) runs against a zero-latency gateway with pacing
-off: gaps of 0 and the account limiter on but set wide (caps and breaks far above the workload),
-so every send still makes its limiter call. A second engine run in the same process replaces the
-limiter call with an immediate grant (the engine as it was before the limiter), so the limiter's
-cost per send (Redis commands and time) is shown beside the old figures. Counted per send: client
-round trips to PostgreSQL (statements, BEGIN/COMMIT and the pool's reset on release) and commands
-sent to Redis (an EVALSHA is one; a pipeline counts its items), plus what the Redis server
-executed including the calls inside Lua scripts.
+The worker (run_worker: queue, per-user and per-account locks, micro-batches of 5, every send
+claimed durably before it is made and its outcome written after) runs against a zero-latency
+gateway with pacing off: gaps of 0 and the account limiter on but set wide (caps and breaks far
+above the workload), so every send still makes its limiter call. ``--limiter-off`` adds, at the
+last shape, a run with that call replaced by an immediate grant (the limiter's share).
 
-Baseline, same run, same data shape: a plain loop with no queue and no lock doing the same durable
-writes (claim ``sending`` committed, send, write ``sent``), once sequentially and once with the
-same concurrency.
+Each shape has ``--sends`` sends in all (10,000 users x 1 group, 2,000 x 5, 200 x 50). Counted per
+send: client round trips to PostgreSQL (statements, BEGIN/COMMIT and the pool's reset on release)
+and PostgreSQL transactions; Redis round trips (requests the client waits for: an EVALSHA or a
+pipeline is one), Redis commands the client sent (a pipeline counts its items) and what the Redis
+server executed including the calls inside Lua scripts (INFO commandstats).
+
+Baseline, same run, same data shape: a plain 32-way asyncio loop with no queue, lock or limiter
+doing the same durable writes (claim ``sending`` committed, send, write ``sent``) in its best
+configuration: one pooled connection per task for the whole run (pool sized for the tasks) and
+both statements prepared once per connection.
+
+History: the last shape (default 50 groups) runs again on a database that first got ``--history``
+finished rounds per user, each with its attempts, and VACUUM ANALYZE; the ratio history/empty is
+printed (target >= 0.9) against the empty runs just before and after it.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from bench.common import (
     pg_transactions,
     redis_server_calls,
     seed,
+    seed_history,
     servers,
 )
 from domain.limits import Verdict
@@ -77,7 +87,8 @@ def limiter_timed(enabled: bool) -> Iterator[list[float]]:
 
 
 async def prepare(
-    pg_url: str, redis: aioredis.Redis, users: int, groups: int, concurrency: int, batch: int
+    pg_url: str, redis: aioredis.Redis, users: int, groups: int, concurrency: int, batch: int,
+    history: int = 0,
 ) -> tuple[str, object]:
     url = await fresh_database(pg_url)
     settings = engine_settings(
@@ -88,18 +99,26 @@ async def prepare(
     async with database(url, 4) as db:
         async with db.connection() as conn:
             await seed(conn, cipher, range(1, users + 1), groups)
+            if history:
+                await seed_history(conn, history)
         await redis.flushall()
         queue = round_queue(redis, "bench", settings)
-        created = await SchedulerJobs(db, queue, Leases(redis), settings.engine, redis).tick()
-        assert created.created == users, created
+        scheduler = SchedulerJobs(db, queue, Leases(redis), settings.engine, redis)
+        created = 0
+        while created < users:  # a tick creates at most MAX_PER_TICK rounds
+            tick = await scheduler.tick()
+            assert tick.created > 0, tick
+            created += tick.created
+        assert created == users, created
     return url, (settings, cipher)
 
 
 async def run_engine(
     pg_url: str, redis: aioredis.Redis, users: int, groups: int, concurrency: int, batch: int,
-    limiter: bool = True,
+    limiter: bool = True, history: int = 0,
 ) -> dict[str, float]:
-    url, (settings, cipher) = await prepare(pg_url, redis, users, groups, concurrency, batch)  # type: ignore[misc]
+    url, (settings, cipher) = await prepare(  # type: ignore[misc]
+        pg_url, redis, users, groups, concurrency, batch, history)
     total = users * groups
     async with database(url, concurrency + 8) as db:
         gateway = NullGateway()
@@ -121,14 +140,17 @@ async def run_engine(
         server_calls = await redis_server_calls(redis) - server_before - 1
         async with db.connection() as conn:
             tx = await pg_transactions(conn) - tx_before - 1
-            done = await conn.fetchval("SELECT count(*) FROM rounds WHERE status = 'done'")
-            sent = await conn.fetchval("SELECT count(*) FROM attempts WHERE status = 'sent'")
+            done = await conn.fetchval("SELECT count(*) FROM rounds WHERE status = 'done' AND sent > 0 "
+                                       "AND finished_at > now() - interval '1 hour'")
+            sent = await conn.fetchval("SELECT count(*) FROM attempts WHERE status = 'sent' "
+                                       "AND finished_at > now() - interval '1 hour'")
     assert (done, sent) == (users, total), (done, sent)
     return {
         "sends_per_s": total / elapsed,
         "elapsed": elapsed,
         "db_per_send": counts.db_statements / total,
         "pg_tx_per_send": tx / total,
+        "redis_rt_per_send": counts.redis_round_trips / total,
         "redis_per_send": counts.redis_commands / total,
         "redis_server_per_send": server_calls / total,
         "limiter_calls_per_send": len(spent) / total,
@@ -139,7 +161,7 @@ async def run_engine(
 async def run_baseline(
     pg_url: str, redis: aioredis.Redis, users: int, groups: int, concurrency: int
 ) -> float:
-    """The same durable writes in a plain loop: no queue, no lock, no batching."""
+    """The same durable writes in a plain ``concurrency``-way loop: no queue, lock or batching."""
     url, _ = await prepare(pg_url, redis, users, groups, 1, 5)
     total = users * groups
     gateway = NullGateway()
@@ -149,97 +171,105 @@ async def run_baseline(
         by_round: dict[int, list[int]] = {}
         for row in rows:
             by_round.setdefault(row["round_id"], []).append(row["attempt_id"])
+        rounds = iter(by_round.values())
         started = now()
-        slots = asyncio.Semaphore(concurrency)
-
-        async def one_round(ids: list[int]) -> None:
-            async with slots:
-                await plain_loop(db, gateway, ids)
-
-        await asyncio.gather(*(one_round(ids) for ids in by_round.values()))
+        await asyncio.gather(*(plain_loop(db, gateway, rounds) for _ in range(concurrency)))
         elapsed = now() - started
     assert gateway.sends == total
     return total / elapsed
 
 
-async def plain_loop(db: Database, gateway: NullGateway, ids: list[int]) -> None:
+async def plain_loop(db: Database, gateway: NullGateway, rounds: Iterator[list[int]]) -> None:
+    """One task: its own connection for the run, both statements prepared once."""
     from accounts.gateway import AccountRef, GroupRef, OutgoingMessage
 
     account, message = AccountRef(1, "s"), OutgoingMessage("bench")
     async with db.connection() as conn:
-        for attempt_id in ids:
-            peer = await conn.fetchval(
-                "UPDATE attempts SET status = 'sending', tries = tries + 1, sending_at = now() "
-                "WHERE attempt_id = $1 AND status = 'pending' RETURNING peer_id",
-                attempt_id,
-            )
-            sent_id = await gateway.send_message(account, GroupRef(peer, 1, "supergroup"), message)
-            await conn.execute(
-                "UPDATE attempts SET status = 'sent', sent_message_id = $2, finished_at = now() "
-                "WHERE attempt_id = $1 AND status = 'sending'",
-                attempt_id,
-                sent_id,
-            )
+        claim = await conn.prepare(
+            "UPDATE attempts SET status = 'sending', tries = tries + 1, sending_at = now() "
+            "WHERE attempt_id = $1 AND status = 'pending' RETURNING peer_id")
+        finish = await conn.prepare(
+            "UPDATE attempts SET status = 'sent', sent_message_id = $2, finished_at = now() "
+            "WHERE attempt_id = $1 AND status = 'sending'")
+        for ids in rounds:
+            for attempt_id in ids:
+                peer = await claim.fetchval(attempt_id)
+                sent_id = await gateway.send_message(account, GroupRef(peer, 1, "supergroup"), message)
+                await finish.fetchval(attempt_id, sent_id)
+
+
+def _line(label: str, res: dict[str, float]) -> str:
+    return (f"  {label:<22} {res['sends_per_s']:>7,.0f} sends/s ({res['elapsed']:5.2f} s)  "
+            f"DB {res['db_per_send']:.2f} round trips ({res['pg_tx_per_send']:.2f} tx)  "
+            f"Redis {res['redis_rt_per_send']:.2f} round trips, {res['redis_per_send']:.2f} commands "
+            f"({res['redis_server_per_send']:.2f} server-side)  limiter {res['limiter_ms_per_call']:.2f} ms")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--groups", type=int, default=50)
+    parser.add_argument("--shapes", default="1,5,50", help="groups per round, comma-separated")
+    parser.add_argument("--sends", type=int, default=10_000, help="sends per shape (users = sends / groups)")
+    parser.add_argument("--history", type=int, default=100, help="finished rounds per user (0: skip)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batch", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=1, help="engine/baseline pairs per shape")
+    parser.add_argument("--limiter-off", action="store_true", help="also the engine without the limiter call")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    shapes = [int(g) for g in args.shapes.split(",")]
+    print(f"machine: {machine()}; load average at start {load_average()}")
+    print(f"workload: {args.sends} sends per shape, batch {args.batch}, concurrency {args.concurrency}, "
+          f"zero-latency gateway, pacing off (limiter on, wide), fsync on")
+    empty: dict[str, float] = {}
     with servers() as srv:
         redis = aioredis.Redis.from_url(srv.redis_url)
         try:
-            seq = await run_baseline(srv.pg_url, redis, args.users, args.groups, 1)
-            par = await run_baseline(srv.pg_url, redis, args.users, args.groups, args.concurrency)
-            off = await run_engine(srv.pg_url, redis, args.users, args.groups, args.concurrency, args.batch,
-                                   limiter=False)
-            res = await run_engine(srv.pg_url, redis, args.users, args.groups, args.concurrency, args.batch)
+            for groups in shapes:
+                users = max(1, args.sends // groups)
+                print(f"{groups} group(s) per round: {users} users")
+                ratios = []
+                for _ in range(args.repeat):
+                    res = await run_engine(srv.pg_url, redis, users, groups, args.concurrency, args.batch)
+                    base = await run_baseline(srv.pg_url, redis, users, groups, args.concurrency)
+                    ratios.append(res["sends_per_s"] / base)
+                    print(_line("engine", res))
+                    print(f"  {'baseline ' + str(args.concurrency) + '-way loop':<22} {base:>7,.0f} sends/s"
+                          f"   -> engine/baseline = {ratios[-1]:.2f}")
+                    empty = res
+                if args.repeat > 1:
+                    print(f"  engine/baseline over {args.repeat} pairs: {min(ratios):.2f}-{max(ratios):.2f}")
+            groups = shapes[-1]
+            users = max(1, args.sends // groups)
+            if args.limiter_off:
+                off = await run_engine(srv.pg_url, redis, users, groups, args.concurrency, args.batch,
+                                       limiter=False)
+                print(_line("engine, no limiter", off) +
+                      f"   -> with/without = {empty['sends_per_s'] / off['sends_per_s']:.2f}")
+            if args.history:
+                hist = await run_engine(srv.pg_url, redis, users, groups, args.concurrency, args.batch,
+                                        history=args.history)
+                again = await run_engine(srv.pg_url, redis, users, groups, args.concurrency, args.batch)
+                print(f"history: {groups} groups, {users} users, {args.history} finished rounds per user "
+                      f"({users * args.history * groups:,} attempts) before the run")
+                print(_line("engine, history", hist))
+                print(_line("engine, empty (again)", again))
+                # the machine's load drifts: the empty database is measured before and after
+                mean_empty = (empty["sends_per_s"] + again["sends_per_s"]) / 2
+                best_empty = max(empty["sends_per_s"], again["sends_per_s"])
+                print(f"  history/empty = {hist['sends_per_s'] / mean_empty:.2f} against the mean of the "
+                      f"empty runs before and after, {hist['sends_per_s'] / best_empty:.2f} against the "
+                      f"better (target >= 0.9)")
         finally:
             await redis.aclose()
-    total = args.users * args.groups
-    print(f"machine: {machine()}")
-    print(
-        f"workload: {args.users} users x {args.groups} groups = {total} sends, batch {args.batch}, "
-        f"concurrency {args.concurrency}, zero-latency gateway, pacing off, fsync on"
-    )
-    print(f"engine (one worker process, limiter on, wide): {res['sends_per_s']:,.0f} durable sends/s "
-          f"({res['elapsed']:.2f} s)")
-    print(
-        f"  DB round trips per send:       {res['db_per_send']:.2f} "
-        f"(PostgreSQL transactions per send: {res['pg_tx_per_send']:.2f})"
-    )
-    print(
-        f"  Redis commands per send:       {res['redis_per_send']:.2f} "
-        f"(server-side incl. Lua inner calls: {res['redis_server_per_send']:.2f})"
-    )
-    print(
-        f"  limiter: {res['limiter_calls_per_send']:.2f} calls per send (one EVALSHA each), "
-        f"{res['limiter_ms_per_call']:.2f} ms per call under this load"
-    )
-    print(
-        f"engine without the limiter call: {off['sends_per_s']:,.0f} durable sends/s ({off['elapsed']:.2f} s)"
-        f"   -> with/without = {res['sends_per_s'] / off['sends_per_s']:.2f}"
-    )
-    print(
-        f"  Redis commands per send:       {off['redis_per_send']:.2f} "
-        f"(server-side incl. Lua inner calls: {off['redis_server_per_send']:.2f})   -> the limiter's cost: "
-        f"{res['redis_per_send'] - off['redis_per_send']:+.2f} client, "
-        f"{res['redis_server_per_send'] - off['redis_server_per_send']:+.2f} server-side per send"
-    )
-    print(
-        f"baseline plain loop, sequential: {seq:,.0f} sends/s   "
-        f"-> engine/baseline = {res['sends_per_s'] / seq:.2f}"
-    )
-    print(
-        f"baseline plain loop, {args.concurrency} at once: {par:,.0f} sends/s   "
-        f"-> engine/baseline = {res['sends_per_s'] / par:.2f}"
-    )
+    print(f"load average at end {load_average()}")
+
+
+def load_average() -> str:
+    import os
+
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

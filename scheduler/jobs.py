@@ -7,8 +7,9 @@ Tick: running, due, unpaused campaigns without an unfinished round get a round w
 schedulers run at once; ``FOR UPDATE SKIP LOCKED`` makes them split the due rows.
 
 Reconciliation: an unfinished round whose job is not queued and whose user lock has no holder,
-seen so for longer than the lease, is enqueued again. This is what makes losing Redis (a flush,
-a restart) harmless: the database knows every round that still has work.
+seen so for longer than the lease, is enqueued again. This is what makes losing Redis (a flush, a
+restart) harmless: the database knows every round that still has work. Only rounds whose next job
+is overdue (``rounds.next_job_at``) are looked at, so its cost does not grow with the open rounds.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 DUE_BATCH = 500  # campaigns locked and turned into rounds per transaction
 MAX_PER_TICK = 5_000  # bound on one tick's work; the rest is due at the next tick
-OPEN_ROUNDS_LIMIT = 20_000  # rounds examined per reconciliation
+RECONCILE_SLICE = 1_000  # overdue rounds looked up in Redis per reconciliation pass
 REDIS_CHUNK = 64  # concurrent Redis calls per chunk (one connection each in the pool)
 
 T = TypeVar("T")
@@ -66,14 +67,16 @@ class SchedulerJobs:
     """State and logic of the scheduler's jobs; the runner calls them under the leader lease."""
 
     def __init__(self, db: Database, queue: JobQueue, leases: Leases, settings: EngineSettings,
-                 redis: Redis | None = None) -> None:
+                 redis: Redis | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
         self.queue = queue
         self.leases = leases
         self.settings = settings
         self.redis = redis
+        self.clock = clock  # reconciliation's lease count (monotonic seconds)
         self._suspects: dict[int, float] = {}  # round id -> first seen without job and holder
         self.rng = random.Random()  # U9 random rotation
+        self._cursor: tuple[datetime, int] | None = None  # where the next reconciliation slice starts
 
     async def tick(self) -> TickResult:
         """One due scan; errors are counted and logged, never raised (the next tick retries)."""
@@ -127,25 +130,32 @@ class SchedulerJobs:
         return enqueued
 
     async def _reconcile(self) -> int:
+        """Only rounds whose next job is overdue (``rounds.next_job_at``, written by each job's last
+        statement) are looked up in Redis, a slice of ``RECONCILE_SLICE`` a pass in due order, so a
+        pass costs what is overdue (jobs running or backed up, lost ones), not what is open."""
         lease = self.settings.lease_ttl
         async with self.db.connection() as conn:
-            # a round created moments ago is being enqueued by the tick that created it
-            open_rounds = await rounds.open_rounds(conn, timedelta(seconds=self.settings.tick * 2),
-                                                   OPEN_ROUNDS_LIMIT)
-        queued = await _chunked(lambda r: self.queue.is_queued(engine.job_id(r.round_id)), open_rounds)
-        holders = await _chunked(lambda r: self.leases.holder(keys.USER_LOCK.format(user_id=r.user_id)),
-                                 open_rounds)
-        now = time.monotonic()
+            # No grace after the due time: a job is marked in the queue from its enqueue to its ack
+            # (a continuation is re-queued in the script that acknowledges it), and a round just
+            # created is at worst a suspect for one pass; what costs time after a flush is the
+            # lease that must pass between two sightings, as engine.md asks.
+            overdue = await rounds.overdue_rounds(conn, timedelta(0), self._cursor, RECONCILE_SLICE)
+        # a full slice: the next pass goes on after it; a short one: the next pass starts over
+        self._cursor = (overdue[-1].due, overdue[-1].round_id) if len(overdue) == RECONCILE_SLICE else None
+        lost = await self.queue.lost([
+            (engine.job_id(r.round_id), keys.LEASE.format(name=keys.USER_LOCK.format(user_id=r.user_id)))
+            for r in overdue])
+        now = self.clock()
         orphans = []
-        seen = set()
-        for r, is_queued, holder in zip(open_rounds, queued, holders, strict=True):
-            if is_queued or holder is not None:
+        for r, is_lost in zip(overdue, lost, strict=True):
+            if not is_lost:
+                self._suspects.pop(r.round_id, None)
                 continue
-            seen.add(r.round_id)
             first = self._suspects.setdefault(r.round_id, now)
             if now - first >= lease:
                 orphans.append(r)
-        self._suspects = {k: v for k, v in self._suspects.items() if k in seen}
+        # a suspect not seen again for long is gone (finished, or its job came back)
+        self._suspects = {k: v for k, v in self._suspects.items() if now - v < lease * 10}
         added = await _chunked(self._enqueue, orphans)
         for r, ok in zip(orphans, added, strict=True):
             self._suspects.pop(r.round_id, None)
@@ -156,7 +166,7 @@ class SchedulerJobs:
             ROUNDS.labels("reconciled").inc(sum(added))
         return sum(added)
 
-    async def _enqueue(self, r: rounds.CreatedRound | rounds.OpenRound) -> bool:
+    async def _enqueue(self, r: rounds.CreatedRound | rounds.OverdueRound) -> bool:
         return await self.queue.enqueue(engine.job_id(r.round_id), engine.job_payload(r.round_id, r.user_id))
 
     async def _gauges(self) -> None:

@@ -27,8 +27,11 @@ class TelegramAccountLock:
     async def try_acquire(self, tg_user_id: int) -> Lease | None:
         return await self.leases.acquire(self.name(tg_user_id), self.ttl)
 
-    def keep(self, lease: Lease) -> contextlib.AbstractAsyncContextManager[HeldLease]:
-        return self.leases.keep(lease)
+    def keep(self, lease: Lease, release: bool = True) -> contextlib.AbstractAsyncContextManager[HeldLease]:
+        return self.leases.keep(lease, release)
+
+    async def release(self, lease: Lease) -> bool:
+        return await self.leases.release(lease)
 
     async def holder(self, tg_user_id: int) -> int | None:
         return await self.leases.holder(self.name(tg_user_id))

@@ -148,15 +148,18 @@ class Leases:
         return None if value is None else int(value)
 
     @contextlib.asynccontextmanager
-    async def keep(self, lease: Lease) -> AsyncIterator[HeldLease]:
-        """Renew an acquired lease every ttl/3 while the block runs, release it on exit."""
+    async def keep(self, lease: Lease, release: bool = True) -> AsyncIterator[HeldLease]:
+        """Renew an acquired lease every ttl/3 while the block runs, release it on exit (unless
+        ``release`` is False: the caller then releases it, e.g. in the job queue's settle script)."""
         held = HeldLease(lease)
-        task = asyncio.create_task(self._renew_until_lost(held))
+        done = asyncio.Event()
+        task = asyncio.create_task(self._renew_until_lost(held, done))
         try:
             yield held
         finally:
+            done.set()
             await _cancel(task)
-            if not held.lost.is_set():
+            if release and not held.lost.is_set():
                 try:
                     await self.release(lease)
                 except (RedisError, OSError) as exc:
@@ -227,13 +230,20 @@ class Leases:
             if lost:
                 log.warning("leader %s: lease lost, body cancelled", kind)
 
-    async def _renew_until_lost(self, held: HeldLease) -> None:
+    async def _renew_until_lost(self, held: HeldLease, done: asyncio.Event | None = None) -> None:
         lease = held.lease
         loop = asyncio.get_running_loop()
         # conservative: the lease may have been written just before this task started
         expires = loop.time() + lease.ttl * 2 / 3
+        # ``done`` ends the loop even if the cancellation meant to end it is lost: a cancel that
+        # lands inside a Redis call can be swallowed by the client (seen in the chaos suite: the
+        # task stayed "cancelling", renewing the lease forever while ``keep`` waited for it)
         while True:
+            if done is not None and done.is_set():
+                return
             await asyncio.sleep(max(0.0, min(lease.ttl / 3, expires - loop.time())))
+            if done is not None and done.is_set():
+                return
             if loop.time() >= expires:
                 break
             started = loop.time()

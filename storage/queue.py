@@ -182,6 +182,40 @@ put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], tonumber(ARGV[5]))
 return 1
 """
 
+# A job's end in one round trip: acknowledge it, or re-enqueue it as _REQUEUE does, then release
+# the leases its run held (compare-and-delete, as ``storage.lease`` releases), in this order and
+# atomically, so the job is back in the queue before anyone can take the user's lock.
+# KEYS: stream, delayed, payloads, dedupe, lease keys... ARGV: group, entry id, job id, payload
+# (empty: acknowledge), delay ms, then one token per lease key. -> 1 re-enqueued | 0 acknowledged
+_SETTLE = _LUA_PRELUDE + """
+local added = 0
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+local mark = redis.call('HGET', KEYS[4], ARGV[3])
+if ARGV[4] == '' then
+  if mark == ARGV[2] then redis.call('HDEL', KEYS[4], ARGV[3]) end
+elseif not mark or mark == ARGV[2] then
+  put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], tonumber(ARGV[5]))
+  added = 1
+end
+for i = 5, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then redis.call('DEL', KEYS[i]) end
+end
+return added
+"""
+
+# Reconciliation's question for a slice of rounds: which jobs are neither queued nor running
+# (dedupe marker) nor covered by a held lease (the user's lock). One call, 2 reads per pair.
+# KEYS: dedupe, then one lease key per job. ARGV: job ids, in KEYS' order. -> {1 | 0, ...}, 1: lost
+_LOST = """
+local out = {}
+for i = 1, #ARGV do
+  local lost = redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 and redis.call('EXISTS', KEYS[i + 1]) == 0
+  out[i] = lost and 1 or 0
+end
+return out
+"""
+
 # Reset the idle time of entries still owned by this consumer (XCLAIM JUSTID does not count a
 # delivery). An entry another consumer has reclaimed is left alone and reported as lost.
 # KEYS: stream. ARGV: group, consumer, entry ids... -> {1 kept | 0 lost, ...}
@@ -387,6 +421,8 @@ class JobQueue:
         self._fetch = redis.register_script(_FETCH)
         self._ack = redis.register_script(_ACK)
         self._requeue = redis.register_script(_REQUEUE)
+        self._settle = redis.register_script(_SETTLE)
+        self._lost = redis.register_script(_LOST)
         self._touch = redis.register_script(_TOUCH)
         self._reclaim = redis.register_script(_RECLAIM)
         self._depth = redis.register_script(_DEPTH)
@@ -492,6 +528,18 @@ class JobQueue:
         JOBS.labels("requeued" if added else "acked").inc()
         return bool(added)
 
+    async def settle(self, job: Job, requeue: bool, delay: float = 0.0, payload: dict[str, Any] | None = None,
+                     leases: Sequence[tuple[str, int]] = ()) -> bool:
+        """``ack`` (``requeue`` False) or ``requeue`` the job, then release ``leases`` ((key, token)
+        pairs, each deleted only while it still holds that token): one script call. Returns
+        whether the job was re-enqueued."""
+        data = orjson.dumps(job.payload if payload is None else payload) if requeue else b""
+        args: list[str | bytes | int] = [self.group, job.entry_id, job.id, data, _ms(delay)]
+        args += [token for _, token in leases]
+        added = await self._settle(keys=[*self._all_keys, *(key for key, _ in leases)], args=args)
+        JOBS.labels("requeued" if added else "acked").inc()
+        return bool(added)
+
     async def touch(self, job: Job) -> bool:
         """Reset the idle time of a running job so it is not reclaimed; False if it was lost."""
         kept = await self._touch(keys=[self.stream], args=[self.group, self.consumer, job.entry_id])
@@ -501,16 +549,20 @@ class JobQueue:
     async def claimed(self, job: Job) -> AsyncIterator[asyncio.Event]:
         """Touch ``job`` every lease/3 while the block runs; the event is set if the job is lost."""
         lost = asyncio.Event()
-        task = asyncio.create_task(self._keep_touching(job, lost))
+        done = asyncio.Event()
+        task = asyncio.create_task(self._keep_touching(job, lost, done))
         try:
             yield lost
         finally:
+            done.set()  # ends the loop even if the cancel is swallowed inside a Redis call
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _keep_touching(self, job: Job, lost: asyncio.Event) -> None:
-        while True:
+    async def _keep_touching(self, job: Job, lost: asyncio.Event, done: asyncio.Event) -> None:
+        while not done.is_set():
             await asyncio.sleep(self.lease_ms / 3000)
+            if done.is_set():
+                return
             try:
                 if not await self.touch(job):
                     log.warning("queue %s: job %s was taken by another consumer", self.name, job.id)
@@ -572,6 +624,17 @@ class JobQueue:
     async def is_queued(self, job_id: str) -> bool:
         """True while the job id is ready, delayed or running (not yet acknowledged)."""
         return bool(await self.redis.hexists(self.dedupe, job_id))
+
+    async def lost(self, jobs: Sequence[tuple[str, str]]) -> list[bool]:
+        """For (job id, lease key) pairs: True where the job is neither queued nor running and the
+        lease has no holder. One script call per ``BATCH_LIMIT`` pairs."""
+        out: list[bool] = []
+        for i in range(0, len(jobs), BATCH_LIMIT):
+            chunk = jobs[i:i + BATCH_LIMIT]
+            flags = await self._lost(keys=[self.dedupe, *(lease for _, lease in chunk)],
+                                     args=[job for job, _ in chunk])
+            out += [bool(int(f)) for f in flags]
+        return out
 
     async def run_maintenance(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Until ``stop``: promote due jobs, reclaim stale entries, refresh gauges, prune consumers.

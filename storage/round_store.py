@@ -21,7 +21,7 @@ from domain.models import UnknownHistory, utc_now
 from storage.db import Database
 from storage.repositories import accounts, attempts, campaigns, groups, notifications, rounds
 from storage.repositories import media as media_repo
-from storage.repositories.attempts import Claimed, Outcome, Remaining, RoundContext, StoredMessage
+from storage.repositories.attempts import Claimed, Outcome, RoundContext, Settled, StoredMessage
 from storage.repositories.rounds import FinishedRound
 
 MEDIA_CACHE_BYTES = 64 * 1024 * 1024
@@ -130,8 +130,9 @@ class RoundUnit:
     async def message(self, message_id: int) -> StoredMessage | None:
         return await attempts.stored_message(await self._get(), message_id)
 
-    async def claim(self, attempt_id: int, message_id: int, previous: Outcome | None) -> Claimed | None:
-        claimed, _ = await attempts.claim(await self._get(), attempt_id, message_id, previous)
+    async def claim(self, round_id: int, attempt_id: int, message_id: int,
+                    previous: Outcome | None) -> Claimed | None:
+        claimed, _ = await attempts.claim(await self._get(), round_id, attempt_id, message_id, previous)
         return claimed
 
     async def claim_blocker(self, attempt_id: int) -> str:
@@ -140,9 +141,13 @@ class RoundUnit:
     async def write_outcome(self, outcome: Outcome) -> bool:
         return await attempts.write_outcome(await self._get(), outcome)
 
-    async def flush_and_remaining(self, round_id: int, last: Outcome | None) -> Remaining:
-        _, remaining = await attempts.flush_and_remaining(await self._get(), round_id, last)
-        return remaining
+    async def settle(self, round_id: int, last: Outcome | None, *, finish: bool,
+                     summary_extra: dict[str, Any], wait_floor: float, jitter: float) -> Settled:
+        return await attempts.settle(await self._get(), round_id, last, finish=finish,
+                                     summary_extra=summary_extra, wait_floor=wait_floor, jitter=jitter)
+
+    async def expect_job(self, round_id: int, delay: float) -> None:
+        await rounds.expect_job(await self._get(), round_id, delay)
 
     async def defer(self, attempt_id: int, seconds: float) -> None:
         await attempts.defer(await self._get(), attempt_id, seconds)

@@ -30,9 +30,12 @@ class UserLock:
         """Take the lock if it is free (no wait); None when someone holds it."""
         return await self.leases.acquire(self.name(user_id), self.ttl)
 
-    def keep(self, lease: Lease) -> contextlib.AbstractAsyncContextManager[HeldLease]:
+    def keep(self, lease: Lease, release: bool = True) -> contextlib.AbstractAsyncContextManager[HeldLease]:
         """Renew an acquired lock while the block runs, release it at the end."""
-        return self.leases.keep(lease)
+        return self.leases.keep(lease, release)
+
+    async def release(self, lease: Lease) -> bool:
+        return await self.leases.release(lease)
 
     async def holder(self, user_id: int) -> int | None:
         """Fencing token of the current holder, None when the lock is free."""

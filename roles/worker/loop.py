@@ -16,6 +16,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -30,10 +31,11 @@ from services.engine.outcome import JobOutcome, JobResult
 from services.engine.ports import Cipher
 from services.engine.rounds import RoundEngine
 from services.send_limits import load_book
+from storage import keys
 from storage.account_lock import TelegramAccountLock
 from storage.db import DB_ERRORS, Database
 from storage.heartbeats import Heartbeats
-from storage.lease import Leases
+from storage.lease import Lease, Leases
 from storage.queue import Job, JobQueue
 from storage.round_store import RoundStore
 from storage.user_lock import UserLock
@@ -104,7 +106,8 @@ class JobRunner:
     async def run(self, job: Job) -> JobResult:
         """Run the job and apply its outcome; errors propagate (the loop then calls ``failed``)."""
         async with self.queue.claimed(job):
-            outcome = await self.engine.run(job.id, job.payload, settle=lambda o: self.apply(job, o))
+            outcome = await self.engine.run(job.id, job.payload,
+                                            settle=lambda o, held: self.apply(job, o, held))
         return outcome.result
 
     async def failed(self, job: Job, delay: float) -> None:
@@ -112,15 +115,19 @@ class JobRunner:
         with contextlib.suppress(Exception):
             await self.apply(job, JobOutcome.requeue(JobResult.FAILED, delay))
 
-    async def apply(self, job: Job, outcome: JobOutcome) -> None:
-        if outcome.action == "requeue":
-            await self.queue.requeue(job, outcome.delay, outcome.payload)
-        elif outcome.action == "dead":
+    async def apply(self, job: Job, outcome: JobOutcome, held: Sequence[Lease] = ()) -> None:
+        """Requeue or acknowledge the job, then release the leases ``held`` for it: one script."""
+        if outcome.action == "dead":
             # no dead-letter list: the job is dropped, loudly (nothing of it can ever run)
             log.error("job %s dropped: %s", job.id, outcome.reason)
-            await self.queue.ack(job)
+        requeue = outcome.action == "requeue"
+        if held:
+            leases = [(keys.LEASE.format(name=lease.name), lease.token) for lease in held]
+            await self.queue.settle(job, requeue, outcome.delay, outcome.payload, leases)
+        elif requeue:
+            await self.queue.requeue(job, outcome.delay, outcome.payload)
         else:
-            await self.queue.ack(job)
+            await self.queue.ack(job)  # acks of concurrent jobs share round trips
 
 
 class _Worker:

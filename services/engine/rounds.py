@@ -11,8 +11,9 @@ Order of a job (engine.md, "Worker"):
    the job back to the queue with the wait), claim the attempt (``sending``, committed, with every
    "before each send" check in the same statement), send, keep the outcome; outcomes are written
    right away when a wait follows, otherwise together with the next claim;
-4. the last outcome is written with the count of what is left; nothing left -> the round is
-   finished (counters, summary notification) and the job is to be acknowledged; otherwise the
+4. one statement writes the last outcome and counts what is left; nothing left -> the same
+   statement finishes the round (counters, summary notification) and the job is to be
+   acknowledged; otherwise it records when the next job is due (reconciliation reads it) and the
    same job id is to go to the back of the queue with the gap plus jitter as its delay;
 5. the worker's ``settle`` applies that outcome to the queue, then the lock is released (a job
    handed back after the release could be overtaken: the chaos suite's SIGKILL run stalled).
@@ -27,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, cast
@@ -53,6 +54,7 @@ from services.engine.ports import (
 )
 from storage.db import DB_ERRORS
 from storage.repositories.attempts import Candidate, Claimed, Outcome, Remaining, RoundContext
+from storage.repositories.rounds import FinishedRound
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ MIN_UPLOAD_RATE = 256 * 1024  # bytes per second
 # A wait shorter than this is not worth giving the DB connection back for.
 SHORT_WAIT = 0.005
 Step = Literal["next", "stop", "ended"]
+# the worker's apply: the job's outcome and the leases to release once it is applied
+Settle = Callable[[JobOutcome, Sequence[Any]], Awaitable[None]]
 
 
 @dataclass
@@ -119,22 +123,22 @@ class RoundEngine:
 
     # --- job -----------------------------------------------------------------------------------
 
-    async def run(self, job_id: str, payload: dict[str, Any],
-                  settle: Callable[[JobOutcome], Awaitable[None]] | None = None) -> JobOutcome:
+    async def run(self, job_id: str, payload: dict[str, Any], settle: Settle | None = None) -> JobOutcome:
         """Run one job of the round named by ``payload`` (or ``job_id``) and say what becomes of it.
 
-        ``settle`` (the worker's apply) is called with the outcome while the user's lock is still
-        held, so the job is back in the queue before another holder can take the round (engine.md:
-        a job hands its job back before it releases the lock). Errors of the database or Redis
-        propagate (the worker requeues the job after a backoff).
+        ``settle`` (the worker's apply) is called with the outcome and the leases still held (the
+        user's lock, the account's lock): it puts the job back or acknowledges it and then releases
+        them, so the job is back in the queue before another holder can take the round (engine.md:
+        a job hands its job back before it releases the lock); one Redis round trip for all three.
+        Errors of the database or Redis propagate (the worker requeues the job after a backoff).
         """
         outcome, settled = await self._run(job_id, payload, settle)
         if not settled and settle is not None:  # decided without the lock: nothing held to hand back
-            await settle(outcome)
+            await settle(outcome, ())
         return outcome
 
     async def _run(self, job_id: str, payload: dict[str, Any],
-                   settle: Callable[[JobOutcome], Awaitable[None]] | None) -> tuple[JobOutcome, bool]:
+                   settle: Settle | None) -> tuple[JobOutcome, bool]:
         """The outcome and whether ``settle`` was already called with it (under the lock)."""
         round_id = _int(payload.get("round_id")) or rules.round_id_of(job_id)
         user_id = _int(payload.get("user_id"))
@@ -149,15 +153,32 @@ class RoundEngine:
             lease = await self.lock.try_acquire(user_id)
             if lease is None:
                 return JobOutcome.requeue(JobResult.BUSY, self._busy_delay()), False
-            async with self.lock.keep(lease) as held:
-                outcome = await self._locked(job_id, round_id, user_id, held, unit)
+            held_leases: list[tuple[Any, Any]] = [(self.lock, lease)]  # (lock, lease), the user's last
+            try:
+                async with self.lock.keep(lease, release=False) as held:
+                    outcome = await self._locked(job_id, round_id, user_id, held, unit, held_leases)
                 await unit.release()
-                if settle is not None:
-                    await settle(outcome)
-                return outcome, settle is not None
+                if settle is None:
+                    await self._release(held_leases)
+                    return outcome, False
+                await settle(outcome, [lease for _, lease in held_leases])
+            except BaseException:
+                await self._release(held_leases)
+                raise
+            return outcome, True
+
+    async def _release(self, held_leases: list[tuple[Any, Any]]) -> None:
+        """Release what ``settle`` did not (it failed, or there was none); a failure here leaves the
+        lease to expire on its own after its TTL."""
+        for lock, lease in held_leases:  # the account's first, the user's last
+            try:
+                await lock.release(lease)
+            except Exception as exc:  # Redis down: the TTL frees it
+                log.warning("releasing a lease failed: %s", exc)
 
     async def _locked(
-        self, job_id: str, round_id: int, user_id: int, held: HeldLock, unit: RoundUnit
+        self, job_id: str, round_id: int, user_id: int, held: HeldLock, unit: RoundUnit,
+        held_leases: list[tuple[Any, Any]],
     ) -> JobOutcome:
         ctx = await unit.start_batch(round_id, user_id, self.settings.batch_size)
         if ctx is None:
@@ -192,7 +213,8 @@ class RoundEngine:
         account_lease = await self.account_lock.try_acquire(tg_user_id)
         if account_lease is None:  # the account's session is in use elsewhere (an import, another job)
             return JobOutcome.requeue(JobResult.BUSY, self._busy_delay())
-        async with self.account_lock.keep(account_lease):
+        held_leases.insert(0, (self.account_lock, account_lease))  # released with the job's settle
+        async with self.account_lock.keep(account_lease, release=False):
             if ctx.album_items:  # U9.3: an album's items are read with the message
                 message = await _load_message(unit, ctx.message_id)
             else:
@@ -230,7 +252,7 @@ class RoundEngine:
             if self._window_closed(batch):  # U10.5: no send starts outside the schedule window
                 break
             batch.message = await self._message_of(batch, cand, unit)
-            claimed = await unit.claim(cand.attempt_id, ctx.message_id, batch.unwritten)
+            claimed = await unit.claim(ctx.round_id, cand.attempt_id, ctx.message_id, batch.unwritten)
             batch.unwritten = None
             if claimed is None:
                 batch.blocked = await unit.claim_blocker(cand.attempt_id)
@@ -395,22 +417,29 @@ class RoundEngine:
 
     async def _settle(self, batch: _Batch, ended: bool, unit: RoundUnit) -> JobOutcome:
         ctx = batch.ctx
-        remaining = await unit.flush_and_remaining(ctx.round_id, batch.unwritten)
+        go_on = not ended and batch.blocked is None
+        jitter = rules.jitter(self.settings, self.rng)
+        report = self.pacing.report(batch.pace) if go_on else {}
+        # one statement: the last outcome, what is left, and the round's end or its next job's time
+        settled = await unit.settle(ctx.round_id, batch.unwritten, finish=go_on,
+                                    summary_extra={"pacing": report} if report else {},
+                                    wait_floor=self._wait_floor(batch), jitter=jitter)
         batch.unwritten = None
         await self.pacing.save(batch.pace)
         if ended:
             return JobOutcome.ack(JobResult.DONE)
         if batch.blocked is not None:
             return await self._blocked(ctx, batch.blocked, unit)
+        if settled.finished is not None:
+            self._finished(ctx, settled.finished)
+        remaining = settled.remaining
         if batch.window_wait is not None and remaining.open:
-            # the rest of the round goes on at the window's next opening (U10.5)
-            delay = batch.window_wait + rules.jitter(self.settings, self.rng)
-            return JobOutcome.requeue(JobResult.WAITING, delay)
-        if remaining.open == 0:
-            async with unit.transaction():
-                await self._finish(unit, ctx, "done", self.pacing.report(batch.pace))
+            # the rest of the round goes on at the window's next opening (U10.5); ``settle`` wrote
+            # that time as the round's next job time (the window's wait is in the wait floor)
+            return JobOutcome.requeue(JobResult.WAITING, self._wait_floor(batch) + jitter)
+        if remaining.open == 0:  # finished here, or already by a job before this one
             return JobOutcome.ack(JobResult.DONE)
-        return JobOutcome.requeue(JobResult.CONTINUED, self._continuation_delay(batch, remaining))
+        return JobOutcome.requeue(JobResult.CONTINUED, self._continuation_delay(batch, remaining, jitter))
 
     async def _blocked(self, ctx: RoundContext, blocker: str, unit: RoundUnit) -> JobOutcome:
         """The round can't go on now: stopped -> cancelled; paused -> wait; account gone -> end."""
@@ -419,7 +448,9 @@ class RoundEngine:
             delay = self._pause_poll()
             if blocker == "paused" and state is not None and state[0] is not None:
                 delay = max(delay, (state[0] - state[1]).total_seconds())
-            return JobOutcome.requeue(JobResult.WAITING, delay + rules.jitter(self.settings, self.rng))
+            delay += rules.jitter(self.settings, self.rng)
+            await unit.expect_job(ctx.round_id, delay)  # reconciliation leaves it alone until then
+            return JobOutcome.requeue(JobResult.WAITING, delay)
         async with unit.transaction():
             if blocker == "no_account":
                 await unit.stop_campaign(ctx.user_id)
@@ -431,18 +462,20 @@ class RoundEngine:
             await self._finish(unit, ctx, "cancelled")
         return JobOutcome.ack(JobResult.DONE)
 
-    async def _finish(self, unit: RoundUnit, ctx: RoundContext, status: str,
-                      pacing: dict[str, Any] | None = None) -> None:
+    async def _finish(self, unit: RoundUnit, ctx: RoundContext, status: str) -> None:
         finished = await unit.finish_round(ctx.round_id, status)
         if finished is None:
             return
-        ROUNDS.labels(status).inc()
-        log.info("user %s round %s: %s, %d sent, %d failed, %d skipped, %d unknown of %d", ctx.user_id,
-                 ctx.round_id, status, finished.sent, finished.failed, finished.skipped, finished.unknown,
-                 finished.total)
+        self._finished(ctx, finished)
         if status == "done":
-            summary = {**finished.summary(), **({"pacing": pacing} if pacing else {})}
-            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY, summary, f"round_summary:{ctx.round_id}")
+            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY, finished.summary(),
+                              f"round_summary:{ctx.round_id}")
+
+    def _finished(self, ctx: RoundContext, finished: FinishedRound) -> None:
+        ROUNDS.labels(finished.status).inc()
+        log.info("user %s round %s: %s, %d sent, %d failed, %d skipped, %d unknown of %d", ctx.user_id,
+                 ctx.round_id, finished.status, finished.sent, finished.failed, finished.skipped,
+                 finished.unknown, finished.total)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -527,13 +560,22 @@ class RoundEngine:
         batch.window_wait = wait
         return True
 
-    def _continuation_delay(self, batch: _Batch, remaining: Remaining) -> float:
+    def _wait_floor(self, batch: _Batch) -> float:
+        """The continuation's delay before the round's waiting attempts and the jitter count (the
+        schedule window's wait when it closed during the batch)."""
         wait = self.pacing.account_wait(batch.pace)
-        if remaining.ready == 0 and remaining.earliest is not None:
-            wait = max(wait, (remaining.earliest - remaining.now).total_seconds())
         if batch.sends == 0 and batch.deferred_until:
             wait = max(wait, batch.deferred_until)
-        return wait + rules.jitter(self.settings, self.rng)
+        if batch.window_wait is not None:
+            wait = max(wait, batch.window_wait)
+        return wait
+
+    def _continuation_delay(self, batch: _Batch, remaining: Remaining, jitter: float) -> float:
+        # the same figures ``settle`` wrote as the round's next job time
+        wait = self._wait_floor(batch)
+        if remaining.ready == 0 and remaining.earliest is not None:
+            wait = max(wait, (remaining.earliest - remaining.now).total_seconds())
+        return wait + jitter
 
     def _busy_delay(self) -> float:
         base = max(0.05, min(1.0, self.settings.gap_min / 2))

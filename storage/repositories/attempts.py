@@ -11,13 +11,14 @@ and the last outcome is written together with the question "what is left in this
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from domain.models import UnknownHistory
 from domain.schedule import Window, window_of
+from storage.repositories.rounds import FinishedRound
 
 FINAL = ("sent", "failed", "skipped", "unknown")
 
@@ -123,7 +124,7 @@ WITH lost AS (
     RETURNING attempt_id
 ), started AS (
     UPDATE rounds SET started_at = now()
-    WHERE round_id = $1 AND user_id = $3 AND started_at IS NULL AND finished_at IS NULL
+    WHERE round_id = $1 AND user_id = $3 AND started_at IS NULL AND (finished_at IS NULL) IS TRUE
     RETURNING started_at
 ), ctx AS (
     SELECT r.round_id, r.user_id, r.message_id, r.planned_at,
@@ -178,20 +179,27 @@ done AS (
         finished_at = CASE WHEN {a[1]}::text IN ('sent', 'failed', 'skipped', 'unknown') THEN now() END,
         updated_at = now()
     WHERE attempt_id = {a[0]}::bigint AND status = 'sending'
-    RETURNING attempt_id
+    RETURNING attempt_id, status, not_before
 )"""
 
 
 # The claim re-checks, in the same statement, everything engine.md lists "before each send":
 # campaign running and not paused, no global pause (``campaign_blocker``), attempt still pending,
 # round open with the message version this job loaded.
+#
+# Rounds are reached by their key, and "open" is written ``(finished_at IS NULL) IS TRUE`` (the same
+# truth value): the planner cannot match that to the partial indexes on open rounds, so it uses the
+# primary key whatever its statistics. With a plain ``finished_at IS NULL`` it picked
+# ``rounds_open_idx`` (every open round, filtered) whenever the statistics said few rounds were
+# open, and did once history made ``rounds`` big (issue 14: throughput halved);
+# tests/integration/test_engine_history.py checks the generic plans.
 _CLAIM = "WITH " + _outcome_sql(2) + """, claim AS (
     UPDATE attempts t
     SET status = 'sending', tries = t.tries + 1, sending_at = now(), updated_at = now()
     FROM rounds r, campaigns c
-    WHERE t.attempt_id = $1 AND t.status IN ('pending', 'flood_wait')
+    WHERE t.attempt_id = $1 AND t.round_id = $10 AND t.status IN ('pending', 'flood_wait')
       AND (t.not_before IS NULL OR t.not_before <= now())
-      AND r.round_id = t.round_id AND r.finished_at IS NULL AND r.message_id = $9
+      AND r.round_id = $10 AND (r.finished_at IS NULL) IS TRUE AND r.message_id = $9
       AND c.user_id = r.user_id
       AND campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) IS NULL
     RETURNING t.attempt_id, t.peer_id, t.access_hash, t.kind, t.tries,
@@ -201,14 +209,61 @@ SELECT (SELECT count(*) FROM done)::int AS written, claim.*
 FROM (SELECT 1) AS one LEFT JOIN claim ON true
 """
 
-_FLUSH = "WITH " + _outcome_sql(2) + """
-SELECT (SELECT count(*) FROM done)::int AS written,
-       count(t.attempt_id)::int AS open,
-       count(t.attempt_id) FILTER (WHERE t.not_before IS NULL OR t.not_before <= now())::int AS ready,
-       min(t.not_before) FILTER (WHERE t.not_before > now()) AS earliest,
-       now() AS now
-FROM attempts t
-WHERE t.round_id = $1 AND t.status IN ('pending', 'sending', 'flood_wait') AND t.attempt_id <> $2
+# The job's last statement: the last outcome, what is left, and then either the round's end (when
+# nothing is left and the job may finish it: counters, ``campaigns.last_round_id`` and the summary
+# notification, as ``rounds.finish_round`` and ``notifications.enqueue`` write them) or when its next
+# job is due (``rounds.next_job_at``, read by reconciliation): one round trip instead of four.
+# Every CTE sees the snapshot before ``done``: the outcome written is counted from its RETURNING.
+_SETTLE = "WITH " + _outcome_sql(2) + """, open_left AS (
+    SELECT t.not_before FROM attempts t
+    WHERE t.round_id = $1 AND t.status IN ('pending', 'sending', 'flood_wait')
+      AND t.attempt_id NOT IN (SELECT attempt_id FROM done)
+    UNION ALL
+    SELECT not_before FROM done WHERE status IN ('pending', 'sending', 'flood_wait')
+), left_now AS (
+    SELECT count(*)::int AS open,
+           count(*) FILTER (WHERE not_before IS NULL OR not_before <= now())::int AS ready,
+           min(not_before) FILTER (WHERE not_before > now()) AS earliest,
+           now() AS now
+    FROM open_left
+), fin AS (
+    UPDATE rounds r
+    SET finished_at = now(), status = 'done', started_at = coalesce(r.started_at, now()),
+        (sent, failed, skipped, unknown) = (
+            SELECT count(*) FILTER (WHERE s.status = 'sent')::int,
+                   count(*) FILTER (WHERE s.status = 'failed')::int,
+                   count(*) FILTER (WHERE s.status = 'skipped')::int,
+                   count(*) FILTER (WHERE s.status = 'unknown')::int
+            FROM (SELECT a.status FROM attempts a
+                  WHERE a.round_id = $1 AND a.attempt_id NOT IN (SELECT attempt_id FROM done)
+                  UNION ALL SELECT status FROM done) s)
+    FROM left_now
+    WHERE r.round_id = $1 AND (r.finished_at IS NULL) IS TRUE AND left_now.open = 0 AND $9::bool
+    RETURNING r.round_id, r.user_id, r.status, r.total, r.sent, r.failed, r.skipped, r.unknown,
+              r.planned_at, r.started_at, r.finished_at
+), camp AS (
+    UPDATE campaigns c SET last_round_id = fin.round_id, updated_at = now()
+    FROM fin WHERE c.user_id = fin.user_id
+), note AS (
+    INSERT INTO notifications (user_id, kind, payload, dedupe_key, created_at)
+    SELECT u.user_id, 'round_summary',
+           jsonb_build_object('round_id', fin.round_id, 'total', fin.total, 'sent', fin.sent,
+                              'failed', fin.failed, 'skipped', fin.skipped, 'unknown', fin.unknown)
+               || $10::jsonb,
+           'round_summary:' || fin.round_id, now()
+    FROM fin JOIN users u ON u.user_id = fin.user_id
+    WHERE u.notify_rounds
+    ON CONFLICT (dedupe_key) DO NOTHING
+), next_job AS (
+    UPDATE rounds r
+    SET next_job_at = now() + make_interval(secs => greatest($11::float8, CASE
+            WHEN left_now.ready = 0 AND left_now.earliest IS NOT NULL
+            THEN extract(epoch FROM left_now.earliest - now())::float8 ELSE 0 END) + $12::float8)
+    FROM left_now
+    WHERE r.round_id = $1 AND (r.finished_at IS NULL) IS TRUE AND left_now.open > 0 AND $9::bool
+)
+SELECT (SELECT count(*) FROM done)::int AS written, left_now.*, fin.*
+FROM left_now LEFT JOIN fin ON true
 """
 
 _WRITE = "WITH " + _outcome_sql(1) + " SELECT count(*)::int AS written FROM done"
@@ -275,13 +330,13 @@ async def stored_message(conn: asyncpg.Connection, message_id: int) -> StoredMes
 
 
 async def claim(
-    conn: asyncpg.Connection, attempt_id: int, message_id: int, previous: Outcome | None = None
+    conn: asyncpg.Connection, round_id: int, attempt_id: int, message_id: int, previous: Outcome | None = None
 ) -> tuple[Claimed | None, bool]:
     """Write ``previous`` (if any) and move ``attempt_id`` to ``sending`` if every check passes.
 
     Returns the claimed attempt (None: not claimable now) and whether ``previous`` was written.
     """
-    row = await conn.fetchrow(_CLAIM, attempt_id, *_outcome_args(previous), message_id)
+    row = await conn.fetchrow(_CLAIM, attempt_id, *_outcome_args(previous), message_id, round_id)
     assert row is not None
     claimed = None
     if row["attempt_id"] is not None:
@@ -296,23 +351,35 @@ async def write_outcome(conn: asyncpg.Connection, outcome: Outcome) -> bool:
     return bool(row and row["written"])
 
 
-async def flush_and_remaining(
-    conn: asyncpg.Connection, round_id: int, last: Outcome | None
-) -> tuple[bool, Remaining]:
-    """Write the job's last outcome (if any) and count what is still open in the round."""
-    row = await conn.fetchrow(_FLUSH, round_id, *_outcome_args(last))
+@dataclass(frozen=True)
+class Settled:
+    """What a job's last statement found: what is left, and the round if it finished it."""
+
+    remaining: Remaining
+    finished: FinishedRound | None
+
+
+async def settle(
+    conn: asyncpg.Connection, round_id: int, last: Outcome | None, *, finish: bool,
+    summary_extra: dict[str, Any], wait_floor: float, jitter: float,
+) -> Settled:
+    """Write the job's last outcome (if any) and count what is left in the round; with ``finish``,
+    a round with nothing left is finished here (counters, ``last_round_id``, the summary
+    notification with ``summary_extra`` merged in), and one with something left gets its next
+    job's due time: ``max(wait_floor, earliest waiting attempt if none is ready) + jitter`` from now
+    (the continuation delay ``RoundEngine`` computes from the same figures)."""
+    row = await conn.fetchrow(_SETTLE, round_id, *_outcome_args(last), finish, summary_extra,
+                              float(wait_floor), float(jitter))
     assert row is not None
     remaining = Remaining(row["open"], row["ready"], row["earliest"], row["now"])
-    if last is not None and last.is_open:
-        # the snapshot of this statement still shows ``last`` as sending: count its new state here
-        ready = last.retry_in is None or last.retry_in <= 0
-        remaining = Remaining(remaining.open + 1, remaining.ready + int(ready), remaining.earliest,
-                              row["now"])
-        if not ready and last.retry_in is not None:
-            at = row["now"] + timedelta(seconds=last.retry_in)
-            earliest = at if remaining.earliest is None else min(remaining.earliest, at)
-            remaining = Remaining(remaining.open, remaining.ready, earliest, row["now"])
-    return bool(row["written"]), remaining
+    finished = None
+    if row["round_id"] is not None:
+        finished = FinishedRound(
+            round_id=row["round_id"], user_id=row["user_id"], status=row["status"], total=row["total"],
+            sent=row["sent"], failed=row["failed"], skipped=row["skipped"], unknown=row["unknown"],
+            planned_at=row["planned_at"], started_at=row["started_at"], finished_at=row["finished_at"],
+        )
+    return Settled(remaining, finished)
 
 
 async def claim_blocker(conn: asyncpg.Connection, attempt_id: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -26,10 +26,10 @@ class CreatedRound:
 
 
 @dataclass(frozen=True)
-class OpenRound:
+class OverdueRound:
     round_id: int
     user_id: int
-    created_at: datetime
+    due: datetime  # when its next job was due
 
 
 @dataclass(frozen=True)
@@ -105,29 +105,37 @@ async def user_of(conn: asyncpg.Connection, round_id: int) -> int | None:
     return None if value is None else int(value)
 
 
-async def open_rounds(conn: asyncpg.Connection, older_than: timedelta, limit: int) -> list[OpenRound]:
-    """Unfinished rounds created more than ``older_than`` ago, oldest first (``rounds_open_idx``)."""
+async def overdue_rounds(
+    conn: asyncpg.Connection, grace: timedelta, after: tuple[datetime, int] | None, limit: int
+) -> list[OverdueRound]:
+    """Unfinished rounds whose next job was due more than ``grace`` ago (``next_job_at``, or the
+    creation when no job has run yet), in ``(due, round_id)`` order after ``after``: a slice of
+    ``rounds_job_due_idx``, whatever the number of open rounds whose job is not due yet."""
+    if after is None:
+        after = (datetime.min.replace(tzinfo=UTC), 0)
     rows = await conn.fetch(
         """
-        SELECT round_id, user_id, created_at FROM rounds
-        WHERE finished_at IS NULL AND created_at <= now() - $1::interval
-        ORDER BY created_at
-        LIMIT $2
+        SELECT round_id, user_id, coalesce(next_job_at, created_at) AS due FROM rounds
+        WHERE finished_at IS NULL AND coalesce(next_job_at, created_at) <= now() - $1::interval
+          AND (coalesce(next_job_at, created_at), round_id) > ($2::timestamptz, $3::bigint)
+        ORDER BY coalesce(next_job_at, created_at), round_id
+        LIMIT $4
         """,
-        older_than,
-        limit,
+        grace, after[0], after[1], limit,
     )
-    return [OpenRound(r["round_id"], r["user_id"], r["created_at"]) for r in rows]
+    return [OverdueRound(r["round_id"], r["user_id"], r["due"]) for r in rows]
 
 
-async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "done") -> FinishedRound | None:
-    """Close the round if no attempt is open: counters from the attempts, campaign.last_round_id.
+async def expect_job(conn: asyncpg.Connection, round_id: int, delay: float) -> None:
+    """The round's next job is due in ``delay`` seconds (a job put off by a pause)."""
+    await conn.execute(
+        "UPDATE rounds SET next_job_at = now() + make_interval(secs => $2::float8) "
+        "WHERE round_id = $1 AND (finished_at IS NULL) IS TRUE",  # by the key (see attempts._CLAIM)
+        round_id, float(delay),
+    )
 
-    Returns None when the round is already finished or still has open attempts, so calling it
-    twice (a duplicate job) finishes and notifies once.
-    """
-    row = await conn.fetchrow(
-        """
+
+FINISH_SQL = """
         WITH counts AS (
             SELECT count(*) FILTER (WHERE status = 'sent')::int AS sent,
                    count(*) FILTER (WHERE status = 'failed')::int AS failed,
@@ -141,7 +149,8 @@ async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "d
                 sent = counts.sent, failed = counts.failed, skipped = counts.skipped,
                 unknown = counts.unknown
             FROM counts
-            WHERE r.round_id = $1 AND r.finished_at IS NULL AND counts.open = 0
+            -- "(...) IS TRUE": by the primary key whatever the statistics (see attempts._CLAIM)
+            WHERE r.round_id = $1 AND (r.finished_at IS NULL) IS TRUE AND counts.open = 0
             RETURNING r.round_id, r.user_id, r.status, r.total, r.sent, r.failed, r.skipped, r.unknown,
                       r.planned_at, r.started_at, r.finished_at
         ), camp AS (
@@ -149,10 +158,16 @@ async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "d
             FROM fin WHERE c.user_id = fin.user_id
         )
         SELECT * FROM fin
-        """,
-        round_id,
-        status,
-    )
+        """
+
+
+async def finish_round(conn: asyncpg.Connection, round_id: int, status: str = "done") -> FinishedRound | None:
+    """Close the round if no attempt is open: counters from the attempts, campaign.last_round_id.
+
+    Returns None when the round is already finished or still has open attempts, so calling it
+    twice (a duplicate job) finishes and notifies once.
+    """
+    row = await conn.fetchrow(FINISH_SQL, round_id, status)
     if row is None:
         return None
     return FinishedRound(

@@ -255,9 +255,11 @@ async def test_reconciliation_enqueues_a_lost_round_after_a_lease_only(
     lock = await eng.leases.acquire(keys.USER_LOCK.format(user_id=2), 30)  # user 2 is being worked on
     assert lock is not None
 
+    clock = StepClock()
+    eng.jobs.clock = clock
     assert await eng.jobs.reconcile() == 0  # first sighting: not yet a lease without job and holder
     assert not await eng.queue.is_queued(engine.job_id(r1))
-    await asyncio.sleep(1.05)  # lease_ttl = 1 s
+    clock.now += 1.0  # lease_ttl = 1 s
     assert await eng.jobs.reconcile() == 1
     assert await eng.queue.is_queued(engine.job_id(r1))
     assert not await eng.queue.is_queued(engine.job_id(r2))  # its lock has a live holder
@@ -274,9 +276,11 @@ async def test_reconciliation_leaves_fresh_and_queued_rounds_alone(
         await seed_user(conn, cipher, 1, 2)
     await eng.jobs.tick()
     await execute(db, "UPDATE rounds SET created_at = now() - interval '1 minute'")
+    clock = StepClock()
+    eng.jobs.clock = clock
     for _ in range(3):
         assert await eng.jobs.reconcile() == 0
-        await asyncio.sleep(0.4)
+        clock.now += 0.4
 
 
 async def test_due_scan_uses_the_status_next_run_at_index(db: Database) -> None:
@@ -289,3 +293,105 @@ async def test_due_scan_uses_the_status_next_run_at_index(db: Database) -> None:
         await conn.execute("PREPARE due(int) AS " + campaigns.DUE_QUERY)
         plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE due(500)"))
     assert "campaigns_status_next_run_at_idx" in plan, plan
+
+
+class StepClock:
+    """Monotonic seconds moved by the test (reconciliation counts the lease on it)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def reconciler(eng: Engine, clock: StepClock) -> tuple[SchedulerJobs, list[int]]:
+    """Scheduler jobs on ``clock`` whose Redis lookups are counted (pairs asked per pass)."""
+    jobs = SchedulerJobs(eng.db, eng.queue, eng.leases, eng.settings.engine, eng.redis, clock=clock)
+    asked: list[int] = []
+    real = eng.queue.lost
+
+    async def counted(pairs: Any) -> list[bool]:
+        asked.append(len(pairs))
+        return await real(pairs)
+
+    eng.queue.lost = counted  # type: ignore[method-assign]
+    return jobs, asked
+
+
+async def test_reconciliation_looks_up_only_rounds_whose_next_job_is_overdue(
+    db: Database, eng: Engine, redis_client: aioredis.Redis, cipher: SessionCipher
+) -> None:
+    async with db.connection() as conn:
+        for user_id in (1, 2, 3):
+            await seed_user(conn, cipher, user_id, 2)
+    await eng.jobs.tick()
+    r1, r2, r3 = [r["round_id"] for r in await fetch(db, "SELECT round_id FROM rounds ORDER BY round_id")]
+    # rounds 1 and 2 wait for a continuation due in an hour; round 3 never got its first job
+    await execute(db, "UPDATE rounds SET next_job_at = now() + interval '1 hour' WHERE round_id <> $1", r3)
+    await execute(db, "UPDATE rounds SET created_at = now() - interval '1 minute' WHERE round_id = $1", r3)
+    await redis_client.flushall()  # every job lost
+    clock = StepClock()
+    jobs, asked = reconciler(eng, clock)
+
+    assert await jobs.reconcile() == 0  # first sighting
+    clock.now += eng.settings.engine.lease_ttl
+    assert await jobs.reconcile() == 1
+    assert asked == [1, 1]  # only round 3 was looked up in Redis, twice
+    assert await eng.queue.is_queued(engine.job_id(r3))
+    assert not await eng.queue.is_queued(engine.job_id(r1))
+
+    # round 1's continuation was due a minute ago and never came: found like any lost job
+    await execute(db, "UPDATE rounds SET next_job_at = now() - interval '1 minute' WHERE round_id = $1", r1)
+    assert await jobs.reconcile() == 0
+    clock.now += eng.settings.engine.lease_ttl
+    assert await jobs.reconcile() == 1
+    assert await eng.queue.is_queued(engine.job_id(r1))
+    assert not await eng.queue.is_queued(engine.job_id(r2))
+    await eng.run_until_done([r1, r3])
+
+
+async def test_reconciliation_goes_through_overdue_rounds_a_slice_per_pass(
+    db: Database, eng: Engine, redis_client: aioredis.Redis, cipher: SessionCipher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import scheduler.jobs as scheduler_jobs
+
+    monkeypatch.setattr(scheduler_jobs, "RECONCILE_SLICE", 2)
+    async with db.connection() as conn:
+        for user_id in range(1, 6):
+            await seed_user(conn, cipher, user_id, 1)
+    await eng.jobs.tick()
+    await execute(db, "UPDATE rounds SET created_at = now() - interval '1 minute'")
+    await redis_client.flushall()
+    clock = StepClock()
+    jobs, asked = reconciler(eng, clock)
+
+    enqueued = 0
+    for _ in range(8):
+        enqueued += await jobs.reconcile()
+        clock.now += eng.settings.engine.lease_ttl / 2
+    assert enqueued == 5
+    assert max(asked) <= 2  # bounded per pass, whatever the number of overdue rounds
+    ids = [r["round_id"] for r in await fetch(db, "SELECT round_id FROM rounds")]
+    assert all([await eng.queue.is_queued(engine.job_id(r)) for r in ids])
+
+
+async def test_a_continued_round_records_when_its_next_job_is_due(
+    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
+) -> None:
+    eng = Engine(db, redis_client, FakeSender(), settings_with(lease_ttl=1.0, batch_size=2, gap_min=0.0,
+                                                                gap_max=0.0), cipher)
+    async with db.connection() as conn:
+        await seed_user(conn, cipher, 1, 5)
+    await eng.jobs.tick()
+    [job] = await eng.queue.fetch(count=1, block_ms=100)
+    assert await fetchval(db, "SELECT next_job_at FROM rounds") is None
+    await eng.executor.run(job)  # 2 of 5 sent, continued
+    due = await fetchval(db, "SELECT next_job_at - now() FROM rounds WHERE finished_at IS NULL")
+    assert due is not None and timedelta(seconds=-1) <= due <= timedelta(seconds=2)  # gap 0: due now
+    await eng.run_until_done()
+    row = (await fetch(db, "SELECT status, sent, total FROM rounds"))[0]
+    assert (row["status"], row["sent"], row["total"]) == ("done", 5, 5)
+    summaries = await fetch(db, "SELECT payload FROM notifications WHERE kind = 'round_summary'")
+    assert [(s["payload"]["sent"], s["payload"]["total"]) for s in summaries] == [(5, 5)]

@@ -174,7 +174,7 @@ class GrantAll:
 
         return Lease(name, int(time.time() * 1e6), ttl)
 
-    def keep(self, lease: Any) -> Any:
+    def keep(self, lease: Any, release: bool = True) -> Any:
         from contextlib import asynccontextmanager
 
         from storage.lease import HeldLease
@@ -184,6 +184,9 @@ class GrantAll:
             yield HeldLease(lease)
 
         return held()
+
+    async def release(self, lease: Any) -> bool:
+        return True
 
 
 async def test_claims_alone_prevent_duplicates_when_executors_race_without_the_lock(
