@@ -124,7 +124,7 @@ async def test_the_claim_of_a_send_carries_the_forums_chosen_topic(env: Env) -> 
                    SELECT $1, group_id, peer_id, access_hash, kind FROM groups WHERE user_id = $2 AND peer_id = $3
                    RETURNING attempt_id""", round_id, UID, peer))
     async with env.db.connection() as conn:
-        forum_claim, _ = await attempts.claim(conn, ids[0], message_id)
-        plain_claim, _ = await attempts.claim(conn, ids[1], message_id)
+        forum_claim, _ = await attempts.claim(conn, round_id, ids[0], message_id)
+        plain_claim, _ = await attempts.claim(conn, round_id, ids[1], message_id)
     assert forum_claim is not None and forum_claim.topic_id == 9
     assert plain_claim is not None and plain_claim.topic_id is None
