@@ -516,7 +516,7 @@ def topic_page(title: str, chosen_title: str, page: int, pages: int, total: int,
         lines.append(_("⚠️ The group is disabled: {reason}. Choose an open topic to post again.").format(
             reason=reason_text(reason)))
     if not total:
-        lines.append(NO_TOPICS)
+        lines.append(_(NO_TOPICS))
     return "\n".join(lines)
 
 
@@ -554,7 +554,7 @@ def reason_text(reason: str) -> str:
 def group_disabled(reason: str) -> str:
     if reason in ("TOPIC_CLOSED", "TOPIC_DELETED"):  # U11.4: another topic makes it active again
         return _("⚠️ This group is disabled: {reason}. Choose another topic with “{button}”.").format(
-            reason=reason_text(reason), button=BTN_TOPIC)
+            reason=reason_text(reason), button=_(BTN_TOPIC))
     return _("⚠️ This group is disabled: {reason}.").format(reason=reason_text(reason))
 
 
@@ -589,68 +589,80 @@ def msg_saved(running: bool) -> str:
 
 
 # U9 --------------------------------------------------------------------------------------------
-MESSAGE_FORMS = ("message", "messages")
-ROTATION_NAMES = {"seq": "in order (each round the next message to every group)",
-                  "rnd": "random (each group a random one, never the same twice in a row)"}
-MSG_ASK_ANOTHER = ("➕ Send another message for the rotation: text, a photo/video/document/GIF with a "
-                   "caption, or an album of 2-10 photos/videos with one caption.")
-MSG_PREVIEW_ALBUM = "⬆️ The album above is posted as one post, the caption under it. Save it?"
-MSG_ALBUM_NO_PREVIEW = "⚠️ The album's preview could not be shown; it is posted as one album."
-MSG_GONE = "⚠️ That message no longer exists."
-MSG_ALBUM_SIZE = "❌ An album needs 2 to 10 photos or videos."
-MSG_ALBUM_KINDS = "❌ Unsupported album: an album to broadcast holds photos and videos only."
+MESSAGE_FORMS = N_("message|messages")
+ROTATION_NAMES = N_map({"seq": N_("in order (each round the next message to every group)"),
+                        "rnd": N_("random (each group a random one, never the same twice in a row)")})
+MSG_ASK_ANOTHER = N_("➕ Send another message for the rotation: text, a photo/video/document/GIF with a "
+                     "caption, or an album of 2-10 photos/videos with one caption.")
+MSG_PREVIEW_ALBUM = N_("⬆️ The album above is posted as one post, the caption under it. Save it?")
+MSG_ALBUM_NO_PREVIEW = N_("⚠️ The album's preview could not be shown; it is posted as one album.")
+MSG_GONE = N_("⚠️ That message no longer exists.")
+MSG_ALBUM_SIZE = N_("❌ An album needs 2 to 10 photos or videos.")
+MSG_ALBUM_KINDS = N_("❌ Unsupported album: an album to broadcast holds photos and videos only.")
+# what kind of media goes with a message, in its line of the list ("[photo] Spring sale")
+MEDIA_KINDS = N_map({"photo": N_("photo"), "video": N_("video"), "animation": N_("GIF"),
+                     "document": N_("document")})
+
+
+def rotation_name(rotation: str) -> str:
+    known = ROTATION_NAMES.get(rotation)
+    return _(known) if known else esc(rotation)
 
 
 def msg_list(previews: Sequence[str], limit: int, rotation: str) -> str:
     """U9.1: the user's messages, numbered, with the rotation mode."""
-    lines = [f"✉️ <b>Messages</b> — {count(len(previews), MESSAGE_FORMS)} of at most {limit}; "
-             "this is what is posted, in turn:"]
+    lines = [_("✉️ <b>Messages</b> — {messages} of at most {limit}; this is what is posted, in turn:").format(
+        messages=counted(len(previews), MESSAGE_FORMS), limit=limit)]
     lines += [f"{n}. {esc(preview)}" for n, preview in enumerate(previews, start=1)]
     if len(previews) >= 2:
-        lines.append(f"Rotation: {ROTATION_NAMES.get(rotation, rotation)}.")
+        lines.append(_("Rotation: {rotation}.").format(rotation=rotation_name(rotation)))
     return "\n".join(lines)
 
 
 def msg_preview_label(kind: str | None, preview: str, album: int = 0) -> str:
     """One line of the list: the caption's first characters and what media goes with it."""
     if album:
-        media = f"[album of {album}] "
+        media = _("[album of {count}]").format(count=album) + " "
     elif kind:
-        media = f"[{kind}] "
+        known = MEDIA_KINDS.get(kind)
+        media = f"[{_(known) if known else kind}] "
     else:
         media = ""
-    return f"{media}{preview}".strip() or "[no text]"
+    return f"{media}{preview}".strip() or _("[no text]")
 
 
 def msg_view_head(n: int) -> str:
-    return f"👁 Message {n} — posted exactly like this:"
+    return _("👁 Message {n} — posted exactly like this:").format(n=n)
 
 
 def msg_limit(limit: int) -> str:
-    return f"⚠️ You can keep at most {count(limit, MESSAGE_FORMS)}; delete one first (🗑), then add."
+    return _("⚠️ You can keep at most {messages}; delete one first (🗑), then add.").format(
+        messages=counted(limit, MESSAGE_FORMS))
 
 
 def msg_added(n: int, running: bool) -> str:
-    tail = " The running broadcast rotates it in from its next round." if running else ""
-    return f"💾 Message {n} added.{tail}"
+    if running:
+        return _("💾 Message {n} added. The running broadcast rotates it in from its next round.").format(n=n)
+    return _("💾 Message {n} added.").format(n=n)
 
 
 def msg_deleted(n: int, left: int, stopped: bool) -> str:
     if stopped:
-        return (f"🗑 Message {n} deleted. That was the last one: the broadcast is stopped. "
-                "Add a message to start it again.")
+        return _("🗑 Message {n} deleted. That was the last one: the broadcast is stopped. "
+                 "Add a message to start it again.").format(n=n)
     if left == 0:
-        return f"🗑 Message {n} deleted. No message is left; add one before you start."
-    return f"🗑 Message {n} deleted; {count(left, MESSAGE_FORMS)} left. A running broadcast goes on with them."
+        return _("🗑 Message {n} deleted. No message is left; add one before you start.").format(n=n)
+    return _("🗑 Message {n} deleted; {messages} left. A running broadcast goes on with them.").format(
+        n=n, messages=counted(left, MESSAGE_FORMS))
 
 
 def rotation_set(rotation: str) -> str:
-    return f"🔁 Rotation: {ROTATION_NAMES.get(rotation, rotation)}."
+    return _("🔁 Rotation: {rotation}.").format(rotation=rotation_name(rotation))
 
 
 def status_message_no(n: int) -> str:
     """U9 status: which message a group got in the last round."""
-    return f"message {n}" if n > 0 else "a deleted message"
+    return _("message {n}").format(n=n) if n > 0 else _("a deleted message")
 
 
 # U5 --------------------------------------------------------------------------------------------
@@ -700,72 +712,83 @@ def interval_saved(every: str, next_run: datetime | None, now: datetime | None =
 
 
 # U10 -------------------------------------------------------------------------------------------
-DAY_INITIALS = ("Mo", "Tu", "We", "Th", "Fr", "Sa", "Su")
-ZONE_EXAMPLE = "a name like Europe/Berlin or an offset from UTC like +3 or -05:30"
-HOURS_EXAMPLE = "like 9-22, 09:00-22:30 or 22-06 (across midnight)"
-SCH_TZ_ASK = f"🌍 Send your time zone: {ZONE_EXAMPLE}."
-SCH_DAYS = "📅 <b>Days</b> on which rounds may start (tap a day to switch it):"
-SCH_LAST_DAY = "At least one day stays on; “Any time” removes the window."
-SCH_NO_HOURS = "Set the active hours first."
-SCH_OFF = "♾ No schedule window: rounds start at any time."
+DAY_INITIALS = (N_("Mo"), N_("Tu"), N_("We"), N_("Th"), N_("Fr"), N_("Sa"), N_("Su"))
+DAY_NAMES = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
+ZONE_EXAMPLE = N_("a name like Europe/Berlin or an offset from UTC like +3 or -05:30")
+HOURS_EXAMPLE = N_("like 9-22, 09:00-22:30 or 22-06 (across midnight)")
+SCH_TZ_ASK = N_("🌍 Send your time zone: a name like Europe/Berlin or an offset from UTC like +3 or -05:30.")
+SCH_DAYS = N_("📅 <b>Days</b> on which rounds may start (tap a day to switch it):")
+SCH_LAST_DAY = N_("At least one day stays on; “Any time” removes the window.")
+SCH_NO_HOURS = N_("Set the active hours first.")
+SCH_OFF = N_("♾ No schedule window: rounds start at any time.")
 
 
 def day_caption(weekday: int, on: bool) -> str:
-    return f"{'✅' if on else '▫️'} {DAY_INITIALS[weekday]}"
+    return f"{'✅' if on else '▫️'} {_(DAY_INITIALS[weekday])}"
+
+
+def days_text(days: int) -> str:
+    """The window's days (``schedule.format_days`` in the current language): ``every day``, ``Mon, Tue``."""
+    if days == schedule.ALL_DAYS:
+        return _("every day")
+    return ", ".join(_(name) for n, name in enumerate(DAY_NAMES) if days >> n & 1)
 
 
 def window_wait(opens: datetime, now: datetime | None) -> str:
     """U10.4: ``waiting for the window: starts 09:00 Europe/Berlin, in 2 h``."""
-    return f"waiting for the window: starts {hhmm(opens, now)}"
+    return _("waiting for the window: starts {when}").format(when=hhmm(opens, now))
 
 
 def schedule_menu(zone: str, hours: str | None, days: str | None, opens: datetime | None,
                   next_run: datetime | None, now: datetime) -> str:
     """U10.1: the time zone (named, with its offset now), active hours and days."""
     lines = [
-        "🕘 <b>Schedule</b>",
-        f"🌍 Time zone: {esc(zone)}",
-        f"🕘 Active hours: {esc(hours) if hours else 'any time'}",
-        f"📅 Days: {esc(days) if days else 'every day'}",
+        _("🕘 <b>Schedule</b>"),
+        _("🌍 Time zone: {zone}").format(zone=esc(zone)),
+        _("🕘 Active hours: {hours}").format(hours=esc(hours) if hours else _("any time")),
+        _("📅 Days: {days}").format(days=esc(days) if days else _("every day")),
     ]
     if opens is not None:
-        lines.append(f"⏸ Outside the window now; it opens at {hhmm(opens, now)}")
+        lines.append(_("⏸ Outside the window now; it opens at {when}").format(when=hhmm(opens, now)))
     if next_run is not None:
-        lines.append(f"🕒 Next run: {hhmm(next_run, now)}")
-    lines.append("Rounds start only within the window; a round under way stops when it closes and goes on "
-                 "at the next opening.")
+        lines.append(_("🕒 Next run: {when}").format(when=hhmm(next_run, now)))
+    lines.append(_("Rounds start only within the window; a round under way stops when it closes and goes on "
+                   "at the next opening."))
     return "\n".join(lines)
 
 
 def sch_hours_ask(zone: str) -> str:
-    return f"🕘 Send the active hours, {HOURS_EXAMPLE}, on your clock ({esc(zone)})."
+    return _("🕘 Send the active hours, {example}, on your clock ({zone}).").format(
+        example=_(HOURS_EXAMPLE), zone=esc(zone))
 
 
 def sch_tz_bad(raw: str) -> str:
     shown = raw.strip()
     shown = shown if len(shown) <= 40 else shown[:39] + "…"
-    return f"❌ I don't know the time zone “{esc(shown)}”; send {ZONE_EXAMPLE}."
+    return _("❌ I don't know the time zone “{raw}”; send {example}.").format(
+        raw=esc(shown), example=_(ZONE_EXAMPLE))
 
 
 def sch_hours_bad(raw: str) -> str:
     shown = raw.strip()
     shown = shown if len(shown) <= 40 else shown[:39] + "…"
-    return f"❌ I didn't understand “{esc(shown)}” as hours; send them {HOURS_EXAMPLE}."
+    return _("❌ I didn't understand “{raw}” as hours; send them {example}.").format(
+        raw=esc(shown), example=_(HOURS_EXAMPLE))
 
 
 def sch_tz_set(zone: str) -> str:
-    return f"✅ Time zone set: {esc(zone)}. Every time I show is on this clock now."
+    return _("✅ Time zone set: {zone}. Every time I show is on this clock now.").format(zone=esc(zone))
 
 
 def sch_hours_set(hours: str, zone: str, opens: datetime | None, now: datetime) -> str:
-    text = f"✅ Active hours set: {esc(hours)} ({esc(zone)})."
+    text = _("✅ Active hours set: {hours} ({zone}).").format(hours=esc(hours), zone=esc(zone))
     if opens is not None:
-        text += f" Outside them now; the window opens at {hhmm(opens, now)}."
+        text += " " + _("Outside them now; the window opens at {when}.").format(when=hhmm(opens, now))
     return text
 
 
 def sch_days_set(days: str) -> str:
-    return f"📅 Days: {esc(days)}"
+    return _("📅 Days: {days}").format(days=esc(days))
 
 
 # U6 --------------------------------------------------------------------------------------------
@@ -819,11 +842,19 @@ def stopped(sent: int | None, failed: int | None, total: int | None) -> str:
 
 
 # U7 --------------------------------------------------------------------------------------------
+MONTHS = (N_("Jan"), N_("Feb"), N_("Mar"), N_("Apr"), N_("May"), N_("Jun"), N_("Jul"), N_("Aug"), N_("Sep"),
+          N_("Oct"), N_("Nov"), N_("Dec"))
+
+
 def history_line(rounds: int, sent: int, failed: int, skipped: int, since: date | None) -> str:
     """U7.1: every finished round so far (kept exact when old rounds are summarised and deleted)."""
-    start = f" since {since.day} {since:%b %Y}" if since is not None else ""
-    rounds_text = count(rounds, ROUND_FORMS)
-    return f"📈 All time: {sent} sent, {failed} failed, {skipped} skipped in {rounds_text}{start}"
+    rounds_text = counted(rounds, ROUND_FORMS)
+    if since is None:
+        return _("📈 All time: {sent} sent, {failed} failed, {skipped} skipped in {rounds}").format(
+            sent=sent, failed=failed, skipped=skipped, rounds=rounds_text)
+    day = f"{since.day} {_(MONTHS[since.month - 1])} {since.year}"
+    return _("📈 All time: {sent} sent, {failed} failed, {skipped} skipped in {rounds} since {day}").format(
+        sent=sent, failed=failed, skipped=skipped, rounds=rounds_text, day=day)
 
 
 def status_card(

@@ -61,7 +61,7 @@ def test_an_f_string_inside_the_marker_is_refused(tmp_path: Path) -> None:
 
 def test_no_user_visible_constant_bypasses_the_catalogue() -> None:
     """A module-level string in a texts module must be marked ``N_()`` (else it stays English)."""
-    allowed = {"BTN_KP_DEL"}  # "⌫": no words
+    allowed = {"BTN_KP_DEL", "FORUM_MARK"}  # "⌫", "🗂": no words
     plain = []
     for module in ("texts.py", "pacing_texts.py"):
         tree = ast.parse((BOT / module).read_text(encoding="utf-8"))
@@ -167,3 +167,42 @@ def test_count_takes_the_catalogues_forms_in_the_current_language() -> None:
     with i18n.use_locale("ru"):
         assert count(5, texts.GROUP_FORMS) == "5 групп" and count(22, texts.GROUP_FORMS) == "22 группы"
         assert count(5, ("window", "windows")) == "5 windows"  # English-only forms stay English, no error
+
+
+def test_days_read_as_the_domain_writes_them_in_english_and_translated_in_russian() -> None:
+    from datetime import UTC, datetime
+
+    from domain import schedule
+    for days in (schedule.ALL_DAYS, 0b0011111, 0b0111111, 0b1000000):
+        assert texts.days_text(days) == schedule.format_days(days)
+    with i18n.use_locale("ru"):
+        assert texts.days_text(schedule.ALL_DAYS) == "каждый день"
+        assert texts.days_text(0b0111111) == "Пн, Вт, Ср, Чт, Пт, Сб"
+        assert texts.day_caption(6, False) == "▫️ Вс"
+        menu = texts.schedule_menu("UTC", None, None, None, None, datetime(2026, 1, 1, tzinfo=UTC))
+        assert "часы работы: в любое время" in menu.lower() and "дни: каждый день" in menu.lower()
+
+
+@pytest.mark.parametrize(("n", "messages"), [(1, "1 сообщение"), (2, "2 сообщения"), (5, "5 сообщений")])
+def test_the_message_list_counts_in_russian(n: int, messages: str) -> None:
+    with i18n.use_locale("ru"):
+        listing = texts.msg_list([f"text {i}" for i in range(n)], 10, "rnd")
+        assert f"{messages} (не больше 10)" in listing
+        assert (n >= 2) == ("Ротация: случайно" in listing)
+        assert texts.msg_limit(n).startswith(f"⚠️ Предел — {messages};")
+        assert texts.msg_preview_label("photo", "", album=3) == "[альбом из 3]"
+        assert texts.msg_preview_label("video", "Hi") == "[видео] Hi"
+        assert texts.status_message_no(0) == "удалённое сообщение"
+    assert f"{n} message" in texts.msg_list(["x"] * n, 10, "seq")
+
+
+def test_topics_and_history_speak_russian() -> None:
+    from datetime import date
+    with i18n.use_locale("ru"):
+        page = texts.topic_page("Forum", "", 0, 1, 0)
+        assert "0 тем; публикации идут в тему: General." in page
+        assert "Темы пока неизвестны" in page  # the constant read inside texts.py is translated too
+        assert "«🗂 Тема»" in texts.group_disabled("TOPIC_CLOSED")
+        assert texts.history_line(2, 5, 1, 0, date(2026, 5, 3)).endswith("за 2 круга с 3 мая 2026")
+    assert texts.history_line(1, 5, 1, 0, date(2026, 5, 3)).endswith("in 1 round since 3 May 2026")
+    assert texts.history_line(3, 5, 1, 0, None).endswith("skipped in 3 rounds")

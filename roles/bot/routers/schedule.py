@@ -29,7 +29,7 @@ def _menu_text(view: ScheduleView, schedule_service: ScheduleService) -> str:
     return texts.schedule_menu(
         window_rules.zone_label(view.timezone, now),
         window_rules.format_hours(window) if window is not None else None,
-        window_rules.format_days(window.days) if window is not None else None,
+        texts.days_text(window.days) if window is not None else None,
         view.opens_at,
         view.next_run_at,
         now,
@@ -149,7 +149,7 @@ async def toggle_day(
                            show_alert=True)
         return
     mark("U10.1", "day")
-    await query.answer(texts.sch_days_set(window_rules.format_days(change.view.window.days)))
+    await query.answer(texts.sch_days_set(texts.days_text(change.view.window.days)))
     await show(bot, query, texts.SCH_DAYS, kb.schedule_days(change.view.window.days))
 
 
