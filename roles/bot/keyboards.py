@@ -32,10 +32,16 @@ def main_only() -> InlineKeyboardMarkup:
     return markup([[button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))]])
 
 
-# The main menu and the interval menu go with most updates and depend only on their arguments: built
-# once per argument set (about 0.2 and 0.4 ms of CPU each to build). Callers never modify a keyboard.
-@lru_cache(maxsize=64)
+# The main menu and the interval menu go with most updates and depend only on their arguments and
+# the language: built once per argument set and language (about 0.2 and 0.4 ms of CPU each to build).
+# Callers never modify a keyboard.
 def main_menu(*, running: bool, admin: bool, choose_groups: bool = False) -> InlineKeyboardMarkup:
+    return _main_menu(i18n.current(), running=running, admin=admin, choose_groups=choose_groups)
+
+
+@lru_cache(maxsize=64)
+def _main_menu(language: str, *, running: bool, admin: bool, choose_groups: bool) -> InlineKeyboardMarkup:
+    """``language`` is only the cache key: the captions are read in the current one, which it names."""
     rows = [[button(*GROUPS_BUTTON)]] if choose_groups else []
     rows += [
         [
@@ -312,11 +318,13 @@ def preset_label(minutes: int) -> str:
 
 def interval_menu(presets: Sequence[int], current_seconds: int | None) -> InlineKeyboardMarkup:
     """U5.1: ``presets`` in minutes (already within bounds), the current one marked."""
-    return _interval_menu(tuple(presets), current_seconds)
+    return _interval_menu(i18n.current(), tuple(presets), current_seconds)
 
 
 @lru_cache(maxsize=256)
-def _interval_menu(presets: tuple[int, ...], current_seconds: int | None) -> InlineKeyboardMarkup:
+def _interval_menu(
+    language: str, presets: tuple[int, ...], current_seconds: int | None
+) -> InlineKeyboardMarkup:
     buttons = [
         button(
             texts.interval_preset_caption(preset_label(m), current_seconds == m * 60),

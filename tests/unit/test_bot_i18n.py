@@ -206,3 +206,18 @@ def test_topics_and_history_speak_russian() -> None:
         assert texts.history_line(2, 5, 1, 0, date(2026, 5, 3)).endswith("за 2 круга с 3 мая 2026")
     assert texts.history_line(1, 5, 1, 0, date(2026, 5, 3)).endswith("in 1 round since 3 May 2026")
     assert texts.history_line(3, 5, 1, 0, None).endswith("skipped in 3 rounds")
+
+
+def test_the_cached_menus_follow_the_language() -> None:
+    """The main and interval menus are built once per argument set: per language too, so a
+    Russian user never gets the English keyboard an English user built first (or the reverse)."""
+    def captions(markup: object) -> list[str]:
+        return [b.text for row in markup.inline_keyboard for b in row]  # type: ignore[attr-defined]
+
+    english = captions(kb.main_menu(running=False, admin=False))
+    with i18n.use_locale("ru"):
+        russian = captions(kb.main_menu(running=False, admin=False))
+        russian_presets = captions(kb.interval_menu([15, 60], None))
+    assert english != russian and "⚙️ Settings" in english and "⚙️ Настройки" in russian
+    assert captions(kb.main_menu(running=False, admin=False)) == english
+    assert russian_presets != captions(kb.interval_menu([15, 60], None))
