@@ -892,21 +892,7 @@ class World:
             if media_ref is not None:
                 stored = self.file_by_ref(account.phone, media_ref)
                 media = stored.media
-            group, membership = self._member_group(account, group_id, access_hash)
-            fault = await self._take_faults("send_message", account.phone, group_id)
-            if fault is not None and not fault.deliver:
-                raise self._fault_error(fault, account.phone, group_id)
-            if group.migrated_to is not None:
-                raise WorldError("CHAT_MIGRATED", new_id=group.migrated_to,
-                                 new_access_hash=_access_hash(account.phone, group.migrated_to))
-            self._check_restriction(account.phone)
-            topic_id = _check_forum_and_payment(group, reply_to)
-            if membership.banned:
-                # banned from this one group: Telegram hides it from the user (CHANNEL_PRIVATE);
-                # USER_BANNED_IN_CHANNEL is the account-wide restriction above
-                raise WorldError("CHANNEL_PRIVATE")
-            if not membership.can_send:
-                raise WorldError("CHAT_WRITE_FORBIDDEN")
+            group, fault, topic_id = await self._send_gate(account, group_id, access_hash, reply_to)
             entities = list(entities or [])
             _check_message(text, entities, media)
             now = self.clock()
@@ -956,19 +942,8 @@ class World:
                 raise WorldError("MULTI_MEDIA_TOO_LONG" if len(media) > ALBUM_MAX else "MEDIA_INVALID")
             if any(m.kind not in ("photo", "video") for m in media):
                 raise WorldError("MEDIA_INVALID")
-            group, membership = self._member_group(account, group_id, access_hash)
-            fault = await self._take_faults("send_message", account.phone, group_id)
-            if fault is not None and not fault.deliver:
-                raise self._fault_error(fault, account.phone, group_id)
-            if group.migrated_to is not None:
-                raise WorldError("CHAT_MIGRATED", new_id=group.migrated_to,
-                                 new_access_hash=_access_hash(account.phone, group.migrated_to))
-            self._check_restriction(account.phone)
-            topic_id = _check_forum_and_payment(group, reply_to)  # a forum's album goes in one topic
-            if membership.banned:
-                raise WorldError("CHANNEL_PRIVATE")
-            if not membership.can_send:
-                raise WorldError("CHAT_WRITE_FORBIDDEN")
+            # one send for every check: a forum's album goes in one topic
+            group, fault, topic_id = await self._send_gate(account, group_id, access_hash, reply_to)
             entities = list(entities or [])
             for i, item in enumerate(media):
                 _check_message(text if i == 0 else "", entities if i == 0 else [], item)
@@ -990,6 +965,29 @@ class World:
                 raise self._fault_error(fault, account.phone, group_id)
             return {"message_ids": ids, "date": group.feed[-1]["date"], "grouped_id": grouped_id,
                     "media_refs": refs}
+
+    async def _send_gate(self, account: Account, group_id: int, access_hash: int,
+                         reply_to: int | None) -> tuple[Group, Fault | None, int | None]:
+        """The checks every send (a post or an album) meets, in Telegram's order: the group as this
+        account sees it, faults asked for, a migrated group, the account-wide restriction, a forum
+        topic or payment, a ban from this group, the right to write. Returns the group, an error
+        fault to raise after the post (``deliver``), and the topic the post goes in."""
+        group, membership = self._member_group(account, group_id, access_hash)
+        fault = await self._take_faults("send_message", account.phone, group_id)
+        if fault is not None and not fault.deliver:
+            raise self._fault_error(fault, account.phone, group_id)
+        if group.migrated_to is not None:
+            raise WorldError("CHAT_MIGRATED", new_id=group.migrated_to,
+                             new_access_hash=_access_hash(account.phone, group.migrated_to))
+        self._check_restriction(account.phone)
+        topic_id = _check_forum_and_payment(group, reply_to)
+        if membership.banned:
+            # banned from this one group: Telegram hides it from the user (CHANNEL_PRIVATE);
+            # USER_BANNED_IN_CHANNEL is the account-wide restriction above
+            raise WorldError("CHANNEL_PRIVATE")
+        if not membership.can_send:
+            raise WorldError("CHAT_WRITE_FORBIDDEN")
+        return group, fault, topic_id
 
     def upload_media(self, session: str, media: MediaIn) -> StoredFile:
         """``messages.uploadMedia``: the account's file, stored without a post (an album's items
