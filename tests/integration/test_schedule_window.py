@@ -7,7 +7,6 @@ moves past the window's close mid-round, so nothing here waits on wall-clock mar
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 import pytest
@@ -30,6 +29,7 @@ from storage.db import Database
 from storage.lease import Leases
 from storage.round_store import RoundStore
 from storage.user_lock import UserLock
+from tests.clocks import StepClock
 from tests.integration.engine_support import (
     Engine,
     FakeSender,
@@ -42,18 +42,6 @@ from tests.integration.engine_support import (
 pytestmark = pytest.mark.integration
 
 
-class FakeClock:
-    """The engine's monotonic clock: moves only when told (or slept on)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 def minute_floor(moment: datetime) -> datetime:
@@ -68,7 +56,7 @@ def hours_text(start: datetime, length: timedelta, zone_name: str) -> str:
 
 
 def round_engine(db: Database, redis: aioredis.Redis, gateway: FakeSender, cipher: SessionCipher,
-                 settings: Settings, clock: FakeClock) -> RoundEngine:
+                 settings: Settings, clock: StepClock) -> RoundEngine:
     """``roles.worker.loop.build_engine``'s engine, on the fake clock."""
     leases = Leases(redis)
     return RoundEngine(RoundStore(db), UserLock(leases, settings.engine.lease_ttl), gateway, cipher,
@@ -146,7 +134,7 @@ async def test_a_running_round_stops_at_the_close_and_goes_on_at_the_opening(
     close = start + timedelta(minutes=90)
     eng = Engine(db, redis_client, FakeSender(), settings, cipher)
     assert (await eng.jobs.tick()).created == 1
-    clock = FakeClock()
+    clock = StepClock()
 
     async def an_hour_passes(sender: FakeSender, account: AccountRef, group: GroupRef) -> None:
         if not sender.calls:
@@ -170,7 +158,7 @@ async def test_a_running_round_stops_at_the_close_and_goes_on_at_the_opening(
 
     # the next opening (on the database clock the window is open again): the rest goes out, once each
     later = FakeSender()
-    outcome = await round_engine(db, redis_client, later, cipher, settings, FakeClock()).run(
+    outcome = await round_engine(db, redis_client, later, cipher, settings, StepClock()).run(
         engine.job_id(round_id), engine.job_payload(round_id, 1))
     assert outcome.result == JobResult.DONE
     assert [c.peer_id for c in later.sent()] == seeded.peer_ids[1:]
@@ -192,7 +180,7 @@ async def test_a_job_that_starts_outside_the_window_sends_nothing(
         round_id = await conn.fetchval("SELECT round_id FROM rounds WHERE user_id = 1")
     gateway = FakeSender()
 
-    outcome = await round_engine(db, redis_client, gateway, cipher, settings, FakeClock()).run(
+    outcome = await round_engine(db, redis_client, gateway, cipher, settings, StepClock()).run(
         engine.job_id(round_id), engine.job_payload(round_id, 1))
 
     assert gateway.sent() == []

@@ -9,7 +9,6 @@ hour) and ``{opens_at}`` is its opening, ``{hours_closing}`` is open now and clo
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,23 +24,12 @@ from storage.account_lock import TelegramAccountLock
 from storage.lease import Leases
 from storage.round_store import RoundStore
 from storage.user_lock import UserLock
+from tests.clocks import StepClock
 from tests.parity.harness import Harness
 
 TEMPLATES = frozenset({"hours_closed", "opens_at", "hours_closing", "zone"})
 
 
-class StepClock:
-    """The engine's monotonic clock for one job: moved by hand, never waited on."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 class ClockMovingGateway:

@@ -9,22 +9,7 @@ from typing import Any
 from config.settings import EngineSettings
 from services.engine.rounds import RoundEngine, _Batch
 from storage.repositories.attempts import Outcome, RoundContext
-
-
-class FakeClock:
-    """Monotonic time that only moves when the engine sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+from tests.clocks import StepClock
 
 
 class DownUnit:
@@ -59,14 +44,14 @@ def batch(unwritten: Outcome | None) -> _Batch:
     return _Batch(ctx, account=Any, message=Any, pace=None, held=Held(), unwritten=unwritten)  # type: ignore[arg-type]
 
 
-def engine(clock: FakeClock, lease_ttl: float = 30.0) -> RoundEngine:
+def engine(clock: StepClock, lease_ttl: float = 30.0) -> RoundEngine:
     settings = EngineSettings(lease_ttl=lease_ttl)
     return RoundEngine(store=None, lock=None, gateway=None, cipher=None, settings=settings,  # type: ignore[arg-type]
                        pacing=None, account_lock=None, clock=clock)
 
 
 async def test_the_rescue_of_an_outcome_gives_up_after_half_a_lease_of_the_engines_clock() -> None:
-    clock = FakeClock()
+    clock = StepClock()
     unit = DownUnit()
     await engine(clock, lease_ttl=30.0)._rescue(batch(Outcome(7, "sent", sent_message_id=9)), unit)  # type: ignore[arg-type]
 
@@ -75,7 +60,7 @@ async def test_the_rescue_of_an_outcome_gives_up_after_half_a_lease_of_the_engin
 
 
 async def test_the_rescue_stops_as_soon_as_the_outcome_is_written() -> None:
-    clock = FakeClock()
+    clock = StepClock()
     unit = DownUnit(back_after=3)
     await engine(clock)._rescue(batch(Outcome(7, "sent", sent_message_id=9)), unit)  # type: ignore[arg-type]
 
@@ -83,7 +68,7 @@ async def test_the_rescue_stops_as_soon_as_the_outcome_is_written() -> None:
 
 
 async def test_a_pacing_wait_runs_on_the_clock_and_a_stop_cuts_it_short() -> None:
-    clock = FakeClock()
+    clock = StepClock()
     eng = engine(clock)
     unit: Any = DownUnit(back_after=0)
 
