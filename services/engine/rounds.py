@@ -2,11 +2,14 @@
 
 Order of a job (engine.md, "Worker"):
 1. take the user's lock (lease with a fencing token, renewed while held); busy -> the job goes
-   back to the queue after a short jittered delay;
+   back to the queue after a short jittered delay. When the payload names the Telegram account
+   (the scheduler puts it there), the account's lock and its pacing keys come in the same Redis
+   round trip (``JobStart``);
 2. one statement: attempts left in ``sending`` by a crash become ``unknown``, the round's context
-   and the next attempts that may go now are read; then the Telegram account's own lock is taken,
-   keyed by its Telegram user id like its pacing (busy -> back to the queue as in 1), and the
-   gateway's connection for the account is released when the batch ends (issue 11);
+   and the next attempts that may go now are read; then the Telegram account's own lock, keyed by
+   its Telegram user id like its pacing, is the one taken in 1 if the payload named the round's
+   account, else it is taken now (busy -> back to the queue as in 1); the gateway's connection for
+   the account is released when the batch ends (issue 11);
 3. per send: wait for the account's turn (the limiter's gap, caps and breaks; a cap or a break sends
    the job back to the queue with the wait), claim the attempt (``sending``, committed, with every
    "before each send" check in the same statement), send, keep the outcome; outcomes are written
