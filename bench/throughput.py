@@ -11,10 +11,14 @@ above the workload), so every send still makes its limiter call. ``--limiter-off
 last shape, a run with that call replaced by an immediate grant (the limiter's share).
 
 Each shape has ``--sends`` sends in all (10,000 users x 1 group, 2,000 x 5, 200 x 50). Counted per
-send: client round trips to PostgreSQL (statements, BEGIN/COMMIT and the pool's reset on release)
-and PostgreSQL transactions; Redis round trips (requests the client waits for: an EVALSHA or a
+send: client round trips to PostgreSQL (statements and BEGIN/COMMIT; the pool's connections go back
+without a reset query, ``storage.db.keep_session``) and PostgreSQL transactions; Redis round trips
+(requests the client waits for: an EVALSHA or a
 pipeline is one), Redis commands the client sent (a pipeline counts its items) and what the Redis
-server executed including the calls inside Lua scripts (INFO commandstats).
+server executed including the calls inside Lua scripts (INFO commandstats). And the CPU time per
+send of the worker process, the PostgreSQL server (postmaster, backends, background processes) and
+the Redis server, beside the whole machine's busy time: on a shared machine that runs out of CPU,
+sends/s is the CPU this stack gets divided by its CPU per send.
 
 Baseline, same run, same data shape: a plain 32-way asyncio loop with no queue, lock or limiter
 doing the same durable writes (claim ``sending`` committed, send, write ``sent``) in its best
@@ -32,8 +36,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import resource
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -62,6 +69,49 @@ from storage.send_limiter import SendLimiter
 
 # the limiter on, but no cap or break the workload can reach
 WIDE = 10**9
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> tuple[float, int]:
+    """CPU seconds of a process, its reaped children included, and its parent pid ((0, -1): gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, -1
+    return sum(int(x) for x in fields[11:15]) / _HZ, int(fields[1])
+
+
+def _pid(path: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(path.read_text().split()[0])
+    return None
+
+
+class StackCpu:
+    """CPU seconds of the worker (this process), the PostgreSQL server tree and the Redis server,
+    and the machine's busy seconds (every process, others' included), read from /proc."""
+
+    def __init__(self, srv: Any) -> None:
+        self.pg = _pid(srv.pg.data_dir / "postmaster.pid") if getattr(srv, "pg", None) else None
+        self.redis = _pid(srv.redis.data_dir / "redis.pid") if getattr(srv, "redis", None) else None
+
+    def snapshot(self) -> dict[str, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        out = {"worker": usage.ru_utime + usage.ru_stime, "pg": 0.0, "redis": 0.0}
+        if self.pg is not None:
+            out["pg"] = _proc_cpu(self.pg)[0]
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    cpu, parent = _proc_cpu(int(entry))
+                    if parent == self.pg:
+                        out["pg"] += cpu
+        if self.redis is not None:
+            out["redis"] = _proc_cpu(self.redis)[0]
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+        out["machine"] = (sum(ticks) - ticks[3] - ticks[4]) / _HZ
+        return out
 
 
 @contextlib.contextmanager
@@ -115,7 +165,7 @@ async def prepare(
 
 async def run_engine(
     pg_url: str, redis: aioredis.Redis, users: int, groups: int, concurrency: int, batch: int,
-    limiter: bool = True, history: int = 0,
+    limiter: bool = True, history: int = 0, cpu: StackCpu | None = None,
 ) -> dict[str, float]:
     url, (settings, cipher) = await prepare(  # type: ignore[misc]
         pg_url, redis, users, groups, concurrency, batch, history)
@@ -127,6 +177,7 @@ async def run_engine(
         async with db.connection() as conn:
             tx_before = await pg_transactions(conn)
         server_before = await redis_server_calls(redis)
+        cpu_before = cpu.snapshot() if cpu is not None else {}
         with counting() as counts, limiter_timed(limiter) as spent:
             started = now()
             worker = asyncio.create_task(
@@ -135,6 +186,7 @@ async def run_engine(
             while gateway.sends < total:  # noqa: ASYNC110 - polling a counter, no DB or Redis
                 await asyncio.sleep(0.005)
             elapsed = now() - started
+            cpu_after = cpu.snapshot() if cpu is not None else {}
             stop.set()
             await worker
         server_calls = await redis_server_calls(redis) - server_before - 1
@@ -155,12 +207,14 @@ async def run_engine(
         "redis_server_per_send": server_calls / total,
         "limiter_calls_per_send": len(spent) / total,
         "limiter_ms_per_call": 1000 * sum(spent) / max(1, len(spent)),
+        **{f"cpu_{k}": cpu_after[k] - cpu_before[k] for k in cpu_after},
     }
 
 
 async def run_baseline(
-    pg_url: str, redis: aioredis.Redis, users: int, groups: int, concurrency: int
-) -> float:
+    pg_url: str, redis: aioredis.Redis, users: int, groups: int, concurrency: int,
+    cpu: StackCpu | None = None,
+) -> dict[str, float]:
     """The same durable writes in a plain ``concurrency``-way loop: no queue, lock or batching."""
     url, _ = await prepare(pg_url, redis, users, groups, 1, 5)
     total = users * groups
@@ -172,11 +226,14 @@ async def run_baseline(
         for row in rows:
             by_round.setdefault(row["round_id"], []).append(row["attempt_id"])
         rounds = iter(by_round.values())
+        cpu_before = cpu.snapshot() if cpu is not None else {}
         started = now()
         await asyncio.gather(*(plain_loop(db, gateway, rounds) for _ in range(concurrency)))
         elapsed = now() - started
+        cpu_after = cpu.snapshot() if cpu is not None else {}
     assert gateway.sends == total
-    return total / elapsed
+    return {"sends_per_s": total / elapsed, "elapsed": elapsed,
+            **{f"cpu_{k}": cpu_after[k] - cpu_before[k] for k in cpu_after}}
 
 
 async def plain_loop(db: Database, gateway: NullGateway, rounds: Iterator[list[int]]) -> None:
@@ -202,7 +259,20 @@ def _line(label: str, res: dict[str, float]) -> str:
     return (f"  {label:<22} {res['sends_per_s']:>7,.0f} sends/s ({res['elapsed']:5.2f} s)  "
             f"DB {res['db_per_send']:.2f} round trips ({res['pg_tx_per_send']:.2f} tx)  "
             f"Redis {res['redis_rt_per_send']:.2f} round trips, {res['redis_per_send']:.2f} commands "
-            f"({res['redis_server_per_send']:.2f} server-side)  limiter {res['limiter_ms_per_call']:.2f} ms")
+            f"({res['redis_server_per_send']:.2f} server-side)  limiter {res['limiter_ms_per_call']:.2f} ms"
+            + _cpu_line(res))
+
+
+def _cpu_line(res: dict[str, float]) -> str:
+    if "cpu_machine" not in res:
+        return ""
+    total = res["sends_per_s"] * res["elapsed"]
+    ours = res["cpu_worker"] + res["cpu_pg"] + res["cpu_redis"]  # the loop's Redis is idle: ~0
+    per_send = {k: 1000 * res[f"cpu_{k}"] / total for k in ("worker", "pg", "redis")}
+    return (f"\n  {'':<22} CPU per send: worker {per_send['worker']:.2f} ms, "
+            f"PostgreSQL {per_send['pg']:.2f} ms, Redis {per_send['redis']:.2f} ms; "
+            f"this stack used {ours / res['elapsed']:.2f} cores, "
+            f"the machine was busy {res['cpu_machine'] / res['elapsed']:.2f} of {os.cpu_count()}")
 
 
 async def main() -> None:
@@ -225,18 +295,21 @@ async def main() -> None:
     empty: dict[str, float] = {}
     with servers() as srv:
         redis = aioredis.Redis.from_url(srv.redis_url)
+        cpu = StackCpu(srv)
         try:
             for groups in shapes:
                 users = max(1, args.sends // groups)
                 print(f"{groups} group(s) per round: {users} users")
                 ratios = []
                 for _ in range(args.repeat):
-                    res = await run_engine(srv.pg_url, redis, users, groups, args.concurrency, args.batch)
-                    base = await run_baseline(srv.pg_url, redis, users, groups, args.concurrency)
-                    ratios.append(res["sends_per_s"] / base)
+                    res = await run_engine(srv.pg_url, redis, users, groups, args.concurrency, args.batch,
+                                           cpu=cpu)
+                    base = await run_baseline(srv.pg_url, redis, users, groups, args.concurrency, cpu=cpu)
+                    ratios.append(res["sends_per_s"] / base["sends_per_s"])
                     print(_line("engine", res))
-                    print(f"  {'baseline ' + str(args.concurrency) + '-way loop':<22} {base:>7,.0f} sends/s"
-                          f"   -> engine/baseline = {ratios[-1]:.2f}")
+                    label = f"baseline {args.concurrency}-way loop"
+                    print(f"  {label:<22} {base['sends_per_s']:>7,.0f} sends/s   -> engine/baseline = "
+                          f"{ratios[-1]:.2f}" + _cpu_line(base))
                     empty = res
                 if args.repeat > 1:
                     print(f"  engine/baseline over {args.repeat} pairs: {min(ratios):.2f}-{max(ratios):.2f}")
@@ -244,13 +317,14 @@ async def main() -> None:
             users = max(1, args.sends // groups)
             if args.limiter_off:
                 off = await run_engine(srv.pg_url, redis, users, groups, args.concurrency, args.batch,
-                                       limiter=False)
+                                       limiter=False, cpu=cpu)
                 print(_line("engine, no limiter", off) +
                       f"   -> with/without = {empty['sends_per_s'] / off['sends_per_s']:.2f}")
             if args.history:
                 hist = await run_engine(srv.pg_url, redis, users, groups, args.concurrency, args.batch,
-                                        history=args.history)
-                again = await run_engine(srv.pg_url, redis, users, groups, args.concurrency, args.batch)
+                                        history=args.history, cpu=cpu)
+                again = await run_engine(srv.pg_url, redis, users, groups, args.concurrency, args.batch,
+                                         cpu=cpu)
                 print(f"history: {groups} groups, {users} users, {args.history} finished rounds per user "
                       f"({users * args.history * groups:,} attempts) before the run")
                 print(_line("engine, history", hist))

@@ -113,7 +113,9 @@ class SchedulerJobs:
                 log.info("scheduler: %d rounds created for %d due campaigns", len(created), len(due))
             # after the commit: a crash in between leaves rounds without a job, which
             # reconciliation finds; enqueueing first could run a job for a round that never was
-            added = await _chunked(self._enqueue, created)
+            # the job names the Telegram account too: the worker takes both leases in one round trip
+            accounts = {d.account_id: d.tg_user_id for d in due}
+            added = await _chunked(self._enqueue, [(r, accounts.get(r.account_id)) for r in created])
             enqueued += sum(added)
             if len(due) < DUE_BATCH:
                 break
@@ -156,7 +158,7 @@ class SchedulerJobs:
                 orphans.append(r)
         # a suspect not seen again for long is gone (finished, or its job came back)
         self._suspects = {k: v for k, v in self._suspects.items() if now - v < lease * 10}
-        added = await _chunked(self._enqueue, orphans)
+        added = await _chunked(self._enqueue, [(r, None) for r in orphans])
         for r, ok in zip(orphans, added, strict=True):
             self._suspects.pop(r.round_id, None)
             if ok:
@@ -166,8 +168,10 @@ class SchedulerJobs:
             ROUNDS.labels("reconciled").inc(sum(added))
         return sum(added)
 
-    async def _enqueue(self, r: rounds.CreatedRound | rounds.OverdueRound) -> bool:
-        return await self.queue.enqueue(engine.job_id(r.round_id), engine.job_payload(r.round_id, r.user_id))
+    async def _enqueue(self, item: tuple[rounds.CreatedRound | rounds.OverdueRound, int | None]) -> bool:
+        r, tg_user_id = item  # the Telegram account when the due scan read it (reconciliation: None)
+        return await self.queue.enqueue(engine.job_id(r.round_id),
+                                        engine.job_payload(r.round_id, r.user_id, tg_user_id))
 
     async def _gauges(self) -> None:
         async with self.db.connection() as conn:

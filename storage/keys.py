@@ -29,7 +29,9 @@ POLLING_LEADER = "polling-leader"  # lease name of the bot's getUpdates consumer
 # pacing (worker), keyed by the Telegram account (its user id), never by a database row: two rows
 # (two bot users over time) for one Telegram account share one pace
 ACCOUNT_NEXT_SEND = PREFIX + "pace:tg:{tg_user_id}"  # earliest next send (ms)
-GROUP_NOT_BEFORE = PREFIX + "pace:group:{group_id}"  # flood/slow-mode hint for one group (ms)
+# flood/slow-mode hints of the account's groups: hash group id -> not before (ms); one key per account,
+# so a job reads them with the account's other pacing (storage/job_locks.py) before it knows its groups
+ACCOUNT_GROUP_HINTS = PREFIX + "pace:tg:{tg_user_id}:groups"
 
 # runtime
 WORKER_HEARTBEAT = PREFIX + "workers"  # zset consumer -> last heartbeat (ms)

@@ -39,17 +39,25 @@ log = logging.getLogger(__name__)
 # keeps tokens increasing.
 _COUNTER_TTL_MS = 24 * 3600 * 1000
 
-# KEYS: lease, counter. ARGV: ttl ms, counter ttl ms. -> {1, token} acquired | {0, holder token}
-_ACQUIRE = """
-local held = redis.call('GET', KEYS[1])
-if held then return {0, tonumber(held)} end
+# The body of a Lua function ``acquire(lease, counter)`` with ARGV[1] the ttl ms and ARGV[2] the
+# counter's ttl ms: the new token, or nil and the holder's token (storage.job_locks uses it too).
+_ACQUIRE_BODY = """
+local held = redis.call('GET', lease)
+if held then return nil, tonumber(held) end
 local t = redis.call('TIME')
 local floor = t[1] .. string.format('%06d', tonumber(t[2]))
-local last = redis.call('GET', KEYS[2])
-if not last or tonumber(last) < tonumber(floor) then redis.call('SET', KEYS[2], floor) end
-local token = redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[1], string.format('%d', token), 'PX', ARGV[1])
+local last = redis.call('GET', counter)
+if not last or tonumber(last) < tonumber(floor) then redis.call('SET', counter, floor) end
+local token = redis.call('INCR', counter)
+redis.call('PEXPIRE', counter, ARGV[2])
+redis.call('SET', lease, string.format('%d', token), 'PX', ARGV[1])
+return token
+"""
+
+# KEYS: lease, counter. ARGV: ttl ms, counter ttl ms. -> {1, token} acquired | {0, holder token}
+_ACQUIRE = "local function acquire(lease, counter)" + _ACQUIRE_BODY + """end
+local token, held = acquire(KEYS[1], KEYS[2])
+if not token then return {0, held} end
 return {1, token}
 """
 

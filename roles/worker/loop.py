@@ -35,6 +35,7 @@ from storage import keys
 from storage.account_lock import TelegramAccountLock
 from storage.db import DB_ERRORS, Database
 from storage.heartbeats import Heartbeats
+from storage.job_locks import JobLocks
 from storage.lease import Lease, Leases
 from storage.queue import Job, JobQueue
 from storage.round_store import RoundStore
@@ -86,7 +87,8 @@ def build_engine(db: Database, redis: Redis, gateway: AccountGateway, cipher: Ci
     lock = UserLock(leases, settings.engine.lease_ttl)
     account_lock = TelegramAccountLock(leases, settings.engine.lease_ttl)
     pacing = Pacing(redis, settings.engine, caps=caps_cache(db, settings))
-    return RoundEngine(RoundStore(db), lock, gateway, cipher, settings.engine, pacing, account_lock, stopping)
+    return RoundEngine(RoundStore(db), lock, gateway, cipher, settings.engine, pacing, account_lock, stopping,
+                       job_start=JobLocks(redis, settings.engine.lease_ttl))
 
 
 def caps_cache(db: Database, settings: Settings) -> CapsCache:

@@ -4,10 +4,13 @@
   send ``reserve`` asks it for the account's turn (caps per minute/hour/day, breaks, the skewed gap
   widened after flood waits). A refusal moves ``next_send`` to when the turn comes.
 - ``ACCOUNT_NEXT_SEND``: a flood wait's hint for the account (epoch ms); nothing before it.
-- ``GROUP_NOT_BEFORE``: slow mode / flood hints for one group, across rounds.
+- ``ACCOUNT_GROUP_HINTS``: slow mode / flood hints of the account's groups (group id -> ms), across
+  rounds; one hash per account, so they are read with the account's other keys before the job
+  knows which groups its batch has.
 
-One job reads the hints in one MGET, each send costs one limiter call, and the hints are written
-back in one pipeline. Losing these keys (a Redis flush) only loses pacing for a moment:
+A job gets the hints with its locks (``storage.job_locks``, same round trip) or else in one
+pipeline (``load``), each send costs one limiter call, and the hints are written back in one
+pipeline. Losing these keys (a Redis flush) only loses pacing for a moment:
 account-wide flood hints of the current round are also in the database (``attempts.not_before``)
 and are passed in as ``floor``.
 """
@@ -25,16 +28,8 @@ from config.settings import EngineSettings
 from domain import limits
 from domain.limits import Caps, CapsCache, Policy, Verdict
 from storage import keys
+from storage.job_locks import PaceRead, pace_read
 from storage.send_limiter import SendLimiter
-
-
-def _float(value: bytes | str | None) -> float:
-    if value is None:
-        return 0.0
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0
 
 
 @dataclass
@@ -50,6 +45,7 @@ class PaceState:
     caps: Caps | None = None  # the caps of the last reservation
     verdict: Verdict | None = None  # the limiter's last answer
     floods: list[float] = field(default_factory=list)  # flood waits that widen the gap (to be written)
+    stale_groups: list[int] = field(default_factory=list)  # expired hints, deleted with the next save
 
 
 class Pacing:
@@ -66,16 +62,24 @@ class Pacing:
         self.limiter = limiter or SendLimiter(redis, self.policy)
         self.caps = caps  # None: the settings' caps for everyone
 
-    async def load(self, tg_user_id: int, group_ids: Iterable[int], floor: float = 0.0) -> PaceState:
-        groups = list(dict.fromkeys(group_ids))
-        names = [keys.ACCOUNT_NEXT_SEND.format(tg_user_id=tg_user_id)]
-        names += [keys.GROUP_NOT_BEFORE.format(group_id=g) for g in groups]
-        values = await self.redis.mget(names)
-        hints = {g: _float(v) / 1000 for g, v in zip(groups, values[1:], strict=True) if v is not None}
+    async def load(self, tg_user_id: int, group_ids: Iterable[int] = (), floor: float = 0.0) -> PaceState:
+        """Read the account's pacing (one pipeline); ``group_ids`` is unused: every hint of the
+        account comes with it."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.ACCOUNT_NEXT_SEND.format(tg_user_id=tg_user_id))
+        pipe.hgetall(keys.ACCOUNT_GROUP_HINTS.format(tg_user_id=tg_user_id))
+        next_send, hints = await pipe.execute()
+        return self.state_from(tg_user_id, pace_read(next_send, hints), floor)
+
+    def state_from(self, tg_user_id: int, read: PaceRead, floor: float = 0.0) -> PaceState:
+        """The pacing state from keys already read (``storage.job_locks`` reads them with the locks)."""
+        now = self.clock()
+        hints = {g: ms / 1000 for g, ms in read.group_hints_ms.items()}
         return PaceState(
             tg_user_id=tg_user_id,
-            next_send=max(_float(values[0]) / 1000, floor),
-            group_not_before=hints,
+            next_send=max((read.next_send_ms or 0.0) / 1000, floor),
+            group_not_before={g: at for g, at in hints.items() if at > now},
+            stale_groups=[g for g, at in hints.items() if at <= now],
         )
 
     def account_wait(self, state: PaceState) -> float:
@@ -119,10 +123,16 @@ class Pacing:
         if state.next_send > now:
             pipe.set(keys.ACCOUNT_NEXT_SEND.format(tg_user_id=state.tg_user_id),
                      int(state.next_send * 1000), px=_ttl_ms(state.next_send - now))
-        for group_id, at in state.new_group_hints.items():
-            if at > now:
-                key = keys.GROUP_NOT_BEFORE.format(group_id=group_id)
-                pipe.set(key, int(at * 1000), px=_ttl_ms(at - now))
+        hints_key = keys.ACCOUNT_GROUP_HINTS.format(tg_user_id=state.tg_user_id)
+        fresh = [(g, int(at * 1000)) for g, at in state.new_group_hints.items() if at > now]
+        if fresh:
+            pipe.hset(hints_key, items=[x for pair in fresh for x in pair])
+        if state.stale_groups:
+            pipe.hdel(hints_key, *state.stale_groups)
+        live = [at for at in state.group_not_before.values() if at > now]
+        if fresh and live:
+            # the hash lives as long as its latest hint (the account's lock is held: no other writer)
+            pipe.pexpire(hints_key, _ttl_ms(max(live) - now))
         if len(pipe):
             await pipe.execute()
         if state.limit_key is not None:
@@ -131,6 +141,7 @@ class Pacing:
         state.changed = False
         state.floods.clear()
         state.new_group_hints.clear()
+        state.stale_groups = []
 
     def report(self, state: PaceState) -> dict[str, float | int]:
         """The account's pacing for the round report: sends this hour of the cap, a rest under way

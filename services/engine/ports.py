@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from domain.limits import Verdict
 from domain.models import UnknownHistory
+from storage.job_locks import PaceRead, Taken
 from storage.repositories.attempts import Claimed, Outcome, RoundContext, Settled, StoredMessage
 from storage.repositories.rounds import FinishedRound
 from storage.round_store import StoredMedia
@@ -105,12 +106,22 @@ class AccountLock(Protocol):
     async def release(self, lease: Any) -> bool: ...
 
 
+class JobStart(Protocol):
+    """Both leases of a job and the account's pacing keys in one round trip
+    (``storage.job_locks.JobLocks``), for a job whose payload names the Telegram account."""
+
+    async def take(self, user_id: int, tg_user_id: int) -> Taken:
+        """The user's lease (None: busy); with it the account's (None: busy) and its pacing read."""
+
+
 class Pacer(Protocol):
     """Per-account turns (keyed by the Telegram user id) and per-group hints
     (``roles.worker.pacing.Pacing``, with the account limiter ``storage.send_limiter`` behind it);
     ``state`` is its own."""
 
     async def load(self, tg_user_id: int, group_ids: Iterable[int], floor: float = 0.0) -> Any: ...
+    def state_from(self, tg_user_id: int, read: PaceRead, floor: float = 0.0) -> Any:
+        """The state from keys ``JobStart.take`` already read (no round trip)."""
     def account_wait(self, state: Any) -> float: ...
     def group_wait(self, state: Any, group_id: int) -> float: ...
     async def reserve(self, state: Any, key: int, user_id: int) -> Verdict:

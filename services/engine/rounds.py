@@ -2,11 +2,14 @@
 
 Order of a job (engine.md, "Worker"):
 1. take the user's lock (lease with a fencing token, renewed while held); busy -> the job goes
-   back to the queue after a short jittered delay;
+   back to the queue after a short jittered delay. When the payload names the Telegram account
+   (the scheduler puts it there), the account's lock and its pacing keys come in the same Redis
+   round trip (``JobStart``);
 2. one statement: attempts left in ``sending`` by a crash become ``unknown``, the round's context
-   and the next attempts that may go now are read; then the Telegram account's own lock is taken,
-   keyed by its Telegram user id like its pacing (busy -> back to the queue as in 1), and the
-   gateway's connection for the account is released when the batch ends (issue 11);
+   and the next attempts that may go now are read; then the Telegram account's own lock, keyed by
+   its Telegram user id like its pacing, is the one taken in 1 if the payload named the round's
+   account, else it is taken now (busy -> back to the queue as in 1); the gateway's connection for
+   the account is released when the batch ends (issue 11);
 3. per send: wait for the account's turn (the limiter's gap, caps and breaks; a cap or a break sends
    the job back to the queue with the wait), claim the attempt (``sending``, committed, with every
    "before each send" check in the same statement), send, keep the outcome; outcomes are written
@@ -29,7 +32,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal, cast
 
@@ -46,6 +49,7 @@ from services.engine.ports import (
     Cipher,
     EngineClock,
     HeldLock,
+    JobStart,
     LoopClock,
     Pacer,
     RoundLock,
@@ -53,6 +57,7 @@ from services.engine.ports import (
     RoundUnit,
 )
 from storage.db import DB_ERRORS
+from storage.job_locks import Taken
 from storage.repositories.attempts import Candidate, Claimed, Outcome, Remaining, RoundContext
 from storage.repositories.rounds import FinishedRound
 
@@ -67,6 +72,26 @@ SHORT_WAIT = 0.005
 Step = Literal["next", "stop", "ended"]
 # the worker's apply: the job's outcome and the leases to release once it is applied
 Settle = Callable[[JobOutcome, Sequence[Any]], Awaitable[None]]
+
+
+@dataclass
+class _Start:
+    """How a job started: the Telegram account its payload named, what ``JobStart.take`` got for it,
+    and the round's own account key once the context is read."""
+
+    tg_user_id: int | None
+    taken: Taken | None = None
+    account_key: int | None = None
+
+
+def _with_account(outcome: JobOutcome, round_id: int, user_id: int, start: _Start) -> JobOutcome:
+    """A continuation carries the round's Telegram account when the payload lacked it or named
+    another (reconciliation's jobs, an account connected anew), so its next job starts in one
+    round trip with the right leases."""
+    if (outcome.action != "requeue" or outcome.payload is not None or start.account_key is None
+            or start.account_key == start.tg_user_id):
+        return outcome
+    return replace(outcome, payload=rules.job_payload(round_id, user_id, start.account_key))
 
 
 @dataclass
@@ -102,6 +127,7 @@ class RoundEngine:
         stopping: asyncio.Event | None = None,
         rng: random.Random | None = None,
         clock: EngineClock | None = None,
+        job_start: JobStart | None = None,
     ) -> None:
         self.store = store
         self.lock = lock
@@ -113,6 +139,7 @@ class RoundEngine:
         self.stopping = stopping or asyncio.Event()
         self.rng = rng or random.Random()
         self.clock = clock or LoopClock()
+        self.job_start = job_start  # None: the leases and the pacing read one by one
         # a continuation that would wait longer than this inside the job goes back to the queue
         self.max_inline_wait = max(settings.gap_max * rules.WIDEN_FACTOR + 1.0, 2.0)
         self.send_timeout = max(settings.lease_ttl, 30.0)
@@ -150,13 +177,27 @@ class RoundEngine:
                 if user_id is None:
                     return JobOutcome.ack(JobResult.GONE), False
                 await unit.release()
-            lease = await self.lock.try_acquire(user_id)
+            start = _Start(tg_user_id=_int(payload.get("tg_user_id")))
+            if self.job_start is not None and start.tg_user_id is not None:
+                # the payload names the Telegram account: both leases and its pacing in one round trip
+                start.taken = await self.job_start.take(user_id, start.tg_user_id)
+                lease = start.taken.user
+            else:
+                lease = await self.lock.try_acquire(user_id)
             if lease is None:
                 return JobOutcome.requeue(JobResult.BUSY, self._busy_delay()), False
             held_leases: list[tuple[Any, Any]] = [(self.lock, lease)]  # (lock, lease), the user's last
+            if start.taken is not None and start.taken.account is not None:
+                held_leases.insert(0, (self.account_lock, start.taken.account))
             try:
-                async with self.lock.keep(lease, release=False) as held:
-                    outcome = await self._locked(job_id, round_id, user_id, held, unit, held_leases)
+                async with contextlib.AsyncExitStack() as kept:
+                    held = await kept.enter_async_context(self.lock.keep(lease, release=False))
+                    if start.taken is not None and start.taken.account is not None:
+                        # renewed from now on, whether or not this job sends (released with the settle)
+                        account = start.taken.account
+                        await kept.enter_async_context(self.account_lock.keep(account, release=False))
+                    outcome = await self._locked(job_id, round_id, user_id, held, unit, held_leases, start)
+                outcome = _with_account(outcome, round_id, user_id, start)
                 await unit.release()
                 if settle is None:
                     await self._release(held_leases)
@@ -178,7 +219,7 @@ class RoundEngine:
 
     async def _locked(
         self, job_id: str, round_id: int, user_id: int, held: HeldLock, unit: RoundUnit,
-        held_leases: list[tuple[Any, Any]],
+        held_leases: list[tuple[Any, Any]], start: _Start,
     ) -> JobOutcome:
         ctx = await unit.start_batch(round_id, user_id, self.settings.batch_size)
         if ctx is None:
@@ -210,18 +251,31 @@ class RoundEngine:
             return await self._blocked(ctx, blocker or "no_account", unit)
         # pacing and the account's lock belong to the Telegram account, whichever bot user's row it is
         tg_user_id = _account_key(ctx)
-        account_lease = await self.account_lock.try_acquire(tg_user_id)
-        if account_lease is None:  # the account's session is in use elsewhere (an import, another job)
-            return JobOutcome.requeue(JobResult.BUSY, self._busy_delay())
-        held_leases.insert(0, (self.account_lock, account_lease))  # released with the job's settle
-        async with self.account_lock.keep(account_lease, release=False):
+        start.account_key = tg_user_id
+        taken = start.taken if start.taken is not None and start.taken.tg_user_id == tg_user_id else None
+        if taken is not None:  # taken with the user's lease, already renewed (see ``_run``)
+            if taken.account is None:  # the account's session is in use elsewhere (an import, another job)
+                return JobOutcome.requeue(JobResult.BUSY, self._busy_delay())
+            keep: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext()
+        else:
+            # no account in the payload, or another one (the user connected another account): a
+            # lease taken for that one stays held until the settle releases it with the others
+            account_lease = await self.account_lock.try_acquire(tg_user_id)
+            if account_lease is None:  # the account's session is in use elsewhere (an import, another job)
+                return JobOutcome.requeue(JobResult.BUSY, self._busy_delay())
+            held_leases.insert(0, (self.account_lock, account_lease))  # released with the job's settle
+            keep = self.account_lock.keep(account_lease, release=False)
+        async with keep:
             if ctx.album_items:  # U9.3: an album's items are read with the message
                 message = await _load_message(unit, ctx.message_id)
             else:
                 media = await _media(unit, ctx.media_id) if ctx.media_id is not None else None
                 message = OutgoingMessage(text=ctx.text, entities=ctx.entities, media=media)
             floor = ctx.account_hint.timestamp() if ctx.account_hint else 0.0
-            pace = await self.pacing.load(tg_user_id, [c.group_id for c in ctx.candidates], floor)
+            if taken is not None and taken.pace is not None:
+                pace = self.pacing.state_from(tg_user_id, taken.pace, floor)
+            else:
+                pace = await self.pacing.load(tg_user_id, [c.group_id for c in ctx.candidates], floor)
             batch = _Batch(ctx, account, message, pace, held, {ctx.message_id: message},
                            opened=self.clock.monotonic())
             try:

@@ -53,8 +53,13 @@ def job_id(round_id: int) -> str:
     return f"{JOB_PREFIX}{round_id}"
 
 
-def job_payload(round_id: int, user_id: int) -> dict[str, int]:
-    return {"round_id": round_id, "user_id": user_id}
+def job_payload(round_id: int, user_id: int, tg_user_id: int | None = None) -> dict[str, int]:
+    """A round job's payload; with the Telegram account's id the worker takes both leases and reads
+    the account's pacing in one round trip (the engine checks it against the round's account)."""
+    payload = {"round_id": round_id, "user_id": user_id}
+    if tg_user_id is not None:
+        payload["tg_user_id"] = tg_user_id
+    return payload
 
 
 def round_id_of(job: str) -> int | None:

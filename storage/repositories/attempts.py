@@ -119,7 +119,7 @@ WITH lost AS (
         error_detail = 'the worker stopped during the send', finished_at = now(), updated_at = now()
     WHERE attempt_id IN (SELECT attempt_id FROM attempts WHERE round_id = $1 AND status = 'sending'
                          ORDER BY attempt_id FOR UPDATE)
-      AND status = 'sending'
+      AND (status = 'sending') IS TRUE
       AND EXISTS (SELECT 1 FROM rounds WHERE round_id = $1 AND user_id = $3)
     RETURNING attempt_id
 ), started AS (
@@ -178,7 +178,7 @@ done AS (
                            ELSE retry_after END,
         finished_at = CASE WHEN {a[1]}::text IN ('sent', 'failed', 'skipped', 'unknown') THEN now() END,
         updated_at = now()
-    WHERE attempt_id = {a[0]}::bigint AND status = 'sending'
+    WHERE attempt_id = {a[0]}::bigint AND (status = 'sending') IS TRUE
     RETURNING attempt_id, status, not_before
 )"""
 

@@ -249,12 +249,14 @@ class DueCampaign:
     interval_seconds: int
     window: Window | None = None  # U10: the next run is moved to its opening
     timezone: str = "UTC"
+    tg_user_id: int | None = None  # the account's Telegram user id, for the job payload (a hint)
 
 
 DUE_QUERY = """
 SELECT c.user_id, c.account_id, c.next_run_at, c.interval_seconds, c.window_start, c.window_end,
        c.window_days,
-       u.timezone, now() AS now
+       u.timezone, now() AS now,
+       (SELECT a.tg_user_id FROM accounts a WHERE a.account_id = c.account_id) AS tg_user_id
 FROM campaigns c JOIN users u ON u.user_id = c.user_id
 WHERE c.status = 'running'
   AND c.next_run_at <= now()
@@ -281,7 +283,8 @@ async def lock_due(conn: asyncpg.Connection, limit: int) -> tuple[datetime, list
     rows = await conn.fetch(DUE_QUERY, limit)
     now = rows[0]["now"] if rows else await conn.fetchval("SELECT now()")
     return now, [DueCampaign(r["user_id"], r["account_id"], r["next_run_at"], r["interval_seconds"],
-                             window_of(r["window_start"], r["window_end"], r["window_days"]), r["timezone"])
+                             window_of(r["window_start"], r["window_end"], r["window_days"]), r["timezone"],
+                             r["tg_user_id"])
                  for r in rows]
 
 

@@ -23,6 +23,7 @@ class CreatedRound:
     planned_at: datetime
     message_id: int
     total: int
+    account_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) ->
         [d.next_run_at for d in due],
         [d.account_id for d in due],
     )
-    return [CreatedRound(r["round_id"], r["user_id"], r["planned_at"], r["message_id"], r["total"])
+    return [CreatedRound(r["round_id"], r["user_id"], r["planned_at"], r["message_id"], r["total"],
+                         r["account_id"])
             for r in rows]
 
 

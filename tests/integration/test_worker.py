@@ -781,8 +781,9 @@ async def test_a_group_hint_left_by_an_earlier_round_is_respected(
     eng, gateway, seeded, round_id = await seeded_engine(db, redis_client, cipher, groups=4, flood_inline_max=30)
     now_ms = int(time.time() * 1000)
     # slow mode seen in an earlier round: group 0 is busy for 1 s, group 1 for 10 min
-    await redis_client.set(keys.GROUP_NOT_BEFORE.format(group_id=seeded.group_ids[0]), now_ms + 1000)
-    await redis_client.set(keys.GROUP_NOT_BEFORE.format(group_id=seeded.group_ids[1]), now_ms + 600_000)
+    hints = keys.ACCOUNT_GROUP_HINTS.format(tg_user_id=10_000 + seeded.user_id)  # seed_user's account
+    await redis_client.hset(hints, mapping={str(seeded.group_ids[0]): now_ms + 1000,
+                                            str(seeded.group_ids[1]): now_ms + 600_000})
 
     await eng.run_until_done([round_id])
 
