@@ -115,7 +115,7 @@ class SchedulerJobs:
             # reconciliation finds; enqueueing first could run a job for a round that never was
             # the job names the Telegram account too: the worker takes both leases in one round trip
             accounts = {d.account_id: d.tg_user_id for d in due}
-            added = await _chunked(self._enqueue, [(r, accounts.get(r.account_id)) for r in created])
+            added = await _chunked(self._enqueue, [(r, accounts.get(r.account_id or 0)) for r in created])
             enqueued += sum(added)
             if len(due) < DUE_BATCH:
                 break
