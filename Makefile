@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # `make test` runs pytest in worker processes (pytest-xdist): on 2 cores most of the gain is one worker's
 # waits (sandbox round trips, leases, subprocesses) overlapping another's work. Each worker is a session of
-# its own (embedded servers, databases, ports); tests/conftest.py makes each test module one unit of work
+# its own (embedded servers, databases, ports); tests/xdist_units.py makes each test module one unit of work
 # (the parity contract one unit per pass) and hands out the longest first. PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 3
 # Our own pytest temp root, per checkout: concurrent pytest sessions sharing /tmp/pytest-of-$USER prune
@@ -80,7 +80,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) browser-deps
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --basetemp=$(PYTEST_BASETEMP) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --basetemp=$(PYTEST_BASETEMP) $(PYTEST_ARGS)
 
 browser-deps:
 	@bash scripts/browser-deps.sh

@@ -5,10 +5,9 @@ otherwise the embedded servers are started once per test session in a
 temporary directory. Integration tests are never skipped: a server that cannot
 start fails the run.
 
-``make test`` runs the suite in pytest-xdist worker processes (``-n N --dist loadgroup``): each worker
-is a session of its own, with its own embedded servers, databases and ports. A test module is one
-unit of work (as ``--dist loadfile``), except where a module splits itself with ``xdist_group`` marks
-(the parity contract: one unit per pass); the heaviest units are handed out first.
+``make test`` runs the suite in pytest-xdist worker processes (``-n N --dist loadscope``): each worker
+is a session of its own, with its own embedded servers, databases and ports; ``tests/xdist_units.py``
+says which tests run together in one worker and in what order.
 """
 
 from __future__ import annotations
@@ -27,24 +26,11 @@ import redis.asyncio as aioredis
 
 from storage.db import create_pool
 from storage.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests import xdist_units
 from tests.parity import report as parity_report
 
 # one template per worker process: with TEST_DATABASE_URL they share a server
 TEMPLATE_DB = f"broadcast_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-# Units of work (xdist groups) in the order they are handed to the workers: the longest first, so that no
-# long one starts last while the other workers run dry (figures: make test's --durations on 2 cores).
-HEAVY_FIRST = (
-    "parity-contract-sandbox",  # the contract's English and Russian passes, 2-3 min each
-    "parity-contract-",  # its Telethon pass
-    "tests/chaos/",  # real worker processes, SIGKILLs, lease expiries
-    "tests/parity/",
-    "tests/browser/",
-    "tests/mtproto/",
-    "tests/integration/",
-    "tests/sandbox/",
-    "tests/app/",
-    "tests/unit/",
-)
 
 
 def _workers(config: pytest.Config) -> int:
@@ -56,41 +42,20 @@ def pytest_configure(config: pytest.Config) -> None:
     shared = [name for name in ("TEST_REDIS_URL", "TEST_DATABASE_URL") if os.environ.get(name)]
     if shared and _workers(config) > 1 and not hasattr(config, "workerinput"):
         # the tests FLUSHALL Redis and restart or cut PostgreSQL: one server per process, never shared
-        raise pytest.UsageError(f"{' and '.join(shared)} name one server for every test: run without -n "
-                                "(or -n 0), or unset them so that each worker starts its own")
+        raise pytest.UsageError(f"with {' and '.join(shared)} set, every worker would share one server: "
+                                "run without -n (or with -n 0), or unset it so that each worker starts its own")
 
 
-def _group(item: pytest.Item) -> str | None:
-    marker = item.get_closest_marker("xdist_group")
-    if marker is None:
-        return None
-    return str(marker.args[0] if marker.args else marker.kwargs.get("name", "default"))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadscope (make test): a module per unit, the parity contract a unit per pass."""
+    return xdist_units.make_scheduler(config, log) if config.getoption("dist") == "loadscope" else None
 
 
-def _rank(group: str) -> int:
-    return next((i for i, prefix in enumerate(HEAVY_FIRST) if group.startswith(prefix)), len(HEAVY_FIRST))
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+@pytest.hookimpl(trylast=True)  # after pytest's own fixture-driven order, which a stable sort keeps
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """--dist loadgroup: every test without a group of its own goes with its module."""
-    if config.getoption("dist", "no") != "loadgroup":
-        return
-    for item in items:
-        if _group(item) is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
-@pytest.hookimpl(specname="pytest_collection_modifyitems", trylast=True)
-def heaviest_units_first(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """--dist loadgroup: the units in HEAVY_FIRST's order (each worker hands its collection to the
-    scheduler in this order). A stable sort, run after pytest's fixture-driven ordering, keeps it."""
-    if config.getoption("dist", "no") != "loadgroup":
-        return
-    first_seen: dict[str, int] = {}
-    for item in items:
-        first_seen.setdefault(_group(item) or "", len(first_seen))
-    items.sort(key=lambda item: (_rank(_group(item) or ""), first_seen[_group(item) or ""]))
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the scheduler takes units in this order
+        xdist_units.order_heaviest_first(items)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -67,12 +67,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if gateway in wanted:
             parity_report.GATEWAY_OF[item.nodeid] = gateway
             keep.append(item)
-            if item.path.name == "test_contract.py":
-                # --dist loadgroup (make test): the contract's passes are the suite's longest stretches,
-                # so each pass (English per gateway, Russian) is a unit of its own for a worker process,
-                # with its own harness; a pass's cases and its every-row check stay in one process
-                language = "-ru" if item.name.split("[")[0].endswith("_in_russian") else ""
-                item.add_marker(pytest.mark.xdist_group(f"parity-contract-{gateway}{language}"))
         else:
             drop.append(item)
     if drop:
