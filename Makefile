@@ -79,8 +79,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two phases, both always run: the tests in worker processes, then those marked `serial` (wall-clock gaps
+# that a busy neighbour process would shorten) alone in one process. Either may collect nothing (PYTEST_ARGS
+# naming only some tests), never both. PYTEST_ARGS must not bring its own -m.
 pytest: $(STAMP) browser-deps
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --basetemp=$(PYTEST_BASETEMP) $(PYTEST_ARGS)
+	status=0; empty=0; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --basetemp=$(PYTEST_BASETEMP) -m "not serial" \
+		$(PYTEST_ARGS) || { code=$$?; if [ $$code -eq 5 ]; then empty=$$((empty + 1)); else status=$$code; fi; }; \
+	$(BIN)/python -m pytest --basetemp=$(PYTEST_BASETEMP)-serial -m serial $(PYTEST_ARGS) \
+		|| { code=$$?; if [ $$code -eq 5 ]; then empty=$$((empty + 1)); else status=$$code; fi; }; \
+	[ $$empty -lt 2 ] || status=5; \
+	exit $$status
 
 browser-deps:
 	@bash scripts/browser-deps.sh
