@@ -25,8 +25,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from storage.db import create_pool
-from storage.embedded import EmbeddedPostgres, EmbeddedRedis
+from storage.embedded import EmbeddedPostgres
 from tests import xdist_units
+from tests.embedded import TestRedis
 from tests.parity import report as parity_report
 
 # one template per worker process: with TEST_DATABASE_URL they share a server
@@ -78,7 +79,7 @@ def server_urls() -> Iterator[tuple[str, str]]:
     pg_url = os.environ.get("TEST_DATABASE_URL", "")
     redis_url = os.environ.get("TEST_REDIS_URL", "")
     pg = EmbeddedPostgres(base / "pg", port=0) if not pg_url else None
-    rd = EmbeddedRedis(base / "redis", port=0) if not redis_url else None
+    rd = TestRedis(base / "redis", port=0) if not redis_url else None
     try:
         if pg is not None:
             pg_url = pg.start()
