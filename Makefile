@@ -8,6 +8,14 @@ BIN := $(VENV)/bin
 # Touched after a successful install; pip runs again only when pyproject.toml or the lock is newer.
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# `make test` runs pytest in worker processes (pytest-xdist): on 2 cores most of the gain is one worker's
+# waits (sandbox round trips, leases, subprocesses) overlapping another's work. Each worker is a session of
+# its own (embedded servers, databases, ports); tests/xdist_units.py makes each test module one unit of work
+# (the parity contract one unit per pass) and hands out the longest first. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 3
+# Our own pytest temp root, per checkout: concurrent pytest sessions sharing /tmp/pytest-of-$USER prune
+# each other's directories.
+PYTEST_BASETEMP ?= /tmp/pytest-autobroadcast-$(shell printf '%s' '$(CURDIR)' | cksum | cut -d' ' -f1)
 LOCK_DEV := requirements/dev.txt
 LOCK_RUNTIME := requirements/runtime.txt
 # The lock files are written by uv (a dev dependency): hashes of every file of each pinned release, for
@@ -71,8 +79,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two phases, both always run: the tests in worker processes, then those marked `serial` (wall-clock gaps
+# that a busy neighbour process would shorten) alone in one process. Either may collect nothing (PYTEST_ARGS
+# naming only some tests), never both. PYTEST_ARGS must not bring its own -m.
 pytest: $(STAMP) browser-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	status=0; empty=0; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --basetemp=$(PYTEST_BASETEMP) -m "not serial" \
+		$(PYTEST_ARGS) || { code=$$?; if [ $$code -eq 5 ]; then empty=$$((empty + 1)); else status=$$code; fi; }; \
+	$(BIN)/python -m pytest --basetemp=$(PYTEST_BASETEMP)-serial -m serial $(PYTEST_ARGS) \
+		|| { code=$$?; if [ $$code -eq 5 ]; then empty=$$((empty + 1)); else status=$$code; fi; }; \
+	[ $$empty -lt 2 ] || status=5; \
+	exit $$status
 
 browser-deps:
 	@bash scripts/browser-deps.sh

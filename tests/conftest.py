@@ -4,6 +4,10 @@ With ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` set, those servers are used;
 otherwise the embedded servers are started once per test session in a
 temporary directory. Integration tests are never skipped: a server that cannot
 start fails the run.
+
+``make test`` runs the suite in pytest-xdist worker processes (``-n N --dist loadscope``): each worker
+is a session of its own, with its own embedded servers, databases and ports; ``tests/xdist_units.py``
+says which tests run together in one worker and in what order.
 """
 
 from __future__ import annotations
@@ -14,15 +18,58 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
 from storage.db import create_pool
-from storage.embedded import EmbeddedPostgres, EmbeddedRedis
+from storage.embedded import EmbeddedPostgres
+from tests import xdist_units
+from tests.embedded import TestRedis
+from tests.parity import report as parity_report
 
-TEMPLATE_DB = "broadcast_test_template"
+# one template per worker process: with TEST_DATABASE_URL they share a server
+TEMPLATE_DB = f"broadcast_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+
+def _workers(config: pytest.Config) -> int:
+    count = getattr(config.option, "numprocesses", None)  # pytest-xdist's -n, an int once configured
+    return count if isinstance(count, int) else 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    shared = [name for name in ("TEST_REDIS_URL", "TEST_DATABASE_URL") if os.environ.get(name)]
+    if shared and _workers(config) > 1 and not hasattr(config, "workerinput"):
+        # the tests FLUSHALL Redis and restart or cut PostgreSQL: one server per process, never shared
+        raise pytest.UsageError(f"with {' and '.join(shared)} set, every worker would share one server: "
+                                "run without -n (or with -n 0), or unset it so that each worker starts its own")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadscope (make test): a module per unit, the parity contract a unit per pass."""
+    return xdist_units.make_scheduler(config, log) if config.getoption("dist") == "loadscope" else None
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own fixture-driven order, which a stable sort keeps
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the scheduler takes units in this order
+        xdist_units.order_heaviest_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """The controller gathers each worker's share of the parity summary."""
+    share = getattr(node, "workeroutput", {}).get("parity")
+    if share:
+        parity_report.merge(share)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in parity_report.lines():
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +79,7 @@ def server_urls() -> Iterator[tuple[str, str]]:
     pg_url = os.environ.get("TEST_DATABASE_URL", "")
     redis_url = os.environ.get("TEST_REDIS_URL", "")
     pg = EmbeddedPostgres(base / "pg", port=0) if not pg_url else None
-    rd = EmbeddedRedis(base / "redis", port=0) if not redis_url else None
+    rd = TestRedis(base / "redis", port=0) if not redis_url else None
     try:
         if pg is not None:
             pg_url = pg.start()

@@ -27,6 +27,7 @@ from sandbox.world import World
 from services.group_import import GroupImportService, ImportProgress
 from services.login import LoginService
 from storage.db import Database
+from tests.clocks import StepClock
 from tests.integration.services_support import Clock
 from tests.sandbox.conftest_world import serve_world
 
@@ -42,12 +43,20 @@ class Setup:
     world: World
     gateway: AccountGateway
     imports: GroupImportService
-    clock: Clock
+    clock: Clock  # the services' clock
+    world_clock: StepClock  # the world's (its dialog-paging window)
+
+    async def sleep(self, seconds: float) -> None:
+        """The import's waits: both clocks move on at once, nothing waits in real time."""
+        self.clock.advance(seconds)
+        await self.world_clock.sleep(seconds)
 
 
 @pytest.fixture(params=["sandbox", "telethon"])
 async def setup(request: pytest.FixtureRequest, db: Database, cipher: SessionCipher) -> AsyncIterator[Setup]:
-    world = World(SandboxSettings(rate_limits=False), EventLog(limit=1_000_000))
+    world_clock = StepClock()
+    world = World(SandboxSettings(rate_limits=False), EventLog(limit=1_000_000),
+                  clock=world_clock.monotonic, sleep=world_clock.sleep)
     world.seed({"phone": PHONE, "first_name": "Many",
                 "generated_groups": {"count": MAIN + ARCHIVED, "first_id": 800_000, "archived": ARCHIVED}})
     world.dialog_pages_burst, world.dialog_pages_window = 20, 5.0  # a short FLOOD_WAIT every 20 pages
@@ -58,7 +67,7 @@ async def setup(request: pytest.FixtureRequest, db: Database, cipher: SessionCip
         assert step.attempt is not None, step
         done = await login.submit_code(UID, step.attempt, str(world.codes(PHONE)[0]["code"]))
         assert done.outcome == "connected", done
-        yield Setup(world, gateway, GroupImportService(db, gateway, cipher, settings, clock), clock)
+        yield Setup(world, gateway, GroupImportService(db, gateway, cipher, settings, clock), clock, world_clock)
 
 
 class _gateway:
@@ -99,12 +108,8 @@ async def test_a_5000_dialog_account_with_a_flood_wait_mid_listing_imports_every
             injected = True
             setup.world.add_fault({"call": "get_dialogs", "error": "FLOOD_WAIT", "seconds": 3600})
 
-    async def sleep(seconds: float) -> None:
-        setup.clock.advance(seconds)  # the service's clock; the world's throttle runs on real time
-        await asyncio.sleep(seconds if seconds <= 5 else 0)
-
     assert await setup.imports.begin(UID) == "started"
-    final = await setup.imports.run(UID, report, sleep)
+    final = await setup.imports.run(UID, report, setup.sleep)
 
     assert final.status == "done", final
     assert final.result is not None
@@ -125,7 +130,7 @@ async def test_a_5000_dialog_account_with_a_flood_wait_mid_listing_imports_every
 
     # an import again: nothing new, every group updated once, none gone
     assert await setup.imports.begin(UID) == "started"
-    again = await setup.imports.run(UID, report, sleep)
+    again = await setup.imports.run(UID, report, setup.sleep)
     assert again.result is not None
     assert (again.result.new, again.result.updated, again.result.gone) == (0, MAIN + ARCHIVED, 0)
 
@@ -162,13 +167,9 @@ async def test_an_import_whose_runner_died_is_resumed_from_its_saved_cursor(setu
         if progress.status == "running" and progress.chats_read >= 1000:
             raise Died  # the process running the import is gone after its tenth page
 
-    async def no_sleep(seconds: float) -> None:
-        setup.clock.advance(seconds)
-        await asyncio.sleep(seconds if seconds <= 5 else 0)
-
     assert await setup.imports.begin(UID) == "started"
     with pytest.raises(Died):
-        await setup.imports.run(UID, die_after_ten_pages, no_sleep)
+        await setup.imports.run(UID, die_after_ten_pages, setup.sleep)
     assert await setup.imports.begin(UID) == "already"  # its runner may still be alive
     setup.clock.advance(120)  # nothing heard from it for longer than STALE_AFTER
     assert await setup.imports.begin(UID) == "resumed"
@@ -178,7 +179,7 @@ async def test_an_import_whose_runner_died_is_resumed_from_its_saved_cursor(setu
         if progress.status == "running":
             pages.append(progress.chats_read)
 
-    final = await setup.imports.run(UID, record, no_sleep)
+    final = await setup.imports.run(UID, record, setup.sleep)
 
     assert final.status == "done" and final.result is not None
     assert (final.result.new, final.result.updated) == (MAIN + ARCHIVED, 0)  # none merged twice

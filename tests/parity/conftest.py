@@ -9,7 +9,6 @@ rest run with the sandbox gateway. ``PARITY_GATEWAYS`` (comma-separated, default
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,17 +17,13 @@ import pytest_asyncio
 
 import contract
 from accounts.factory import GATEWAY_KINDS
-from tests.parity import runner
+from tests.parity import report as parity_report
 from tests.parity.harness import Harness, start_harness
 
 GATEWAYS_ENV = "PARITY_GATEWAYS"
 DEFAULT_GATEWAY = "sandbox"
 HERE = Path(__file__).resolve().parent
 
-# for the terminal summary: the gateway of every collected parity test, and
-# gateway -> test id -> (outcome, seconds of setup + call + teardown)
-_GATEWAY_OF: dict[str, str] = {}
-_RAN: dict[str, dict[str, tuple[str, float]]] = defaultdict(dict)
 
 
 def selected_gateways() -> tuple[str, ...]:
@@ -70,7 +65,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         gateway = gateway_of(item)
         if gateway in wanted:
-            _GATEWAY_OF[item.nodeid] = gateway
+            parity_report.GATEWAY_OF[item.nodeid] = gateway
             keep.append(item)
         else:
             drop.append(item)
@@ -80,13 +75,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    gateway = _GATEWAY_OF.get(report.nodeid)
-    if gateway is None:
-        return
-    outcome, seconds = _RAN[gateway].get(report.nodeid, ("passed", 0.0))
-    if report.failed:
-        outcome = "failed"
-    _RAN[gateway][report.nodeid] = (outcome, seconds + report.duration)
+    parity_report.record(report.nodeid, report.failed, report.duration)
 
 
 @pytest.fixture(scope="session")
@@ -107,14 +96,8 @@ async def harness(server_urls: tuple[str, str], pg_server_url: str, flow_contrac
         yield h
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if runner.RESULTS:
-        terminalreporter.write_line(runner.summary(contract.load(), contract.row_ids()))
-    for gateway in sorted(_RAN):
-        ran = _RAN[gateway]
-        passed = sum(1 for outcome, _ in ran.values() if outcome == "passed")
-        seconds = sum(s for _, s in ran.values())
-        others = sorted({nodeid.split("::")[-1].split("[")[0] for nodeid in ran if "test_case[" not in nodeid})
-        terminalreporter.write_line(
-            f"parity tests with the {gateway} gateway: {passed} / {len(ran)} passed in {seconds:.1f} s "
-            f"(setup + call + teardown); besides contract cases: {', '.join(others) or 'none'}")
+# the summary itself is printed by tests/conftest.py, which also gathers it from worker processes
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)  # a pytest-xdist worker
+    if workeroutput is not None:
+        workeroutput["parity"] = parity_report.export()
