@@ -93,7 +93,8 @@ async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) ->
             ORDER BY nr.round_id, sel.group_id
             RETURNING round_id
         )
-        SELECT nr.round_id, nr.user_id, nr.account_id, nr.planned_at, nr.message_id, nr.total FROM new_rounds nr
+        SELECT nr.round_id, nr.user_id, nr.account_id, nr.planned_at, nr.message_id, nr.total
+        FROM new_rounds nr
         """,
         [d.user_id for d in due],
         [d.next_run_at for d in due],
