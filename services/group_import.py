@@ -103,7 +103,7 @@ class GroupImportService(GroupService):
             if job is None or job.status == "cancelling":
                 return await self._end(user_id, "cancelled", "", report)
             try:
-                async with holding(self.lock, user_id, self.lock_wait):
+                async with holding(self.lock, user_id, record.account_id, self.lock_wait):
                     try:
                         page = await self.gateway.list_groups_page(ref, job.folder, job.page_offset)
                         # U11: the page's forums' topics, read while the account is held

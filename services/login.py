@@ -333,7 +333,7 @@ class LoginService(SessionServiceBase):
                 return False
             account_id = record.account_id
             await campaigns.stop(conn, user_id, now, account_id=account_id)
-        async with holding(self.lock, user_id, self.logout_wait):
+        async with holding(self.lock, user_id, account_id, self.logout_wait):
             async with self.db.transaction() as conn:
                 record = await accounts.get_owned(conn, user_id, account_id, for_update=True)
                 if record is None or not record.connected:
@@ -375,9 +375,9 @@ class LoginService(SessionServiceBase):
             log.warning("stored session cannot be decrypted user_id=%s", record.user_id)
             return None
 
-    async def _log_out_replaced(self, user_id: int, sealed: bytes | None) -> None:
-        """U8.4: the replaced session ends at Telegram too (best effort), under the user's lock so that
-        no batch that read it before the replacement is still sending on it."""
+    async def _log_out_replaced(self, user_id: int, account_id: int, sealed: bytes | None) -> None:
+        """U8.4: the replaced session ends at Telegram too (best effort), under the account's lock so
+        that no batch that read it before the replacement is still sending on it."""
         if sealed is None:
             return
         try:
@@ -385,7 +385,7 @@ class LoginService(SessionServiceBase):
         except SessionDecryptError:
             return
         try:
-            async with holding(self.lock, user_id, self.logout_wait):
+            async with holding(self.lock, user_id, account_id, self.logout_wait):
                 await self._log_out_quietly(user_id, old)
         except Busy:
             log.warning("replaced session left to expire user_id=%s (account busy)", user_id)
@@ -419,7 +419,7 @@ class LoginService(SessionServiceBase):
             return LoginStep("at_limit", limit=self.accounts_limit)
         if connected.replaced:
             # U8.4: the same Telegram account again: its old session is replaced in place
-            await self._log_out_replaced(user_id, connected.previous_session)
+            await self._log_out_replaced(user_id, connected.record.account_id, connected.previous_session)
             log.info("account session replaced user_id=%s account_id=%s", user_id,
                      connected.record.account_id)
             return LoginStep("reconnected", None, account=account_view(connected.record))
