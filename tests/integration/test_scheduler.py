@@ -66,8 +66,8 @@ async def test_a_due_campaign_gets_a_round_with_a_snapshot_and_a_job(
         (p, p * 7, "supergroup", "pending") for p in seeded.peer_ids[2:]]
     assert await eng.queue.is_queued(f"round:{rnd['round_id']}")
     [job] = await eng.queue.fetch(count=5, block_ms=100)
-    assert job.id == f"round:{rnd['round_id']}" and job.payload == {"round_id": rnd["round_id"], "user_id": 1,
-                                                                     "tg_user_id": 10_001}
+    assert job.id == f"round:{rnd['round_id']}" and job.payload == {
+        "round_id": rnd["round_id"], "user_id": 1, "account_id": seeded.account_id, "tg_user_id": 10_001}
     assert await fetchval(db, "SELECT next_run_at FROM campaigns WHERE user_id = 1") == planned + timedelta(
         seconds=600)
 
