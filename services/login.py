@@ -84,7 +84,8 @@ class SessionCipherPort(Protocol):
 
 class SessionServiceBase:
     """The ports of a service that uses an account's Telegram session outside the worker (login,
-    group import), and the per-user lock it takes so that it never does so beside a broadcast batch."""
+    group import), and the account's broadcast lock it takes so that it never does so beside a
+    broadcast batch of that account (U8: keyed by the account row, ``services.locks``)."""
 
     def __init__(
         self,
@@ -97,7 +98,7 @@ class SessionServiceBase:
         lock: AccountLock | None = None,
         lock_wait: float = LOCK_WAIT,
     ) -> None:
-        """``lock`` is the per-user lock the worker sends under; None (no locking) is for unit tests only."""
+        """``lock`` is the broadcast lock the worker sends under; None (no locking) is for unit tests only."""
         self.db = db
         self.gateway = gateway
         self.cipher = cipher
@@ -318,7 +319,7 @@ class LoginService(SessionServiceBase):
         accounts stay connected, and when the current one goes another connected one becomes
         current (U8). Returns False when that account was not connected. The broadcast is stopped
         first, so a batch
-        sending for the user stops before its next send and lets go of the per-user lock; the
+        sending for that account stops before its next send and lets go of the account's lock; the
         session is then deleted and logged out under that lock, never while a send uses it.
         Raises ``Busy`` when the lock is not free within ``logout_wait`` (the broadcast stays
         stopped and the account connected; calling again finishes the logout).
