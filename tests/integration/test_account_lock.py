@@ -1,4 +1,4 @@
-"""The per-user lock shared by the worker and the services that use the account's session
+"""The broadcast lock (per account row, U8) shared by the worker and the services that use the account's session
 (group import, logout): never two users of one session at once (engine.md, "one send at a time
 per account"; one client per account). Real PostgreSQL and Redis."""
 
