@@ -50,9 +50,9 @@ from roles.worker.loop import round_queue
 from scheduler import jobs as scheduler_jobs
 from scheduler.jobs import SchedulerJobs
 from services import engine
-from storage import keys
 from storage.db import Database
 from storage.lease import Leases
+from storage.user_lock import UserLock
 
 WINDOW_ZONE = "Europe/Berlin"
 
@@ -160,12 +160,12 @@ async def legacy_reconcile(db: Database, jobs: SchedulerJobs) -> int:
     """Reconciliation's lookups as they were before issue 14: every open round, 2 commands each."""
     async with db.connection() as conn:
         rows = await conn.fetch(
-            "SELECT round_id, user_id FROM rounds WHERE finished_at IS NULL "
+            "SELECT round_id, user_id, account_id FROM rounds WHERE finished_at IS NULL "
             "AND created_at <= now() - interval '2 seconds' ORDER BY created_at LIMIT 20000")
     queued = await scheduler_jobs._chunked(
         lambda r: jobs.queue.is_queued(engine.job_id(r["round_id"])), rows)
     holders = await scheduler_jobs._chunked(
-        lambda r: jobs.leases.holder(keys.USER_LOCK.format(user_id=r["user_id"])), rows)
+        lambda r: jobs.leases.holder(UserLock.name(r["user_id"], r["account_id"])), rows)
     return sum(1 for q, h in zip(queued, holders, strict=True) if not q and h is None)
 
 

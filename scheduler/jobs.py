@@ -3,10 +3,11 @@
 Tick: running, due, unpaused campaigns without an unfinished round get a round with its attempts
 (one transaction), then a job ``round:<id>`` each, and ``next_run_at`` moves to
 ``planned + interval`` (missed rounds skipped). The database constraints (one round per
-``(user, planned_at)``, one open round per user) make double rounds impossible even when two
+``(user, account, planned_at)``, one open round per account) make double rounds impossible even when two
 schedulers run at once; ``FOR UPDATE SKIP LOCKED`` makes them split the due rows.
 
-Reconciliation: an unfinished round whose job is not queued and whose user lock has no holder,
+Reconciliation: an unfinished round whose job is not queued and whose broadcast lock (the user's
+and the round's account's, ``storage.user_lock``) has no holder,
 seen so for longer than the lease, is enqueued again. This is what makes losing Redis (a flush, a
 restart) harmless: the database knows every round that still has work. Only rounds whose next job
 is overdue (``rounds.next_job_at``) are looked at, so its cost does not grow with the open rounds.
@@ -40,6 +41,7 @@ from storage.queue import JobQueue
 from storage.repositories import campaigns, rounds
 from storage.repositories import notifications as outbox
 from storage.repositories import settings as settings_repo
+from storage.user_lock import lock_name
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +147,7 @@ class SchedulerJobs:
         # a full slice: the next pass goes on after it; a short one: the next pass starts over
         self._cursor = (overdue[-1].due, overdue[-1].round_id) if len(overdue) == RECONCILE_SLICE else None
         lost = await self.queue.lost([
-            (engine.job_id(r.round_id), keys.LEASE.format(name=keys.USER_LOCK.format(user_id=r.user_id)))
+            (engine.job_id(r.round_id), keys.LEASE.format(name=lock_name(r.user_id, r.account_id)))
             for r in overdue])
         now = self.clock()
         orphans = []
@@ -171,7 +173,8 @@ class SchedulerJobs:
     async def _enqueue(self, item: tuple[rounds.CreatedRound | rounds.OverdueRound, int | None]) -> bool:
         r, tg_user_id = item  # the Telegram account when the due scan read it (reconciliation: None)
         return await self.queue.enqueue(engine.job_id(r.round_id),
-                                        engine.job_payload(r.round_id, r.user_id, tg_user_id))
+                                        engine.job_payload(r.round_id, r.user_id, tg_user_id,
+                                                           account_id=r.account_id))
 
     async def _gauges(self) -> None:
         async with self.db.connection() as conn:

@@ -10,7 +10,7 @@ cursor (folder + Telegram's paging offset) is saved in one transaction, so:
 - every group is merged once: peers already seen by this import are skipped on later pages;
 - groups never listed are marked gone only when both folders were read completely.
 A second ``begin`` while a runner keeps the job alive answers ``already``; ``cancel`` stops it
-before its next page. The session is used under the per-user lock, one page at a time, so a
+before its next page. The session is used under its account's broadcast lock, one page at a time, so a
 broadcast batch and the import never share it at once.
 """
 
@@ -103,7 +103,7 @@ class GroupImportService(GroupService):
             if job is None or job.status == "cancelling":
                 return await self._end(user_id, "cancelled", "", report)
             try:
-                async with holding(self.lock, user_id, self.lock_wait):
+                async with holding(self.lock, user_id, record.account_id, self.lock_wait):
                     try:
                         page = await self.gateway.list_groups_page(ref, job.folder, job.page_offset)
                         # U11: the page's forums' topics, read while the account is held

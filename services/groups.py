@@ -134,13 +134,14 @@ class GroupService(SessionServiceBase):
         ``NotConnected``; on ``SessionDead`` (U3.4) the account is marked disconnected and the
         broadcast stopped, then the error is re-raised. Other gateway errors (``FloodWait``,
         ``TransientError``) propagate.
-        The account is used under the per-user lock: ``Busy`` when a broadcast batch keeps it
+        The account is used under its broadcast lock: ``Busy`` when a broadcast batch keeps it
         longer than ``lock_wait`` ("your broadcast is sending right now, try again in a moment").
         """
-        await self._connected(user_id)  # fail fast, without waiting for the lock
-        # the session is used under the user's lock, never while a broadcast batch sends on it
-        async with holding(self.lock, user_id, self.lock_wait):
-            record, sealed = await self._connected(user_id)
+        # fail fast, without waiting for the lock; U8: the account acted on is the current one now
+        current, _ = await self._connected(user_id)
+        # the session is used under that account's lock, never while a broadcast batch sends on it
+        async with holding(self.lock, user_id, current.account_id, self.lock_wait):
+            record, sealed = await self._connected(user_id, current.account_id)
             try:
                 ref = AccountRef(record.account_id, self.cipher.decrypt(sealed))
             except SessionDecryptError:

@@ -84,7 +84,8 @@ class SessionCipherPort(Protocol):
 
 class SessionServiceBase:
     """The ports of a service that uses an account's Telegram session outside the worker (login,
-    group import), and the per-user lock it takes so that it never does so beside a broadcast batch."""
+    group import), and the account's broadcast lock it takes so that it never does so beside a
+    broadcast batch of that account (U8: keyed by the account row, ``services.locks``)."""
 
     def __init__(
         self,
@@ -97,7 +98,7 @@ class SessionServiceBase:
         lock: AccountLock | None = None,
         lock_wait: float = LOCK_WAIT,
     ) -> None:
-        """``lock`` is the per-user lock the worker sends under; None (no locking) is for unit tests only."""
+        """``lock`` is the broadcast lock the worker sends under; None (no locking) is for unit tests only."""
         self.db = db
         self.gateway = gateway
         self.cipher = cipher
@@ -318,7 +319,7 @@ class LoginService(SessionServiceBase):
         accounts stay connected, and when the current one goes another connected one becomes
         current (U8). Returns False when that account was not connected. The broadcast is stopped
         first, so a batch
-        sending for the user stops before its next send and lets go of the per-user lock; the
+        sending for that account stops before its next send and lets go of the account's lock; the
         session is then deleted and logged out under that lock, never while a send uses it.
         Raises ``Busy`` when the lock is not free within ``logout_wait`` (the broadcast stays
         stopped and the account connected; calling again finishes the logout).
@@ -333,7 +334,7 @@ class LoginService(SessionServiceBase):
                 return False
             account_id = record.account_id
             await campaigns.stop(conn, user_id, now, account_id=account_id)
-        async with holding(self.lock, user_id, self.logout_wait):
+        async with holding(self.lock, user_id, account_id, self.logout_wait):
             async with self.db.transaction() as conn:
                 record = await accounts.get_owned(conn, user_id, account_id, for_update=True)
                 if record is None or not record.connected:
@@ -375,9 +376,9 @@ class LoginService(SessionServiceBase):
             log.warning("stored session cannot be decrypted user_id=%s", record.user_id)
             return None
 
-    async def _log_out_replaced(self, user_id: int, sealed: bytes | None) -> None:
-        """U8.4: the replaced session ends at Telegram too (best effort), under the user's lock so that
-        no batch that read it before the replacement is still sending on it."""
+    async def _log_out_replaced(self, user_id: int, account_id: int, sealed: bytes | None) -> None:
+        """U8.4: the replaced session ends at Telegram too (best effort), under the account's lock so
+        that no batch that read it before the replacement is still sending on it."""
         if sealed is None:
             return
         try:
@@ -385,7 +386,7 @@ class LoginService(SessionServiceBase):
         except SessionDecryptError:
             return
         try:
-            async with holding(self.lock, user_id, self.logout_wait):
+            async with holding(self.lock, user_id, account_id, self.logout_wait):
                 await self._log_out_quietly(user_id, old)
         except Busy:
             log.warning("replaced session left to expire user_id=%s (account busy)", user_id)
@@ -419,7 +420,7 @@ class LoginService(SessionServiceBase):
             return LoginStep("at_limit", limit=self.accounts_limit)
         if connected.replaced:
             # U8.4: the same Telegram account again: its old session is replaced in place
-            await self._log_out_replaced(user_id, connected.previous_session)
+            await self._log_out_replaced(user_id, connected.record.account_id, connected.previous_session)
             log.info("account session replaced user_id=%s account_id=%s", user_id,
                      connected.record.account_id)
             return LoginStep("reconnected", None, account=account_view(connected.record))

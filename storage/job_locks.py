@@ -1,5 +1,6 @@
-"""A round job's start in Redis in one round trip: the user's lock, the Telegram account's lock and
-the account's pacing (its next-send hint and its groups' hints).
+"""A round job's start in Redis in one round trip: the broadcast's lock (``UserLock``, keyed by the
+user and the round's account row), the Telegram account's lock and the account's pacing (its
+next-send hint and its groups' hints).
 
 Taken one by one that was three round trips per job (two lease scripts and an MGET), which is what
 a 1-group round pays per send. The Telegram account's id comes with the job (the scheduler puts it
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from metrics import LOCK_ACQUIRES, LOCK_CONTENTION
 from storage import keys
 from storage.lease import _ACQUIRE_BODY, _COUNTER_TTL_MS, Lease, lease_kind
+from storage.user_lock import lock_name
 
 # KEYS: user lease, user fence counter, account lease, account fence counter, account next send,
 # account group hints. ARGV: ttl ms, counter ttl ms.
@@ -69,8 +71,8 @@ class JobLocks:
         self.ttl = ttl
         self._take = redis.register_script(_TAKE)
 
-    async def take(self, user_id: int, tg_user_id: int) -> Taken:
-        user_name = keys.USER_LOCK.format(user_id=user_id)
+    async def take(self, user_id: int, account_id: int | None, tg_user_id: int) -> Taken:
+        user_name = lock_name(user_id, account_id)
         account_name = keys.ACCOUNT_LOCK.format(tg_user_id=tg_user_id)
         reply = await self._take(
             keys=[keys.LEASE.format(name=user_name), keys.FENCE_COUNTER.format(name=user_name),

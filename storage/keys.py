@@ -19,7 +19,10 @@ QUEUE_DEDUPE = PREFIX + "q:{name}:jobs"  # hash job_id -> stream entry id (ready
 # leases and locks (storage/lease.py)
 LEASE = PREFIX + "lease:{name}"  # value = fencing token
 FENCE_COUNTER = PREFIX + "fence:{name}"  # token source: INCR, raised to the server clock (us)
-USER_LOCK = "user:{user_id}"  # lease name of the per-user lock
+# lease name of a broadcast's lock (U8: a broadcast belongs to an account row, so one user's accounts
+# run their batches side by side); the "user" kind stays the metric label (storage.lease.lease_kind).
+# Build it with ``storage.user_lock.UserLock.name`` only (an account id of None is spelt "none").
+USER_LOCK = "user:{user_id}:account:{account_id}"
 # lease name of the per-Telegram-account lock: whoever talks to Telegram with the account's session
 # (a worker's batch, a group import) holds it, keyed by the account's Telegram user id (issue 11)
 ACCOUNT_LOCK = "tg-account:{tg_user_id}"

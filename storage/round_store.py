@@ -118,11 +118,12 @@ class RoundUnit:
 
     # --- rounds and attempts -------------------------------------------------------------------
 
-    async def round_user(self, round_id: int) -> int | None:
-        return await rounds.user_of(await self._get(), round_id)
+    async def round_owner(self, round_id: int) -> tuple[int, int | None] | None:
+        return await rounds.owner_of(await self._get(), round_id)
 
-    async def start_batch(self, round_id: int, user_id: int, limit: int) -> RoundContext | None:
-        return await attempts.start_batch(await self._get(), round_id, user_id, limit)
+    async def start_batch(self, round_id: int, user_id: int, account_id: int | None,
+                          limit: int) -> RoundContext | None:
+        return await attempts.start_batch(await self._get(), round_id, user_id, account_id, limit)
 
     async def media(self, media_id: int) -> StoredMedia | None:
         return await self._media.get(await self._get(), media_id)

@@ -10,7 +10,7 @@ from typing import Literal
 class JobResult(StrEnum):
     DONE = "done"  # round finished (or nothing to do): acknowledged
     CONTINUED = "continued"  # pending attempts left: same job re-queued with a delay
-    BUSY = "busy"  # user lock held elsewhere: re-queued with a short delay
+    BUSY = "busy"  # the broadcast's (or Telegram account's) lock held elsewhere: re-queued with a short delay
     WAITING = "waiting"  # global or campaign pause: re-queued until it ends
     GONE = "gone"  # no such round: acknowledged
     DEAD = "dead"  # the job itself is broken (names no round): dropped with an error

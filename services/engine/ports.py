@@ -1,7 +1,7 @@
 """The ports the round engine works through; adapters in ``storage/`` and ``roles/worker/`` fill them.
 
 The engine never sees a connection, a Redis client or a Telegram client: one job's database work
-goes through a ``RoundUnit`` (one connection for the job, given back during waits), the user's
+goes through a ``RoundUnit`` (one connection for the job, given back during waits), the broadcast's
 lock through ``RoundLock``, the Telegram account's through ``AccountLock``, pacing through
 ``Pacer`` and time through ``EngineClock``.
 """
@@ -37,8 +37,14 @@ class RoundUnit(Protocol):
     async def reset(self) -> None:
         """Drop a broken connection (the database went away); the next call takes a new one."""
 
-    async def round_user(self, round_id: int) -> int | None: ...
-    async def start_batch(self, round_id: int, user_id: int, limit: int) -> RoundContext | None: ...
+    async def round_owner(self, round_id: int) -> tuple[int, int | None] | None:
+        """The round's user and account (the broadcast's lock key); None: no such round."""
+        ...
+    async def start_batch(self, round_id: int, user_id: int, account_id: int | None,
+                          limit: int) -> RoundContext | None:
+        """Opens the batch under the broadcast lock of ``(user_id, account_id)``; a round of another
+        broadcast is left unchanged (the context has no candidates)."""
+        ...
     async def media(self, media_id: int) -> StoredMedia | None: ...
     async def message(self, message_id: int) -> StoredMessage | None:
         """U9: a message an attempt posts other than the round's (rotation, albums)."""
@@ -88,9 +94,10 @@ class HeldLock(Protocol):
 
 
 class RoundLock(Protocol):
-    """The per-user lock (``storage.user_lock.UserLock``): a try without waiting, kept while held."""
+    """The broadcast's lock (``storage.user_lock.UserLock``), keyed by the user and the round's
+    account row (U8): a try without waiting, kept while held."""
 
-    async def try_acquire(self, user_id: int) -> Any | None: ...
+    async def try_acquire(self, user_id: int, account_id: int | None) -> Any | None: ...
     def keep(self, lease: Any, release: bool = True) -> AbstractAsyncContextManager[HeldLock]:
         """Renew while the block runs; release at its end unless ``release`` is False (then the
         job's settle releases it with the queue change, or ``release`` does)."""
@@ -110,8 +117,8 @@ class JobStart(Protocol):
     """Both leases of a job and the account's pacing keys in one round trip
     (``storage.job_locks.JobLocks``), for a job whose payload names the Telegram account."""
 
-    async def take(self, user_id: int, tg_user_id: int) -> Taken:
-        """The user's lease (None: busy); with it the account's (None: busy) and its pacing read."""
+    async def take(self, user_id: int, account_id: int | None, tg_user_id: int) -> Taken:
+        """The broadcast's lease (None: busy); with it the account's (None: busy) and its pacing read."""
 
 
 class Pacer(Protocol):

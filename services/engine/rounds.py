@@ -1,7 +1,9 @@
 """The round engine: one job = one micro-batch of at most ``batch_size`` sends for one round.
 
 Order of a job (engine.md, "Worker"):
-1. take the user's lock (lease with a fencing token, renewed while held); busy -> the job goes
+1. take the broadcast's lock (U8: keyed by the user and the round's account row, so one user's
+   accounts run side by side; a payload without the account reads it from the round first; a
+   lease with a fencing token, renewed while held); busy -> the job goes
    back to the queue after a short jittered delay. When the payload names the Telegram account
    (the scheduler puts it there), the account's lock and its pacing keys come in the same Redis
    round trip (``JobStart``);
@@ -76,22 +78,29 @@ Settle = Callable[[JobOutcome, Sequence[Any]], Awaitable[None]]
 
 @dataclass
 class _Start:
-    """How a job started: the Telegram account its payload named, what ``JobStart.take`` got for it,
-    and the round's own account key once the context is read."""
+    """How a job started: the round's account row whose broadcast lock it takes (U8) and whether
+    the payload named it, the Telegram account its payload named, what ``JobStart.take`` got for
+    it, and the round's own Telegram account key once the context is read."""
 
     tg_user_id: int | None
+    account_id: int | None = None
+    named: bool = True  # False: the payload lacked the account (a job of the previous release)
     taken: Taken | None = None
     account_key: int | None = None
 
 
 def _with_account(outcome: JobOutcome, round_id: int, user_id: int, start: _Start) -> JobOutcome:
-    """A continuation carries the round's Telegram account when the payload lacked it or named
-    another (reconciliation's jobs, an account connected anew), so its next job starts in one
-    round trip with the right leases."""
-    if (outcome.action != "requeue" or outcome.payload is not None or start.account_key is None
-            or start.account_key == start.tg_user_id):
+    """A continuation carries the round's account row and Telegram account when the payload lacked
+    them or named another Telegram account (reconciliation's jobs, an account connected anew, a job
+    of the previous release), so its next job starts in one round trip with the right leases."""
+    if outcome.action != "requeue" or outcome.payload is not None:
         return outcome
-    return replace(outcome, payload=rules.job_payload(round_id, user_id, start.account_key))
+    tg_stale = start.account_key is not None and start.account_key != start.tg_user_id
+    if start.named and not tg_stale:
+        return outcome
+    tg_user_id = start.account_key if start.account_key is not None else start.tg_user_id
+    payload = rules.job_payload(round_id, user_id, tg_user_id, account_id=start.account_id)
+    return replace(outcome, payload=payload)
 
 
 @dataclass
@@ -169,23 +178,32 @@ class RoundEngine:
         """The outcome and whether ``settle`` was already called with it (under the lock)."""
         round_id = _int(payload.get("round_id")) or rules.round_id_of(job_id)
         user_id = _int(payload.get("user_id"))
+        start = _Start(tg_user_id=_int(payload.get("tg_user_id")), account_id=_int(payload.get("account_id")))
         if round_id is None:
             return JobOutcome.dead(f"job {job_id} names no round"), False
         async with self.store.unit() as unit:
-            if user_id is None:
-                user_id = await unit.round_user(round_id)
-                if user_id is None:
+            if user_id is None or start.account_id is None:
+                # U8: the lock is the round's broadcast's, keyed by its account row. A payload without
+                # it (queued by the previous release, or a round with no account) reads the round's
+                # owner first: locking by the user alone would not keep out a service or a job that
+                # holds the account's lock
+                owner = await unit.round_owner(round_id)
+                if owner is None:
                     return JobOutcome.ack(JobResult.GONE), False
+                user_id, start.account_id = owner
+                start.named = False
                 await unit.release()
-            start = _Start(tg_user_id=_int(payload.get("tg_user_id")))
             if self.job_start is not None and start.tg_user_id is not None:
                 # the payload names the Telegram account: both leases and its pacing in one round trip
-                start.taken = await self.job_start.take(user_id, start.tg_user_id)
+                start.taken = await self.job_start.take(user_id, start.account_id, start.tg_user_id)
                 lease = start.taken.user
             else:
-                lease = await self.lock.try_acquire(user_id)
+                lease = await self.lock.try_acquire(user_id, start.account_id)
             if lease is None:
-                return JobOutcome.requeue(JobResult.BUSY, self._busy_delay()), False
+                # a payload that lacked the account comes back with it (no second read of the round)
+                fixed = None if start.named else rules.job_payload(round_id, user_id, start.tg_user_id,
+                                                                   account_id=start.account_id)
+                return JobOutcome.requeue(JobResult.BUSY, self._busy_delay(), fixed), False
             held_leases: list[tuple[Any, Any]] = [(self.lock, lease)]  # (lock, lease), the user's last
             if start.taken is not None and start.taken.account is not None:
                 held_leases.insert(0, (self.account_lock, start.taken.account))
@@ -221,13 +239,16 @@ class RoundEngine:
         self, job_id: str, round_id: int, user_id: int, held: HeldLock, unit: RoundUnit,
         held_leases: list[tuple[Any, Any]], start: _Start,
     ) -> JobOutcome:
-        ctx = await unit.start_batch(round_id, user_id, self.settings.batch_size)
+        ctx = await unit.start_batch(round_id, user_id, start.account_id, self.settings.batch_size)
         if ctx is None:
             return JobOutcome.ack(JobResult.GONE)
-        if ctx.user_id != user_id:
-            # the job named the wrong user, so the lock held is the wrong one: fix and retry
-            log.error("job %s named user %s, the round is user %s's", job_id, user_id, ctx.user_id)
-            return JobOutcome.requeue(JobResult.BUSY, 0, rules.job_payload(round_id, ctx.user_id))
+        if ctx.user_id != user_id or ctx.account_id != start.account_id:
+            # the job named the wrong broadcast, so the lock held is the wrong one (and nothing was
+            # changed): fix and retry
+            log.error("job %s named user %s account %s, the round is user %s's account %s", job_id, user_id,
+                      start.account_id, ctx.user_id, ctx.account_id)
+            return JobOutcome.requeue(JobResult.BUSY, 0,
+                                      rules.job_payload(round_id, ctx.user_id, account_id=ctx.account_id))
         if ctx.lost:
             SENDS.labels("unknown").inc(ctx.lost)
             log.warning("user %s round %s: %d interrupted sends marked unknown", ctx.user_id, round_id,

@@ -53,10 +53,15 @@ def job_id(round_id: int) -> str:
     return f"{JOB_PREFIX}{round_id}"
 
 
-def job_payload(round_id: int, user_id: int, tg_user_id: int | None = None) -> dict[str, int]:
-    """A round job's payload; with the Telegram account's id the worker takes both leases and reads
-    the account's pacing in one round trip (the engine checks it against the round's account)."""
+def job_payload(round_id: int, user_id: int, tg_user_id: int | None = None, *,
+                account_id: int | None = None) -> dict[str, int]:
+    """A round job's payload. ``account_id`` (the round's account row) keys the broadcast's lock
+    (U8); without it the worker reads it from the round before locking. With the Telegram account's
+    id the worker takes both leases and reads the account's pacing in one round trip (the engine
+    checks both against the round)."""
     payload = {"round_id": round_id, "user_id": user_id}
+    if account_id is not None:
+        payload["account_id"] = account_id
     if tg_user_id is not None:
         payload["tg_user_id"] = tg_user_id
     return payload

@@ -120,11 +120,13 @@ WITH lost AS (
     WHERE attempt_id IN (SELECT attempt_id FROM attempts WHERE round_id = $1 AND status = 'sending'
                          ORDER BY attempt_id FOR UPDATE)
       AND (status = 'sending') IS TRUE
-      AND EXISTS (SELECT 1 FROM rounds WHERE round_id = $1 AND user_id = $3)
+      AND EXISTS (SELECT 1 FROM rounds WHERE round_id = $1 AND user_id = $3
+                  AND account_id IS NOT DISTINCT FROM $4::bigint)
     RETURNING attempt_id
 ), started AS (
     UPDATE rounds SET started_at = now()
-    WHERE round_id = $1 AND user_id = $3 AND started_at IS NULL AND (finished_at IS NULL) IS TRUE
+    WHERE round_id = $1 AND user_id = $3 AND account_id IS NOT DISTINCT FROM $4::bigint
+      AND started_at IS NULL AND (finished_at IS NULL) IS TRUE
     RETURNING started_at
 ), ctx AS (
     SELECT r.round_id, r.user_id, r.message_id, r.planned_at,
@@ -154,7 +156,8 @@ LEFT JOIN LATERAL (
     SELECT t.attempt_id, t.group_id, t.peer_id, t.access_hash, t.kind, t.tries,
            t.message_id AS attempt_message_id
     FROM attempts t
-    WHERE t.round_id = ctx.round_id AND ctx.user_id = $3 AND t.status IN ('pending', 'flood_wait')
+    WHERE t.round_id = ctx.round_id AND ctx.user_id = $3 AND ctx.account_id IS NOT DISTINCT FROM $4::bigint
+      AND t.status IN ('pending', 'flood_wait')
       AND (t.not_before IS NULL OR t.not_before <= now())
     ORDER BY t.attempt_id
     LIMIT $2
@@ -277,16 +280,17 @@ def _outcome_args(outcome: Outcome | None) -> list[Any]:
 
 
 async def start_batch(
-    conn: asyncpg.Connection, round_id: int, user_id: int, limit: int
+    conn: asyncpg.Connection, round_id: int, user_id: int, account_id: int | None, limit: int
 ) -> RoundContext | None:
     """Open a job: recover interrupted sends, mark the round started, read context and batch.
 
-    Must run while holding the lock of ``user_id``: any attempt still in ``sending`` then belongs
-    to a holder that is gone, so it becomes ``unknown`` (never sent again). When the round is not
-    that user's (a wrong job payload), nothing is changed and the context has no candidates: the
-    caller compares ``user_id``. None: no such round.
+    Must run while holding the broadcast lock of ``(user_id, account_id)`` (U8: keyed by the round's
+    account row): any attempt still in ``sending`` then belongs to a holder that is gone, so it
+    becomes ``unknown`` (never sent again). When the round is not that broadcast's (a wrong job
+    payload), nothing is changed and the context has no candidates: the caller compares ``user_id``
+    and ``account_id``. None: no such round.
     """
-    rows = await conn.fetch(_START, round_id, limit, user_id)
+    rows = await conn.fetch(_START, round_id, limit, user_id, account_id)
     if not rows:
         return None
     head = rows[0]

@@ -31,6 +31,7 @@ class OverdueRound:
     round_id: int
     user_id: int
     due: datetime  # when its next job was due
+    account_id: int | None = None  # U8: the broadcast's lock is keyed by it
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,12 @@ async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) ->
             for r in rows]
 
 
-async def user_of(conn: asyncpg.Connection, round_id: int) -> int | None:
-    """The user whose round it is; None: no such round."""
-    value = await conn.fetchval("SELECT user_id FROM rounds WHERE round_id = $1", round_id)
-    return None if value is None else int(value)
+async def owner_of(conn: asyncpg.Connection, round_id: int) -> tuple[int, int | None] | None:
+    """The user and the account whose round it is (its broadcast); None: no such round."""
+    row = await conn.fetchrow("SELECT user_id, account_id FROM rounds WHERE round_id = $1", round_id)
+    if row is None:
+        return None
+    return int(row["user_id"]), None if row["account_id"] is None else int(row["account_id"])
 
 
 async def overdue_rounds(
@@ -121,7 +124,7 @@ async def overdue_rounds(
         after = (datetime.min.replace(tzinfo=UTC), 0)
     rows = await conn.fetch(
         """
-        SELECT round_id, user_id, coalesce(next_job_at, created_at) AS due FROM rounds
+        SELECT round_id, user_id, account_id, coalesce(next_job_at, created_at) AS due FROM rounds
         WHERE finished_at IS NULL AND coalesce(next_job_at, created_at) <= now() - $1::interval
           AND (coalesce(next_job_at, created_at), round_id) > ($2::timestamptz, $3::bigint)
         ORDER BY coalesce(next_job_at, created_at), round_id
@@ -129,7 +132,7 @@ async def overdue_rounds(
         """,
         grace, after[0], after[1], limit,
     )
-    return [OverdueRound(r["round_id"], r["user_id"], r["due"]) for r in rows]
+    return [OverdueRound(r["round_id"], r["user_id"], r["due"], r["account_id"]) for r in rows]
 
 
 async def expect_job(conn: asyncpg.Connection, round_id: int, delay: float) -> None:

@@ -59,7 +59,8 @@ async def test_logout_is_409_busy_while_a_batch_holds_the_lock(
     await connect_account(db_pool, UID, cipher.encrypt("session-of-ann"))
     await add_campaign(db_pool, UID, "running", next_run_at=now + timedelta(minutes=5))
 
-    lease = await lock.try_acquire(UID)  # taken the way the worker takes it for a batch
+    account_id = await db_pool.fetchval("SELECT account_id FROM accounts WHERE user_id = $1", UID)
+    lease = await lock.try_acquire(UID, account_id)  # taken the way the worker takes it for a batch
     assert lease is not None
     async with lock.keep(lease) as held:
         response = await client.post(PATH, headers=AUTH)
@@ -67,11 +68,11 @@ async def test_logout_is_409_busy_while_a_batch_holds_the_lock(
         assert "try again" in body["error"]["message"]
         assert await account(db_pool) == ("connected", "stopped")  # stopped before the wait
         assert gateway.logged_out == []  # the session was not used while the batch held it
-        assert not held.lost.is_set() and await lock.holder(UID) == lease.token
+        assert not held.lost.is_set() and await lock.holder(UID, account_id) == lease.token
         busy_row = (await audit_rows(db_pool))[-1]
         assert (busy_row["action"], busy_row["outcome"]) == ("logout", "failed")
         assert '"result": "busy"' in busy_row["detail"]
-    assert await lock.holder(UID) is None
+    assert await lock.holder(UID, account_id) is None
 
     response = await client.post(PATH, headers=AUTH)
     assert response.status == 200, await response.text()

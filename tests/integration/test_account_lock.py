@@ -1,4 +1,4 @@
-"""The per-user lock shared by the worker and the services that use the account's session
+"""The broadcast lock (per account row, U8) shared by the worker and the services that use the account's session
 (group import, logout): never two users of one session at once (engine.md, "one send at a time
 per account"; one client per account). Real PostgreSQL and Redis."""
 
@@ -79,11 +79,11 @@ async def test_import_waits_for_the_lock_then_gives_up_busy(
     db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
 ) -> None:
     settings = _settings()
-    await _seed(db, cipher)
+    account_id = await _seed(db, cipher)
     gateway = SessionUser()
     lock = _lock(redis_client, settings)
     groups = GroupService(db, gateway, cipher, settings, lock=lock, lock_wait=0.6)
-    lease = await lock.try_acquire(UID)  # as the worker takes it for a batch
+    lease = await lock.try_acquire(UID, account_id)  # as the worker takes it for a batch
     assert lease is not None
     async with lock.keep(lease):
         started = time.time()
@@ -92,23 +92,23 @@ async def test_import_waits_for_the_lock_then_gives_up_busy(
         assert time.time() - started >= 0.6  # it waited before giving up
         assert caught.value.user_id == UID
         assert gateway.uses == []  # the session was never touched while the lock was held
-        assert await lock.holder(UID) == lease.token  # and the holder keeps it
-    assert await lock.holder(UID) is None
+        assert await lock.holder(UID, account_id) == lease.token  # and the holder keeps it
+    assert await lock.holder(UID, account_id) is None
     result = await groups.import_groups(UID)
     assert (result.new, result.gone) == (2, 2)  # the listed ones are new, the seeded ones gone
     assert len(gateway.used("list")) == 1
-    assert await lock.holder(UID) is None  # released after the import
+    assert await lock.holder(UID, account_id) is None  # released after the import
 
 
 async def test_import_proceeds_as_soon_as_the_lock_is_released(
     db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
 ) -> None:
     settings = _settings()
-    await _seed(db, cipher)
+    account_id = await _seed(db, cipher)
     gateway = SessionUser(groups=[group(1, "A"), group(2, "B"), group(3, "C")])
     lock = _lock(redis_client, settings)
     groups = GroupService(db, gateway, cipher, settings, lock=lock, lock_wait=5.0)
-    lease = await lock.try_acquire(UID)
+    lease = await lock.try_acquire(UID, account_id)
     assert lease is not None
     importing = asyncio.create_task(groups.import_groups(UID))
     await asyncio.sleep(0.4)
@@ -188,12 +188,12 @@ async def test_logout_busy_keeps_the_account_until_called_again(
     db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
 ) -> None:
     settings = _settings()  # gap_max 0: logout waits lock_wait + 1 s for a stopped batch
-    await _seed(db, cipher)
+    account_id = await _seed(db, cipher)
     gateway = SessionUser()
     lock = _lock(redis_client, settings)
     login = LoginService(db, gateway, cipher, settings, lock=lock, lock_wait=0.2)
     assert login.logout_wait == pytest.approx(1.2)
-    lease = await lock.try_acquire(UID)
+    lease = await lock.try_acquire(UID, account_id)
     assert lease is not None
     async with lock.keep(lease):
         with pytest.raises(Busy):

@@ -58,13 +58,14 @@ async def test_claim_start_and_settle_reach_rounds_by_key_after_history(
 ) -> None:
     async with db.connection() as conn:
         await with_history(conn, cipher)
-        round_id, message_id = await conn.fetchrow(
-            "SELECT round_id, message_id FROM rounds WHERE finished_at IS NULL ORDER BY round_id LIMIT 1")
+        round_id, message_id, user_id, account_id = await conn.fetchrow(
+            "SELECT round_id, message_id, user_id, account_id FROM rounds WHERE finished_at IS NULL "
+            "ORDER BY round_id LIMIT 1")
         attempt_id = await conn.fetchval("SELECT min(attempt_id) FROM attempts WHERE round_id = $1", round_id)
         outcome = [attempt_id, "sent", "", "", 1, None, False]
         plans = {
             "claim": await generic_plan(conn, attempts._CLAIM, attempt_id, *outcome, message_id, round_id),
-            "start": await generic_plan(conn, attempts._START, round_id, 5, 1),
+            "start": await generic_plan(conn, attempts._START, round_id, 5, user_id, account_id),
             "settle": await generic_plan(conn, attempts._SETTLE, round_id, *outcome, True, "{}", 0.0, 0.0),
             "finish": await generic_plan(conn, rounds.FINISH_SQL, round_id, "done"),
         }

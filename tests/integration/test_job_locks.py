@@ -15,6 +15,7 @@ from storage.db import Database
 from storage.job_locks import JobLocks, PaceRead
 from storage.lease import Leases
 from storage.queue import Job
+from storage.user_lock import UserLock
 from tests.integration.engine_support import Engine, FakeSender, seed_user, settings_with
 
 pytestmark = pytest.mark.integration
@@ -24,15 +25,17 @@ async def test_take_gets_both_leases_and_the_accounts_pacing(redis_client: aiore
     leases = Leases(redis_client)
     await redis_client.set(keys.ACCOUNT_NEXT_SEND.format(tg_user_id=777), 123456)
     await redis_client.hset(keys.ACCOUNT_GROUP_HINTS.format(tg_user_id=777), mapping={"5": 999, "6": 1000})
-    earlier = await leases.acquire("user:42", 30)
+    earlier = await leases.acquire("user:42:account:4201", 30)
     assert earlier is not None and await leases.release(earlier)
 
-    taken = await JobLocks(redis_client, 30).take(42, 777)
+    taken = await JobLocks(redis_client, 30).take(42, 4201, 777)
 
     assert taken.user is not None and taken.account is not None
-    assert taken.user.name == "user:42" and taken.account.name == "tg-account:777"
+    # the broadcast's lock: the user's and the round's account row's (U8), named by UserLock.name
+    assert taken.user.name == "user:42:account:4201" == UserLock.name(42, 4201)
+    assert taken.account.name == "tg-account:777"
     assert taken.user.token > earlier.token  # fencing tokens keep increasing across both scripts
-    assert await leases.holder("user:42") == taken.user.token
+    assert await leases.holder("user:42:account:4201") == taken.user.token
     assert await leases.holder("tg-account:777") == taken.account.token
     assert 0 < await redis_client.pttl(keys.LEASE.format(name="tg-account:777")) <= 30_000
     assert taken.pace == PaceRead(123456.0, {5: 999.0, 6: 1000.0})
@@ -40,19 +43,24 @@ async def test_take_gets_both_leases_and_the_accounts_pacing(redis_client: aiore
 
 async def test_take_leaves_a_held_lease_alone(redis_client: aioredis.Redis) -> None:
     leases, locks = Leases(redis_client), JobLocks(redis_client, 30)
-    first = await locks.take(43, 778)
+    first = await locks.take(43, 4301, 778)
     assert first.user is not None and first.account is not None
 
-    user_busy = await locks.take(43, 778)
+    user_busy = await locks.take(43, 4301, 778)
     assert user_busy.user is None and user_busy.account is None and user_busy.pace is None
 
+    # U8: the same user's other account row is another broadcast, with its own Telegram account
+    second = await locks.take(43, 4302, 780)
+    assert second.user is not None and second.account is not None
+    assert await leases.holder(UserLock.name(43, 4302)) == second.user.token
+
     await leases.release(first.user)
-    account_busy = await locks.take(43, 778)  # the user is free now, the account is not
+    account_busy = await locks.take(43, 4301, 778)  # the broadcast is free now, the account is not
     assert account_busy.user is not None and account_busy.account is None and account_busy.pace is None
-    assert await leases.holder("user:43") == account_busy.user.token
+    assert await leases.holder(UserLock.name(43, 4301)) == account_busy.user.token
     assert await leases.holder("tg-account:778") == first.account.token
 
-    other = await locks.take(44, 779)  # another user, another account: no pacing keys yet
+    other = await locks.take(44, 4401, 779)  # another user, another account: no pacing keys yet
     assert other.pace == PaceRead(None, {})
 
 
@@ -72,8 +80,10 @@ async def test_a_payload_naming_another_account_sends_under_the_rounds_account(
     assert (await eng.jobs.tick()).created == 1
     [job] = await eng.queue.fetch(count=1, block_ms=100)
     assert job.payload["tg_user_id"] == 10_001
+    assert job.payload["account_id"] == seeded.account_id
     # as if the user had connected another account since the job was made
-    stale = Job(job.id, job.entry_id, engine.job_payload(job.payload["round_id"], 1, 555))
+    stale = Job(job.id, job.entry_id,
+                engine.job_payload(job.payload["round_id"], 1, 555, account_id=seeded.account_id))
 
     result = await eng.executor.run(stale)
 
@@ -82,7 +92,9 @@ async def test_a_payload_naming_another_account_sends_under_the_rounds_account(
     assert held_at_send and all(ours is not None for ours, _ in held_at_send)
     # every lease of the job went with its settle, the wrong account's too
     assert await leases.holder("tg-account:555") is None
-    assert await leases.holder("tg-account:10001") is None and await leases.holder("user:1") is None
+    assert await leases.holder("tg-account:10001") is None
+    assert await leases.holder(UserLock.name(1, seeded.account_id)) is None
     await eng.queue.promote_due()
     [continuation] = await eng.queue.fetch(count=1, block_ms=2000)
     assert continuation.id == job.id and continuation.payload["tg_user_id"] == 10_001
+    assert continuation.payload["account_id"] == seeded.account_id

@@ -18,6 +18,7 @@ from storage import keys
 from storage.db import Database
 from storage.lease import Leases
 from storage.repositories import campaigns
+from storage.user_lock import UserLock
 from tests.integration.engine_support import Engine, FakeSender, seed_user, settings_with
 
 pytestmark = pytest.mark.integration
@@ -65,8 +66,8 @@ async def test_a_due_campaign_gets_a_round_with_a_snapshot_and_a_job(
         (p, p * 7, "supergroup", "pending") for p in seeded.peer_ids[2:]]
     assert await eng.queue.is_queued(f"round:{rnd['round_id']}")
     [job] = await eng.queue.fetch(count=5, block_ms=100)
-    assert job.id == f"round:{rnd['round_id']}" and job.payload == {"round_id": rnd["round_id"], "user_id": 1,
-                                                                     "tg_user_id": 10_001}
+    assert job.id == f"round:{rnd['round_id']}" and job.payload == {
+        "round_id": rnd["round_id"], "user_id": 1, "account_id": seeded.account_id, "tg_user_id": 10_001}
     assert await fetchval(db, "SELECT next_run_at FROM campaigns WHERE user_id = 1") == planned + timedelta(
         seconds=600)
 
@@ -253,7 +254,9 @@ async def test_reconciliation_enqueues_a_lost_round_after_a_lease_only(
     await execute(db, "UPDATE rounds SET created_at = now() - interval '1 minute'")
 
     await redis_client.flushall()  # Redis lost: jobs, locks, everything
-    lock = await eng.leases.acquire(keys.USER_LOCK.format(user_id=2), 30)  # user 2 is being worked on
+    # user 2's broadcast is being worked on
+    account_2 = await fetchval(db, "SELECT account_id FROM rounds WHERE user_id = 2")
+    lock = await eng.leases.acquire(UserLock.name(2, account_2), 30)
     assert lock is not None
 
     clock = StepClock()

@@ -17,6 +17,7 @@ from services.engine import JobResult
 from storage import keys
 from storage.db import Database
 from storage.send_limiter import SendLimiter
+from storage.user_lock import UserLock
 from tests.integration.engine_support import Engine, FakeSender, attempt_rows, seed_user, settings_with
 
 pytestmark = pytest.mark.integration
@@ -119,6 +120,9 @@ async def test_a_send_over_a_cap_is_requeued_with_the_wait_and_never_sent_early(
         limit_time_scale=0.02, break_after=0, batch_size=5)
     results: list[JobResult] = []
     held_while_waiting: list[bool] = []
+    async with db.connection() as conn:
+        account_id = await conn.fetchval("SELECT account_id FROM rounds WHERE round_id = $1", round_id)
+    broadcast_lock = keys.LEASE.format(name=UserLock.name(1, account_id))
     while True:
         await eng.queue.promote_due()
         jobs = await eng.queue.fetch(count=1, block_ms=50)
@@ -126,7 +130,7 @@ async def test_a_send_over_a_cap_is_requeued_with_the_wait_and_never_sent_early(
             async with db.connection() as conn:
                 if not await conn.fetchval("SELECT count(*) FROM rounds WHERE finished_at IS NULL"):
                     break
-            held_while_waiting.append(bool(await redis_client.exists(keys.LEASE.format(name="user:1"))))
+            held_while_waiting.append(bool(await redis_client.exists(broadcast_lock)))
             continue
         results.append(await eng.executor.run(jobs[0]))
     starts = sorted(c.started for c in gateway.calls)
@@ -135,7 +139,7 @@ async def test_a_send_over_a_cap_is_requeued_with_the_wait_and_never_sent_early(
         assert sum(1 for u in starts if t - 1.2 < u <= t) <= 3, (i, starts)
     assert starts[3] - starts[0] >= 1.2 and starts[6] - starts[3] >= 1.2
     assert JobResult.CONTINUED in results  # the waits went back to the queue ...
-    assert held_while_waiting and not any(held_while_waiting)  # ... with the user's lock released
+    assert held_while_waiting and not any(held_while_waiting)  # ... with the broadcast's lock released
     rows = await attempt_rows(db, round_id)
     assert {r["status"] for r in rows} == {"sent"} and all(r["tries"] == 1 for r in rows)
 

@@ -59,8 +59,8 @@ async def test_two_accounts_of_one_user_get_a_round_each_sent_with_their_own_ses
     # each round's context names its own account: its Telegram id keys the pace and the lock
     store = RoundStore(db)
     async with store.unit() as unit:
-        ctx_a = await unit.start_batch(rounds[a], UID, 10)
-        ctx_b = await unit.start_batch(rounds[b], UID, 10)
+        ctx_a = await unit.start_batch(rounds[a], UID, a, 10)
+        ctx_b = await unit.start_batch(rounds[b], UID, b, 10)
     assert ctx_a is not None and ctx_b is not None
     assert (ctx_a.account_id, ctx_a.tg_user_id, cipher.decrypt(ctx_a.session_enc or b"")) == (a, TG_A, "session-1")
     assert (ctx_b.account_id, ctx_b.tg_user_id, cipher.decrypt(ctx_b.session_enc or b"")) == (b, TG_B, "session-b")

@@ -101,7 +101,7 @@ async def test_round_posts_once_to_each_group_in_micro_batches(
     [summary] = await notifications(db, engine.ROUND_SUMMARY)
     assert summary["payload"]["sent"] == 12 if isinstance(summary["payload"], dict) else True
     assert not await eng.queue.is_queued(engine.job_id(round_id))
-    assert await eng.leases.holder(keys.USER_LOCK.format(user_id=1)) is None
+    assert await eng.leases.holder(UserLock.name(1, seeded.account_id)) is None
 
 
 async def test_round_keeps_its_message_version_and_sends_media(
@@ -235,12 +235,17 @@ async def test_duplicate_jobs_and_concurrent_workers_send_once_and_one_at_a_time
         for uid in range(1, 9):
             seeded.append(await seed_user(conn, cipher, uid, 10))
     round_ids = await start_round(eng)
-    # three more instances of every job, as if the dedupe marker had been lost each time, and
-    # with a payload naming the wrong user: the executor must still lock the round's own user
+    # three more instances of every job, as if the dedupe marker had been lost each time, with a
+    # payload naming the wrong broadcast: the executor must still lock the round's own (user, account).
+    # One names user 0 and no account (a job of the previous release), one user 0 and another user's
+    # account, one the right user and another user's account
     for round_id in round_ids:
-        for _ in range(3):
+        owner = await fetchrow(db, "SELECT user_id, account_id FROM rounds WHERE round_id = $1", round_id)
+        foreign = next(s.account_id for s in seeded if s.account_id != owner["account_id"])
+        for payload in (engine.job_payload(round_id, 0), engine.job_payload(round_id, 0, account_id=foreign),
+                        engine.job_payload(round_id, owner["user_id"], account_id=foreign)):
             await redis_client.hdel(eng.queue.dedupe, engine.job_id(round_id))
-            assert await eng.queue.enqueue(engine.job_id(round_id), engine.job_payload(round_id, 0))
+            assert await eng.queue.enqueue(engine.job_id(round_id), payload)
 
     stop = asyncio.Event()
     workers = [asyncio.create_task(run_worker(db, redis_client, gateway, settings, stop, f"w{n}", cipher=cipher))
@@ -289,9 +294,9 @@ async def test_a_job_whose_user_lock_is_held_goes_back_to_the_queue_without_send
     gateway = FakeSender()
     eng = Engine(db, redis_client, gateway, settings_with(), cipher)
     async with db.connection() as conn:
-        await seed_user(conn, cipher, 1, 2)
+        seeded = await seed_user(conn, cipher, 1, 2)
     [round_id] = await start_round(eng)
-    other = await eng.leases.acquire(keys.USER_LOCK.format(user_id=1), 30)
+    other = await eng.leases.acquire(UserLock.name(1, seeded.account_id), 30)
     assert other is not None
 
     [job] = await eng.queue.fetch(count=1, block_ms=100)
@@ -323,7 +328,7 @@ async def test_a_job_whose_telegram_account_is_in_use_goes_back_to_the_queue_wit
     assert gateway.calls == []
     assert await eng.queue.is_queued(engine.job_id(round_id))
     assert (await eng.queue.depth()).delayed == 1
-    assert await eng.leases.holder(keys.USER_LOCK.format(user_id=1)) is None  # the user's lock given back
+    assert await eng.leases.holder(UserLock.name(1, seeded.account_id)) is None  # the broadcast's lock given back
 
     await eng.leases.release(other)
     await eng.run_until_done([round_id])
@@ -707,7 +712,7 @@ async def test_worker_stop_hands_back_the_job_in_flight_and_heartbeats(
     statuses = Counter(r["status"] for r in await attempt_rows(db, round_id))
     assert statuses == {"sent": 2, "pending": 4}  # nothing left in sending
     assert await eng.queue.is_queued(engine.job_id(round_id))  # handed back
-    assert await eng.leases.holder(keys.USER_LOCK.format(user_id=1)) is None
+    assert await eng.leases.holder(UserLock.name(1, seeded.account_id)) is None
     assert await redis_client.zscore(keys.WORKER_HEARTBEAT, "w-stop") is None
 
     # another worker picks the round up

@@ -63,13 +63,17 @@ class Chat:
 
 @contextlib.asynccontextmanager
 async def worker_holds(harness: Harness, uid: int) -> AsyncIterator[HeldLease]:
-    """The user's lock taken and kept the way the worker takes it for a batch."""
+    """The broadcast lock of the user's current account taken and kept the way the worker takes it
+    for a batch."""
+    async with harness.db.connection() as conn:
+        account_id = await conn.fetchval("SELECT current_account_id FROM users WHERE user_id = $1", uid)
+    assert account_id is not None, "the user has no account"
     lock = UserLock(Leases(harness.redis), harness.settings.engine.lease_ttl)
-    lease = await lock.try_acquire(uid)
-    assert lease is not None, "the user's lock was taken already"
+    lease = await lock.try_acquire(uid, account_id)
+    assert lease is not None, "the account's lock was taken already"
     async with lock.keep(lease) as held:
         yield held
-    assert await lock.holder(uid) is None
+    assert await lock.holder(uid, account_id) is None
 
 
 async def groups_of(harness: Harness, uid: int) -> list[tuple[Any, ...]]:
