@@ -96,6 +96,9 @@ async def test_first_run_journey(stack: Stack, page: Page, screenshot_path: Path
     await expect(telegram_app.locator(".code-state").first).to_have_text("used")
     await chat.type(PASSWORD)
     await expect(chat.said(f"Connected as {NAME}")).to_be_visible()
+    # the page lists the account under this chat user (the sandbox saw the number shared in this chat)
+    connected = page.get_by_role("list", name="Telegram accounts this user connected")
+    await expect(connected.locator(f'li[data-phone="{PHONE}"]')).to_contain_text(NAME)
     # the password was deleted from the chat and is nowhere on the page
     await expect(chat.log.locator(".from-user.deleted")).to_have_count(1)
     assert PASSWORD not in await chat.log.inner_text()
