@@ -22,6 +22,7 @@ MTProto endpoint (logins, topics and posts over MTProto).
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -195,7 +196,7 @@ async def test_two_accounts_rotation_window_and_topic(harness: Harness, flow_con
         texts_ = [p["text"] for p in posts]
         assert len(texts_) == ROUNDS, (peer, texts_)
         assert set(texts_) <= set(DANA.messages), (peer, texts_)
-        assert all(a != b for a, b in zip(texts_, texts_[1:], strict=False)), f"a repeat in {peer}: {texts_}"
+        assert all(a != b for a, b in itertools.pairwise(texts_)), f"a repeat in {peer}: {texts_}"
         assert {p["from_phone"] for p in posts} == {DANA.phone}, (peer, posts)
         assert DANA.topic is not None
         forum, topic_id, _ = DANA.topic
