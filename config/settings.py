@@ -150,7 +150,8 @@ class BotSettings:
     interval_min: int = 15 * 60  # seconds
     interval_max: int = 1440 * 60
     selection_limit: int = 100
-    messages_per_account: int = 5  # U9: messages in rotation (per user until accounts re-key them)
+    messages_per_account: int = 5  # U9: messages in rotation, per account
+    accounts_per_user: int = 3  # U8: Telegram accounts one bot user may connect
     throttle_rate: float = 10.0  # updates per second per user before "slow down"
     lock_wait: float = 5.0  # how long an import or logout waits for a sending batch before "busy"
     pace_sends: bool = True  # spread new messages to Telegram's limits (off: a sandbox without limits)
@@ -451,6 +452,7 @@ ENV_MAP: dict[str, tuple[str, str]] = {
     "INTERVAL_MAX_SECONDS": ("bot", "interval_max"),
     "SELECTION_LIMIT": ("bot", "selection_limit"),
     "MESSAGES_PER_ACCOUNT": ("bot", "messages_per_account"),
+    "ACCOUNTS_PER_USER": ("bot", "accounts_per_user"),
     "THROTTLE_RATE": ("bot", "throttle_rate"),
     "BOT_PACE_SENDS": ("bot", "pace_sends"),
     "LOCK_WAIT_SECONDS": ("bot", "lock_wait"),
@@ -531,6 +533,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     check_retention(settings.retention)
     if settings.bot.messages_per_account < 1:
         raise SettingsError("MESSAGES_PER_ACCOUNT must be at least 1")
+    if settings.bot.accounts_per_user < 1:
+        raise SettingsError("ACCOUNTS_PER_USER must be at least 1")
     check_webhook(settings.app)
     if settings.telegram.gateway and settings.telegram.gateway not in GATEWAYS:
         raise SettingsError(f"ACCOUNT_GATEWAY must be one of {', '.join(GATEWAYS)} (or empty)")

@@ -123,6 +123,7 @@ class CampaignRecord:
     started_at: datetime | None
     stopped_at: datetime | None
     last_round_id: int | None
+    account_id: int | None = None  # U8: the account whose broadcast it is (None: a draft before any)
     window_start: int | None = None  # U10: active hours in local minutes (domain.schedule.Window)
     window_end: int | None = None
     window_days: int = 127

@@ -101,8 +101,8 @@ class SchedulerJobs:
                 now, due = await campaigns.lock_due(conn, DUE_BATCH)
                 created = await rounds.create_rounds(conn, due)
                 await rotation.plan(conn, [c.round_id for c in created], self.rng)
-                await _tell_no_groups_left(conn, [d.user_id for d in due], now)
-                await campaigns.advance(conn, [(d.user_id, _next_run(d, now)) for d in due])
+                await _tell_no_groups_left(conn, [d.account_id for d in due], now)
+                await campaigns.advance(conn, [(d.account_id, _next_run(d, now)) for d in due])
             if first:
                 SCHEDULER_LAG.set(max(0.0, (now - due[0].next_run_at).total_seconds()) if due else 0.0)
                 first = False
@@ -185,10 +185,11 @@ def _next_run(due: campaigns.DueCampaign, now: datetime) -> datetime:
     return schedule.due_at(due.window, due.timezone, wanted)
 
 
-async def _tell_no_groups_left(conn: asyncpg.Connection, user_ids: Sequence[int], now: datetime) -> None:
+async def _tell_no_groups_left(conn: asyncpg.Connection, account_ids: Sequence[int], now: datetime) -> None:
     """U6.6: a due campaign with no selected active group posts nothing; its user is told once."""
-    for user_id in await campaigns.mark_no_groups(conn, user_ids, now):
-        await outbox.enqueue(conn, user_id, NO_GROUPS_LEFT, {}, f"no_groups:{user_id}:{now.isoformat()}", now)
+    for user_id, account_id in await campaigns.mark_no_groups(conn, account_ids, now):
+        await outbox.enqueue(conn, user_id, NO_GROUPS_LEFT, {"account_id": account_id},
+                             f"no_groups:{user_id}:{account_id}:{now.isoformat()}", now)
 
 
 async def _chunked(call: Callable[[Item], Awaitable[T]], items: Sequence[Item]) -> list[T]:

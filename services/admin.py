@@ -16,7 +16,7 @@ from typing import Any, Literal
 from config.settings import Settings
 from domain import rules
 from domain.errors import AlreadyRunning
-from domain.models import AuditEntry, Clock, utc_now
+from domain.models import AccountRecord, AuditEntry, Clock, utc_now
 from domain.retention import HistoryTotals
 from services import notifications
 from services.announcements import AnnouncementBusy, StartedAnnouncement
@@ -107,8 +107,24 @@ class UserPage:
 
 
 @dataclass(frozen=True)
+class AccountLine:
+    """A2 (U8): one of the user's Telegram accounts and its broadcast."""
+
+    account_id: int
+    phone_masked: str
+    name: str
+    connected: bool
+    current: bool
+    disconnected_reason: str
+    running: bool
+    interval: int | None
+    next_run_at: datetime | None
+
+
+@dataclass(frozen=True)
 class UserCard:
-    """A2: access, expiry, masked phone, groups, broadcast."""
+    """A2: access, expiry, masked phone, groups, broadcast (of the current account), and every
+    account of the user (U8)."""
 
     user: UserSummary
     phone_masked: str
@@ -124,6 +140,7 @@ class UserCard:
     created_at: datetime
     last_seen_at: datetime
     history: HistoryTotals = field(default_factory=HistoryTotals)  # summarised days + stored rounds
+    accounts: tuple[AccountLine, ...] = ()  # connected first, then oldest first
 
 
 @dataclass(frozen=True)
@@ -194,6 +211,7 @@ class AdminService:
             version = await messages.current_version(conn, user_id)
             campaign = await campaigns.get(conn, user_id)
             history = await retention_repo.history_totals(conn, user_id)
+            lines = await self._account_lines(conn, user_id, account)
         return UserCard(
             user=self._summary(row, mode),
             phone_masked=rules.mask_phone(account.phone) if account is not None else "",
@@ -209,7 +227,27 @@ class AdminService:
             created_at=row.user.created_at,
             last_seen_at=row.user.last_seen_at,
             history=history,
+            accounts=lines,
         )
+
+    @staticmethod
+    async def _account_lines(conn: Connection, user_id: int, current: AccountRecord | None
+                             ) -> tuple[AccountLine, ...]:
+        records = await accounts.all_of(conn, user_id)
+        broadcasts = {c.account_id: c for c in await campaigns.of_user(conn, user_id)}
+        lines = []
+        for record in records:
+            c = broadcasts.get(record.account_id)
+            running = c is not None and c.running
+            lines.append(AccountLine(
+                account_id=record.account_id, phone_masked=rules.mask_phone(record.phone),
+                name=record.first_name, connected=record.connected,
+                current=current is not None and current.account_id == record.account_id,
+                disconnected_reason=record.disconnected_reason, running=running,
+                interval=c.interval_seconds if c is not None else None,
+                next_run_at=c.next_run_at if c is not None and running else None,
+            ))
+        return tuple(lines)
 
     async def pending_requests(self, actor: Actor, limit: int = 50) -> list[UserSummary]:
         """A3: users whose access request waits, oldest first."""
@@ -257,7 +295,7 @@ class AdminService:
             await users.set_access(conn, user_id, "revoked", None, now)
             stopped = False
             if await settings_repo.access_mode(conn) != "open" and not self.is_admin(user_id):
-                stopped = await campaigns.stop(conn, user_id, now) is not None
+                stopped = await campaigns.stop(conn, user_id, now, every=True) is not None
             await notifications.NotificationService.enqueue(
                 conn, user_id, notifications.ACCESS_REVOKED, {"broadcast_stopped": stopped}, now=now
             )
@@ -274,7 +312,7 @@ class AdminService:
             if user.banned:
                 return await self._done(conn, actor, "ban", user_id, "no_change")
             await users.set_banned(conn, user_id, True, now)
-            stopped = await campaigns.stop(conn, user_id, now) is not None
+            stopped = await campaigns.stop(conn, user_id, now, every=True) is not None
             return await self._done(conn, actor, "ban", user_id, "ok", {"broadcast_stopped": stopped})
 
     async def unban(self, actor: Actor, user_id: int) -> AdminResult:
@@ -290,13 +328,13 @@ class AdminService:
             return await self._done(conn, actor, "unban", user_id, "ok")
 
     async def stop_broadcast(self, actor: Actor, user_id: int) -> AdminResult:
-        """A2 ``adm:stop``: stop the user's broadcast; they are told."""
+        """A2 ``adm:stop``: stop the user's broadcasts (every account's); they are told."""
         await self.authorize(actor, "stop", user_id)
         now = self.now()
         async with self.db.transaction() as conn:
             if await users.get(conn, user_id) is None:
                 return await self._done(conn, actor, "stop", user_id, "not_found")
-            if await campaigns.stop(conn, user_id, now) is None:
+            if await campaigns.stop(conn, user_id, now, every=True) is None:
                 return await self._done(conn, actor, "stop", user_id, "no_change")
             await notifications.NotificationService.enqueue(
                 conn, user_id, notifications.BROADCAST_STOPPED, {"by": "admin"}, now=now
@@ -304,10 +342,11 @@ class AdminService:
             return await self._done(conn, actor, "stop", user_id, "ok")
 
     async def force_logout(self, actor: Actor, user_id: int) -> AdminResult:
-        """A2 ``adm:logout``: as the user's own logout (broadcast stopped, session deleted); they are told."""
+        """A2 ``adm:logout``: as the user's own logout (broadcast stopped, session deleted) of every
+        account of the user; they are told."""
         await self.authorize(actor, "logout", user_id)
         try:
-            disconnected = await self.login.logout(user_id, reason="admin")
+            disconnected = await self.login.logout_every(user_id, reason="admin") > 0
         except Busy:
             # the broadcast is stopped already; the session is still in use by a send
             async with self.db.transaction() as conn:

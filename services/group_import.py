@@ -87,11 +87,14 @@ class GroupImportService(GroupService):
 
     async def run(self, user_id: int, report: Report, sleep: Sleep = asyncio.sleep) -> ImportProgress:
         """Run the job claimed by ``begin`` to its end; ``report`` is called after every page and wait."""
+        async with self.db.connection() as conn:
+            started = await group_imports.get(conn, user_id)
+        # U8: the import lists the account it was started for, even if the user switched meanwhile
+        record, sealed = await self._connected(user_id, started.account_id if started is not None else None)
         try:
-            record, sealed = await self._connected(user_id)
             ref = AccountRef(record.account_id, self.cipher.decrypt(sealed))
         except SessionDecryptError:
-            await self._session_ended(user_id, "session_undecryptable")
+            await self._session_ended(record, "session_undecryptable")
             return await self._end(user_id, "failed", "SESSION_UNDECRYPTABLE", report, "session_dead")
         failures = 0
         while True:
@@ -122,7 +125,7 @@ class GroupImportService(GroupService):
                 await sleep(1.0)  # a broadcast batch holds the session: the next page after it
                 continue
             except SessionDead as exc:
-                await self._session_ended(user_id, exc.code)
+                await self._session_ended(record, exc.code)
                 return await self._end(user_id, "failed", exc.code, report, "session_dead")
             except TransientError as exc:
                 failures += 1
@@ -133,7 +136,7 @@ class GroupImportService(GroupService):
             except GatewayError as exc:
                 return await self._end(user_id, "failed", exc.code, report)
             failures = 0
-            status, complete = await self._save(user_id, job, page, found)
+            status, complete = await self._save(user_id, job, page, found, record.account_id)
             if status == "cancelling":
                 return await self._end(user_id, "cancelled", "", report)
             if complete:
@@ -143,7 +146,8 @@ class GroupImportService(GroupService):
     # --- steps ----------------------------------------------------------------------------------
 
     async def _save(self, user_id: int, job: group_imports.ImportRow, page: DialogPage,
-                    found: dict[int, list[ForumTopic]] | None = None) -> tuple[str, bool]:
+                    found: dict[int, list[ForumTopic]] | None = None,
+                    account_id: int | None = None) -> tuple[str, bool]:
         """Merge one page (groups not yet seen by this import) and its forums' topics, and move the
         cursor on."""
         seen = set(job.seen)
@@ -157,10 +161,10 @@ class GroupImportService(GroupService):
         now = self.now()
         async with self.db.transaction() as conn:
             await users.lock(conn, user_id)
-            new, updated = await groups.merge(conn, user_id, fresh, now)
+            new, updated = await groups.merge(conn, user_id, fresh, now, account_id)
             await group_traits.record_forums(conn, user_id, [g.peer_id for g in fresh],
-                                             [g.peer_id for g in page.groups if g.is_forum])
-            await topics.record(conn, user_id, found or {}, now)
+                                             [g.peer_id for g in page.groups if g.is_forum], account_id)
+            await topics.record(conn, user_id, found or {}, now, account_id)
             status = await group_imports.save_page(
                 conn, user_id, folder=folder, page_offset=offset, read=page.read,
                 peers=[g.peer_id for g in fresh], new=new, updated=updated, now=now)
@@ -192,7 +196,7 @@ class GroupImportService(GroupService):
             await users.lock(conn, user_id)
             job = await group_imports.get(conn, user_id)
             assert job is not None
-            gone = await groups.mark_gone_except(conn, user_id, job.seen, GONE_REASON, now)
+            gone = await groups.mark_gone_except(conn, user_id, job.seen, GONE_REASON, now, job.account_id)
             await group_imports.finish(conn, user_id, "done", "", now)
             counts = await groups.counts(conn, user_id)
         result = ImportResult(total=job.new_count + job.updated_count, new=job.new_count,

@@ -144,13 +144,13 @@ class GroupService(SessionServiceBase):
             try:
                 ref = AccountRef(record.account_id, self.cipher.decrypt(sealed))
             except SessionDecryptError:
-                await self._session_ended(user_id, "session_undecryptable")
+                await self._session_ended(record, "session_undecryptable")
                 raise SessionDead("SESSION_UNDECRYPTABLE") from None
             try:
                 listed = await self.gateway.list_groups(ref)
                 found = await topics.fetch(self.gateway, ref, listed)  # U11: forums' topics
             except SessionDead as exc:
-                await self._session_ended(user_id, exc.code)
+                await self._session_ended(record, exc.code)
                 raise
             finally:
                 await release_account(self.gateway, ref)  # connected only while the lock is held
@@ -158,12 +158,13 @@ class GroupService(SessionServiceBase):
         now = self.now()
         async with self.db.transaction() as conn:
             await users.lock(conn, user_id)
-            new, updated = await groups.merge(conn, user_id, imported, now)
+            account_id = record.account_id  # U8: the account listed, even if the user switched meanwhile
+            new, updated = await groups.merge(conn, user_id, imported, now, account_id)
             listed_peers = [g.peer_id for g in imported]
             forums = [g.peer_id for g in listed if g.is_forum]
-            await group_traits.record_forums(conn, user_id, listed_peers, forums)
-            await topics.record(conn, user_id, found, now)
-            gone = await groups.mark_gone_except(conn, user_id, listed_peers, GONE_REASON, now)
+            await group_traits.record_forums(conn, user_id, listed_peers, forums, account_id)
+            await topics.record(conn, user_id, found, now, account_id)
+            gone = await groups.mark_gone_except(conn, user_id, listed_peers, GONE_REASON, now, account_id)
         disabled = sum(1 for g in imported if g.status == "disabled")
         log.info("groups imported user_id=%s new=%d updated=%d gone=%d", user_id, new, updated, gone)
         return ImportResult(total=new + updated, new=new, updated=updated, gone=gone, disabled=disabled)
@@ -238,20 +239,26 @@ class GroupService(SessionServiceBase):
         total = (await groups.counts(conn, user_id)).total
         return await groups.page(conn, user_id, rules.clamp_page(page, total, size) * size, size)
 
-    async def _connected(self, user_id: int) -> tuple[AccountRecord, bytes]:
-        """The connected account and its sealed session; raises ``NotConnected``."""
+    async def _connected(self, user_id: int, account_id: int | None = None) -> tuple[AccountRecord, bytes]:
+        """The connected account (``account_id``, default the current one) and its sealed session;
+        raises ``NotConnected``."""
         async with self.db.connection() as conn:
-            record = await accounts.get(conn, user_id)
+            if account_id is None:
+                record = await accounts.get(conn, user_id)
+            else:
+                record = await accounts.get_owned(conn, user_id, account_id)
         if record is None or record.session_enc is None or not record.connected:
             raise NotConnected(user_id)
         return record, record.session_enc
 
-    async def _session_ended(self, user_id: int, reason: str) -> None:
+    async def _session_ended(self, record: AccountRecord, reason: str) -> None:
         now = self.now()
         async with self.db.transaction() as conn:
-            await campaigns.stop(conn, user_id, now)
-            await accounts.disconnect(conn, user_id, reason, now)
-        log.info("session ended during import user_id=%s reason=%s", user_id, reason)
+            await campaigns.stop(conn, record.user_id, now, account_id=record.account_id)
+            await accounts.disconnect(conn, record.account_id, reason, now)
+            await accounts.current_after_logout(conn, record.user_id, record.account_id)
+        log.info("session ended during import user_id=%s account_id=%s reason=%s", record.user_id,
+                 record.account_id, reason)
 
 
 def importable(listed: list[GroupInfo]) -> list[ImportedGroup]:

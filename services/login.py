@@ -40,9 +40,9 @@ from domain.errors import (
 from domain.models import AccountRecord, Clock, utc_now
 from metrics import LOGINS
 from services.engine import WIDEN_FACTOR
-from services.locks import LOCK_WAIT, AccountLock, holding
+from services.locks import LOCK_WAIT, AccountLock, Busy, holding
 from storage.db import Database
-from storage.repositories import accounts, campaigns, groups, telegram_accounts, users
+from storage.repositories import accounts, campaigns, telegram_accounts, users
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ LoginOutcome = Literal[
     "bad_phone",  # U2.3: not a phone after normalising; attempt None, stay in login_phone
     "phone_invalid",  # U2.6: Telegram rejected the number; stay in login_phone
     "phone_banned",  # U2.7 -> idle
-    "already_connected",  # an account is connected already -> idle (U2.19)
+    "at_limit",  # U8.3: ACCOUNTS_PER_USER accounts are connected already -> idle (``limit`` set)
     "login_blocked",  # Telegram sent no usable code (set up a login email / payment required) -> idle
     "resend_unavailable",  # acc:resend: SEND_CODE_UNAVAILABLE, no other way left; stay in login_code
     # submit_code
@@ -63,7 +63,8 @@ LoginOutcome = Literal[
     # submit_password
     "wrong_password",  # U2.16: attempts_left > 0, stay in login_password
     # any step
-    "connected",  # U2.11 / U2.15 -> idle, ``account`` is set
+    "connected",  # U2.11 / U2.15 -> idle, ``account`` is set (now the current account)
+    "reconnected",  # U8.4: that Telegram account was connected by this user: session replaced -> idle
     "too_many",  # the 5th wrong code/password: login cancelled -> idle
     "expired",  # U2.18: older than the login TTL -> idle, offer acc:login
     "flood",  # U2.8: ``retry_after`` seconds -> idle
@@ -151,6 +152,7 @@ class AccountView:
     first_name: str
     tg_user_id: int
     disconnected_reason: str = ""
+    account_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ class LoginStep:
     account: AccountView | None = None  # for connected
     retry_after: int = 0  # seconds, for flood
     reason: str = ""  # for login_blocked: setup_email_required | payment_required
+    limit: int = 0  # for at_limit: ACCOUNTS_PER_USER
 
 
 class LoginService(SessionServiceBase):
@@ -185,14 +188,13 @@ class LoginService(SessionServiceBase):
         """U2.3-U2.9: normalise the phone and ask Telegram for a code.
 
         Outcomes: code_sent (with ``attempt``), bad_phone, phone_invalid, phone_banned, flood,
-        unreachable, already_connected.
+        unreachable, at_limit (U8.3).
         """
         phone = rules.normalize_phone(raw_phone)
         if phone is None:
             return self._count(LoginStep("bad_phone"))
-        current = await self.account(user_id)
-        if current is not None and current.connected:
-            return self._count(LoginStep("already_connected"))
+        if await self.at_limit(user_id):
+            return self._count(LoginStep("at_limit", limit=self.accounts_limit))
         name = self.session_name(user_id)
         try:
             state = await self.gateway.send_code(name, phone)
@@ -273,15 +275,49 @@ class LoginService(SessionServiceBase):
         LOGINS.labels("cancelled").inc()
 
     async def account(self, user_id: int) -> AccountView | None:
-        """The user's account row as a view (None when they never connected one)."""
+        """The user's current account as a view (None when they never connected one)."""
         async with self.db.connection() as conn:
             record = await accounts.get(conn, user_id)
         return None if record is None else account_view(record)
 
-    async def logout(self, user_id: int, reason: str = "logout") -> bool:
+    @property
+    def accounts_limit(self) -> int:
+        return max(1, self.settings.bot.accounts_per_user)
+
+    async def at_limit(self, user_id: int) -> bool:
+        """U8.3: the user has ``ACCOUNTS_PER_USER`` accounts connected: no other can be added."""
+        async with self.db.connection() as conn:
+            return await accounts.count_connected_of(conn, user_id) >= self.accounts_limit
+
+    async def connected_accounts(self, user_id: int) -> list[AccountView]:
+        """U8.1: the user's connected accounts, oldest first."""
+        async with self.db.connection() as conn:
+            return [account_view(r) for r in await accounts.connected_of(conn, user_id)]
+
+    async def select(self, user_id: int, account_id: int) -> AccountView | None:
+        """U8.2: ``account_id`` becomes the current account if it is one of the user's connected
+        accounts; None (nothing changed) for a forged, foreign or disconnected one."""
+        async with self.db.transaction() as conn:
+            record = await accounts.get_owned(conn, user_id, account_id)
+            if record is None or not record.connected:
+                return None
+            await accounts.set_current(conn, user_id, account_id)
+        log.info("current account set user_id=%s account_id=%s", user_id, account_id)
+        return account_view(record)
+
+    async def owned(self, user_id: int, account_id: int) -> AccountView | None:
+        """One of the user's connected accounts (None for a forged, foreign or disconnected id)."""
+        async with self.db.connection() as conn:
+            record = await accounts.get_owned(conn, user_id, account_id)
+        return None if record is None or not record.connected else account_view(record)
+
+    async def logout(self, user_id: int, reason: str = "logout", account_id: int | None = None) -> bool:
         """U2.20: stop the broadcast, log out at Telegram (best effort), delete the session.
 
-        Returns False when no account was connected. The broadcast is stopped first, so a batch
+        Acts on ``account_id`` (one of the user's) or on the current account; the user's other
+        accounts stay connected, and when the current one goes another connected one becomes
+        current (U8). Returns False when that account was not connected. The broadcast is stopped
+        first, so a batch
         sending for the user stops before its next send and lets go of the per-user lock; the
         session is then deleted and logged out under that lock, never while a send uses it.
         Raises ``Busy`` when the lock is not free within ``logout_wait`` (the broadcast stays
@@ -289,26 +325,39 @@ class LoginService(SessionServiceBase):
         """
         now = self.now()
         async with self.db.transaction() as conn:
-            record = await accounts.get(conn, user_id)
+            if account_id is None:
+                record = await accounts.get(conn, user_id)
+            else:
+                record = await accounts.get_owned(conn, user_id, account_id)
             if record is None or not record.connected:
                 return False
-            await campaigns.stop(conn, user_id, now)
+            account_id = record.account_id
+            await campaigns.stop(conn, user_id, now, account_id=account_id)
         async with holding(self.lock, user_id, self.logout_wait):
             async with self.db.transaction() as conn:
-                record = await accounts.get(conn, user_id, for_update=True)
+                record = await accounts.get_owned(conn, user_id, account_id, for_update=True)
                 if record is None or not record.connected:
                     return False
                 ref = self._ref(record)
-                await campaigns.stop(conn, user_id, now)  # in case it was started again meanwhile
-                await accounts.disconnect(conn, user_id, reason, now)
+                # in case it was started again meanwhile
+                await campaigns.stop(conn, user_id, now, account_id=account_id)
+                await accounts.disconnect(conn, account_id, reason, now)
+                await accounts.current_after_logout(conn, user_id, account_id)
             # the network call happens after the commit: the session is gone here whatever Telegram says
             if ref is not None:
                 try:
                     await self.gateway.log_out(ref)
                 except Exception as exc:  # best effort by contract (U2.20)
                     log.warning("log_out at Telegram failed user_id=%s error=%s", user_id, type(exc).__name__)
-        log.info("account disconnected user_id=%s reason=%s", user_id, reason)
+        log.info("account disconnected user_id=%s account_id=%s reason=%s", user_id, account_id, reason)
         return True
+
+    async def logout_every(self, user_id: int, reason: str) -> int:
+        """Log every connected account of the user out (an admin's A2 logout); returns how many."""
+        done = 0
+        for view in await self.connected_accounts(user_id):
+            done += await self.logout(user_id, reason, view.account_id)
+        return done
 
     @property
     def logout_wait(self) -> float:
@@ -327,29 +376,56 @@ class LoginService(SessionServiceBase):
             log.warning("stored session cannot be decrypted user_id=%s", record.user_id)
             return None
 
+    async def _log_out_replaced(self, user_id: int, sealed: bytes | None) -> None:
+        """U8.4: the replaced session ends at Telegram too (best effort), under the user's lock so that
+        no batch that read it before the replacement is still sending on it."""
+        if sealed is None:
+            return
+        try:
+            old = AccountRef(0, self.cipher.decrypt(sealed))
+        except SessionDecryptError:
+            return
+        try:
+            async with holding(self.lock, user_id, self.logout_wait):
+                await self._log_out_quietly(user_id, old)
+        except Busy:
+            log.warning("replaced session left to expire user_id=%s (account busy)", user_id)
+
     async def _complete(self, user_id: int, attempt: LoginAttempt, signed: SignedIn) -> LoginStep:
         now = self.now()
         sealed = self.cipher.encrypt(signed.session)
         phone = rules.normalize_phone(signed.phone) or attempt.state.phone
+        connected: accounts.Connected | None = None
+        full = False
         async with self.db.transaction() as conn:
             await users.ensure(conn, user_id)
+            await users.lock(conn, user_id)  # one login of this user completes at a time
             holder = await telegram_accounts.holder_elsewhere(conn, signed.tg_user_id, user_id)
             if holder is None:
-                record, previous = await accounts.upsert_connected(
-                    conn, user_id, phone, signed.tg_user_id, signed.first_name, sealed, now
-                )
-                if previous is not None and previous != signed.tg_user_id:
-                    # the groups of another Telegram account can't be reached with this one
-                    await groups.mark_all_gone(conn, user_id, ACCOUNT_CHANGED_REASON, now)
+                mine = await accounts.connected_of(conn, user_id)
+                known = any(r.tg_user_id == signed.tg_user_id for r in mine)
+                full = not known and await accounts.count_connected_of(conn, user_id) >= self.accounts_limit
+                if not full:
+                    connected = await accounts.upsert_connected(
+                        conn, user_id, phone, signed.tg_user_id, signed.first_name, sealed, now
+                    )
         await self._forget(attempt.state)
-        if holder is not None:
-            # one Telegram account, one bot user: the second one's fresh session is ended at once
-            log.warning("login refused: telegram account already connected user_id=%s holder=%s",
-                        user_id, holder)
+        if holder is not None or full or connected is None:
+            # one Telegram account, one bot user (U8.5), and no more than the limit (U8.3): the fresh
+            # session is ended at once
+            log.warning("login refused user_id=%s holder=%s at_limit=%s", user_id, holder, full)
             await self._log_out_quietly(user_id, AccountRef(0, signed.session))
-            return LoginStep("account_taken")
-        log.info("account connected user_id=%s", user_id)
-        return LoginStep("connected", None, account=account_view(record))
+            if holder is not None:
+                return LoginStep("account_taken")
+            return LoginStep("at_limit", limit=self.accounts_limit)
+        if connected.replaced:
+            # U8.4: the same Telegram account again: its old session is replaced in place
+            await self._log_out_replaced(user_id, connected.previous_session)
+            log.info("account session replaced user_id=%s account_id=%s", user_id,
+                     connected.record.account_id)
+            return LoginStep("reconnected", None, account=account_view(connected.record))
+        log.info("account connected user_id=%s account_id=%s", user_id, connected.record.account_id)
+        return LoginStep("connected", None, account=account_view(connected.record))
 
     async def _log_out_quietly(self, user_id: int, ref: AccountRef) -> None:
         try:
@@ -397,9 +473,6 @@ class LoginService(SessionServiceBase):
         return step
 
 
-ACCOUNT_CHANGED_REASON = "account_changed"
-
-
 def account_view(record: AccountRecord) -> AccountView:
     return AccountView(
         user_id=record.user_id,
@@ -408,4 +481,5 @@ def account_view(record: AccountRecord) -> AccountView:
         first_name=record.first_name,
         tg_user_id=record.tg_user_id,
         disconnected_reason=record.disconnected_reason,
+        account_id=record.account_id,
     )

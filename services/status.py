@@ -17,6 +17,7 @@ from storage.repositories import campaigns, groups, users
 from storage.repositories import retention as retention_repo
 from storage.repositories import settings as settings_repo
 from storage.repositories import status as status_repo
+from storage.repositories.status import AccountLine
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class MainCard:
     paused_until: datetime | None
     round_ends_at: datetime | None = None  # likely end of the round under way (account limiter)
     no_groups_left: bool = False  # U6.6: running, but no selected group is active: nothing is posted
+    accounts: tuple[AccountLine, ...] = ()  # U8.6: every connected account (shown when 2 or more)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class StatusService:
             paused_until=self._future(campaign.paused_until if campaign is not None else None),
             round_ends_at=pacing.round_ends_at if pacing is not None else None,
             no_groups_left=running and counts.selected == 0,
+            accounts=row.accounts,
         )
 
     async def status(self, user_id: int) -> StatusView:

@@ -49,12 +49,14 @@ async def fetch(gateway: AccountGateway, account: AccountRef, listed: Iterable[G
     return found
 
 
-async def record(conn: Connection, user_id: int, found: dict[int, list[ForumTopic]], now: datetime) -> int:
-    """Store the listed topics of the user's forums (already merged as groups) and disable the ones
-    whose chosen topic is closed or gone; returns how many were disabled."""
+async def record(conn: Connection, user_id: int, found: dict[int, list[ForumTopic]], now: datetime,
+                 account_id: int | None = None) -> int:
+    """Store the listed topics of the forums of ``account_id`` (default: the current account;
+    already merged as groups) and disable the ones whose chosen topic is closed or gone; returns
+    how many were disabled."""
     if not found:
         return 0
-    ids = await group_topics.ids_by_peer(conn, user_id, list(found))
+    ids = await group_topics.ids_by_peer(conn, user_id, list(found), account_id)
     for peer_id, topics in found.items():
         group_id = ids.get(peer_id)
         if group_id is not None:

@@ -179,23 +179,23 @@ class RoundUnit:
         return await attempts.unknown_error_history(await self._get(), round_id, user_id, group_id,
                                                     attempt_id, code)
 
-    async def restriction_told(self, user_id: int, code: str) -> bool:
-        return await campaigns.restriction_told(await self._get(), user_id, code)
+    async def restriction_told(self, account_id: int | None, code: str) -> bool:
+        return await campaigns.restriction_told(await self._get(), account_id, code)
 
     async def disable_group(self, group_id: int, reason: str) -> str | None:
         return await groups.disable(await self._get(), group_id, reason)
 
-    async def pause_campaign(self, user_id: int, seconds: float, reason: str) -> datetime | None:
-        return await campaigns.pause(await self._get(), user_id, seconds, reason)
+    async def pause_campaign(self, account_id: int | None, seconds: float, reason: str) -> datetime | None:
+        return await campaigns.pause(await self._get(), account_id, seconds, reason)
 
-    async def paused_until(self, user_id: int) -> tuple[datetime | None, datetime] | None:
-        return await campaigns.paused_until(await self._get(), user_id)
+    async def paused_until(self, account_id: int | None) -> tuple[datetime | None, datetime] | None:
+        return await campaigns.paused_until(await self._get(), account_id)
 
-    async def stop_campaign(self, user_id: int) -> None:
-        await campaigns.stop(await self._get(), user_id)
+    async def stop_campaign(self, account_id: int | None) -> None:
+        await campaigns.stop(await self._get(), None, account_id=account_id)
 
-    async def disconnect_account(self, user_id: int, reason: str) -> None:
-        await accounts.disconnect(await self._get(), user_id, reason)
+    async def disconnect_account(self, account_id: int | None, reason: str) -> None:
+        await accounts.disconnect(await self._get(), account_id, reason)
 
     async def notify(self, user_id: int, kind: str, payload: dict[str, Any], dedupe_key: str) -> None:
         await notifications.enqueue(await self._get(), user_id, kind, payload, dedupe_key, utc_now())

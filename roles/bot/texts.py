@@ -196,7 +196,10 @@ def main_card(
     media_kind: str | None = None,
     now: datetime | None = None,
     no_groups_left: bool = False,
+    accounts: Sequence[str] = (),
 ) -> str:
+    """U1.5: the current account's broadcast; with two accounts or more (U8.6), a line for each
+    (``account_line``) after it."""
     account = (f"{esc(account_name or '')} ({esc(phone_masked)})".strip() if phone_masked
                else _("not connected"))
     if message_snippet is None and media_kind is None:
@@ -218,6 +221,9 @@ def main_card(
         lines.append(_("🕒 Next run: {when}").format(when=hhmm(next_run, now)))
     if paused_until is not None:
         lines.append(_("⏳ Paused by Telegram until {when}").format(when=hhmm(paused_until, now)))
+    if len(accounts) >= 2:
+        lines.append(_("👥 Your accounts:"))
+        lines.extend(accounts)
     return "\n".join(lines)
 
 
@@ -291,6 +297,70 @@ def acc_connected(name: str, phone_masked: str) -> str:
 
 def connected(name: str, phone_masked: str) -> str:
     return _("✅ Connected as {name} ({phone}).").format(name=esc(name), phone=esc(phone_masked))
+
+
+# U8 several accounts ---------------------------------------------------------------------------
+ACCOUNT_FORMS = N_("account|accounts")
+BTN_ADD_ACCOUNT = N_("➕ Add an account")
+BTN_ALL_ACCOUNTS = N_("👥 All accounts")
+ACCOUNTS_HINT = N_("The groups, message, interval, schedule and start/stop menus act on the current "
+                   "account (👉). Press an account to make it current.")
+CURRENT_MARK = N_("current")
+
+
+def account_button(name: str, phone_masked: str, current: bool) -> str:
+    """U8.1: an account's button in the list (the current one marked)."""
+    return f"{'👉 ' if current else ''}{name} {phone_masked}"
+
+
+def accounts_list(accounts: Sequence[tuple[str, str, bool, bool]], limit: int) -> str:
+    """U8.1: the user's connected accounts, (name, masked phone, running, current) each."""
+    lines = [_("👥 Your Telegram accounts: {count} of at most {limit}").format(
+        count=len(accounts), limit=limit)]
+    for name, phone, running, chosen in accounts:
+        line = _("{mark} {name} ({phone}): {state}").format(
+            mark="👉" if chosen else "•", name=esc(name), phone=esc(phone), state=broadcast_state(running))
+        lines.append(f"{line} — {_(CURRENT_MARK)}" if chosen else line)
+    return "\n".join(lines)
+
+
+def accounts_limit(limit: int) -> str:
+    """U8.3: ``acc:login`` with ACCOUNTS_PER_USER accounts connected."""
+    return _("⛔ You can connect at most {accounts}. Disconnect one of them first to connect "
+             "another.").format(accounts=counted(limit, ACCOUNT_FORMS))
+
+
+def account_selected(name: str, phone_masked: str, running: bool) -> str:
+    """U8.2: the account card after ``acc:sel:<aid>``."""
+    return "\n".join([
+        acc_connected(name, phone_masked),
+        _("📣 Broadcast: {state}").format(state=broadcast_state(running)),
+        _("👉 This is now the current account: the groups, message, interval, schedule and start/stop "
+          "menus act on it."),
+    ])
+
+
+def logout_confirm_named(name: str, phone_masked: str) -> str:
+    return _("🚪 Disconnect {name} ({phone})? Its broadcast stops; your other accounts go on.").format(
+        name=esc(name), phone=esc(phone_masked))
+
+
+def reconnected(name: str, phone_masked: str) -> str:
+    """U8.4: the same Telegram account logged in again by this user."""
+    return _("✅ {name} ({phone}) is already connected: its session was replaced by this login; its "
+             "groups, messages and broadcast are kept.").format(name=esc(name), phone=esc(phone_masked))
+
+
+def account_line(*, name: str, phone_masked: str, current: bool, selected: int, messages: int,
+                 interval: str | None, running: bool, next_run: datetime | None, now: datetime | None) -> str:
+    """U8.6: one account's line on the main card."""
+    line = _("{mark} {name} ({phone}): {groups} selected, {messages}, interval {interval}, {state}").format(
+        mark="👉" if current else "•", name=esc(name), phone=esc(phone_masked),
+        groups=counted(selected, GROUP_FORMS), messages=counted(messages, MESSAGE_FORMS),
+        interval=esc(units(interval)) if interval else _("not set"), state=broadcast_state(running))
+    if running and next_run is not None:
+        line += _(", next run {when}").format(when=hhmm(next_run, now))
+    return f"{line} — {_(CURRENT_MARK)}" if current else line
 
 
 ASK_PHONE = N_(
@@ -393,7 +463,6 @@ LOGIN_TOO_MANY = N_("⛔ Too many wrong attempts; the login is cancelled.")
 SESSION_ENDED = N_("🔌 Your session ended, connect again.")
 LOGOUT_CONFIRM = N_("🚪 Disconnect the account? A running broadcast stops.")
 DISCONNECTED = N_("🔌 Disconnected. The account session was closed and deleted.")
-ALREADY_CONNECTED = N_("✅ An account is already connected. Disconnect it first to connect another.")
 # the per-user lock is held by a broadcast batch (services.locks.Busy)
 BROADCAST_BUSY = N_("⏳ Your broadcast is sending right now; try again in a moment.")
 # logout stops the broadcast before it waits for the lock, so only the disconnect is left to do

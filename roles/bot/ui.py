@@ -115,6 +115,11 @@ async def delete_input(bot: Bot, message: Message) -> None:
 async def main_menu(bot: Bot, event: Event, status: StatusService, head: str = "") -> None:
     """U1.5: the summary card with the main menu buttons."""
     card = await status.main_card(user_id_of(event))
+    now = status.now()
+    accounts = [texts.account_line(
+        name=a.first_name, phone_masked=rules.mask_phone(a.phone), current=a.current, selected=a.selected,
+        messages=a.messages, interval=rules.format_interval(a.interval) if a.interval else None,
+        running=a.running, next_run=a.next_run_at, now=now) for a in card.accounts]
     body = texts.main_card(
         phone_masked=card.phone_masked if card.account_connected else None,
         account_name=card.account_name,
@@ -126,8 +131,9 @@ async def main_menu(bot: Bot, event: Event, status: StatusService, head: str = "
         running=card.running,
         next_run=card.next_run_at,
         paused_until=card.paused_until,
-        now=status.now(),
+        now=now,
         no_groups_left=card.no_groups_left,
+        accounts=accounts,
     )
     ends = pacing_texts.round_end_line(card.round_ends_at)
     if ends:

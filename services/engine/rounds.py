@@ -386,8 +386,8 @@ class RoundEngine:
             if decision.pause_for is not None:
                 # an account restriction (PEER_FLOOD too) that goes on is told once, not every pause
                 told = (decision.flood_kind == "peer_flood"
-                        and await unit.restriction_told(ctx.user_id, decision.code))
-                until = await unit.pause_campaign(ctx.user_id, decision.pause_for, decision.code)
+                        and await unit.restriction_told(ctx.account_id, decision.code))
+                until = await unit.pause_campaign(ctx.account_id, decision.pause_for, decision.code)
                 await unit.skip_open(ctx.round_id, decision.code, "campaign paused by Telegram")
                 if until is not None and not told:
                     pause = {"seconds": int(decision.pause_for), "until": until.isoformat(),
@@ -400,14 +400,14 @@ class RoundEngine:
                                           f"flood_pause:{ctx.round_id}")
                 await self._finish(unit, ctx, "done")
             if decision.halt:
-                await unit.stop_campaign(ctx.user_id)
+                await unit.stop_campaign(ctx.account_id)
                 await unit.skip_open(ctx.round_id, decision.code, "every group failed alike")
                 await unit.notify(ctx.user_id, rules.BROADCAST_HALTED, {"code": decision.code},
                                   f"broadcast_halted:{ctx.round_id}")
                 await self._finish(unit, ctx, "cancelled")
             if decision.stop_campaign:
-                await unit.stop_campaign(ctx.user_id)
-                await unit.disconnect_account(ctx.user_id, decision.code)
+                await unit.stop_campaign(ctx.account_id)
+                await unit.disconnect_account(ctx.account_id, decision.code)
                 await unit.skip_open(ctx.round_id, decision.code, "the account's session ended")
                 await unit.notify(ctx.user_id, rules.SESSION_ENDED, {"reason": decision.code},
                                   f"session_ended:{ctx.round_id}")
@@ -444,7 +444,7 @@ class RoundEngine:
     async def _blocked(self, ctx: RoundContext, blocker: str, unit: RoundUnit) -> JobOutcome:
         """The round can't go on now: stopped -> cancelled; paused -> wait; account gone -> end."""
         if blocker in ("paused", "global_pause"):
-            state = await unit.paused_until(ctx.user_id)
+            state = await unit.paused_until(ctx.account_id)
             delay = self._pause_poll()
             if blocker == "paused" and state is not None and state[0] is not None:
                 delay = max(delay, (state[0] - state[1]).total_seconds())
@@ -453,7 +453,7 @@ class RoundEngine:
             return JobOutcome.requeue(JobResult.WAITING, delay)
         async with unit.transaction():
             if blocker == "no_account":
-                await unit.stop_campaign(ctx.user_id)
+                await unit.stop_campaign(ctx.account_id)
                 await unit.skip_open(ctx.round_id, "NO_ACCOUNT", "no connected account")
                 await unit.notify(ctx.user_id, rules.SESSION_ENDED, {"reason": "NO_ACCOUNT"},
                                   f"session_ended:{ctx.round_id}")

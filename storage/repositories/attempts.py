@@ -143,9 +143,9 @@ WITH lost AS (
            c.window_start, c.window_end, c.window_days,
            (SELECT u.timezone FROM users u WHERE u.user_id = r.user_id) AS timezone
     FROM rounds r
-    JOIN campaigns c ON c.user_id = r.user_id
+    JOIN campaigns c ON c.user_id = r.user_id AND c.account_id IS NOT DISTINCT FROM r.account_id
     JOIN messages m ON m.message_id = r.message_id
-    LEFT JOIN accounts a ON a.user_id = r.user_id
+    LEFT JOIN accounts a ON a.account_id = r.account_id
     WHERE r.round_id = $1
 )
 SELECT ctx.*, t.attempt_id, t.group_id, t.peer_id, t.access_hash, t.kind, t.tries, t.attempt_message_id
@@ -200,7 +200,7 @@ _CLAIM = "WITH " + _outcome_sql(2) + """, claim AS (
     WHERE t.attempt_id = $1 AND t.round_id = $10 AND t.status IN ('pending', 'flood_wait')
       AND (t.not_before IS NULL OR t.not_before <= now())
       AND r.round_id = $10 AND (r.finished_at IS NULL) IS TRUE AND r.message_id = $9
-      AND c.user_id = r.user_id
+      AND c.user_id = r.user_id AND c.account_id IS NOT DISTINCT FROM r.account_id
       AND campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) IS NULL
     RETURNING t.attempt_id, t.peer_id, t.access_hash, t.kind, t.tries,
               (SELECT g.topic_id FROM groups g WHERE g.group_id = t.group_id AND g.is_forum) AS topic_id
@@ -239,11 +239,11 @@ _SETTLE = "WITH " + _outcome_sql(2) + """, open_left AS (
                   UNION ALL SELECT status FROM done) s)
     FROM left_now
     WHERE r.round_id = $1 AND (r.finished_at IS NULL) IS TRUE AND left_now.open = 0 AND $9::bool
-    RETURNING r.round_id, r.user_id, r.status, r.total, r.sent, r.failed, r.skipped, r.unknown,
-              r.planned_at, r.started_at, r.finished_at
+    RETURNING r.round_id, r.user_id, r.account_id, r.status, r.total, r.sent, r.failed, r.skipped,
+              r.unknown, r.planned_at, r.started_at, r.finished_at
 ), camp AS (
     UPDATE campaigns c SET last_round_id = fin.round_id, updated_at = now()
-    FROM fin WHERE c.user_id = fin.user_id
+    FROM fin WHERE c.user_id = fin.user_id AND c.account_id IS NOT DISTINCT FROM fin.account_id
 ), note AS (
     INSERT INTO notifications (user_id, kind, payload, dedupe_key, created_at)
     SELECT u.user_id, 'round_summary',
@@ -389,7 +389,8 @@ async def claim_blocker(conn: asyncpg.Connection, attempt_id: int) -> str:
         """
         SELECT r.finished_at IS NOT NULL AS finished,
                campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) AS blocker
-        FROM attempts t JOIN rounds r USING (round_id) JOIN campaigns c ON c.user_id = r.user_id
+        FROM attempts t JOIN rounds r USING (round_id)
+        JOIN campaigns c ON c.user_id = r.user_id AND c.account_id IS NOT DISTINCT FROM r.account_id
         WHERE t.attempt_id = $1
         """,
         attempt_id,
@@ -469,8 +470,9 @@ async def unknown_error_history(
                                     AND NOT (status = 'failed' AND error_code = $5))::int AS others
             FROM attempts WHERE round_id = $1
         ), previous AS (
-            SELECT round_id FROM rounds
-            WHERE user_id = $2 AND round_id < $1 AND finished_at IS NOT NULL
+            SELECT p.round_id FROM rounds p
+            WHERE p.user_id = $2 AND round_id < $1 AND finished_at IS NOT NULL
+              AND p.account_id IS NOT DISTINCT FROM (SELECT o.account_id FROM rounds o WHERE o.round_id = $1)
             ORDER BY round_id DESC LIMIT 1
         ), before AS (
             SELECT coalesce(bool_or(group_id = $3 AND status = 'failed' AND error_code = $5), false) AS alike,

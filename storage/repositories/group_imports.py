@@ -1,4 +1,5 @@
-"""SQL for ``group_imports``: one group-import job per user, with where its dialog listing stopped."""
+"""SQL for ``group_imports``: one group-import job per user, with where its dialog listing stopped
+and (U8) the account it lists: the current account when it was started."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import asyncpg
 
 ACTIVE = ("running", "waiting", "cancelling")
 COLUMNS = ("status, folder, page_offset, chats_read, seen, new_count, updated_count, resume_at, "
-           "error, started_at, updated_at")
+           "error, started_at, updated_at, account_id")
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,13 @@ class ImportRow:
     error: str
     started_at: datetime
     updated_at: datetime
+    account_id: int | None = None  # the account whose dialogs are listed
 
 
 def _row(row: asyncpg.Record) -> ImportRow:
     return ImportRow(row["status"], row["folder"], row["page_offset"], row["chats_read"],
                      list(row["seen"]), row["new_count"], row["updated_count"], row["resume_at"],
-                     row["error"], row["started_at"], row["updated_at"])
+                     row["error"], row["started_at"], row["updated_at"], row["account_id"])
 
 
 async def get(conn: asyncpg.Connection, user_id: int) -> ImportRow | None:
@@ -58,7 +60,8 @@ async def begin(conn: asyncpg.Connection, user_id: int, now: datetime, stale_bef
         INSERT INTO group_imports (user_id, status, started_at, updated_at) VALUES ($1, 'running', $2, $2)
         ON CONFLICT (user_id) DO UPDATE SET
             status = 'running', folder = 0, page_offset = '', chats_read = 0, seen = '{{}}', new_count = 0,
-            updated_count = 0, resume_at = NULL, error = '', started_at = $2, updated_at = $2
+            updated_count = 0, resume_at = NULL, error = '', started_at = $2, updated_at = $2,
+            account_id = current_account($1)
         RETURNING {COLUMNS}
         """,
         user_id, now,

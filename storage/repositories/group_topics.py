@@ -14,6 +14,8 @@ from datetime import datetime
 
 import asyncpg
 
+from storage.repositories.scope import current, named_or_current
+
 GENERAL = 1  # Telegram's id of the General topic
 TOPIC_REASONS = ("TOPIC_CLOSED", "TOPIC_DELETED")
 
@@ -40,11 +42,13 @@ async def replace(conn: asyncpg.Connection, group_id: int, topics: Sequence[Topi
         )
 
 
-async def ids_by_peer(conn: asyncpg.Connection, user_id: int, peer_ids: Sequence[int]) -> dict[int, int]:
-    """The user's group ids of these peers (peer id -> group id)."""
+async def ids_by_peer(conn: asyncpg.Connection, user_id: int, peer_ids: Sequence[int],
+                      account_id: int | None = None) -> dict[int, int]:
+    """The group ids of these peers of ``account_id`` (default: the current account; peer id -> group id)."""
     rows = await conn.fetch(
-        "SELECT peer_id, group_id FROM groups WHERE user_id = $1 AND peer_id = ANY($2::bigint[])",
-        user_id, list(peer_ids),
+        f"""SELECT peer_id, group_id FROM groups
+            WHERE {named_or_current('$1', '$3')} AND peer_id = ANY($2::bigint[])""",
+        user_id, list(peer_ids), account_id,
     )
     return {r["peer_id"]: r["group_id"] for r in rows}
 
@@ -96,12 +100,12 @@ async def choose(conn: asyncpg.Connection, user_id: int, group_id: int, topic_id
     """Posts of the user's forum ``group_id`` go to ``topic_id`` (General stored as NULL); a group
     disabled because of its previous topic becomes active again. False: not the user's forum."""
     status = await conn.execute(
-        """UPDATE groups
+        f"""UPDATE groups
            SET topic_id = $3, updated_at = $4,
                status = CASE WHEN status = 'disabled' AND reason = ANY($5::text[])
                              THEN 'active' ELSE status END,
                reason = CASE WHEN status = 'disabled' AND reason = ANY($5::text[]) THEN '' ELSE reason END
-           WHERE group_id = $1 AND user_id = $2 AND is_forum""",
+           WHERE group_id = $1 AND {current("$2")} AND is_forum""",
         group_id, user_id, None if topic_id == GENERAL else topic_id, now, list(TOPIC_REASONS),
     )
     return bool(status.split()[-1] == "1")
@@ -110,8 +114,8 @@ async def choose(conn: asyncpg.Connection, user_id: int, group_id: int, topic_id
 async def position(conn: asyncpg.Connection, user_id: int, group_id: int) -> int:
     """How many of the user's groups come before ``group_id`` in the list's order (title, id)."""
     return int(await conn.fetchval(
-        """SELECT count(*) FROM groups g, groups me
-           WHERE me.group_id = $2 AND me.user_id = $1 AND g.user_id = $1
+        f"""SELECT count(*) FROM groups g, groups me
+           WHERE me.group_id = $2 AND {current("$1", "me")} AND {current("$1", "g")}
              AND (g.title, g.group_id) < (me.title, me.group_id)""",
         user_id, group_id,
     ))

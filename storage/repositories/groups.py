@@ -1,6 +1,8 @@
-"""SQL for ``groups``: the user's chats, their selection and whether they can be written to.
+"""SQL for ``groups``: an account's chats, their selection and whether they can be written to.
 
-Every write to the table is here (the engine disables and migrates groups through this module too).
+The menus read and write the groups of the user's current account (``scope.current``); an import
+names the account it lists (U8). Every write to the table is here (the engine disables and migrates
+groups through this module too).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from datetime import datetime
 import asyncpg
 
 from domain.models import GroupRecord
+from storage.repositories.scope import current, named_or_current
+
+CURRENT = current()
 
 COLUMNS = ("group_id, user_id, peer_id, access_hash, kind, title, selected, status, reason, archived, "
            "is_forum, topic_id")
@@ -55,9 +60,11 @@ class Counts:
 
 
 async def merge(
-    conn: asyncpg.Connection, user_id: int, imported: Sequence[ImportedGroup], now: datetime
+    conn: asyncpg.Connection, user_id: int, imported: Sequence[ImportedGroup], now: datetime,
+    account_id: int | None = None,
 ) -> tuple[int, int]:
-    """Upsert the imported groups in one statement; returns (new, updated).
+    """Upsert the imported groups of ``account_id`` (default: the current account) in one
+    statement; returns (new, updated).
 
     Known groups keep their selection unless they cannot be written to any more; a group that
     was gone or disabled and is listed again as writable becomes active.
@@ -66,12 +73,13 @@ async def merge(
         return 0, 0
     rows = await conn.fetch(
         """
-        INSERT INTO groups AS g (user_id, peer_id, access_hash, kind, title, status, reason, selected,
-                                 created_at, updated_at, archived)
-        SELECT $1, i.peer_id, i.access_hash, i.kind, i.title, i.status, i.reason, false, $8, $8, i.archived
+        INSERT INTO groups AS g (user_id, account_id, peer_id, access_hash, kind, title, status, reason,
+                                 selected, created_at, updated_at, archived)
+        SELECT $1, coalesce($10::bigint, current_account($1)), i.peer_id, i.access_hash, i.kind, i.title,
+               i.status, i.reason, false, $8, $8, i.archived
         FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $9::boolean[])
              AS i (peer_id, access_hash, kind, title, status, reason, archived)
-        ON CONFLICT (user_id, peer_id) DO UPDATE SET
+        ON CONFLICT ON CONSTRAINT groups_user_id_account_id_peer_id_key DO UPDATE SET
             access_hash = EXCLUDED.access_hash, kind = EXCLUDED.kind, title = EXCLUDED.title,
             status = EXCLUDED.status, reason = EXCLUDED.reason, archived = EXCLUDED.archived,
             selected = g.selected AND EXCLUDED.status = 'active' AND g.status <> 'gone',
@@ -87,26 +95,30 @@ async def merge(
         [g.reason for g in imported],
         now,
         [g.archived for g in imported],
+        account_id,
     )
     new = sum(1 for r in rows if r["inserted"])
     return new, len(rows) - new
 
 
 async def mark_gone_except(
-    conn: asyncpg.Connection, user_id: int, keep_peer_ids: Sequence[int], reason: str, now: datetime
+    conn: asyncpg.Connection, user_id: int, keep_peer_ids: Sequence[int], reason: str, now: datetime,
+    account_id: int | None = None,
 ) -> int:
-    """Groups no longer listed: gone and unselected. Returns how many became gone now."""
+    """Groups of ``account_id`` (default: the current account) no longer listed: gone and
+    unselected. Returns how many became gone now."""
     status = await conn.execute(
-        """UPDATE groups SET status = 'gone', reason = $3, selected = false, updated_at = $4
-           WHERE user_id = $1 AND status <> 'gone' AND NOT (peer_id = ANY($2::bigint[]))""",
-        user_id, list(keep_peer_ids), reason, now,
+        f"""UPDATE groups SET status = 'gone', reason = $3, selected = false, updated_at = $4
+            WHERE {named_or_current("$1", "$5")} AND status <> 'gone'
+              AND NOT (peer_id = ANY($2::bigint[]))""",
+        user_id, list(keep_peer_ids), reason, now, account_id,
     )
     return int(status.split()[-1])
 
 
 async def page(conn: asyncpg.Connection, user_id: int, offset: int, limit: int) -> list[GroupRecord]:
     rows = await conn.fetch(
-        f"""SELECT {COLUMNS} FROM groups WHERE user_id = $1
+        f"""SELECT {COLUMNS} FROM groups WHERE {CURRENT}
             ORDER BY title, group_id OFFSET $2 LIMIT $3""",
         user_id, offset, limit,
     )
@@ -115,12 +127,12 @@ async def page(conn: asyncpg.Connection, user_id: int, offset: int, limit: int) 
 
 async def counts(conn: asyncpg.Connection, user_id: int) -> Counts:
     row = await conn.fetchrow(
-        """SELECT count(*) AS total,
+        f"""SELECT count(*) AS total,
                   count(*) FILTER (WHERE selected AND status = 'active') AS selected,
                   count(*) FILTER (WHERE status = 'active') AS active,
                   count(*) FILTER (WHERE status = 'disabled') AS disabled,
                   count(*) FILTER (WHERE status = 'gone') AS gone
-           FROM groups WHERE user_id = $1""",
+           FROM groups WHERE {CURRENT}""",
         user_id,
     )
     assert row is not None
@@ -129,17 +141,18 @@ async def counts(conn: asyncpg.Connection, user_id: int) -> Counts:
 
 async def count_selected(conn: asyncpg.Connection, user_id: int) -> int:
     return int(await conn.fetchval(
-        "SELECT count(*) FROM groups WHERE user_id = $1 AND selected AND status = 'active'", user_id
+        f"SELECT count(*) FROM groups WHERE {CURRENT} AND selected AND status = 'active'", user_id
     ))
 
 
 async def get_owned(
     conn: asyncpg.Connection, user_id: int, group_id: int, for_update: bool = False
 ) -> GroupRecord | None:
-    """The group only if it belongs to ``user_id`` (a forged id finds nothing)."""
+    """The group only if it is one of the current account of ``user_id`` (a forged id, or a stale
+    button of another account, finds nothing)."""
     suffix = " FOR UPDATE" if for_update else ""
     row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM groups WHERE group_id = $1 AND user_id = $2{suffix}", group_id, user_id
+        f"SELECT {COLUMNS} FROM groups WHERE group_id = $1 AND {current('$2')}{suffix}", group_id, user_id
     )
     return None if row is None else to_record(row)
 
@@ -147,22 +160,13 @@ async def get_owned(
 async def set_selected(
     conn: asyncpg.Connection, user_id: int, group_ids: Sequence[int], selected: bool, now: datetime
 ) -> int:
-    """Select/unselect the user's groups among ``group_ids``; selecting touches active ones only."""
+    """Select/unselect the current account's groups among ``group_ids``; selecting touches active
+    ones only."""
     status = await conn.execute(
-        """UPDATE groups SET selected = $3, updated_at = $4
-           WHERE user_id = $1 AND group_id = ANY($2::bigint[]) AND selected <> $3
-             AND (NOT $3 OR status = 'active')""",
+        f"""UPDATE groups SET selected = $3, updated_at = $4
+            WHERE {CURRENT} AND group_id = ANY($2::bigint[]) AND selected <> $3
+              AND (NOT $3 OR status = 'active')""",
         user_id, list(group_ids), selected, now,
-    )
-    return int(status.split()[-1])
-
-
-async def mark_all_gone(conn: asyncpg.Connection, user_id: int, reason: str, now: datetime) -> int:
-    """Another Telegram account was connected: the old account's groups are not reachable."""
-    status = await conn.execute(
-        """UPDATE groups SET status = 'gone', reason = $2, selected = false, updated_at = $3
-           WHERE user_id = $1 AND status <> 'gone'""",
-        user_id, reason, now,
     )
     return int(status.split()[-1])
 
@@ -170,7 +174,7 @@ async def mark_all_gone(conn: asyncpg.Connection, user_id: int, reason: str, now
 async def disabled_selected(conn: asyncpg.Connection, user_id: int, limit: int) -> list[GroupRecord]:
     """Groups the user chose that can't be posted to any more (disabled or gone)."""
     rows = await conn.fetch(
-        f"""SELECT {COLUMNS} FROM groups WHERE user_id = $1 AND selected AND status <> 'active'
+        f"""SELECT {COLUMNS} FROM groups WHERE {CURRENT} AND selected AND status <> 'active'
             ORDER BY title, group_id LIMIT $2""",
         user_id, limit,
     )
@@ -179,7 +183,7 @@ async def disabled_selected(conn: asyncpg.Connection, user_id: int, limit: int) 
 
 async def disabled(conn: asyncpg.Connection, user_id: int, limit: int) -> list[GroupRecord]:
     rows = await conn.fetch(
-        f"""SELECT {COLUMNS} FROM groups WHERE user_id = $1 AND status = 'disabled'
+        f"""SELECT {COLUMNS} FROM groups WHERE {CURRENT} AND status = 'disabled'
             ORDER BY title, group_id LIMIT $2""",
         user_id, limit,
     )
@@ -205,11 +209,14 @@ async def migrate(
 ) -> int | None:
     """The group became the supergroup ``new_peer_id``: point the row at it.
 
-    If the user already has that supergroup as another row, this row is marked ``gone`` instead
-    and the other row's id is returned (None otherwise).
+    If the group's account already has that supergroup as another row, this row is marked
+    ``gone`` instead and the other row's id is returned (None otherwise).
     """
     other: int | None = await conn.fetchval(
-        "SELECT group_id FROM groups WHERE user_id = $1 AND peer_id = $2 AND group_id <> $3",
+        """SELECT o.group_id FROM groups g
+           JOIN groups o ON o.user_id = g.user_id AND o.account_id IS NOT DISTINCT FROM g.account_id
+                        AND o.peer_id = $2 AND o.group_id <> g.group_id
+           WHERE g.group_id = $3 AND g.user_id = $1""",
         user_id, new_peer_id, group_id,
     )
     if other is not None:

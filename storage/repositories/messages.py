@@ -1,8 +1,10 @@
 """SQL for ``messages``: versioned broadcast messages (a round snapshots the message_id).
 
-U9: the user's *active* messages, ordered by ``position``, are the ones a broadcast rotates through;
+U9: an account's *active* messages, ordered by ``position``, are the ones a broadcast rotates through;
 replacing one deactivates the old version (rounds keep pointing at it), deleting one deactivates it.
 An album's items are in ``message_media``; ``messages.media_id`` is its first item.
+U8: the menus read and write the messages of the user's current account (``scope.current``); a new
+version is written to it by the insert trigger of migration 0017. Versions stay numbered per user.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from typing import Any
 import asyncpg
 
 from domain.models import MessageRecord
+from storage.repositories.scope import current
+
+CURRENT = current()
+CURRENT_M = current(alias="m")
 
 _SELECT = """
     SELECT m.message_id, m.user_id, m.version, m.text, m.entities, m.media_id,
@@ -39,20 +45,20 @@ def to_record(row: asyncpg.Record) -> MessageRecord:
 
 
 async def latest(conn: asyncpg.Connection, user_id: int) -> MessageRecord | None:
-    """The user's first active message (message 1)."""
-    row = await conn.fetchrow(_SELECT + " WHERE m.user_id = $1 AND m.active ORDER BY m.position LIMIT 1",
+    """The current account's first active message (message 1)."""
+    row = await conn.fetchrow(_SELECT + f" WHERE {CURRENT_M} AND m.active ORDER BY m.position LIMIT 1",
                               user_id)
     return None if row is None else to_record(row)
 
 
 async def active(conn: asyncpg.Connection, user_id: int) -> list[MessageRecord]:
     """The user's active messages in order (message 1, 2, ...)."""
-    rows = await conn.fetch(_SELECT + " WHERE m.user_id = $1 AND m.active ORDER BY m.position", user_id)
+    rows = await conn.fetch(_SELECT + f" WHERE {CURRENT_M} AND m.active ORDER BY m.position", user_id)
     return [to_record(r) for r in rows]
 
 
 async def count_active(conn: asyncpg.Connection, user_id: int) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM messages WHERE user_id = $1 AND active", user_id))
+    return int(await conn.fetchval(f"SELECT count(*) FROM messages WHERE {CURRENT} AND active", user_id))
 
 
 async def deactivate(conn: asyncpg.Connection, message_id: int) -> int | None:
@@ -65,7 +71,7 @@ async def deactivate(conn: asyncpg.Connection, message_id: int) -> int | None:
 
 async def next_position(conn: asyncpg.Connection, user_id: int) -> int:
     return int(await conn.fetchval(
-        "SELECT coalesce(max(position), 0) + 1 FROM messages WHERE user_id = $1 AND active", user_id))
+        f"SELECT coalesce(max(position), 0) + 1 FROM messages WHERE {CURRENT} AND active", user_id))
 
 
 async def album(conn: asyncpg.Connection, message_id: int) -> list[int]:
@@ -91,7 +97,8 @@ async def insert_version(
     conn: asyncpg.Connection, user_id: int, text: str, entities: list[dict[str, Any]], media_id: int | None,
     now: datetime, position: int = 1,
 ) -> tuple[int, int]:
-    """A new active version (previous + 1) at ``position``; the caller holds the user's lock so
+    """A new active version (previous + 1) at ``position`` of the current account; the caller holds
+    the user's lock so
     versions never collide, and has deactivated the message it replaces at that position."""
     row = await conn.fetchrow(
         """INSERT INTO messages (user_id, version, text, entities, media_id, created_at, active, position)
@@ -106,5 +113,5 @@ async def insert_version(
 
 async def current_version(conn: asyncpg.Connection, user_id: int) -> int | None:
     """The newest version among the active messages (None: no message to broadcast)."""
-    value = await conn.fetchval("SELECT max(version) FROM messages WHERE user_id = $1 AND active", user_id)
+    value = await conn.fetchval(f"SELECT max(version) FROM messages WHERE {CURRENT} AND active", user_id)
     return None if value is None else int(value)

@@ -27,7 +27,8 @@ async def old_rounds(conn: asyncpg.Connection, cutoff: datetime, limit: int) -> 
         """
         SELECT r.round_id, r.total FROM rounds r
         WHERE r.finished_at < $1
-          AND EXISTS (SELECT 1 FROM rounds n WHERE n.user_id = r.user_id AND n.round_id > r.round_id)
+          AND EXISTS (SELECT 1 FROM rounds n WHERE n.user_id = r.user_id
+                      AND n.account_id IS NOT DISTINCT FROM r.account_id AND n.round_id > r.round_id)
           AND r.round_id NOT IN (SELECT c.last_round_id FROM campaigns c WHERE c.last_round_id IS NOT NULL)
         ORDER BY r.finished_at, r.round_id
         LIMIT $2
@@ -40,7 +41,7 @@ async def old_rounds(conn: asyncpg.Connection, cutoff: datetime, limit: int) -> 
 
 async def summarise_and_delete_rounds(conn: asyncpg.Connection, round_ids: Sequence[int]) -> tuple[int, int]:
     """Delete the rounds' attempts, then the rounds, adding their counters to ``round_summaries``
-    (user, UTC day of finishing). Returns (attempts deleted, rounds deleted)."""
+    (user, account, UTC day of finishing). Returns (attempts deleted, rounds deleted)."""
     if not round_ids:
         return 0, 0
     attempts = await conn.execute("DELETE FROM attempts WHERE round_id = ANY($1::bigint[])", list(round_ids))
@@ -48,18 +49,20 @@ async def summarise_and_delete_rounds(conn: asyncpg.Connection, round_ids: Seque
         """
         WITH gone AS (
             DELETE FROM rounds WHERE round_id = ANY($1::bigint[]) AND finished_at IS NOT NULL
-            RETURNING user_id, finished_at, status, total, sent, failed, skipped, unknown
+            RETURNING user_id, account_id, finished_at, status, total, sent, failed, skipped, unknown
         ), per_day AS (
-            SELECT user_id, (finished_at AT TIME ZONE 'UTC')::date AS day, count(*)::int AS rounds,
+            SELECT user_id, account_id, (finished_at AT TIME ZONE 'UTC')::date AS day,
+                   count(*)::int AS rounds,
                    (count(*) FILTER (WHERE status = 'cancelled'))::int AS cancelled,
                    sum(total) AS total, sum(sent) AS sent, sum(failed) AS failed, sum(skipped) AS skipped,
                    sum(unknown) AS unknown
-            FROM gone GROUP BY 1, 2
+            FROM gone GROUP BY 1, 2, 3
         ), summed AS (
-            INSERT INTO round_summaries AS s (user_id, day, rounds, cancelled, total, sent, failed, skipped,
-                                              unknown)
-            SELECT user_id, day, rounds, cancelled, total, sent, failed, skipped, unknown FROM per_day
-            ON CONFLICT (user_id, day) DO UPDATE
+            INSERT INTO round_summaries AS s (user_id, account_id, day, rounds, cancelled, total, sent,
+                                              failed, skipped, unknown)
+            SELECT user_id, account_id, day, rounds, cancelled, total, sent, failed, skipped, unknown
+            FROM per_day
+            ON CONFLICT ON CONSTRAINT round_summaries_user_id_account_id_day_key DO UPDATE
             SET rounds = s.rounds + EXCLUDED.rounds, cancelled = s.cancelled + EXCLUDED.cancelled,
                 total = s.total + EXCLUDED.total, sent = s.sent + EXCLUDED.sent,
                 failed = s.failed + EXCLUDED.failed, skipped = s.skipped + EXCLUDED.skipped,

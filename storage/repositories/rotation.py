@@ -33,21 +33,23 @@ async def plan_inputs(conn: asyncpg.Connection, round_ids: Sequence[int]) -> lis
     rows = await conn.fetch(
         """
         WITH r AS (
-            SELECT round_id, user_id, planned_at FROM rounds WHERE round_id = ANY($1::bigint[])
+            SELECT round_id, user_id, account_id, planned_at FROM rounds WHERE round_id = ANY($1::bigint[])
         )
         SELECT r.round_id, r.user_id, c.rotation,
                act.ids AS active, act.positions,
                prev.round_id AS prev_round, prev.message_id AS prev_message, pm.position AS prev_position
         FROM r
-        JOIN campaigns c ON c.user_id = r.user_id
+        JOIN campaigns c ON c.user_id = r.user_id AND c.account_id IS NOT DISTINCT FROM r.account_id
         CROSS JOIN LATERAL (
             SELECT array_agg(m.message_id ORDER BY m.position) AS ids,
                    array_agg(m.position ORDER BY m.position) AS positions
-            FROM messages m WHERE m.user_id = r.user_id AND m.active
+            FROM messages m WHERE m.user_id = r.user_id AND m.account_id IS NOT DISTINCT FROM r.account_id
+                              AND m.active
         ) act
         LEFT JOIN LATERAL (
             SELECT p.round_id, p.message_id FROM rounds p
-            WHERE p.user_id = r.user_id AND p.planned_at < r.planned_at
+            WHERE p.user_id = r.user_id AND p.account_id IS NOT DISTINCT FROM r.account_id
+              AND p.planned_at < r.planned_at
             ORDER BY p.planned_at DESC LIMIT 1
         ) prev ON true
         LEFT JOIN messages pm ON pm.message_id = prev.message_id

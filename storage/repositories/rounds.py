@@ -57,7 +57,8 @@ async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) ->
     The round keeps the user's first active message (U9 rotation may then pick another) and the
     attempts copy the selected active groups (peer id, access hash, kind), so later edits change
     the next round, not this one. A campaign with no message or no selected active group gets no
-    round. A conflict with the unique ``(user_id, planned_at)`` or the one-open-round index
+    round. Rounds are per account (U8). A conflict with the unique ``(user_id, account_id, planned_at)``
+    or the one-open-round index
     (another scheduler won the race) is skipped, not raised.
     """
     if not due:
@@ -65,28 +66,29 @@ async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) ->
     rows = await conn.fetch(
         """
         WITH due AS (
-            SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) AS d(user_id, planned_at)
+            SELECT * FROM unnest($1::bigint[], $3::bigint[], $2::timestamptz[])
+                          AS d(user_id, account_id, planned_at)
         ), msg AS (
-            SELECT DISTINCT ON (m.user_id) m.user_id, m.message_id
-            FROM messages m JOIN due USING (user_id)
+            SELECT DISTINCT ON (m.account_id) m.account_id, m.message_id
+            FROM messages m JOIN due USING (user_id, account_id)
             WHERE m.active
-            ORDER BY m.user_id, m.position
+            ORDER BY m.account_id, m.position
         ), sel AS (
-            SELECT g.user_id, g.group_id, g.peer_id, g.access_hash, g.kind
-            FROM groups g JOIN due USING (user_id)
+            SELECT g.account_id, g.group_id, g.peer_id, g.access_hash, g.kind
+            FROM groups g JOIN due USING (user_id, account_id)
             WHERE g.selected AND g.status = 'active'
         ), cnt AS (
-            SELECT user_id, count(*)::int AS n FROM sel GROUP BY user_id
+            SELECT account_id, count(*)::int AS n FROM sel GROUP BY account_id
         ), new_rounds AS (
-            INSERT INTO rounds (user_id, message_id, planned_at, total)
-            SELECT due.user_id, msg.message_id, due.planned_at, cnt.n
-            FROM due JOIN msg USING (user_id) JOIN cnt USING (user_id)
+            INSERT INTO rounds (user_id, account_id, message_id, planned_at, total)
+            SELECT due.user_id, due.account_id, msg.message_id, due.planned_at, cnt.n
+            FROM due JOIN msg USING (account_id) JOIN cnt USING (account_id)
             ON CONFLICT DO NOTHING
-            RETURNING round_id, user_id, planned_at, message_id, total
+            RETURNING round_id, user_id, account_id, planned_at, message_id, total
         ), new_attempts AS (
             INSERT INTO attempts (round_id, group_id, peer_id, access_hash, kind)
             SELECT nr.round_id, sel.group_id, sel.peer_id, sel.access_hash, sel.kind
-            FROM new_rounds nr JOIN sel USING (user_id)
+            FROM new_rounds nr JOIN sel USING (account_id)
             ORDER BY nr.round_id, sel.group_id
             RETURNING round_id
         )
@@ -94,6 +96,7 @@ async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) ->
         """,
         [d.user_id for d in due],
         [d.next_run_at for d in due],
+        [d.account_id for d in due],
     )
     return [CreatedRound(r["round_id"], r["user_id"], r["planned_at"], r["message_id"], r["total"])
             for r in rows]
@@ -151,11 +154,11 @@ FINISH_SQL = """
             FROM counts
             -- "(...) IS TRUE": by the primary key whatever the statistics (see attempts._CLAIM)
             WHERE r.round_id = $1 AND (r.finished_at IS NULL) IS TRUE AND counts.open = 0
-            RETURNING r.round_id, r.user_id, r.status, r.total, r.sent, r.failed, r.skipped, r.unknown,
-                      r.planned_at, r.started_at, r.finished_at
+            RETURNING r.round_id, r.user_id, r.account_id, r.status, r.total, r.sent, r.failed, r.skipped,
+                      r.unknown, r.planned_at, r.started_at, r.finished_at
         ), camp AS (
             UPDATE campaigns c SET last_round_id = fin.round_id, updated_at = now()
-            FROM fin WHERE c.user_id = fin.user_id
+            FROM fin WHERE c.user_id = fin.user_id AND c.account_id IS NOT DISTINCT FROM fin.account_id
         )
         SELECT * FROM fin
         """

@@ -1,5 +1,8 @@
 """Read-only queries over ``rounds`` and ``attempts`` for the status views.
 
+U8: the views show the user's current account (``scope.current``); the main card also lists every
+connected account of the user, one line each.
+
 The engine owns writing these tables; the counts are taken from the attempts themselves so they
 are right while a round is still running.
 """
@@ -12,10 +15,14 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from domain.models import AccountRecord, CampaignRecord, MessageRecord, RoundCounts
 from storage.repositories import accounts, campaigns, messages
 from storage.repositories.groups import Counts
+from storage.repositories.scope import current
+
+CURRENT = current()
 
 _COUNTS = """
     SELECT r.round_id, r.planned_at, r.started_at, r.finished_at, r.status,
@@ -48,9 +55,9 @@ def _counts(row: asyncpg.Record) -> RoundCounts:
 
 async def last_round(conn: asyncpg.Connection, user_id: int) -> RoundCounts | None:
     row = await conn.fetchrow(
-        _COUNTS + """ WHERE r.round_id = (SELECT round_id FROM rounds WHERE user_id = $1
-                                          ORDER BY round_id DESC LIMIT 1)
-                      GROUP BY r.round_id""",
+        _COUNTS + f""" WHERE r.round_id = (SELECT round_id FROM rounds WHERE {CURRENT}
+                                           ORDER BY round_id DESC LIMIT 1)
+                       GROUP BY r.round_id""",
         user_id,
     )
     return None if row is None else _counts(row)
@@ -92,6 +99,21 @@ class _Prefixed(Mapping[str, Any]):
 
 
 @dataclass(frozen=True)
+class AccountLine:
+    """U8.6: one connected account of the user on the main card."""
+
+    account_id: int
+    first_name: str
+    phone: str
+    current: bool
+    selected: int  # selected active groups
+    messages: int  # active messages
+    interval: int | None
+    running: bool
+    next_run_at: datetime | None
+
+
+@dataclass(frozen=True)
 class CardRow:
     """What the main card shows, read in one round trip."""
 
@@ -100,26 +122,30 @@ class CardRow:
     message: MessageRecord | None
     campaign: CampaignRecord | None
     last_round: RoundCounts | None  # only asked for a running campaign (the pacing line needs it)
+    accounts: tuple[AccountLine, ...] = ()  # every connected account, oldest first (U8.6)
 
 
 # The counts of the last round are computed only for a running campaign and when asked ($2):
-# a stopped campaign's card never shows them. Every part is a primary-key or user_id index lookup.
+# a stopped campaign's card never shows them. Every part is a primary-key or user_id/account_id index
+# lookup; the details are the current account's (u.account_id), the lines every connected account's.
 _CARD = f"""
     SELECT {_aliased("a", accounts.COLUMNS)}, {_aliased("c", campaigns.COLUMNS)},
            {_aliased("m", _MESSAGE_COLUMNS)},
            g.total AS g_total, g.selected AS g_selected, g.active AS g_active,
            g.disabled AS g_disabled, g.gone AS g_gone,
            {_aliased("r", ("round_id", "planned_at", "started_at", "finished_at", "status", "total", "sent",
-                           "failed", "skipped", "pending", "unknown"))}
-    FROM (SELECT $1::bigint AS user_id) u
-    LEFT JOIN accounts a ON a.user_id = u.user_id
-    LEFT JOIN campaigns c ON c.user_id = u.user_id
+                           "failed", "skipped", "pending", "unknown"))},
+           l.lines AS l_lines
+    FROM (SELECT $1::bigint AS user_id, current_account($1) AS account_id) u
+    LEFT JOIN accounts a ON a.account_id = u.account_id
+    LEFT JOIN campaigns c ON c.user_id = u.user_id AND c.account_id IS NOT DISTINCT FROM u.account_id
     LEFT JOIN LATERAL (
         SELECT m.message_id, m.user_id, m.version, m.text, m.entities, m.media_id, m.created_at,
                md.kind AS media_kind, coalesce(md.filename, '') AS media_filename,
                coalesce(md.bot_file_id, '') AS media_bot_file_id
         FROM messages m LEFT JOIN media md ON md.media_id = m.media_id
-        WHERE m.user_id = u.user_id ORDER BY m.version DESC LIMIT 1
+        WHERE m.user_id = u.user_id AND m.account_id IS NOT DISTINCT FROM u.account_id
+        ORDER BY m.version DESC LIMIT 1
     ) m ON true
     CROSS JOIN LATERAL (
         SELECT count(*) AS total,
@@ -127,20 +153,47 @@ _CARD = f"""
                count(*) FILTER (WHERE status = 'active') AS active,
                count(*) FILTER (WHERE status = 'disabled') AS disabled,
                count(*) FILTER (WHERE status = 'gone') AS gone
-        FROM groups WHERE user_id = u.user_id
+        FROM groups WHERE user_id = u.user_id AND account_id IS NOT DISTINCT FROM u.account_id
     ) g
     LEFT JOIN LATERAL (
         {_COUNTS} WHERE $2 AND c.status = 'running'
                     AND r.round_id = (SELECT round_id FROM rounds WHERE user_id = u.user_id
+                                      AND account_id IS NOT DISTINCT FROM u.account_id
                                       ORDER BY round_id DESC LIMIT 1)
         GROUP BY r.round_id
     ) r ON true
+    CROSS JOIN LATERAL (
+        -- text, not arrays: a built-in type, so no type introspection round trip on a fresh connection
+        SELECT json_agg(json_build_object(
+                   'id', x.account_id, 'name', x.first_name, 'phone', x.phone,
+                   'selected', (SELECT count(*) FROM groups xg WHERE xg.account_id = x.account_id
+                                AND xg.selected AND xg.status = 'active'),
+                   'messages', (SELECT count(*) FROM messages xm WHERE xm.account_id = x.account_id
+                                AND xm.active),
+                   'interval', xc.interval_seconds, 'running', coalesce(xc.status = 'running', false),
+                   'next_run', CASE WHEN xc.status = 'running' THEN xc.next_run_at END)
+                 ORDER BY x.account_id)::text AS lines
+        FROM accounts x LEFT JOIN campaigns xc ON xc.account_id = x.account_id
+        WHERE x.user_id = u.user_id AND x.status = 'connected'
+    ) l
 """
 
 
+def _lines(row: asyncpg.Record, current_id: int | None) -> tuple[AccountLine, ...]:
+    if row["l_lines"] is None:
+        return ()
+    return tuple(
+        AccountLine(int(x["id"]), x["name"], x["phone"], x["id"] == current_id, int(x["selected"]),
+                    int(x["messages"]), x["interval"], bool(x["running"]),
+                    datetime.fromisoformat(x["next_run"]) if x["next_run"] else None)
+        for x in orjson.loads(row["l_lines"])
+    )
+
+
 async def main_card(conn: asyncpg.Connection, user_id: int, with_round: bool) -> CardRow:
-    """The account, group counts, latest message, campaign and (``with_round``, running only) the
-    last round's counts of ``user_id``: one statement, one round trip."""
+    """The current account, its group counts, latest message, campaign and (``with_round``, running
+    only) its last round's counts, and a line for each connected account of ``user_id`` (U8.6): one
+    statement, one round trip."""
     row = await conn.fetchrow(_CARD, user_id, with_round)
     assert row is not None  # the FROM is one row whatever exists
     account = accounts.to_record(_Prefixed(row, "a")) if row["a_user_id"] is not None else None
@@ -148,12 +201,13 @@ async def main_card(conn: asyncpg.Connection, user_id: int, with_round: bool) ->
     message = messages.to_record(_Prefixed(row, "m")) if row["m_message_id"] is not None else None
     groups = Counts(row["g_total"], row["g_selected"], row["g_active"], row["g_disabled"], row["g_gone"])
     last = _counts(_Prefixed(row, "r")) if row["r_round_id"] is not None else None
-    return CardRow(account, groups, message, campaign, last)
+    return CardRow(account, groups, message, campaign, last,
+                   _lines(row, account.account_id if account is not None else None))
 
 
 async def last_planned_at(conn: asyncpg.Connection, user_id: int) -> datetime | None:
     value: datetime | None = await conn.fetchval(
-        "SELECT planned_at FROM rounds WHERE user_id = $1 ORDER BY round_id DESC LIMIT 1", user_id
+        f"SELECT planned_at FROM rounds WHERE {CURRENT} ORDER BY round_id DESC LIMIT 1", user_id
     )
     return value
 
@@ -165,11 +219,15 @@ async def round_outcomes(
     rows = await conn.fetch(
         """SELECT a.group_id, coalesce(g.title, '') AS title, a.status, a.error_code,
                   count(*) OVER () AS total,
-                  CASE WHEN a.message_id IS NULL AND (SELECT count(*) FROM messages x
-                                                      WHERE x.user_id = m.user_id AND x.active) < 2 THEN NULL
+                  CASE WHEN a.message_id IS NULL
+                            AND (SELECT count(*) FROM messages x
+                                 WHERE x.user_id = m.user_id AND x.active
+                                   AND x.account_id IS NOT DISTINCT FROM m.account_id) < 2
+                       THEN NULL
                        WHEN NOT m.active THEN 0
                        ELSE (SELECT count(*) FROM messages x
-                             WHERE x.user_id = m.user_id AND x.active AND x.position <= m.position)::int
+                             WHERE x.user_id = m.user_id AND x.account_id IS NOT DISTINCT FROM m.account_id
+                               AND x.active AND x.position <= m.position)::int
                   END AS message_no
            FROM attempts a LEFT JOIN groups g ON g.group_id = a.group_id
            JOIN rounds r ON r.round_id = a.round_id

@@ -47,7 +47,8 @@ async def _connect(db: Database, cipher: SessionCipher, uid: int, session: str) 
         await conn.execute(
             """INSERT INTO accounts (user_id, phone, tg_user_id, first_name, session_enc)
                VALUES ($1, $2, $3, 'Same', $4)
-               ON CONFLICT (user_id) DO UPDATE SET status = 'connected', session_enc = EXCLUDED.session_enc""",
+               ON CONFLICT (user_id, tg_user_id) DO UPDATE SET status = 'connected',
+                                                         session_enc = EXCLUDED.session_enc""",
             uid, PHONE, TG_USER_ID, cipher.encrypt(session))
 
 

@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 
 from storage.migrator import MigrationError, apply_migrations, discover, is_at_head, pending
+from storage.repositories import campaigns
 
 pytestmark = pytest.mark.integration
 
@@ -132,5 +133,79 @@ async def test_messages_rotation_upgrade_keeps_the_current_message_as_message_1(
         assert [r["text"] for r in await conn.fetch(
             "SELECT text FROM messages WHERE user_id = 1 AND active ORDER BY position")] == ["newer", "second"]
         assert await conn.fetchval("SELECT rotation FROM campaigns WHERE user_id = 1") is None  # no row yet
+    finally:
+        await conn.close()
+
+
+async def test_several_accounts_upgrade_makes_each_users_one_account_current_with_all_it_had(empty_db_url):
+    """U8's migration over data of the previous head: each user's one account is current, and its
+    groups, messages, broadcast and history belong to it; a user with no account keeps a draft."""
+    migrations = discover()
+    index = next(i for i, m in enumerate(migrations) if m.name.endswith("several_accounts_per_user"))
+    await apply_migrations(empty_db_url, migrations[:index])
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await conn.execute("INSERT INTO users (user_id, first_name) VALUES (1, 'Ada'), (2, 'Bo'), (3, 'Cy')")
+        await conn.execute(
+            """INSERT INTO accounts (user_id, phone, tg_user_id, session_enc) VALUES (1, '+15550001', 71, '\\x01');
+               INSERT INTO accounts (user_id, phone, tg_user_id, status, disconnected_reason)
+               VALUES (3, '+15550003', 73, 'disconnected', 'logout')""")
+        await conn.execute("""INSERT INTO groups (user_id, peer_id, kind, title, selected)
+                              VALUES (1, 9, 'group', 'G9', true), (1, 8, 'group', 'G8', false),
+                                     (3, 9, 'group', 'C9', true)""")
+        await conn.execute("""INSERT INTO messages (user_id, version, text, position)
+                              VALUES (1, 1, 'first', 1), (1, 2, 'second', 2), (2, 1, 'draft', 1)""")
+        await conn.execute(
+            """INSERT INTO campaigns (user_id, status, interval_seconds, next_run_at, rotation, window_start, window_end)
+               VALUES (1, 'running', 3600, now() - interval '1 minute', 'rnd', 540, 1320), (2, 'stopped', 900, NULL,
+                       'seq', NULL, NULL)""")
+        round_id = await conn.fetchval(
+            """INSERT INTO rounds (user_id, message_id, planned_at, finished_at, status, total, sent)
+               SELECT 1, message_id, now() - interval '2 hours', now() - interval '2 hours', 'done', 1, 1
+               FROM messages WHERE user_id = 1 AND version = 1 RETURNING round_id""")
+        await conn.execute("UPDATE campaigns SET last_round_id = $1 WHERE user_id = 1", round_id)
+        await conn.execute("""INSERT INTO attempts (round_id, group_id, peer_id, kind, status)
+                              SELECT $1, group_id, peer_id, kind, 'sent' FROM groups WHERE user_id = 1 AND peer_id = 9""",
+                           round_id)
+        await conn.execute("INSERT INTO group_imports (user_id, status) VALUES (1, 'done')")
+        await conn.execute("INSERT INTO round_summaries (user_id, day, rounds, total, sent) VALUES (1, '2026-01-01', 3, 6, 6)")
+    finally:
+        await conn.close()
+
+    await apply_migrations(empty_db_url, migrations)
+
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        accounts = dict(await conn.fetch("SELECT user_id, account_id FROM accounts"))
+        current = dict(await conn.fetch("SELECT user_id, current_account_id FROM users"))
+        assert current == {1: accounts[1], 2: None, 3: accounts[3]}
+        for table in ("groups", "messages", "campaigns", "rounds", "group_imports", "round_summaries"):
+            rows = await conn.fetch(f"SELECT DISTINCT user_id, account_id FROM {table}")
+            assert all(r["account_id"] == current[r["user_id"]] for r in rows), (table, rows)
+        assert await conn.fetchval("SELECT count(*) FROM groups WHERE account_id = $1", accounts[1]) == 2
+        assert [r["text"] for r in await conn.fetch(
+            "SELECT text FROM messages WHERE account_id = $1 AND active ORDER BY position", accounts[1])] == [
+            "first", "second"]
+        campaign = await conn.fetchrow("SELECT * FROM campaigns WHERE account_id = $1", accounts[1])
+        assert (campaign["status"], campaign["interval_seconds"], campaign["rotation"], campaign["window_start"],
+                campaign["last_round_id"]) == ("running", 3600, "rnd", 540, round_id)
+        assert await conn.fetchval("SELECT count(*) FROM attempts WHERE round_id = $1", round_id) == 1
+        # the scheduler's due scan finds the running broadcast by its account
+        due = await conn.fetch(campaigns.DUE_QUERY, 10)
+        assert [(r["user_id"], r["account_id"]) for r in due] == [(1, accounts[1])]
+        # the draft of the user with no account goes to the first account they connect
+        bo = await conn.fetchval("INSERT INTO accounts (user_id, phone, tg_user_id, session_enc) "
+                                 "VALUES (2, '+15550002', 72, '\\x02') RETURNING account_id")
+        assert await conn.fetchval("SELECT current_account_id FROM users WHERE user_id = 2") == bo
+        assert await conn.fetchval("SELECT account_id FROM messages WHERE user_id = 2") == bo
+        assert await conn.fetchval("SELECT interval_seconds FROM campaigns WHERE account_id = $1", bo) == 900
+        # a second account of a user: another Telegram account, its own chat rows for the same peer
+        second = await conn.fetchval("INSERT INTO accounts (user_id, phone, tg_user_id, session_enc) "
+                                     "VALUES (1, '+15550004', 74, '\\x03') RETURNING account_id")
+        await conn.execute("INSERT INTO groups (user_id, account_id, peer_id, kind) VALUES (1, $1, 9, 'group')", second)
+        # one row per (bot user, Telegram account)
+        with pytest.raises(asyncpg.UniqueViolationError, match="accounts_user_id_tg_user_id_key"):
+            await conn.execute("INSERT INTO accounts (user_id, phone, tg_user_id, status) "
+                               "VALUES (1, '+15550001', 71, 'disconnected')")
     finally:
         await conn.close()

@@ -109,7 +109,7 @@ async def test_one_round_at_a_time_per_user(db: Database, eng: Engine, cipher: S
     assert (await eng.jobs.tick()).created == 0
     assert await fetchval(db, "SELECT next_run_at FROM campaigns") == before
     # the database refuses a second open round whatever the caller
-    with pytest.raises(Exception, match="rounds_user_id_open_idx"):
+    with pytest.raises(Exception, match="rounds_user_id_account_id_open_idx"):
         await execute(db, "INSERT INTO rounds (user_id, message_id, planned_at) "
                           "SELECT 1, message_id, now() FROM messages")
     # once it is finished, the late round comes and the schedule jumps past now

@@ -157,15 +157,17 @@ async def test_transient_error_keeps_the_login_and_session_dead_ends_it(env: Env
     assert env.gateway.cancelled == [f"login_{UID}"]
 
 
-async def test_cancel_and_already_connected(env: Env) -> None:
+async def test_cancel_and_the_accounts_limit(env: Env) -> None:
     attempt = await _code_step(env)
     await env.login.cancel(attempt)
     await env.login.cancel(None)
     assert env.gateway.cancelled == [f"login_{UID}"]
 
-    await env.connect(UID)
+    # U8.3: another account may be added while under ACCOUNTS_PER_USER (3), not at it
+    for n in range(env.settings.bot.accounts_per_user):
+        await env.connect(UID, tg_user_id=700_000 + n)
     step = await env.login.send_code(UID, "+15550123")
-    assert step.outcome == "already_connected"
+    assert (step.outcome, step.limit, step.attempt) == ("at_limit", 3, None)
 
 
 async def test_logout_stops_the_broadcast_and_deletes_the_session(env: Env) -> None:
@@ -186,12 +188,18 @@ async def test_logout_stops_the_broadcast_and_deletes_the_session(env: Env) -> N
     assert env.gateway.logged_out == [session]
 
 
-async def test_reconnecting_another_telegram_account_retires_the_old_groups(env: Env) -> None:
+async def test_another_telegram_account_gets_its_own_groups_and_the_old_one_keeps_its_own(env: Env) -> None:
+    """U8: a broadcast belongs to one account; connecting another one (after a logout too) starts it
+    empty and current, and the old account's groups come back with it when it is connected again."""
     await env.ready(UID, groups=3)
     await env.login.logout(UID)
     await env.connect(UID, tg_user_id=888000)
     counts = await env.groups.counts(UID)
-    assert counts.gone == 3 and counts.selected == 0
+    assert (counts.total, counts.selected) == (0, 0)
+    await env.login.logout(UID)
+    await env.connect(UID)  # the first Telegram account again
+    counts = await env.groups.counts(UID)
+    assert (counts.total, counts.selected, counts.gone) == (3, 3, 0)
 
 
 # --- issue 11: one Telegram account, one bot user --------------------------------------------------

@@ -115,7 +115,7 @@ async def test_the_claim_of_a_send_carries_the_forums_chosen_topic(env: Env) -> 
             UID, message_id)
         await conn.execute("""INSERT INTO campaigns (user_id, status, started_at)
                               VALUES ($1, 'running', now() - interval '1 minute')
-                              ON CONFLICT (user_id) DO UPDATE SET status = 'running',
+                              ON CONFLICT (user_id, account_id) DO UPDATE SET status = 'running',
                                   started_at = now() - interval '1 minute'""", UID)
         ids = []
         for peer in (FORUM, PLAIN):

@@ -215,7 +215,7 @@ async def _send_code(
         mark("U2.6", outcome)
         await message.answer(texts.PHONE_REJECTED)
         return
-    rows = {"phone_banned": "U2.7", "flood": "U2.8", "unreachable": "U2.9", "already_connected": "U2.19"}
+    rows = {"phone_banned": "U2.7", "flood": "U2.8", "unreachable": "U2.9", "at_limit": "U8.3"}
     mark(rows.get(outcome, "U2.5"), outcome)
     await login.cancel(step.attempt)
     await state.clear()
@@ -232,8 +232,8 @@ def _ending_text(step: LoginStep) -> str:
         return texts.too_many_attempts(rules.human_duration(step.retry_after))
     if step.outcome == "unreachable":
         return texts.TELEGRAM_UNREACHABLE
-    if step.outcome == "already_connected":
-        return texts.ALREADY_CONNECTED
+    if step.outcome == "at_limit":
+        return texts.accounts_limit(step.limit)
     if step.outcome == "too_many":
         return texts.LOGIN_TOO_MANY
     if step.outcome == "login_blocked":
