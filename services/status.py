@@ -97,6 +97,12 @@ class StatusService:
         self.now = now
         self.limits = limits
 
+    async def running_accounts(self, user_id: int) -> set[int]:
+        """U8.1: the ids of the user's accounts whose broadcast is running."""
+        async with self.db.connection() as conn:
+            return {c.account_id for c in await campaigns.of_user(conn, user_id)
+                    if c.running and c.account_id is not None}
+
     async def main_card(self, user_id: int) -> MainCard:
         """U1.5: the summary shown with the main menu."""
         async with self.db.connection() as conn:

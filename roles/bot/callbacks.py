@@ -87,9 +87,15 @@ class AreaData(CallbackData, prefix="area"):
         assert isinstance(action_type, type)
         action = action_type(parts[0])  # ValueError for an unknown action
         args = parts[1:]
-        for shape in cls.shapes[action]:
+        refused: ValueError | None = None
+        for shape in cls.shapes[action]:  # two shapes of one length: the first the values fit
             if len(shape) == len(args):
-                return cls(action=action, **dict(zip(shape, args, strict=True)))
+                try:
+                    return cls(action=action, **dict(zip(shape, args, strict=True)))
+                except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                    refused = exc
+        if refused is not None:
+            raise refused
         raise TypeError(f"{cls.__name__}: {action!s} takes no {len(args)} argument(s)")
 
     @classmethod
@@ -150,14 +156,17 @@ class AccAction(StrEnum):
     keypad = "kp"
     resend = "resend"
     cancel = "cancel"  # cancel of any input state (login, message, interval, announcement)
-    logout = "logout"
+    logout = "logout"  # the current account (acc:logout[:yes]) or a named one (acc:logout:<aid>[:yes])
+    select = "sel"  # U8.2: acc:sel:<aid> makes the account current
 
 
 class Acc(AreaData, prefix="acc"):
     action: AccAction
     key: KeypadKey | None = None
+    aid: DbId | None = None
     confirm: Literal["yes"] | None = None
-    shapes = shapes_of(AccAction, keypad=(("key",),), logout=((), ("confirm",)))
+    shapes = shapes_of(AccAction, keypad=(("key",),), select=(("aid",),),
+                       logout=((), ("confirm",), ("aid",), ("aid", "confirm")))
 
 
 # ---- groups (U3) ----------------------------------------------------------------------------

@@ -113,13 +113,46 @@ def connected_account() -> InlineKeyboardMarkup:
     )
 
 
-def logout_confirm() -> InlineKeyboardMarkup:
+def logout_confirm(aid: int | None = None) -> InlineKeyboardMarkup:
+    """``acc:logout:yes`` (the current account) or ``acc:logout:<aid>:yes`` (a named one, U8.2)."""
     return markup(
         [
             [
-                button(texts.BTN_LOGOUT_YES, cb.Acc(action=cb.AccAction.logout, confirm="yes")),
+                button(texts.BTN_LOGOUT_YES, cb.Acc(action=cb.AccAction.logout, aid=aid, confirm="yes")),
                 button(texts.BTN_CANCEL, cb.Acc(action=cb.AccAction.menu)),
             ]
+        ]
+    )
+
+
+def accounts_menu(accounts: Sequence[tuple[int, str, bool]], can_add: bool) -> InlineKeyboardMarkup:
+    """U8.1: ``acc:sel:<aid>`` per account ((aid, caption, current) each), ``acc:login`` while under
+    the limit, ``acc:logout`` for the current account."""
+    rows = [[button(caption, cb.Acc(action=cb.AccAction.select, aid=aid))] for aid, caption, _ in accounts]
+    if can_add:
+        rows.append([button(texts.BTN_ADD_ACCOUNT, cb.Acc(action=cb.AccAction.login))])
+    rows.append([button(texts.BTN_LOGOUT, cb.Acc(action=cb.AccAction.logout))])
+    rows.append([button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))])
+    return markup(rows)
+
+
+def account_card(aid: int) -> InlineKeyboardMarkup:
+    """U8.2: the selected account's card."""
+    return markup(
+        [
+            [button(texts.BTN_LOGOUT, cb.Acc(action=cb.AccAction.logout, aid=aid))],
+            [button(texts.BTN_ALL_ACCOUNTS, cb.Acc(action=cb.AccAction.menu)),
+             button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
+        ]
+    )
+
+
+def accounts_full() -> InlineKeyboardMarkup:
+    """U8.3: at the limit: the list (to disconnect one) or the main menu."""
+    return markup(
+        [
+            [button(texts.BTN_ALL_ACCOUNTS, cb.Acc(action=cb.AccAction.menu)),
+             button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))],
         ]
     )
 

@@ -7,7 +7,7 @@ logged; the login attempt (with the temporary session) stays encrypted in the FS
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiogram import Bot, F, flags
 from aiogram.filters import Command
@@ -39,7 +39,7 @@ from roles.bot.ui import (
     user_id_of,
 )
 from services.locks import Busy
-from services.login import LoginAttempt, LoginService, LoginStep, SessionCipherPort
+from services.login import AccountView, LoginAttempt, LoginService, LoginStep, SessionCipherPort
 from services.status import StatusService
 
 log = logging.getLogger(__name__)
@@ -71,29 +71,71 @@ async def _retire_keypad(bot: Bot, event: Event, state: FSMContext) -> None:
         await drop_buttons(bot, chat_id_of(event), old)
 
 
-# --- account menu (U2.1, U2.19) and logout (U2.20) ---------------------------------------------
+# --- account menu (U2.1, U2.19, U8.1, U8.2) and logout (U2.20) ------------------------------------
 
 
 @routes.callback_query(cb.Acc.on(cb.AccAction.menu))
 @flags.leave_input("answer")
 async def account_menu(
-    query: CallbackQuery, bot: Bot, login: LoginService
+    query: CallbackQuery, bot: Bot, login: LoginService, status: StatusService
 ) -> None:
-    view = await login.account(query.from_user.id)
-    if view is not None and view.connected:
-        mark("U2.19")
-        await show(
-            bot, query, texts.acc_connected(view.first_name, view.phone_masked), kb.connected_account()
-        )
-    else:
+    uid = query.from_user.id
+    view = await login.account(uid)
+    connected = await login.connected_accounts(uid)
+    if not connected:
         mark("U2.1")
         await show(bot, query, texts.ACC_NOT_CONNECTED, kb.login_offer())
+        return
+    mark("U8.1" if len(connected) > 1 else "U2.19")
+    running = await status.running_accounts(uid)
+    current = view.account_id if view is not None and view.connected else 0
+    head = texts.acc_connected(view.first_name, view.phone_masked) if view is not None and current else ""
+    listed = texts.accounts_list(
+        [(a.first_name, a.phone_masked, a.account_id in running, a.account_id == current) for a in connected],
+        login.accounts_limit)
+    text = "\n\n".join(part for part in (head, listed, _hint(connected)) if part)
+    buttons = [(a.account_id, texts.account_button(a.first_name, a.phone_masked, a.account_id == current),
+                a.account_id == current) for a in connected]
+    await show(bot, query, text, kb.accounts_menu(buttons, len(connected) < login.accounts_limit))
+
+
+def _hint(connected: Sequence[AccountView]) -> str:
+    return texts.ACCOUNTS_HINT if len(connected) > 1 else ""
+
+
+@routes.callback_query(cb.Acc.on(cb.AccAction.select))
+async def select_account(
+    query: CallbackQuery, callback_data: cb.Acc, bot: Bot, login: LoginService, status: StatusService
+) -> None:
+    """U8.2: checked against the user: a forged, foreign or logged-out id changes nothing."""
+    view = await login.select(query.from_user.id, cb.need(callback_data.aid))
+    if view is None:
+        mark("conv.stale", "account")
+        await query.answer(texts.STALE)
+        return
+    await query.answer()
+    mark("U8.2")
+    running = view.account_id in await status.running_accounts(query.from_user.id)
+    await show(bot, query, texts.account_selected(view.first_name, view.phone_masked, running),
+               kb.account_card(view.account_id))
 
 
 @routes.callback_query(cb.Acc.on(cb.AccAction.logout, confirm=None))
-async def logout_ask(query: CallbackQuery, bot: Bot, login: LoginService) -> None:
+async def logout_ask(query: CallbackQuery, callback_data: cb.Acc, bot: Bot, login: LoginService) -> None:
+    uid = query.from_user.id
+    if callback_data.aid is not None:  # U8.2's card: a named account
+        named = await login.owned(uid, callback_data.aid)
+        if named is None:
+            mark("conv.stale", "account")
+            await query.answer(texts.STALE)
+            return
+        await query.answer()
+        mark("U2.20", "confirm")
+        await show(bot, query, texts.logout_confirm_named(named.first_name, named.phone_masked),
+                   kb.logout_confirm(named.account_id))
+        return
     await query.answer()
-    view = await login.account(query.from_user.id)
+    view = await login.account(uid)
     if view is None or not view.connected:
         mark("U2.1", "not_connected")
         await show(bot, query, texts.ACC_NOT_CONNECTED, kb.login_offer())
@@ -103,10 +145,12 @@ async def logout_ask(query: CallbackQuery, bot: Bot, login: LoginService) -> Non
 
 
 @routes.callback_query(cb.Acc.on(cb.AccAction.logout, confirm="yes"))
-async def logout(query: CallbackQuery, bot: Bot, login: LoginService, status: StatusService) -> None:
+async def logout(
+    query: CallbackQuery, callback_data: cb.Acc, bot: Bot, login: LoginService, status: StatusService
+) -> None:
     await query.answer()
     try:
-        disconnected = await login.logout(query.from_user.id)
+        disconnected = await login.logout(query.from_user.id, account_id=callback_data.aid)
     except Busy:
         # the broadcast is stopped already; the account stays connected until the next press
         mark("U2.20", "busy")
@@ -131,12 +175,9 @@ async def login_begin(
 ) -> None:
     if isinstance(event, CallbackQuery):
         await event.answer()
-    view = await login.account(user_id_of(event))
-    if view is not None and view.connected:
-        mark("U2.19", "already_connected")
-        await show(
-            bot, event, texts.acc_connected(view.first_name, view.phone_masked), kb.connected_account()
-        )
+    if await login.at_limit(user_id_of(event)):
+        mark("U8.3")
+        await show(bot, event, texts.accounts_limit(login.accounts_limit), kb.accounts_full())
         return
     mark("U2.2")
     await state.set_state(Input.login_phone)
@@ -425,13 +466,13 @@ async def _after_step(
     """One reply and next state per login outcome (flows.md U2)."""
     outcome = step.outcome
     password_step = await state.get_state() == Input.login_password.state
-    if outcome == "connected" and step.account is not None:
-        mark("U2.15" if password_step else "U2.11", outcome)
+    if outcome in ("connected", "reconnected") and step.account is not None:
+        name, phone = step.account.first_name, step.account.phone_masked
+        mark("U8.4" if outcome == "reconnected" else "U2.15" if password_step else "U2.11", outcome)
         await _retire_keypad(bot, event, state)
         await state.clear()
-        await main_menu(
-            bot, event, status, head=texts.connected(step.account.first_name, step.account.phone_masked)
-        )
+        head = texts.reconnected(name, phone) if outcome == "reconnected" else texts.connected(name, phone)
+        await main_menu(bot, event, status, head=head)
         return
     if step.attempt is None:
         await _retire_keypad(bot, event, state)
@@ -440,7 +481,8 @@ async def _after_step(
             mark("U2.18", outcome)
             await show(bot, event, texts.LOGIN_EXPIRED, kb.login_offer())
             return
-        rows = {"too_many": "U2.16" if password_step else "U2.12", "flood": "U2.8", "unreachable": "U2.9"}
+        rows = {"too_many": "U2.16" if password_step else "U2.12", "flood": "U2.8", "unreachable": "U2.9",
+                "account_taken": "U8.5", "at_limit": "U8.3"}
         mark(rows.get(outcome, "U2.11"), outcome)
         await main_menu(bot, event, status, head=_ending_text(step))
         return
