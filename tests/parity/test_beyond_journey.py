@@ -9,7 +9,8 @@ check reads the posts back from the sandbox's group feeds:
 - no send started once the window had closed, and the job was put off to the window's next opening,
   where the rest of the round went out (U10.5);
 - the forum's posts landed in the chosen topic (U11.3);
-- each account's posts came from its own Telegram account (U8: a broadcast belongs to one account).
+- each account's posts came from its own Telegram account (U8: a broadcast belongs to one account);
+- the sandbox itself (its web page's source) names both accounts as connected by this chat user.
 
 The database's clock cannot be moved, so "the next opening" is met the only honest way left: the
 window is a daily one that is open now, and the resumed job runs while it is (as it will be at
@@ -81,10 +82,15 @@ class Account:
 DANA = Account("dana", "+15550000004", {1401: "🗂 Makers Forum", 1403: "Cycling Club", 1404: "Book Club"},
                ["Workshop open day", "Laser cutter for sale", "Soldering class tonight"],
                topic=(1401, 3, "Marketplace"))
+# shares no group with Dana: what lands in a feed is one account's broadcast
+ALICE = Account("alice", "+15550000001",
+                {1001: "Berlin Flat Swap", 1103: "Bike Parts Exchange", 1002: "Remote Jobs Europe"},
+                ["Room free from May", "Road bike, 56 cm", "Hiring a Go developer"])
 
 
 async def set_up(me: Person, acc: Account) -> None:
-    """Log in, import, select the groups (and the forum's topic), three messages in random rotation."""
+    """Log in (the new account becomes the current one), import, select the groups (and the forum's
+    topic), three messages in random rotation, an interval."""
     _has(await me.do({"send": "/start"}, {"press": "acc:menu"}, {"press": "acc:login"}), "phone number")
     me.runner.account = acc.name
     await me.do({"send": "{phone_spaced}"})
@@ -109,11 +115,14 @@ async def set_up(me: Person, acc: Account) -> None:
     await me.do({"given": "interval_set"})
 
 
-async def open_rounds(h: Harness, uid: int) -> list[int]:
+async def open_rounds(h: Harness, uid: int) -> dict[str, int]:
+    """The person's open rounds by the phone of the account each belongs to."""
     async with h.db.connection() as conn:
-        rows = await conn.fetch("SELECT round_id FROM rounds WHERE user_id = $1 AND finished_at IS NULL "
-                                "ORDER BY round_id", uid)
-    return [int(r["round_id"]) for r in rows]
+        rows = await conn.fetch("SELECT a.phone, r.round_id FROM rounds r JOIN accounts a USING (account_id) "
+                                "WHERE r.user_id = $1 AND r.finished_at IS NULL ORDER BY r.round_id", uid)
+    found = {str(r["phone"]): int(r["round_id"]) for r in rows}
+    assert len(found) == len(rows), f"two open rounds of one account: {rows}"
+    return found
 
 
 async def attempts(h: Harness, round_id: int) -> list[str]:
@@ -145,7 +154,7 @@ async def test_two_accounts_rotation_window_and_topic(harness: Harness, flow_con
     runner.uid = uid = await h.new_user("Journey")
     me = Person(h, runner, flow_contract)
 
-    # --- the person's clock and the account: set up through the bot ---------------------------------
+    # --- the person's clock, then Dana's broadcast with a window: all through the bot ---------------
     await me.do({"send": "/start"}, {"press": "sch:menu"}, {"press": "sch:tz"})
     _has(await me.do({"send": ZONE}), ZONE)
     await set_up(me, DANA)
@@ -154,15 +163,34 @@ async def test_two_accounts_rotation_window_and_topic(harness: Harness, flow_con
     hours = await runner.render("{hours_closing}")
     _has(await me.do({"send": hours}), f"active hours: {hours}")
     _has(await me.do({"send": "/start"}, {"press": "bc:start"}), "started: 3 groups")
-    async with h.db.connection() as conn:
-        row = await conn.fetchrow("SELECT window_start, window_end, window_days FROM campaigns WHERE user_id = $1",
-                                  uid)
-    window = schedule.window_of(row["window_start"], row["window_end"], row["window_days"])
-    assert window is not None and schedule.is_open(window, ZONE, datetime.now(UTC))
 
-    # --- round 1: the window closes after the first send; the rest waits for its next opening -------
+    # --- the second account: its own groups, messages and interval, any time of day ----------------
+    await set_up(me, ALICE)
+    _has(await me.do({"send": "/start"}, {"press": "sch:menu"}), "active hours: any time")  # Dana's stays hers
+    _has(await me.do({"send": "/start"}, {"press": "bc:start"}), "started: 3 groups")
+    # the sandbox saw both logins go through this person's chat (its web page lists them, item 6)
+    connected = await h.client.chat_accounts(uid)
+    assert sorted(a["phone"] for a in connected) == sorted([DANA.phone, ALICE.phone]), connected
+    # the menus act on the current account: switch back to Dana and her window is there
+    _has(await me.do({"send": "/start"}, {"press": "acc:menu"}), "2 of at most")
+    _has(await me.do({"press": {"data": "acc:sel:*", "text": "Dana"}}), "connected as dana", "current account")
+    _has(await me.do({"send": "/start"}, {"press": "sch:menu"}), f"active hours: {hours}")
+    async with h.db.connection() as conn:
+        rows = await conn.fetch("SELECT a.phone, c.status, c.window_start, c.window_end, c.window_days "
+                                "FROM campaigns c JOIN accounts a USING (account_id) WHERE c.user_id = $1", uid)
+    campaigns = {str(r["phone"]): r for r in rows}
+    assert {p: r["status"] for p, r in campaigns.items()} == {DANA.phone: "running", ALICE.phone: "running"}
+    dana = campaigns[DANA.phone]
+    window = schedule.window_of(dana["window_start"], dana["window_end"], dana["window_days"])
+    assert window is not None and schedule.is_open(window, ZONE, datetime.now(UTC))
+    alice = campaigns[ALICE.phone]
+    assert schedule.window_of(alice["window_start"], alice["window_end"], alice["window_days"]) is None
+
+    # --- round 1: Dana's window closes after the first send; the rest waits for its next opening ----
     await me.do({"scheduler_tick": True})
-    [first] = await open_rounds(h, uid)
+    rounds = await open_rounds(h, uid)
+    assert set(rounds) == {DANA.phone, ALICE.phone}
+    first = rounds[DANA.phone]
     started = datetime.now(UTC)
     outcome, gateway = await window_steps.run_job(h, first, uid, CLOSE_AFTER)
     ended = datetime.now(UTC)
@@ -179,26 +207,30 @@ async def test_two_accounts_rotation_window_and_topic(harness: Harness, flow_con
     # opening from there, plus at most a second of jitter
     resumes = timedelta(seconds=CLOSE_AFTER + outcome.delay)
     assert started + resumes - timedelta(seconds=1) <= opening <= ended + resumes, (opening, outcome.delay)
-    # at the next opening (the daily window is open now as it will be then) the rest goes out
+    # Alice's broadcast has no window: her round goes out meanwhile, all of it
+    assert await finish(h, rounds[ALICE.phone], uid) == len(ALICE.groups)
+    # at the next opening (the daily window is open now as it will be then) the rest of Dana's goes out
     assert await finish(h, first, uid) == 2
     assert await attempts(h, first) == ["sent", "sent", "sent"]
 
-    # --- rounds 2 and 3: each interval later, inside the window --------------------------------------
+    # --- rounds 2 and 3 of both: each interval later, inside the window -----------------------------
     for _ in range(ROUNDS - 1):
         async with h.db.connection() as conn:  # the interval passed
             await conn.execute("UPDATE campaigns SET next_run_at = now() WHERE user_id = $1", uid)
         await me.do({"scheduler_tick": True})
-        [round_id] = await open_rounds(h, uid)
-        assert await finish(h, round_id, uid) == len(DANA.groups)
+        rounds = await open_rounds(h, uid)
+        assert set(rounds) == {DANA.phone, ALICE.phone}
+        for acc in (DANA, ALICE):
+            assert await finish(h, rounds[acc.phone], uid) == len(acc.groups)
 
     # --- read back from the sandbox's group feeds -----------------------------------------------------
-    for peer, posts in (await feeds(h, DANA)).items():
-        texts_ = [p["text"] for p in posts]
-        assert len(texts_) == ROUNDS, (peer, texts_)
-        assert set(texts_) <= set(DANA.messages), (peer, texts_)
-        assert all(a != b for a, b in itertools.pairwise(texts_)), f"a repeat in {peer}: {texts_}"
-        assert {p["from_phone"] for p in posts} == {DANA.phone}, (peer, posts)
-        assert DANA.topic is not None
-        forum, topic_id, _ = DANA.topic
-        shown_topics = {p.get("topic_id") for p in posts}
-        assert shown_topics == ({topic_id} if peer == forum else {None}), (peer, shown_topics)
+    for acc in (DANA, ALICE):
+        for peer, posts in (await feeds(h, acc)).items():
+            texts_ = [p["text"] for p in posts]
+            assert len(texts_) == ROUNDS, (peer, texts_)
+            assert set(texts_) <= set(acc.messages), (peer, texts_)
+            assert all(a != b for a, b in itertools.pairwise(texts_)), f"a repeat in {peer}: {texts_}"
+            assert {p["from_phone"] for p in posts} == {acc.phone}, (peer, posts)
+            forum, topic_id, _ = acc.topic or (None, None, "")
+            shown_topics = {p.get("topic_id") for p in posts}
+            assert shown_topics == ({topic_id} if peer == forum else {None}), (peer, shown_topics)
