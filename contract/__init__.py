@@ -104,6 +104,9 @@ CHECK_NAMES = frozenset(
         "attempts",
         "rounds",
         "language",
+        "accounts",
+        "current_account",
+        "account_rows",
     }
 )
 STATES = frozenset(

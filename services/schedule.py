@@ -65,7 +65,10 @@ class ScheduleService:
         async with self.db.transaction() as conn:
             await users.ensure(conn, user_id)
             await users.set_timezone(conn, user_id, name)
-            await self._reschedule(conn, user_id)
+            # the zone is the person's: every running broadcast of theirs moves with it (U8)
+            for record in await campaigns.of_user(conn, user_id):
+                if record.running and record.account_id is not None:
+                    await self._reschedule(conn, user_id, record.account_id)
             view = await self._view(conn, user_id)
         log.info("time zone set user_id=%s zone=%s", user_id, name)
         return ScheduleChange("ok", view)
@@ -110,17 +113,18 @@ class ScheduleService:
         record = await campaigns.get(conn, user_id, for_update=True)
         return None if record is None else record.window
 
-    async def _reschedule(self, conn: Connection, user_id: int) -> None:
-        """A running broadcast's next run: the last round's start + interval (or now), at the
-        window's next opening."""
-        record = await campaigns.get(conn, user_id, for_update=True)
+    async def _reschedule(self, conn: Connection, user_id: int, account_id: int | None = None) -> None:
+        """A running broadcast's next run (of ``account_id``, default the current account): the last
+        round's start + interval (or now), at the window's next opening."""
+        record = await campaigns.get(conn, user_id, for_update=True, account_id=account_id)
         if record is None or not record.running or not record.interval_seconds:
             return
         now = self.now()
-        last = await status_repo.last_planned_at(conn, user_id)
+        last = await status_repo.last_planned_at(conn, user_id, account_id)
         wanted = rules.first_run_on_start(now, last, record.interval_seconds)
         zone_name = await users.timezone(conn, user_id)
-        await campaigns.set_next_run(conn, user_id, schedule.due_at(record.window, zone_name, wanted), now)
+        await campaigns.set_next_run(conn, user_id, schedule.due_at(record.window, zone_name, wanted), now,
+                                     account_id)
 
     async def _view(self, conn: Connection, user_id: int) -> ScheduleView:
         record = await campaigns.get(conn, user_id)

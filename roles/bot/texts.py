@@ -1095,8 +1095,9 @@ def user_card(
     *, uid: int, name: str, username: str, access: str, access_status: str, expires_at: datetime | None,
     phone_masked: str, account_name: str, disconnected_reason: str, groups_selected: int, groups_total: int,
     groups_disabled: int, running: bool, interval: str | None, next_run: datetime | None,
-    last_seen: datetime | None, head: str = "",
+    last_seen: datetime | None, head: str = "", accounts: Sequence[str] = (),
 ) -> str:
+    """A2; ``accounts``: a line for each Telegram account of the user (``admin_account_line``, U8)."""
     handle = f" @{esc(username)}" if username else ""
     if phone_masked:
         account = f"{esc(account_name)} ({esc(phone_masked)})".strip()
@@ -1124,7 +1125,25 @@ def user_card(
         _("Broadcast: {broadcast}").format(broadcast=broadcast),
         _("Last seen: {day}").format(day=_day(last_seen)),
     ]
+    if accounts:
+        lines.append(_("Telegram accounts ({count}):").format(count=len(accounts)))
+        lines.extend(accounts)
     return "\n".join(lines)
+
+
+def admin_account_line(*, name: str, phone_masked: str, connected: bool, current: bool, reason: str,
+                       running: bool, interval: str | None, next_run: datetime | None) -> str:
+    """A2 (U8): one of the user's accounts, the current one marked."""
+    if not connected:
+        state = _("🔌 disconnected ({reason})").format(reason=esc(reason or "—"))
+    elif running:
+        state = _("▶️ running every {every}, next at {when}").format(every=esc(units(interval or "?")),
+                                                                   when=hhmm(next_run))
+    else:
+        state = broadcast_state(False)
+    line = _("{mark} {name} ({phone}): {state}").format(
+        mark="👉" if current else "•", name=esc(name), phone=esc(phone_masked), state=state)
+    return f"{line} — {_(CURRENT_MARK)}" if current else line
 
 
 ACTION_OK = N_map({

@@ -18,7 +18,7 @@ import asyncpg
 
 from domain.models import CampaignRecord
 from domain.schedule import Window, window_of
-from storage.repositories.scope import current
+from storage.repositories.scope import current, named_or_current
 
 CURRENT = current()
 
@@ -50,9 +50,13 @@ async def ensure(conn: asyncpg.Connection, user_id: int) -> None:
     await conn.execute("INSERT INTO campaigns (user_id) VALUES ($1) ON CONFLICT DO NOTHING", user_id)
 
 
-async def get(conn: asyncpg.Connection, user_id: int, for_update: bool = False) -> CampaignRecord | None:
+async def get(
+    conn: asyncpg.Connection, user_id: int, for_update: bool = False, account_id: int | None = None
+) -> CampaignRecord | None:
+    """The campaign of ``account_id`` (one of the user's), default of the current account."""
     suffix = " FOR UPDATE" if for_update else ""
-    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM campaigns WHERE {CURRENT}{suffix}", user_id)
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM campaigns WHERE {named_or_current('$1', '$2')}{suffix}", user_id, account_id)
     return None if row is None else to_record(row)
 
 
@@ -108,11 +112,16 @@ async def set_window(
     return to_record(row)
 
 
-async def set_next_run(conn: asyncpg.Connection, user_id: int, next_run_at: datetime, now: datetime) -> None:
-    """A running campaign's next due instant (its window or the user's time zone changed)."""
+async def set_next_run(
+    conn: asyncpg.Connection, user_id: int, next_run_at: datetime, now: datetime,
+    account_id: int | None = None,
+) -> None:
+    """A running campaign's next due instant (its window or the user's time zone changed); of
+    ``account_id``, default the current account."""
     await conn.execute(
-        f"UPDATE campaigns SET next_run_at = $2, updated_at = $3 WHERE {CURRENT} AND status = 'running'",
-        user_id, next_run_at, now,
+        f"""UPDATE campaigns SET next_run_at = $2, updated_at = $3
+            WHERE {named_or_current('$1', '$4')} AND status = 'running'""",
+        user_id, next_run_at, now, account_id,
     )
 
 

@@ -20,7 +20,7 @@ import orjson
 from domain.models import AccountRecord, CampaignRecord, MessageRecord, RoundCounts
 from storage.repositories import accounts, campaigns, messages
 from storage.repositories.groups import Counts
-from storage.repositories.scope import current
+from storage.repositories.scope import current, named_or_current
 
 CURRENT = current()
 
@@ -205,9 +205,13 @@ async def main_card(conn: asyncpg.Connection, user_id: int, with_round: bool) ->
                    _lines(row, account.account_id if account is not None else None))
 
 
-async def last_planned_at(conn: asyncpg.Connection, user_id: int) -> datetime | None:
+async def last_planned_at(
+    conn: asyncpg.Connection, user_id: int, account_id: int | None = None
+) -> datetime | None:
+    """The planned time of the last round of ``account_id`` (default: the current account)."""
     value: datetime | None = await conn.fetchval(
-        f"SELECT planned_at FROM rounds WHERE {CURRENT} ORDER BY round_id DESC LIMIT 1", user_id
+        f"SELECT planned_at FROM rounds WHERE {named_or_current('$1', '$2')} ORDER BY round_id DESC LIMIT 1",
+        user_id, account_id,
     )
     return value
 

@@ -158,13 +158,13 @@ async def count_pending(conn: asyncpg.Connection) -> int:
     ))
 
 
+# U8: connected / running when any of the user's accounts is
 _LIST = f"""
     SELECT {COLUMNS},
-           coalesce(a.status = 'connected', false) AS connected,
-           coalesce(c.status = 'running', false) AS running
+           EXISTS (SELECT 1 FROM accounts a WHERE a.user_id = u.user_id
+                   AND a.status = 'connected') AS connected,
+           EXISTS (SELECT 1 FROM campaigns c WHERE c.user_id = u.user_id AND c.status = 'running') AS running
     FROM users u
-    LEFT JOIN accounts a ON a.user_id = u.user_id
-    LEFT JOIN campaigns c ON c.user_id = u.user_id
 """
 
 
@@ -214,7 +214,7 @@ async def mark_expiry_handled(conn: asyncpg.Connection, user_ids: list[int], now
 async def without_access(conn: asyncpg.Connection, mode: str, now: datetime, exclude: list[int]) -> list[int]:
     """Users with a running broadcast who have no access under ``mode`` (admins excluded)."""
     rows = await conn.fetch(
-        """SELECT u.user_id FROM users u JOIN campaigns c ON c.user_id = u.user_id
+        """SELECT DISTINCT u.user_id FROM users u JOIN campaigns c ON c.user_id = u.user_id
            WHERE c.status = 'running' AND NOT (u.user_id = ANY($3::bigint[]))
              AND (u.banned OR ($1 <> 'open' AND NOT (u.access_status = 'granted'
                   AND (u.access_expires_at IS NULL OR u.access_expires_at > $2))))""",

@@ -350,6 +350,9 @@ async def test_users_list_pages_filters_and_card(client, db_pool, clock, cipher)
                    expires_at=now + timedelta(days=7))
     await connect_account(db_pool, 2003, cipher.encrypt("s"), phone="+15550123")
     await add_campaign(db_pool, 2003, "running", next_run_at=now + timedelta(minutes=1), interval=5400)
+    # U8: a second Telegram account of the user, logged out
+    await db_pool.execute("""INSERT INTO accounts (user_id, phone, tg_user_id, first_name, status, disconnected_reason)
+                             VALUES (2003, '+15550456', 777, 'Zed', 'disconnected', 'logout')""")
 
     first = await (await client.get("/api/users?size=2", headers=AUTH)).json()
     assert [u["user_id"] for u in first["items"]] == [2003, 2002]
@@ -368,6 +371,10 @@ async def test_users_list_pages_filters_and_card(client, db_pool, clock, cipher)
     assert card["phone_masked"] == "+1•••0123" and "+15550123" not in str(card)
     assert card["interval_seconds"] == 5400 and card["running"] is True
     assert card["groups"] == {"total": 0, "selected": 0, "disabled": 0}
+    assert [(a["name"], a["phone_masked"], a["connected"], a["current"], a["running"], a["interval_seconds"],
+             a["disconnected_reason"]) for a in card["accounts"]] == [
+        ("Ann", "+1•••0123", True, True, True, 5400, ""), ("Zed", "+1•••0456", False, False, False, None, "logout")]
+    assert "+15550456" not in str(card) and "session" not in str(card["accounts"])
     assert card["access_status"] == "granted" and card["access"] == "allowed"
     # reads are not actions: nothing is audit-logged
     assert await db_pool.fetchval("SELECT count(*) FROM audit_log") == 0

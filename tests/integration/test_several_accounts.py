@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+
 import pytest
 
 from services.admin import Actor
 from services.messages import MessageDraft
+from services.schedule import ScheduleService
 from tests.integration.services_support import ADMIN_ID, Env, group, make_env
 
 pytestmark = pytest.mark.integration
@@ -172,3 +175,21 @@ async def test_the_admin_sees_every_account_and_stops_and_logs_out_all_of_them(e
     assert (await env.admin.force_logout(admin, UID)).outcome == "ok"
     assert await env.fetchval("SELECT count(*) FROM accounts WHERE user_id = $1 AND status = 'connected'",
                               UID) == 0
+
+
+async def test_a_new_time_zone_moves_every_running_broadcast_of_the_user(env: Env) -> None:
+    """The time zone is the person's (users.timezone): each account's window opening moves with it."""
+    windows = ScheduleService(env.db, env.clock)
+    alice = await _add(env, ALICE, "Alice", [(1, "A1")], "a", 3600)
+    assert (await windows.set_hours_text(UID, "9-10")).outcome == "ok"
+    assert (await env.campaigns.start(UID)).outcome == "started"
+    dana = await _add(env, DANA, "Dana", [(2, "D2")], "d", 3600)
+    assert (await windows.set_hours_text(UID, "9-10")).outcome == "ok"
+    assert (await env.campaigns.start(UID)).outcome == "started"
+    before = dict(await env.pool.fetch("SELECT account_id, next_run_at FROM campaigns WHERE user_id = $1", UID))
+
+    assert (await windows.set_timezone_text(UID, "+5")).outcome == "ok"
+    after = dict(await env.pool.fetch("SELECT account_id, next_run_at FROM campaigns WHERE user_id = $1", UID))
+    for account in (alice, dana):  # 09:00 at UTC+5 is five hours before 09:00 UTC
+        assert after[account] != before[account]
+        assert after[account].astimezone(timezone(timedelta(hours=5))).hour == 9

@@ -542,9 +542,11 @@ class CaseRunner:
         uid = self.uid
         h = self.h
         if name == "account_connected":
-            return await h.fetchval("SELECT status = 'connected' FROM accounts WHERE user_id = $1", uid) or False
+            return await h.fetchval("SELECT status = 'connected' FROM accounts "
+                                    "WHERE user_id = $1 AND account_id = current_account($1)", uid) or False
         if name == "session_encrypted":
-            blob = await h.fetchval("SELECT session_enc FROM accounts WHERE user_id = $1", uid)
+            blob = await h.fetchval("SELECT session_enc FROM accounts WHERE user_id = $1 "
+                                    "AND account_id = current_account($1)", uid)
             if blob is None:
                 return False
             raw = bytes(blob)
@@ -552,18 +554,21 @@ class CaseRunner:
             return (session.encode() not in raw and h.leaked_session(raw.decode("latin-1")) is None
                     and h.is_session(session))
         if name == "selected":
-            return await h.fetchval("SELECT count(*) FROM groups WHERE user_id = $1 AND selected "
-                                    "AND status = 'active'", uid)
+            return await h.fetchval(f"SELECT count(*) FROM groups WHERE user_id = $1 AND {_CURRENT} "
+                                    "AND selected AND status = 'active'", uid)
         if name == "campaign":
-            return await h.fetchval("SELECT status FROM campaigns WHERE user_id = $1", uid) or "stopped"
+            return await h.fetchval(f"SELECT status FROM campaigns WHERE user_id = $1 AND {_CURRENT}",
+                                    uid) or "stopped"
         if name == "interval":
-            return await h.fetchval("SELECT interval_seconds FROM campaigns WHERE user_id = $1", uid)
+            return await h.fetchval(f"SELECT interval_seconds FROM campaigns WHERE user_id = $1 AND {_CURRENT}",
+                                    uid)
         if name == "due_now":  # the next round is due (its time has come)
-            return bool(await h.fetchval("SELECT next_run_at <= now() FROM campaigns WHERE user_id = $1", uid))
+            return bool(await h.fetchval(
+                f"SELECT next_run_at <= now() FROM campaigns WHERE user_id = $1 AND {_CURRENT}", uid))
         if name == "typed":  # the digits typed on the login keypad so far
             return str((await h.fsm_data(uid)).get("typed", ""))
         if name == "message_version":
-            return await h.fetchval("SELECT max(version) FROM messages WHERE user_id = $1", uid)
+            return await h.fetchval(f"SELECT max(version) FROM messages WHERE user_id = $1 AND {_CURRENT}", uid)
         if name == "audit":  # the audit rows written since the trigger started, "action:outcome"
             async with h.db.connection() as conn:
                 rows = await conn.fetch("SELECT action, outcome FROM audit_log WHERE audit_id > $1 "
@@ -608,9 +613,11 @@ class CaseRunner:
             return await h.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1 "
                                     "AND kind = 'group_disabled'", uid)
         if name == "messages":  # U9: the active messages, in rotation
-            return await h.fetchval("SELECT count(*) FROM messages WHERE user_id = $1 AND active", uid)
+            return await h.fetchval(f"SELECT count(*) FROM messages WHERE user_id = $1 AND {_CURRENT} AND active",
+                                    uid)
         if name == "rotation":
-            return await h.fetchval("SELECT rotation FROM campaigns WHERE user_id = $1", uid) or "seq"
+            return await h.fetchval(f"SELECT rotation FROM campaigns WHERE user_id = $1 AND {_CURRENT}",
+                                    uid) or "seq"
         if name == "round_texts":  # the texts (captions) the last round posted, distinct, sorted
             return sorted(set((await self._posted(0)).values()))
         if name == "repeats":  # groups that got the same message in the last two rounds
@@ -618,6 +625,15 @@ class CaseRunner:
             return sum(1 for group, text in last.items() if before.get(group) == text)
         if name == "album_posts":  # each group's newest post in the world: items of its album
             return await self._album_posts()
+        if name == "accounts":  # U8: the connected accounts, oldest first
+            async with h.db.connection() as conn:
+                return [r["first_name"] for r in await conn.fetch(
+                    "SELECT first_name FROM accounts WHERE user_id = $1 AND status = 'connected' "
+                    "ORDER BY account_id", uid)]
+        if name == "current_account":
+            return await h.fetchval("SELECT first_name FROM accounts WHERE account_id = current_account($1)", uid)
+        if name == "account_rows":
+            return await h.fetchval("SELECT count(*) FROM accounts WHERE user_id = $1", uid)
         if name in ("codes_sent", "world_sessions"):
             alias = self.account or next(iter(self.contract.accounts))
             phone = self.contract.accounts[alias]["phone"]
@@ -629,6 +645,8 @@ class CaseRunner:
         raise CaseFailed(f"unknown check {name}")
 
 
+# U8: the stored facts of the menus are the current account's (the one they act on)
+_CURRENT = "account_id IS NOT DISTINCT FROM current_account(user_id)"
 _WORKERS: dict[int, Engine] = {}  # harness -> the worker engine of its ``round`` steps
 
 

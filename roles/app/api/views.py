@@ -10,7 +10,7 @@ from typing import Any
 from domain.models import AuditEntry
 from domain.retention import HistoryTotals
 from roles.app.errors import NotFound
-from services.admin import AdminOverview, AdminResult, UserCard, UserPage, UserSummary
+from services.admin import AccountLine, AdminOverview, AdminResult, UserCard, UserPage, UserSummary
 from services.engine import FINAL_STATUSES
 from services.runtime import RuntimeView, WorkerBeat
 
@@ -67,6 +67,22 @@ def user_card(card: UserCard) -> dict[str, Any]:
         "created_at": card.created_at,
         "last_seen_at": card.last_seen_at,
         "history": history_totals(card.history),
+        "accounts": [account_line(a) for a in card.accounts],
+    }
+
+
+def account_line(line: AccountLine) -> dict[str, Any]:
+    """U8: one of the user's Telegram accounts (masked phone, never the session)."""
+    return {
+        "account_id": line.account_id,
+        "name": line.name,
+        "phone_masked": line.phone_masked,
+        "connected": line.connected,
+        "current": line.current,
+        "disconnected_reason": line.disconnected_reason,
+        "running": line.running,
+        "interval_seconds": line.interval,
+        "next_run_at": line.next_run_at,
     }
 
 

@@ -206,6 +206,11 @@ def card_text(card: UserCard, head: str = "") -> str:
         next_run=card.next_run_at,
         last_seen=card.last_seen_at,
         head=head,
+        accounts=[texts.admin_account_line(
+            name=a.name, phone_masked=a.phone_masked, connected=a.connected, current=a.current,
+            reason=a.disconnected_reason, running=a.running,
+            interval=rules.format_interval(a.interval) if a.interval else None, next_run=a.next_run_at)
+            for a in card.accounts],
     )
 
 
