@@ -24,6 +24,7 @@ MTProto endpoint (logins, topics and posts over MTProto).
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,16 +68,15 @@ def _has(out: Output, *phrases: str) -> None:
         assert phrase.lower() in text, f"{phrase!r} not in {out.haystack!r}"
 
 
+@dataclass(frozen=True)
 class Account:
     """What one of the person's accounts broadcasts, as set up through the bot."""
 
-    def __init__(self, name: str, phone: str, groups: dict[int, str], messages: list[str],
-                 topic: tuple[int, int, str] | None = None) -> None:
-        self.name = name
-        self.phone = phone
-        self.groups = groups  # peer id -> title as the group list shows it
-        self.messages = messages
-        self.topic = topic  # (forum peer id, topic id, topic title)
+    name: str  # as flows.yaml names the demo account (the runner's {phone}/{code} templates)
+    phone: str
+    groups: dict[int, str]  # peer id -> title as the group list shows it
+    messages: list[str]
+    topic: tuple[int, int, str] | None = None  # (forum peer id, topic id, topic title)
 
 
 DANA = Account("dana", "+15550000004", {1401: "🗂 Makers Forum", 1403: "Cycling Club", 1404: "Book Club"},
