@@ -70,12 +70,12 @@ async def create_rounds(conn: asyncpg.Connection, due: Sequence[DueCampaign]) ->
                           AS d(user_id, account_id, planned_at)
         ), msg AS (
             SELECT DISTINCT ON (m.account_id) m.account_id, m.message_id
-            FROM messages m JOIN due USING (user_id, account_id)
+            FROM messages m JOIN due USING (account_id)
             WHERE m.active
             ORDER BY m.account_id, m.position
         ), sel AS (
             SELECT g.account_id, g.group_id, g.peer_id, g.access_hash, g.kind
-            FROM groups g JOIN due USING (user_id, account_id)
+            FROM groups g JOIN due USING (account_id)
             WHERE g.selected AND g.status = 'active'
         ), cnt AS (
             SELECT account_id, count(*)::int AS n FROM sel GROUP BY account_id
