@@ -24,16 +24,18 @@ MTProto endpoint (logins, topics and posts over MTProto).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 import contract
 from domain import schedule
 from tests.parity import window_steps
-from tests.parity.harness import Harness
+from tests.parity.harness import Harness, start_harness
 from tests.parity.runner import CaseRunner, Output, diff
 
 pytestmark = [pytest.mark.parity, pytest.mark.asyncio(loop_scope="module"),
@@ -42,6 +44,18 @@ pytestmark = [pytest.mark.parity, pytest.mark.asyncio(loop_scope="module"),
 ZONE = "Asia/Kolkata"  # UTC+5:30: the window is on the person's clock, half an hour off any UTC hour
 ROUNDS = 3
 CLOSE_AFTER = 3600.0  # the engine clock's step after the first send: well past the window's close
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def harness(server_urls: tuple[str, str], pg_server_url: str, flow_contract: contract.Contract,
+                  gateway_kind: str) -> AsyncIterator[Harness]:
+    """The parity harness, with the bot's per-user throttle lifted: this scripted person sends some
+    150 updates, each as soon as the previous one is handled, and on a quiet machine more than the
+    throttle's 50 a second (a person never does; the throttle has its own tests), which would
+    answer "slow down" and drop the next ones."""
+    unthrottled = replace(flow_contract, settings={**flow_contract.settings, "throttle_rate": 10_000.0})
+    async with start_harness(pg_server_url, server_urls[1], unthrottled, gateway=gateway_kind) as h:
+        yield h
 
 
 class Person:
