@@ -256,7 +256,6 @@ class GroupService(SessionServiceBase):
         async with self.db.transaction() as conn:
             await campaigns.stop(conn, record.user_id, now, account_id=record.account_id)
             await accounts.disconnect(conn, record.account_id, reason, now)
-            await accounts.current_after_logout(conn, record.user_id, record.account_id)
         log.info("session ended during import user_id=%s account_id=%s reason=%s", record.user_id,
                  record.account_id, reason)
 

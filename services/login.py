@@ -342,7 +342,6 @@ class LoginService(SessionServiceBase):
                 # in case it was started again meanwhile
                 await campaigns.stop(conn, user_id, now, account_id=account_id)
                 await accounts.disconnect(conn, account_id, reason, now)
-                await accounts.current_after_logout(conn, user_id, account_id)
             # the network call happens after the commit: the session is gone here whatever Telegram says
             if ref is not None:
                 try:

@@ -4,9 +4,10 @@ The wire format is the id written in flows.md (``area:action[:arg…]``): the ar
 factory's prefix, the action an ``Enum`` field, and the arguments follow in the order the
 action's *shape* names them, so ``Grp(action=GrpAction.toggle, gid=5, page=0)`` packs to
 ``grp:t:5:0`` and ``Grp(action=GrpAction.list, page=0)`` to ``grp:list:0``. An action may have
-two shapes (``acc:logout`` and ``acc:logout:yes``). A string that doesn't fit (unknown action,
-wrong number of parts, an empty part, a non-number where a number belongs, out of range) is
-refused by ``unpack``, so it matches no filter and falls through to the stale-callback handler.
+several shapes (``acc:logout``, ``acc:logout:yes``, ``acc:logout:<aid>``, ``acc:logout:<aid>:yes``);
+two of one length are tried in order, the first the values fit wins. A string that doesn't fit
+(unknown action, wrong number of parts, an empty part, a non-number where a number belongs, out of
+range) is refused by ``unpack``, so it matches no filter and falls through to the stale-callback handler.
 ``pack()`` refuses more than 64 bytes.
 """
 

@@ -133,32 +133,35 @@ async def set_current(conn: asyncpg.Connection, user_id: int, account_id: int) -
     return str(status).endswith(" 1")
 
 
-async def current_after_logout(conn: asyncpg.Connection, user_id: int, account_id: int) -> None:
-    """The account just logged out was the current one: another connected one (the most recently
-    used) becomes current; with none left it stays, so the menus still show what was set."""
-    await conn.execute(
-        """UPDATE users SET current_account_id = n.account_id
-           FROM (SELECT account_id FROM accounts WHERE user_id = $1 AND status = 'connected'
-                 ORDER BY updated_at DESC, account_id DESC LIMIT 1) n
-           WHERE user_id = $1 AND current_account_id = $2""",
-        user_id, account_id,
-    )
-
-
 async def disconnect(
     conn: asyncpg.Connection, account_id: int | None, reason: str, now: datetime | None = None
 ) -> bool:
     """Delete the session (the row stays, disconnected, for the phone and the reason).
 
-    A disconnected account never keeps its session. ``now`` None: the database clock.
+    A disconnected account never keeps its session. When it was the user's current account, another
+    connected one (the most recently used) becomes current (U8); with none left it stays current,
+    so the menus still show what was set. ``now`` None: the database clock.
     """
-    status = await conn.execute(
-        """UPDATE accounts SET status = 'disconnected', session_enc = NULL, disconnected_reason = $2,
-                               updated_at = coalesce($3::timestamptz, now())
-           WHERE account_id = $1 AND status = 'connected'""",
+    done = await conn.fetchval(
+        """
+        WITH gone AS (
+            UPDATE accounts SET status = 'disconnected', session_enc = NULL, disconnected_reason = $2,
+                                updated_at = coalesce($3::timestamptz, now())
+            WHERE account_id = $1 AND status = 'connected'
+            RETURNING user_id
+        ), successor AS (
+            SELECT a.account_id FROM accounts a, gone
+            WHERE a.user_id = gone.user_id AND a.status = 'connected' AND a.account_id <> $1
+            ORDER BY a.updated_at DESC, a.account_id DESC LIMIT 1
+        ), moved AS (
+            UPDATE users u SET current_account_id = successor.account_id FROM gone, successor
+            WHERE u.user_id = gone.user_id AND u.current_account_id = $1
+        )
+        SELECT count(*) FROM gone
+        """,
         account_id, reason, now,
     )
-    return str(status).endswith(" 1")
+    return bool(done)
 
 
 async def count_connected(conn: asyncpg.Connection) -> int:

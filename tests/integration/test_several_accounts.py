@@ -9,6 +9,7 @@ import pytest
 from services.admin import Actor
 from services.messages import MessageDraft
 from services.schedule import ScheduleService
+from storage.repositories import accounts
 from tests.integration.services_support import ADMIN_ID, Env, group, make_env
 
 pytestmark = pytest.mark.integration
@@ -193,3 +194,13 @@ async def test_a_new_time_zone_moves_every_running_broadcast_of_the_user(env: En
     for account in (alice, dana):  # 09:00 at UTC+5 is five hours before 09:00 UTC
         assert after[account] != before[account]
         assert after[account].astimezone(timezone(timedelta(hours=5))).hour == 9
+
+
+async def test_an_account_telegram_ended_is_no_longer_the_current_one(env: Env) -> None:
+    """The engine disconnects an account whose session died: the menus move to another one."""
+    alice = await _add(env, ALICE, "Alice", [(1, "A1")], "a", 3600)
+    dana = await _add(env, DANA, "Dana", [(2, "D2")], "d", 3600)
+    async with env.db.transaction() as conn:
+        assert await accounts.disconnect(conn, dana, "AUTH_KEY_UNREGISTERED") is True
+        assert await accounts.disconnect(conn, dana, "AUTH_KEY_UNREGISTERED") is False
+    assert await env.fetchval("SELECT current_account_id FROM users WHERE user_id = $1", UID) == alice

@@ -109,3 +109,24 @@ def test_forum_topic_ids_of_flows_beyond_round_trip() -> None:
     listing = cb.Grp.on(cb.GrpAction.topics, tid=None).rule
     assert listing is not None
     assert listing.resolve(cb.parse("grp:tp:123")) and not listing.resolve(cb.parse("grp:tp:123:5"))
+
+
+def test_account_ids_of_flows_beyond_round_trip() -> None:
+    """U8: ``acc:sel:<aid>`` and the named account's logout ``acc:logout:<aid>`` (+ ``:yes``) beside
+    the current account's ``acc:logout`` / ``acc:logout:yes``: one length, two shapes, told apart."""
+    text = contract.BEYOND_MD.read_text(encoding="utf-8")
+    assert "`acc:sel:<aid>`" in text and "`acc:logout:<aid>`" in text
+    assert cb.parse("acc:sel:42") == cb.Acc(action=cb.AccAction.select, aid=42)
+    assert cb.parse("acc:logout:42") == cb.Acc(action=cb.AccAction.logout, aid=42)
+    assert cb.parse("acc:logout:42:yes") == cb.Acc(action=cb.AccAction.logout, aid=42, confirm="yes")
+    assert cb.parse("acc:logout:yes") == cb.Acc(action=cb.AccAction.logout, confirm="yes")
+    for data in ("acc:sel:42", "acc:logout:42", "acc:logout:42:yes", "acc:logout:yes", "acc:logout"):
+        parsed = cb.parse(data)
+        assert parsed is not None and parsed.pack() == data
+    assert len(cb.Acc(action=cb.AccAction.logout, aid=2**63 - 1, confirm="yes").pack().encode()) <= MAX_CALLBACK_LENGTH
+    for forged in ("acc:sel", "acc:sel:0", "acc:sel:x", "acc:sel:-1", "acc:sel:1:2", "acc:logout:0",
+                   "acc:logout:x:yes", "acc:logout:1:no", "acc:logout:yes:1", "acc:sel:99999999999999999999"):
+        assert cb.parse(forged) is None, forged
+    named = cb.Acc.on(cb.AccAction.logout, confirm=None).rule
+    assert named is not None and named.resolve(cb.parse("acc:logout:42"))
+    assert not named.resolve(cb.parse("acc:logout:42:yes"))
