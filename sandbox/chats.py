@@ -29,6 +29,8 @@ from sandbox.changes import Changes
 
 Entity = dict[str, Any]
 Json = dict[str, Any]
+# what a chat user sent, as the world watches it pass: (chat user id, text, phone of a shared contact)
+UserMessageHook = Callable[[int, str | None, str | None], None]
 
 CAPTIONED = ("photo", "video", "document", "animation", "voice")
 FILE_KINDS = ("photo", "video", "document", "animation", "sticker", "voice")
@@ -372,7 +374,7 @@ class _Bucket:
 class Chats:
     """All chat state of the sandbox bot; the Bot API and the control API both act on it."""
 
-    def __init__(self, settings: SandboxSettings, on_user_text: Callable[[str], None] | None = None,
+    def __init__(self, settings: SandboxSettings, on_user_message: UserMessageHook | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         # the rate buckets and the callback-answer window read this clock; tests inject one
@@ -380,7 +382,7 @@ class Chats:
         self.changes = Changes()  # users and messages as the control API shows them
         self.rate_limits = settings.rate_limits
         self.callback_ttl = 15.0  # Telegram stops accepting an answer after about 15 s
-        self._on_user_text = on_user_text
+        self._on_user_message = on_user_message
         self.files = FileStore()
         self.bot = BotIdentity(id=0)
         self._tokens: dict[int, str] = {}
@@ -563,8 +565,10 @@ class Chats:
             message = self._store(ChatMessage(self._new_id(user_id), user_id, False, media_group_id=group_id,
                                               **draft))
             ids.append(message.message_id)
-            if message.text and self._on_user_text is not None:
-                self._on_user_text(message.text)
+            if self._on_user_message is not None:
+                contact = message.content.get("phone_number") if message.kind == "contact" else None
+                if message.text or contact:
+                    self._on_user_message(user_id, message.text or None, contact)
             self.push_update("message", self.telegram_message(message))
         if user.keyboard and user.keyboard.get("one_time_keyboard"):
             user.keyboard = None

@@ -228,6 +228,11 @@ class SandboxClient:
         result: Json = await self.request("POST", "/file_references/expire")
         return int(result["expired"])
 
+    async def chat_accounts(self, uid: int) -> list[Json]:
+        """The accounts chat user ``uid`` connected through the bot, as the world saw it."""
+        result: list[Json] = await self.request("GET", f"/users/{uid}/accounts")
+        return result
+
     async def sessions(self, phone: str) -> list[Json]:
         result: list[Json] = await self.request("GET", f"/accounts/{quote(phone, safe='')}/sessions")
         return result

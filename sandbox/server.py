@@ -42,7 +42,7 @@ def build_app(settings: SandboxSettings, seed: dict[str, Any] | None = None) -> 
     world = World(settings, events)
     if seed:
         world.seed(seed)
-    chats = Chats(settings, on_user_text=world.observe_chat_text)
+    chats = Chats(settings, on_user_message=world.observe_chat_message)
     app[EVENTS_KEY] = events
     app[CHATS_KEY] = chats
     app[BOTAPI_KEY] = setup_botapi_routes(app, chats, events)

@@ -98,6 +98,7 @@ TOPICS_PAGE_MAX: Final = 100
 
 _PHONE_RE: Final = re.compile(r"\+[0-9]{8,15}")
 _PHONE_NOISE: Final = re.compile(r"[\s\-.()]")
+_DIGITS: Final = re.compile(r"\D")
 
 
 class WorldError(Exception):
@@ -299,6 +300,9 @@ class PendingLogin:
     awaiting_password: bool = False
     old_codes: set[str] = field(default_factory=set)  # replaced by a resend: "expired" if typed
     delivery: int = 0  # index into the account's code_types
+    # the bot chat this login was seen in: the chat user who gave the bot the phone before the
+    # code was sent, or the one who typed this code into the bot chat (that one wins)
+    chat_user_id: int | None = None
 
 
 @dataclass
@@ -308,6 +312,7 @@ class Session:
     user_id: int
     created: float
     last_used: float
+    chat_user_id: int | None = None  # the bot chat its login went through (``PendingLogin``)
 
     @property
     def id(self) -> str:
@@ -316,7 +321,7 @@ class Session:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "phone": self.phone, "user_id": self.user_id,
-                "created": self.created, "last_used": self.last_used}
+                "created": self.created, "last_used": self.last_used, "chat_user_id": self.chat_user_id}
 
 
 @dataclass
@@ -438,6 +443,8 @@ class World:
         self._grouped_ids = itertools.count(13_900_000_000_000_000)  # albums' grouped_id
         self._home_dc: dict[str, int] = {}  # phone -> its data centre when not the default one
         self._media: dict[str, MediaIn] = {}  # posted media by sha256, for the page's feeds
+        # phone -> the chat user who last gave the bot that phone (typed or shared as a contact)
+        self._phone_told: dict[str, int] = {}
 
     # --- control side -----------------------------------------------------------------------
 
@@ -445,7 +452,7 @@ class World:
         for store in (self._accounts, self._groups, self._pending, self._sessions, self._dead,
                       self._codes, self._code_requests, self._login_flood_until, self._last_post,
                       self._send_times, self._files, self._dialog_pages, self._restrictions, self._home_dc,
-                      self._media):
+                      self._media, self._phone_told):
             store.clear()
         self._faults.clear()
         self.changes.notify()
@@ -475,6 +482,26 @@ class World:
                 pending.code.state = "voided"
                 self.changes.notify()
 
+    def observe_chat_message(self, user_id: int, text: str | None, contact_phone: str | None = None) -> None:
+        """A chat user's message to the bot, as the sandbox saw it pass (its Bot API side).
+
+        Besides voiding shared codes, it is the world's own evidence of which chat user a login
+        belongs to: a phone of a known account given to the bot (typed or shared as a contact)
+        marks the logins started for it afterwards, and a login's code typed into the chat in any
+        spacing marks that login. The session it ends in keeps the mark (``chat_accounts``).
+        """
+        if text:
+            self.observe_chat_text(text)
+        phone = normalise_phone(contact_phone) if contact_phone else normalise_phone(text) if text else None
+        if phone is not None and phone in self._accounts:
+            self._phone_told[phone] = user_id
+        digits = _DIGITS.sub("", text or "")
+        if not digits:
+            return
+        for pending in self._pending.values():
+            if pending.code.code == digits or digits in pending.old_codes:
+                pending.chat_user_id = user_id
+
     def demo_summary(self) -> list[str]:
         lines = []
         for account in self._accounts.values():
@@ -500,9 +527,28 @@ class World:
             {"phone": a.phone, "first_name": a.first_name, "user_id": a.user_id,
              "has_password": a.password is not None, "banned": a.banned, "code_types": list(a.code_types),
              "restriction": self._restrictions.get(a.phone),
+             "chat_users": self._chat_users_of(a.phone),
              "groups": [self._shown_dialog(a, m) for m in a.memberships.values()]}
             for a in self._accounts.values()
         ]
+
+    def _chat_users_of(self, phone: str) -> list[int]:
+        """The chat users through whose bot chat a live session of ``phone`` was signed in."""
+        return sorted({s.chat_user_id for s in self._sessions.values()
+                       if s.phone == phone and s.chat_user_id is not None})
+
+    def chat_accounts(self, chat_user_id: int) -> list[dict[str, Any]]:
+        """The accounts a chat user has connected: those with a live session whose login went
+        through that user's bot chat (``observe_chat_message``), oldest connection first."""
+        first: dict[str, Session] = {}
+        for s in sorted(self._sessions.values(), key=lambda s: s.created):
+            if s.chat_user_id == chat_user_id and s.phone in self._accounts:
+                first.setdefault(s.phone, s)
+        return [{"phone": phone, "first_name": self._accounts[phone].first_name,
+                 "user_id": self._accounts[phone].user_id, "since": s.created,
+                 "sessions": sum(1 for o in self._sessions.values()
+                                 if o.phone == phone and o.chat_user_id == chat_user_id)}
+                for phone, s in first.items()]
 
     # --- data centres (issue 11) ---------------------------------------------------------------
 
@@ -560,6 +606,8 @@ class World:
         for token in tokens:
             del self._sessions[token]
             self._dead[token] = "SESSION_REVOKED"
+        if tokens:
+            self.changes.notify()
         return len(tokens)
 
     def group_messages(self, group_id: int) -> list[dict[str, Any]]:
@@ -653,6 +701,7 @@ class World:
                 pending.awaiting_password = False
             pending.delivery = 0
             pending.phone_code_hash = secrets.token_hex(8)
+            pending.chat_user_id = self._phone_told.get(account.phone)
             return self._sent_code(pending, account)
 
     async def resend_code(self, phone: str, session: str, phone_code_hash: str) -> dict[str, Any]:
@@ -736,6 +785,7 @@ class World:
             await self._fault_gate("log_out", account.phone, None)
             # A logged-out key is simply unknown afterwards: AUTH_KEY_UNREGISTERED.
             self._sessions.pop(session, None)
+            self.changes.notify()
 
     async def get_dialogs(self, session: str) -> list[dict[str, Any]]:
         with self._recorded("get_dialogs", None) as call:
@@ -1197,7 +1247,8 @@ class World:
         self._pending.pop(pending.token, None)
         token = "sbx_" + secrets.token_urlsafe(32)
         now = _now_ms_date()
-        self._sessions[token] = Session(token, account.phone, account.user_id, now, now)
+        self._sessions[token] = Session(token, account.phone, account.user_id, now, now, pending.chat_user_id)
+        self.changes.notify()  # the page shows which chat user connected which account
         return {"session": token, "user_id": account.user_id, "first_name": account.first_name,
                 "phone": account.phone}
 

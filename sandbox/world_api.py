@@ -4,7 +4,11 @@ Control API (JSON, for tests and the web page; errors are HTTP 400/404 with ``{"
 
 | route | result |
 |---|---|
-| ``GET /sandbox/api/accounts`` | ``[{phone, first_name, user_id, has_password, banned, groups}]`` |
+| ``GET /sandbox/api/accounts`` | ``[{phone, first_name, user_id, has_password, banned, chat_users,``
+|   | ``groups}]`` (``chat_users``: whose bot chat a live session of it was signed in through) |
+| ``GET /sandbox/api/users/{uid}/accounts`` | the accounts chat user ``uid`` connected: ``[{phone,``
+|   | ``first_name, user_id, since, sessions}]`` (live sessions whose login the world saw go through that |
+|   | user's bot chat: the phone given there before the code was sent, or the code typed there) |
 | ``POST /sandbox/api/accounts`` | body ``{"accounts": [...]}`` or one account -> ``{"phones": [...]}`` |
 | ``GET /sandbox/api/accounts/{phone}/codes`` | ``[{code, date, expires_at, state, type, calling_number?}]`` |
 |   | newest first (``calling_number`` for missed/flash calls: its last digits are the code) |
@@ -12,7 +16,8 @@ Control API (JSON, for tests and the web page; errors are HTTP 400/404 with ``{"
 |   | send_code delivers (first) and what each resend moves on to -> ``{"code_types": [...]}`` |
 | ``GET /sandbox/api/accounts/{phone}/uploads`` | ``{phone, bytes}``: file bytes the account uploaded |
 | ``POST /sandbox/api/file_references/expire`` | all sent files' references expire: ``{"expired": n}`` |
-| ``GET /sandbox/api/accounts/{phone}/sessions`` | ``[{id, phone, user_id, created, last_used}]`` |
+| ``GET /sandbox/api/accounts/{phone}/sessions`` | ``[{id, phone, user_id, created, last_used,``
+|   | ``chat_user_id}]`` |
 | ``DELETE /sandbox/api/accounts/{phone}/sessions`` | ``{"revoked": n}`` |
 | ``PUT /sandbox/api/accounts/{phone}/restriction`` | ``{"error": USER_BANNED_IN_CHANNEL | PEER_FLOOD |``
 |   | ``USER_RESTRICTED | FROZEN_METHOD_INVALID | null}``: an account-wide limit (null lifts it) |
@@ -106,6 +111,13 @@ class _Control:
 
     async def list_accounts(self, request: web.Request) -> web.Response:
         return _json(self.world.accounts())
+
+    async def chat_accounts(self, request: web.Request) -> web.Response:
+        try:
+            uid = int(request.match_info["uid"])
+        except ValueError:
+            return _json({"error": "user ids are integers"}, 400)
+        return _json(self.world.chat_accounts(uid))
 
     async def add_accounts(self, request: web.Request) -> web.Response:
         try:
@@ -419,6 +431,7 @@ def setup_world_routes(app: web.Application, world: World) -> None:
     router = app.router
     router.add_get(f"{CONTROL_PREFIX}/accounts", control.list_accounts)
     router.add_post(f"{CONTROL_PREFIX}/accounts", control.add_accounts)
+    router.add_get(f"{CONTROL_PREFIX}/users/{{uid}}/accounts", control.chat_accounts)
     router.add_get(f"{CONTROL_PREFIX}/accounts/{{phone}}/codes", control.codes)
     router.add_put(f"{CONTROL_PREFIX}/accounts/{{phone}}/code_types", control.set_code_types)
     router.add_get(f"{CONTROL_PREFIX}/accounts/{{phone}}/sessions", control.sessions)

@@ -235,7 +235,9 @@
     const current = state.uid === null ? "" : String(state.uid);
     select.replaceChildren(el("option", { value: "", text: "Choose a user…" }));
     for (const user of [...state.users.values()].sort((a, b) => a.user_id - b.user_id)) {
-      const label = `${user.first_name}${user.username ? ` @${user.username}` : ""} (${user.user_id})`;
+      const count = accountsOf(user.user_id).length;
+      const label = `${user.first_name}${user.username ? ` @${user.username}` : ""} (${user.user_id})`
+        + (count ? ` · ${count} account${count === 1 ? "" : "s"}` : "");
       select.append(el("option", { value: String(user.user_id), text: label }));
     }
     select.value = state.users.has(state.uid) ? current : "";
@@ -302,6 +304,7 @@
     $("chat-title").textContent = user ? `Chat with the bot — as ${user.first_name}` : "Chat with the bot";
     $("chat-zone").hidden = !user;
     $("chat-zone").textContent = user ? `🕘 ${user.time_zone || "UTC"} (times in this chat on the user's clock)` : "";
+    renderChatAccounts();
     // a whole chat drawn at once is not a stream of new messages: keep screen readers quiet meanwhile
     list.setAttribute("aria-busy", "true");
     list.replaceChildren();
@@ -611,6 +614,32 @@
 
   // ---------------------------------------------------------------- accounts and login codes
 
+  // The accounts a chat user connected: the world's own record of which bot chat each live
+  // session's login went through (the phone given there, or the code typed there).
+  function accountsOf(uid) {
+    return state.accounts.filter((a) => (a.chat_users || []).includes(uid));
+  }
+
+  function renderChatAccounts() {
+    const box = $("chat-accounts");
+    const user = state.uid !== null ? state.users.get(state.uid) : null;
+    box.hidden = !user;
+    const list = $("chat-accounts-list");
+    list.replaceChildren();
+    if (!user) return;
+    const mine = accountsOf(user.user_id);
+    if (!mine.length) list.append(el("li", { class: "muted", text: "None yet: log in through the bot." }));
+    for (const account of mine) {
+      list.append(el("li", { dataset: { phone: account.phone } },
+        `📱 ${account.first_name} `, el("span", { class: "phone", text: account.phone })));
+    }
+  }
+
+  function chatUserName(uid) {
+    const user = state.users.get(uid);
+    return user ? `${user.first_name} (${uid})` : `user ${uid}`;
+  }
+
   function renderAccounts() {
     const list = $("accounts");
     list.replaceChildren();
@@ -623,6 +652,9 @@
       const card = el("li", { class: "account", dataset: { phone: account.phone } },
         el("h3", { id: titleId }, account.first_name, " ", el("span", { class: "phone", text: account.phone })),
         el("p", { class: "facts", text: facts.join(" · ") }),
+        (account.chat_users || []).length
+          ? el("p", { class: "connected-by", text: `🔗 Connected by ${account.chat_users.map(chatUserName).join(", ")}` })
+          : null,
         el("section", { class: "tg-app", "aria-label": `${account.first_name}'s Telegram app` },
           el("h4", { text: "Telegram app" }),
           codesList(account.phone)),
@@ -984,7 +1016,10 @@
     on("user", (user) => {
       const known = state.users.has(user.user_id);
       state.users.set(user.user_id, user);
-      if (!known) renderUserSelect();
+      if (!known) {
+        renderUserSelect();
+        renderAccounts(); // an account card may name this user
+      }
       if (user.user_id === state.uid) renderReplyKeyboard();
     });
     on("message", ({ user_id: uid, message }) => upsertMessage(uid, message));
@@ -992,6 +1027,8 @@
     on("accounts", (accounts) => {
       state.accounts = accounts;
       renderAccounts();
+      renderUserSelect();
+      renderChatAccounts();
       scheduleGroups();
     });
     on("post", ({ group_id: gid, post }) => addPost(gid, post));

@@ -2,8 +2,8 @@
 
 /start, connect the demo account with 2FA through the keypad, import and select two groups, set a
 photo with a formatted caption and an interval, start, watch the posts arrive in the group feeds with
-their times, stop. The page is the only way in: every step is a click or a keystroke on it. The
-photo shown in the chat, in the preview and in the feeds is the very image the person uploaded.
+their times, stop, connect a second account. The page is the only way in: every step is a click or
+a keystroke on it. The photo shown in the chat, in the preview and in the feeds is the very image the person uploaded.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sandbox.chats import make_png
 from tests.browser.conftest import Stack
 
 PHONE, PASSWORD, NAME = "+15550000002", "sandbox-2fa", "Boris"
+SECOND_PHONE, SECOND_NAME = "+15550000001", "Alice"  # no 2FA
 GROUPS = {1001: "Berlin Flat Swap", 1003: "Indie Game Devs"}  # both on the first page of the list
 MESSAGE = "**Flat** for rent in __Berlin__, [details](https://example.org/flat)"
 POST_TIME = re.compile(r"^\d\d:\d\d:\d\d\.\d{3}$")
@@ -96,6 +97,9 @@ async def test_first_run_journey(stack: Stack, page: Page, screenshot_path: Path
     await expect(telegram_app.locator(".code-state").first).to_have_text("used")
     await chat.type(PASSWORD)
     await expect(chat.said(f"Connected as {NAME}")).to_be_visible()
+    # the page lists the account under this chat user (the sandbox saw the number shared in this chat)
+    connected = page.get_by_role("list", name="Telegram accounts this user connected")
+    await expect(connected.locator(f'li[data-phone="{PHONE}"]')).to_contain_text(NAME)
     # the password was deleted from the chat and is nowhere on the page
     await expect(chat.log.locator(".from-user.deleted")).to_have_count(1)
     assert PASSWORD not in await chat.log.inner_text()
@@ -159,7 +163,6 @@ async def test_first_run_journey(stack: Stack, page: Page, screenshot_path: Path
     assert gap is not None and float(gap[1]) >= GAP_MIN - 0.05
     # the bot reports the finished round in the chat
     await expect(chat.said(texts.note_round(2, 0, 0, 2))).to_be_visible(timeout=15_000)
-    await page.screenshot(path=str(screenshot_path), animations="disabled")
 
     # stop: the main menu now offers Stop
     await chat.press(texts.BTN_MAIN)
@@ -169,6 +172,32 @@ async def test_first_run_journey(stack: Stack, page: Page, screenshot_path: Path
     menu = chat.bot.filter(has=page.get_by_role("button", name=texts.BTN_ACCOUNT)).last
     await expect(menu.get_by_role("button", name=texts.BTN_START)).to_be_visible()
     await expect(menu.get_by_role("button", name=texts.BTN_STOP)).to_have_count(0)
+
+    # a second account (U8): 👤 Account lists Boris and offers another; Alice's code on the keypad
+    await chat.press(texts.BTN_ACCOUNT)
+    await chat.press(texts.BTN_ADD_ACCOUNT)
+    await page.get_by_role("group", name="Bot keyboard").get_by_role("button", name=texts.BTN_SHARE_PHONE).click()
+    dialog = page.get_by_role("dialog", name="Share your phone number")
+    await dialog.get_by_role("button", name=f"{SECOND_NAME} {SECOND_PHONE}").click()
+    await dialog.get_by_role("button", name="Share", exact=True).click()
+    prompt = chat.said("Code: ")
+    await expect(prompt.get_by_role("button", name="5", exact=True)).to_be_visible()
+    second_app = page.get_by_role("region", name=f"{SECOND_NAME}'s Telegram app")
+    await expect(second_app.locator(".code-state").first).to_have_text("live")
+    for digit in await second_app.locator(".code-digits").first.inner_text():
+        await chat.press(digit)
+    await chat.press(texts.BTN_KP_OK)
+    await expect(chat.said(f"Connected as {SECOND_NAME}")).to_be_visible()
+    # the page lists both accounts under this chat user, and the user picker counts them
+    await expect(connected.locator("li")).to_have_count(2)
+    await expect(connected.locator(f'li[data-phone="{SECOND_PHONE}"]')).to_contain_text(SECOND_NAME)
+    await expect(page.get_by_label("Chatting as").locator("option:checked")).to_contain_text("2 accounts")
+    await chat.press(texts.BTN_MAIN)
+    await expect(chat.said("Main menu")).to_contain_text(SECOND_NAME)
+    # the keypad's focus scrolled the page: show its top, and the chat's newest messages
+    await page.evaluate("window.scrollTo(0, 0); const log = document.getElementById('messages'); "
+                        "log.scrollTop = log.scrollHeight")
+    await page.screenshot(path=str(screenshot_path), animations="disabled")
 
     # what the person saw is what Telegram (the sandbox) has
     async with aiohttp.ClientSession() as http:

@@ -322,3 +322,39 @@ async def test_the_chat_shows_the_users_time_zone_and_its_times_on_that_clock(
     [message] = sandbox.chats.chat_view(user.user_id)
     shown = datetime.fromtimestamp(message["date"], ZoneInfo("Pacific/Kiritimati")).strftime("%H:%M")
     await expect(sent).to_have_text(shown)
+
+
+async def test_the_page_shows_the_accounts_each_chat_user_connected(page: Page, sandbox: SandboxServer) -> None:
+    """Issue 13 item 6: per chat user, the Telegram accounts whose login went through their bot chat
+    (the sandbox's own record: the phone given there, the code typed there; never the bot's data)."""
+    alice, dana = "+15550000001", "+15550000004"
+    await _open(page, sandbox)
+    chats, world = sandbox.chats, sandbox.world
+    chats.add_user(7001, "Vera")
+    chats.add_user(7002, "Otto")
+    await page.get_by_label("Chatting as").select_option("7001")
+    mine = page.get_by_role("list", name="Telegram accounts this user connected")
+    await expect(mine).to_have_text("None yet: log in through the bot.")
+
+    # Vera connects Alice (phone typed, code typed with spaces) and Dana (phone shared as a contact)
+    for phone, share in ((alice, {"text": "+1 555 000 0001"}), (dana, {"contact": {"phone": dana}})):
+        chats.user_sends(7001, share)
+        sent = await world.send_code(phone)
+        code = world.codes(phone)[0]["code"]
+        chats.user_sends(7001, {"text": " ".join(code)})
+        await world.sign_in(phone, sent["session"], sent["phone_code_hash"], code)
+    await expect(mine.locator("li")).to_have_count(2)
+    await expect(mine.locator(f'li[data-phone="{alice}"]')).to_contain_text("Alice")
+    await expect(mine.locator(f'li[data-phone="{dana}"]')).to_contain_text("Dana")
+    await expect(page.get_by_label("Chatting as").locator('option[value="7001"]')).to_contain_text("2 accounts")
+    card = page.locator(f'li.account[data-phone="{dana}"]')
+    await expect(card.locator(".connected-by")).to_have_text("🔗 Connected by Vera (7001)")
+
+    # another chat user connected none; a session logged out leaves Vera's list at once
+    await page.get_by_label("Chatting as").select_option("7002")
+    await expect(mine).to_have_text("None yet: log in through the bot.")
+    await page.get_by_label("Chatting as").select_option("7001")
+    assert world.revoke_sessions(dana) == 1
+    await expect(mine.locator("li")).to_have_count(1)
+    await expect(mine).to_contain_text("Alice")
+    await expect(card.locator(".connected-by")).to_have_count(0)

@@ -148,3 +148,30 @@ async def test_the_feed_polls_only_while_a_page_listens(sandbox: SandboxServer) 
                 break
             await asyncio.sleep(0.1)
         assert not feed.active
+
+
+async def test_an_account_connected_through_a_chat_arrives_with_its_chat_user(
+    sandbox: SandboxServer, stream: EventStream
+) -> None:
+    """Issue 13 item 6: the page learns live which chat user connected which account (and when that
+    session ends), from the world's own record of the bot chat the login went through."""
+    await stream.until("ready")
+    phone = "+15550000003"
+    sandbox.chats.add_user(4242, "Lena")
+    sandbox.chats.user_sends(4242, {"contact": {"phone": phone}})
+    sent = await sandbox.world.send_code(phone)
+    code = sandbox.world.codes(phone)[0]["code"]
+    sandbox.chats.user_sends(4242, {"text": " ".join(code)})
+    done = await sandbox.world.sign_in(phone, sent["session"], sent["phone_code_hash"], code)
+
+    async def chat_users() -> list[int]:
+        while True:
+            accounts = await stream.until("accounts")
+            shown = next(a for a in accounts if a["phone"] == phone)["chat_users"]
+            if shown:
+                return list(shown)
+
+    assert await chat_users() == [4242]
+    await sandbox.world.log_out(done["session"])
+    accounts = await stream.until("accounts")
+    assert next(a for a in accounts if a["phone"] == phone)["chat_users"] == []

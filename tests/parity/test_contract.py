@@ -2,7 +2,8 @@
 
 With the sandbox gateway the whole contract runs; with the Telethon gateway (over the sandbox's
 MTProto endpoint) the rows where the account gateway does the work: every U2 (login) case, the
-group import rows U3.3 and U3.4, the album row U9.3 (posted over MTProto with sendMultiMedia) and
+group import rows U3.3 and U3.4, the several-accounts rows U8.1-U8.6 (two accounts logged in over
+MTProto, switched, one logged in again with its old session logged out, one refused), the album row U9.3 (posted over MTProto with sendMultiMedia) and
 the forum topic rows U11.1-U11.4 (topics listed over messages.getForumTopics, posts sent into a
 topic by a worker's Telethon gateway).
 
@@ -24,8 +25,10 @@ pytestmark = [pytest.mark.parity, pytest.mark.asyncio(loop_scope="module")]
 
 CONTRACT = contract.load()
 CASES = CONTRACT.executable()
-# U9.3: albums posted with sendMultiMedia; U11: forum topics listed and posted into over MTProto
-TELETHON_ROWS = frozenset({"U3.3", "U3.4", "U9.3", "U11.1", "U11.2", "U11.3", "U11.4"})
+# U8: several accounts logged in, switched, re-logged (the old session logged out) and refused over
+# MTProto; U9.3: albums posted with sendMultiMedia; U11: forum topics listed and posted into over MTProto
+TELETHON_ROWS = frozenset({"U3.3", "U3.4", "U8.1", "U8.2", "U8.3", "U8.4", "U8.5", "U8.6", "U9.3",
+                           "U11.1", "U11.2", "U11.3", "U11.4"})
 
 
 def runs_with(gateway: str, row: str) -> bool:
@@ -78,8 +81,8 @@ async def test_every_row_is_executed_in_russian(harness: Harness) -> None:
 @pytest.mark.gateways("sandbox", "telethon")
 async def test_every_row_is_executed(harness: Harness) -> None:
     """Fails when a row of flows.md this gateway runs has no executed passing case; pending rows are
-    reported. The sandbox gateway runs every row, the Telethon gateway the U2 rows, U3.3, U3.4, U9.3
-    and U11."""
+    reported. The sandbox gateway runs every row, the Telethon gateway the U2 rows, U3.3, U3.4, U8,
+    U9.3 and U11."""
     all_rows = contract.row_ids()
     assert all_rows, "flows.md lists no rows"
     unknown = CONTRACT.rows() - set(all_rows) - {c.id for c in CONTRACT.cases if c.id.startswith("conv.")}

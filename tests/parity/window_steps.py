@@ -56,6 +56,13 @@ async def run_round(h: Harness, uid: int, seconds: float) -> JobOutcome:
     round_id = await h.fetchval("SELECT round_id FROM rounds WHERE user_id = $1 AND finished_at IS NULL", uid)
     if round_id is None:
         raise AssertionError("run_round: the user has no open round (add a scheduler_tick step)")
+    outcome, _ = await run_job(h, int(round_id), uid, seconds)
+    return outcome
+
+
+async def run_job(h: Harness, round_id: int, uid: int, seconds: float) -> tuple[JobOutcome, ClockMovingGateway]:
+    """One job of round ``round_id`` through the real engine; the engine clock moves ``seconds`` on
+    after the job's first send. Returns the outcome and the gateway (``sends``: how many it made)."""
     # as the round step: this job stands for one an interval (or a window's opening) after the posts
     # before it, which ran seconds ago, so the groups' slow-mode waits are over (U10.5 after U9's rounds)
     h.sandbox.world.forget_slow_mode()
@@ -70,7 +77,8 @@ async def run_round(h: Harness, uid: int, seconds: float) -> JobOutcome:
         RoundStore(h.db), UserLock(leases, settings.engine.lease_ttl), gateway,  # type: ignore[arg-type]
         h.cipher, settings.engine, Pacing(h.redis, settings.engine, caps=caps_cache(h.db, settings)),
         TelegramAccountLock(leases, settings.engine.lease_ttl), clock=clock)
-    return await round_engine.run(engine.job_id(int(round_id)), engine.job_payload(int(round_id), uid))
+    outcome = await round_engine.run(engine.job_id(round_id), engine.job_payload(round_id, uid))
+    return outcome, gateway
 
 
 async def template_values(h: Harness, uid: int) -> dict[str, str]:
