@@ -221,7 +221,7 @@ async def audit(db: Database, client: Any) -> Audit:
     async with db.connection() as conn:
         rows = await conn.fetch("""
             SELECT t.peer_id, t.status, t.sent_message_id, a.phone
-            FROM attempts t JOIN rounds r USING (round_id) JOIN accounts a ON a.user_id = r.user_id""")
+            FROM attempts t JOIN rounds r USING (round_id) JOIN accounts a ON a.account_id = r.account_id""")
     by_peer: dict[int, list[asyncpg.Record]] = defaultdict(list)
     for row in rows:
         by_peer[row["peer_id"]].append(row)

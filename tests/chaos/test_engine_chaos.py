@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from sandbox.client import SandboxClient
 from sandbox.server import SandboxServer, run_sandbox
 from storage.db import Database
 from tests.chaos.cluster import (
+    ENGINE_ENV,
     LEASE,
     Cluster,
     Servers,
@@ -110,12 +113,15 @@ async def test_sigkill_ten_times_during_rounds(world: World) -> None:
     await first_send(world)
 
     kills = 0
+    killed_at: list[datetime] = []  # the database's clock, read once each victim is dead
     rng = random.Random(7)
     names = list(world.cluster.procs)
     while kills < 10:
         await asyncio.sleep(rng.uniform(1.0, 2.0))
         victim = names.pop(0)
         world.cluster.kill(victim)
+        async with world.db.connection() as conn:
+            killed_at.append(await conn.fetchval("SELECT now()"))
         kills += 1
         names.append(world.cluster.start())
 
@@ -124,7 +130,17 @@ async def test_sigkill_ten_times_during_rounds(world: World) -> None:
     print(f"kills={kills} posts={result.posts} {dict(result.statuses)} settled in {took:.1f}s")
     assert result.duplicates == []
     assert result.open_attempts == 0
-    assert result.unknown <= kills
+    # a killed worker loses at most its in-flight sends: one per job it was running (WORKER_CONCURRENCY
+    # jobs at once), each claimed (`sending`, durable) before the kill that ended it
+    async with world.db.connection() as conn:
+        lost = await conn.fetch("SELECT sending_at FROM attempts WHERE status = 'unknown'")
+    assert len(lost) == result.unknown
+    per_kill: Counter[int] = Counter()
+    for row in lost:
+        ended_by = [i for i, at in enumerate(killed_at) if row["sending_at"] <= at]
+        assert ended_by, f"a send claimed at {row['sending_at']} became unknown with no kill after it"
+        per_kill[ended_by[0]] += 1
+    assert max(per_kill.values(), default=0) <= int(ENGINE_ENV["WORKER_CONCURRENCY"]), per_kill
     assert result.sent > 600  # rounds really ran through the kills
     assert await double_rounds(world.db) == []
 
