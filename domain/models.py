@@ -177,6 +177,11 @@ class Notification:
     tries: int
     timezone: str = "UTC"  # U10.6: the recipient's, the times in the text are on their clock
     language: str = ""  # the recipient's users.language (U12), "" when unknown
+    # U8: the account the payload's ``account_id`` names (its name and phone, "" when none or gone)
+    # and how many accounts the user has (connected ones, this one counted too)
+    account_name: str = ""
+    account_phone: str = ""
+    user_accounts: int = 1
 
 
 Clock = Callable[[], datetime]

@@ -88,8 +88,18 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
     """The text and buttons of one notification, or None for a kind this bot doesn't know.
 
     Every kind in ``services.notifications.KINDS`` renders; a missing or malformed payload field
-    renders as a neutral value rather than failing.
+    renders as a neutral value rather than failing. A notification about one account of a user who
+    has two or more (U8) starts with that account's name and masked phone; with one account, or a
+    row naming no account (written by an earlier release), the text is the same as without U8.
     """
+    rendered = _render_kind(note)
+    if rendered is None or note.user_accounts < 2 or not note.account_phone:
+        return rendered
+    text, markup = rendered
+    return f"{texts.note_account(note.account_name, rules.mask_phone(note.account_phone))}\n{text}", markup
+
+
+def _render_kind(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
     p = note.payload or {}
     if note.kind == kinds.ROUND_SUMMARY:
         text = texts.note_round(_int(p, "sent"), _int(p, "failed"), _int(p, "skipped"), _int(p, "total"))

@@ -200,8 +200,7 @@ def main_card(
 ) -> str:
     """U1.5: the current account's broadcast; with two accounts or more (U8.6), a line for each
     (``account_line``) after it."""
-    account = (f"{esc(account_name or '')} ({esc(phone_masked)})".strip() if phone_masked
-               else _("not connected"))
+    account = account_label(account_name or "", phone_masked) if phone_masked else _("not connected")
     if message_snippet is None and media_kind is None:
         message = _("not set")
     else:
@@ -306,6 +305,16 @@ BTN_ALL_ACCOUNTS = N_("👥 All accounts")
 ACCOUNTS_HINT = N_("The groups, message, interval, schedule and start/stop menus act on the current "
                    "account (👉). Press an account to make it current.")
 CURRENT_MARK = N_("current")
+
+
+def account_label(name: str, phone_masked: str) -> str:
+    """An account as the menus name it: its name and masked phone (``Ann (+1•••0123)``)."""
+    return f"{esc(name)} ({esc(phone_masked)})".strip()
+
+
+def note_account(name: str, phone_masked: str) -> str:
+    """U8: the first line of a notification about one account of a user who has several."""
+    return _("👤 Account {account}:").format(account=account_label(name, phone_masked))
 
 
 def account_button(name: str, phone_masked: str, current: bool) -> str:

@@ -452,10 +452,12 @@ class RoundEngine:
                 title = await unit.disable_group(cand.group_id, decision.code)
                 if title is not None:
                     await unit.notify(ctx.user_id, rules.GROUP_DISABLED,
-                                      {"group_id": cand.group_id, "title": title, "reason": decision.code},
+                                      {"group_id": cand.group_id, "title": title, "reason": decision.code,
+                                       "account_id": ctx.account_id},
                                       f"group_disabled:{cand.group_id}:{decision.code}")
             elif decision.notify == rules.MESSAGE_REJECTED:
-                rejected = {"round_id": ctx.round_id, "code": decision.code, "detail": decision.detail}
+                rejected = {"round_id": ctx.round_id, "code": decision.code, "detail": decision.detail,
+                            "account_id": ctx.account_id}
                 await unit.notify(ctx.user_id, rules.MESSAGE_REJECTED, rejected,
                                   f"message_rejected:{ctx.round_id}")
             if decision.pause_for is not None:
@@ -466,7 +468,7 @@ class RoundEngine:
                 await unit.skip_open(ctx.round_id, decision.code, "campaign paused by Telegram")
                 if until is not None and not told:
                     pause = {"seconds": int(decision.pause_for), "until": until.isoformat(),
-                             "code": decision.code}
+                             "code": decision.code, "account_id": ctx.account_id}
                     if decision.notify == rules.ACCOUNT_RESTRICTED:
                         await unit.notify(ctx.user_id, rules.ACCOUNT_RESTRICTED, pause,
                                           f"account_restricted:{ctx.round_id}")
@@ -477,14 +479,14 @@ class RoundEngine:
             if decision.halt:
                 await unit.stop_campaign(ctx.account_id)
                 await unit.skip_open(ctx.round_id, decision.code, "every group failed alike")
-                await unit.notify(ctx.user_id, rules.BROADCAST_HALTED, {"code": decision.code},
+                await unit.notify(ctx.user_id, rules.BROADCAST_HALTED, {"code": decision.code, "account_id": ctx.account_id},
                                   f"broadcast_halted:{ctx.round_id}")
                 await self._finish(unit, ctx, "cancelled")
             if decision.stop_campaign:
                 await unit.stop_campaign(ctx.account_id)
                 await unit.disconnect_account(ctx.account_id, decision.code)
                 await unit.skip_open(ctx.round_id, decision.code, "the account's session ended")
-                await unit.notify(ctx.user_id, rules.SESSION_ENDED, {"reason": decision.code},
+                await unit.notify(ctx.user_id, rules.SESSION_ENDED, {"reason": decision.code, "account_id": ctx.account_id},
                                   f"session_ended:{ctx.round_id}")
                 await self._finish(unit, ctx, "cancelled")
 
@@ -530,7 +532,7 @@ class RoundEngine:
             if blocker == "no_account":
                 await unit.stop_campaign(ctx.account_id)
                 await unit.skip_open(ctx.round_id, "NO_ACCOUNT", "no connected account")
-                await unit.notify(ctx.user_id, rules.SESSION_ENDED, {"reason": "NO_ACCOUNT"},
+                await unit.notify(ctx.user_id, rules.SESSION_ENDED, {"reason": "NO_ACCOUNT", "account_id": ctx.account_id},
                                   f"session_ended:{ctx.round_id}")
             else:  # stopped, or the round was closed meanwhile
                 await unit.skip_open(ctx.round_id, "STOPPED", "the broadcast was stopped")
@@ -543,7 +545,7 @@ class RoundEngine:
             return
         self._finished(ctx, finished)
         if status == "done":
-            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY, finished.summary(),
+            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY, {**finished.summary(), "account_id": ctx.account_id},
                               f"round_summary:{ctx.round_id}")
 
     def _finished(self, ctx: RoundContext, finished: FinishedRound) -> None:

@@ -251,7 +251,8 @@ _SETTLE = "WITH " + _outcome_sql(2) + """, open_left AS (
     INSERT INTO notifications (user_id, kind, payload, dedupe_key, created_at)
     SELECT u.user_id, 'round_summary',
            jsonb_build_object('round_id', fin.round_id, 'total', fin.total, 'sent', fin.sent,
-                              'failed', fin.failed, 'skipped', fin.skipped, 'unknown', fin.unknown)
+                              'failed', fin.failed, 'skipped', fin.skipped, 'unknown', fin.unknown,
+                              'account_id', fin.account_id)
                || $10::jsonb,
            'round_summary:' || fin.round_id, now()
     FROM fin JOIN users u ON u.user_id = fin.user_id

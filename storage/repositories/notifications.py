@@ -34,10 +34,18 @@ async def enqueue(
 
 
 async def pending(conn: asyncpg.Connection, limit: int, max_tries: int) -> list[Notification]:
+    """Undelivered rows, oldest first, with what rendering needs: the recipient's zone and language
+    and, for a payload naming an ``account_id`` of theirs (U8), that account and their count."""
     rows = await conn.fetch(
         """SELECT n.notification_id, n.user_id, n.kind, n.payload, n.dedupe_key, n.created_at, n.tries,
-                  COALESCE(u.timezone, 'UTC') AS timezone, COALESCE(u.language, '') AS language
+                  COALESCE(u.timezone, 'UTC') AS timezone, COALESCE(u.language, '') AS language,
+                  COALESCE(a.first_name, '') AS account_name, COALESCE(a.phone, '') AS account_phone,
+                  (SELECT count(*) FROM accounts o WHERE o.user_id = n.user_id
+                     AND (o.status = 'connected' OR o.account_id = a.account_id))::int AS user_accounts
            FROM notifications n LEFT JOIN users u ON u.user_id = n.user_id
+           LEFT JOIN accounts a ON a.user_id = n.user_id
+                AND a.account_id = CASE WHEN jsonb_typeof(n.payload -> 'account_id') = 'number'
+                                        THEN (n.payload ->> 'account_id')::numeric END
            WHERE n.delivered_at IS NULL AND n.tries < $2
            ORDER BY n.notification_id LIMIT $1""",
         limit, max_tries,
@@ -47,6 +55,8 @@ async def pending(conn: asyncpg.Connection, limit: int, max_tries: int) -> list[
             notification_id=r["notification_id"], user_id=r["user_id"], kind=r["kind"],
             payload=r["payload"], dedupe_key=r["dedupe_key"], created_at=r["created_at"],
             tries=r["tries"], timezone=r["timezone"], language=r["language"],
+            account_name=r["account_name"], account_phone=r["account_phone"],
+            user_accounts=r["user_accounts"],
         )
         for r in rows
     ]
