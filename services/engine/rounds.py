@@ -479,14 +479,16 @@ class RoundEngine:
             if decision.halt:
                 await unit.stop_campaign(ctx.account_id)
                 await unit.skip_open(ctx.round_id, decision.code, "every group failed alike")
-                await unit.notify(ctx.user_id, rules.BROADCAST_HALTED, {"code": decision.code, "account_id": ctx.account_id},
+                await unit.notify(ctx.user_id, rules.BROADCAST_HALTED,
+                                  {"code": decision.code, "account_id": ctx.account_id},
                                   f"broadcast_halted:{ctx.round_id}")
                 await self._finish(unit, ctx, "cancelled")
             if decision.stop_campaign:
                 await unit.stop_campaign(ctx.account_id)
                 await unit.disconnect_account(ctx.account_id, decision.code)
                 await unit.skip_open(ctx.round_id, decision.code, "the account's session ended")
-                await unit.notify(ctx.user_id, rules.SESSION_ENDED, {"reason": decision.code, "account_id": ctx.account_id},
+                await unit.notify(ctx.user_id, rules.SESSION_ENDED,
+                                  {"reason": decision.code, "account_id": ctx.account_id},
                                   f"session_ended:{ctx.round_id}")
                 await self._finish(unit, ctx, "cancelled")
 
@@ -532,7 +534,8 @@ class RoundEngine:
             if blocker == "no_account":
                 await unit.stop_campaign(ctx.account_id)
                 await unit.skip_open(ctx.round_id, "NO_ACCOUNT", "no connected account")
-                await unit.notify(ctx.user_id, rules.SESSION_ENDED, {"reason": "NO_ACCOUNT", "account_id": ctx.account_id},
+                await unit.notify(ctx.user_id, rules.SESSION_ENDED,
+                                  {"reason": "NO_ACCOUNT", "account_id": ctx.account_id},
                                   f"session_ended:{ctx.round_id}")
             else:  # stopped, or the round was closed meanwhile
                 await unit.skip_open(ctx.round_id, "STOPPED", "the broadcast was stopped")
@@ -545,7 +548,8 @@ class RoundEngine:
             return
         self._finished(ctx, finished)
         if status == "done":
-            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY, {**finished.summary(), "account_id": ctx.account_id},
+            await unit.notify(ctx.user_id, rules.ROUND_SUMMARY,
+                              {**finished.summary(), "account_id": ctx.account_id},
                               f"round_summary:{ctx.round_id}")
 
     def _finished(self, ctx: RoundContext, finished: FinishedRound) -> None:

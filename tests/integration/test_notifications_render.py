@@ -299,3 +299,52 @@ async def test_the_outbox_reads_each_recipients_time_zone(db: Database) -> None:
             await outbox.enqueue(conn, uid, kinds.NO_GROUPS_LEFT, {}, f"tz:{uid}", datetime.now(UTC))
         pending = await outbox.pending(conn, 10, 5)
     assert {(n.user_id, n.timezone) for n in pending} == {(77, "Asia/Tokyo"), (78, "UTC")}
+
+
+async def test_a_round_summary_names_the_account_of_a_user_with_two(
+    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
+) -> None:
+    """U8: the summary the engine writes carries its account; the outbox joins the account's name and
+    phone, and the text names it for a user with two accounts, not for one with a single account."""
+    async with db.connection() as conn:
+        two = await seed_user(conn, cipher, 1, 2, phone="+15550001111")
+        await seed_user(conn, cipher, 2, 2, phone="+15550002222")
+        await conn.execute("UPDATE accounts SET first_name = 'Ann' WHERE user_id = 1")
+        await conn.execute(
+            """INSERT INTO accounts (user_id, phone, tg_user_id, first_name, session_enc)
+               VALUES (1, '+15550003333', 30001, 'Other', $1)""", cipher.encrypt("session-other"))
+        # a disconnected account of the single-account user does not make them a two-account user
+        await conn.execute(
+            """INSERT INTO accounts (user_id, phone, tg_user_id, first_name, status, session_enc)
+               VALUES (2, '+15550004444', 30002, 'Gone', 'disconnected', NULL)""")
+    eng = Engine(db, redis_client, FakeSender(), settings_with(), cipher)
+    assert (await eng.jobs.tick()).created == 2
+    await eng.run_until_done()
+    async with db.connection() as conn:
+        payloads = {r["user_id"]: r["payload"] for r in await conn.fetch(
+            "SELECT user_id, payload FROM notifications WHERE kind = $1", kinds.ROUND_SUMMARY)}
+    assert payloads[1]["account_id"] == two.account_id and payloads[1]["sent"] == 2
+
+    bot = RecordingBot()
+    await notifier.deliver_once(cast(Bot, bot), NotificationService(db))
+    sent = {chat: text for chat, text, _ in bot.sent}
+    assert sent[1].startswith("👤 Account Ann (+1•••1111):\n")
+    assert "Other" not in sent[1] and "3333" not in sent[1]
+    assert not sent[2].startswith("👤") and "2222" not in sent[2]
+    assert sent[1].split("\n", 1)[1] == sent[2]  # the same round, named for the two-account user only
+
+
+async def test_the_outbox_joins_only_the_recipients_own_account(db: Database, cipher: SessionCipher) -> None:
+    """U8: ``pending`` names the account the payload's ``account_id`` names only when it is the
+    recipient's; a malformed or missing ``account_id`` reads as no account, never fails the batch."""
+    async with db.connection() as conn:
+        mine = await seed_user(conn, cipher, 1, 1, phone="+15550001111")
+        theirs = await seed_user(conn, cipher, 2, 1, phone="+15550002222")
+        now = datetime.now(UTC)
+        for key, payload in {"own": {"account_id": mine.account_id}, "other": {"account_id": theirs.account_id},
+                             "text": {"account_id": "x"}, "none": {}}.items():
+            await outbox.enqueue(conn, 1, kinds.BROADCAST_HALTED, payload, key, now)
+        pending = {n.dedupe_key: n for n in await outbox.pending(conn, 10, 5)}
+    assert (pending["own"].account_phone, pending["own"].user_accounts) == ("+15550001111", 1)
+    for key in ("other", "text", "none"):
+        assert (pending[key].account_name, pending[key].account_phone) == ("", ""), key

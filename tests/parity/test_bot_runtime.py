@@ -113,6 +113,36 @@ async def test_notifications_from_the_outbox_are_delivered(harness: Harness) -> 
     assert len(shown) == 1 and "can't write" in shown[0]
 
 
+async def test_a_round_summary_names_the_account_of_a_two_account_user(
+    harness: Harness, flow_contract: contract.Contract
+) -> None:
+    """U8: with Alice and Dana connected, a round summary of Alice's broadcast says it is hers."""
+    await harness.free_accounts()
+    runner = CaseRunner(harness, flow_contract, contract.Case(id="U8-notes"))
+    runner.uid = uid = await harness.new_user("TwoAccounts")
+    for step in flow_contract.expand([{"given": "two_accounts"}]):
+        await runner.step(step)
+    alice = await harness.fetchval("SELECT account_id FROM accounts WHERE user_id = $1 AND status = 'connected' "
+                                   "AND first_name = 'Alice'", uid)
+    assert alice is not None
+    async with harness.db.transaction() as conn:  # as the engine's round end writes it
+        note = await NotificationService.enqueue(
+            conn, uid, notifications.ROUND_SUMMARY,
+            {"round_id": 1, "total": 3, "sent": 3, "failed": 0, "skipped": 0, "unknown": 0, "account_id": alice},
+            "round_summary:u8-notes")
+    assert note is not None
+
+    async def delivered() -> bool:
+        return bool(await harness.fetchval(
+            "SELECT delivered_at IS NOT NULL FROM notifications WHERE notification_id = $1", note))
+
+    await _wait_for(delivered)
+    shown = [t for t in await _bot_texts(harness, uid) if "Round finished: 3 sent" in t]
+    assert len(shown) == 1, shown
+    assert shown[0].startswith("👤 Account Alice (+1•••0001):"), shown[0]
+    assert "Dana" not in shown[0]
+
+
 async def test_a_user_who_blocked_the_bot_is_remembered(harness: Harness) -> None:
     uid = await harness.new_user("Blocker")
     harness.count_pushed()

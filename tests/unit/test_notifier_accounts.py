@@ -1,0 +1,78 @@
+"""U8: a notification about one account names it when the user has two or more; with one account
+(or a row from the previous release, naming none) the text is exactly as before."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from domain.models import Notification
+from roles.bot import notifier
+from roles.bot.i18n import use_locale
+from services import notifications as kinds
+
+UNTIL = "2025-03-01T14:05:00+00:00"
+# the account-specific kinds with payloads as the engine (and the scheduler) write them
+ACCOUNT_PAYLOADS: dict[str, dict[str, Any]] = {
+    kinds.ROUND_SUMMARY: {"round_id": 1, "sent": 3, "failed": 1, "skipped": 0, "unknown": 0, "total": 4},
+    kinds.SESSION_ENDED: {"reason": "AUTH_KEY_UNREGISTERED"},
+    kinds.GROUP_DISABLED: {"group_id": 9, "title": "Cats", "reason": "CHAT_WRITE_FORBIDDEN"},
+    kinds.FLOOD_PAUSE: {"seconds": 7200, "until": UNTIL, "code": "FLOOD_WAIT"},
+    kinds.MESSAGE_REJECTED: {"round_id": 1, "code": "MESSAGE_TOO_LONG", "detail": "over 4096"},
+    kinds.ACCOUNT_RESTRICTED: {"seconds": 21600, "until": UNTIL, "code": "USER_BANNED_IN_CHANNEL"},
+    kinds.BROADCAST_HALTED: {"code": "SOME_NEW_ERROR"},
+    kinds.NO_GROUPS_LEFT: {},
+    kinds.BROADCAST_STOPPED: {"by": "admin"},
+}
+PEER_FLOOD = {"seconds": 3600, "until": UNTIL, "code": "PEER_FLOOD"}
+
+
+def _note(kind: str, payload: dict[str, Any], **account: Any) -> Notification:
+    note = Notification(1, 42, kind, {**payload, "account_id": 7}, None, datetime(2025, 3, 1, tzinfo=UTC), 0)
+    return replace(note, **account)
+
+
+def _text(note: Notification, language: str = "en") -> str:
+    with use_locale(language):
+        rendered = notifier.render(note)
+    assert rendered is not None
+    return rendered[0]
+
+
+CASES = [*ACCOUNT_PAYLOADS.items(), (kinds.FLOOD_PAUSE, PEER_FLOOD)]
+
+
+@pytest.mark.parametrize(("kind", "payload"), CASES, ids=[f"{k}-{p.get('code', '')}" for k, p in CASES])
+def test_with_two_accounts_the_notification_names_its_account(kind: str, payload: dict[str, Any]) -> None:
+    plain = _text(_note(kind, payload))
+    named = _text(_note(kind, payload, account_name="Ann <b>", account_phone="+15550001234", user_accounts=2))
+    # the account as the account menu shows it: name (escaped) and masked phone, then the usual text
+    assert named == f"👤 Account Ann &lt;b&gt; (+1•••1234):\n{plain}"
+    assert "5550001234" not in named
+    three = _text(_note(kind, payload, account_name="Bob", account_phone="+4930123456", user_accounts=3))
+    assert three.startswith("👤 Account Bob (+4•••3456):\n")
+
+
+@pytest.mark.parametrize(("kind", "payload"), CASES, ids=[f"{k}-{p.get('code', '')}" for k, p in CASES])
+def test_with_one_account_the_text_is_as_before(kind: str, payload: dict[str, Any]) -> None:
+    before = _text(Notification(1, 42, kind, payload, None, datetime(2025, 3, 1, tzinfo=UTC), 0))
+    one = _note(kind, payload, account_name="Ann", account_phone="+15550001234", user_accounts=1)
+    assert _text(one) == before
+    assert "Ann" not in before and "•••" not in before
+    # a row naming no account (the previous release) or one no longer found: as before too
+    assert _text(_note(kind, payload, user_accounts=2)) == before
+
+
+def test_the_account_line_is_translated() -> None:
+    note = _note(kinds.ROUND_SUMMARY, ACCOUNT_PAYLOADS[kinds.ROUND_SUMMARY],
+                 account_name="Ann", account_phone="+15550001234", user_accounts=2)
+    assert _text(note, "ru").startswith("👤 Аккаунт Ann (+1•••1234):\n")
+
+
+def test_access_notices_are_not_about_an_account() -> None:
+    for kind in (kinds.ACCESS_APPROVED, kinds.ACCESS_REVOKED, kinds.ACCESS_EXPIRED):
+        note = Notification(1, 42, kind, {}, None, datetime(2025, 3, 1, tzinfo=UTC), 0, user_accounts=2)
+        assert not _text(note).startswith("👤")
