@@ -24,6 +24,10 @@ Kinds and their payloads (the bot renders them):
   actions (A2, A3)
 - ``no_groups_left``: {} (U6.6): a due round found no selected active group; told once per pause
   by the scheduler (dedupe key ``no_groups:<user_id>:<time>``), offer ``grp:list:0``
+
+U8: the kinds about one account (the engine's, ``no_groups_left``) also carry its ``account_id``;
+for a user with two accounts or more the bot then names the account (name and masked phone) first.
+Rows without it (an earlier release, the admin's every-account actions) render as with one account.
 """
 
 from __future__ import annotations
