@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal, cast
@@ -87,6 +87,30 @@ class _Start:
     named: bool = True  # False: the payload lacked the account (a job of the previous release)
     taken: Taken | None = None
     account_key: int | None = None
+
+
+@contextlib.asynccontextmanager
+async def _stops_with(account: HeldLock | None, job: HeldLock) -> AsyncIterator[None]:
+    """While the block runs, losing the Telegram account's lease stops the batch as losing the job's
+    own lock does (``job.lost``): no send goes out on an account someone else may hold by then
+    (engine.md: one send at a time per account). ``None``: no account lease kept here."""
+    lost = getattr(account, "lost", None)
+    if not isinstance(lost, asyncio.Event):
+        yield
+        return
+
+    async def watch(event: asyncio.Event) -> None:
+        await event.wait()
+        log.warning("the Telegram account's lease was lost mid-batch: the batch stops")
+        job.lost.set()
+
+    task = asyncio.ensure_future(watch(lost))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _with_account(outcome: JobOutcome, round_id: int, user_id: int, start: _Start) -> JobOutcome:
@@ -213,7 +237,9 @@ class RoundEngine:
                     if start.taken is not None and start.taken.account is not None:
                         # renewed from now on, whether or not this job sends (released with the settle)
                         account = start.taken.account
-                        await kept.enter_async_context(self.account_lock.keep(account, release=False))
+                        account_held = await kept.enter_async_context(
+                            self.account_lock.keep(account, release=False))
+                        await kept.enter_async_context(_stops_with(account_held, held))
                     outcome = await self._locked(job_id, round_id, user_id, held, unit, held_leases, start)
                 outcome = _with_account(outcome, round_id, user_id, start)
                 await unit.release()
@@ -286,7 +312,7 @@ class RoundEngine:
                 return JobOutcome.requeue(JobResult.BUSY, self._busy_delay())
             held_leases.insert(0, (self.account_lock, account_lease))  # released with the job's settle
             keep = self.account_lock.keep(account_lease, release=False)
-        async with keep:
+        async with keep as account_held, _stops_with(account_held, held):
             if ctx.album_items:  # U9.3: an album's items are read with the message
                 message = await _load_message(unit, ctx.message_id)
             else:

@@ -4,6 +4,8 @@ is not the round's (it takes the right account's lock and puts the right id in t
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as aioredis
 
@@ -98,3 +100,39 @@ async def test_a_payload_naming_another_account_sends_under_the_rounds_account(
     [continuation] = await eng.queue.fetch(count=1, block_ms=2000)
     assert continuation.id == job.id and continuation.payload["tg_user_id"] == 10_001
     assert continuation.payload["account_id"] == seeded.account_id
+
+
+async def test_a_batch_stops_when_the_telegram_accounts_lease_is_lost(
+    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher, caplog: pytest.LogCaptureFixture
+) -> None:
+    """engine.md, one send at a time per account: once the Telegram account's lease is gone (expired
+    during a stall and taken by another holder), the batch sends nothing more on that account, as
+    when the job's own lock is lost; the other holder's lease is left alone."""
+    caplog.set_level("WARNING", logger="services.engine.rounds")
+    leases = Leases(redis_client)
+    thief = "999999999999999999"
+    account_lease = keys.LEASE.format(name="tg-account:10001")
+
+    async def steal_then_wait(sender: FakeSender, account: AccountRef, group: GroupRef) -> None:
+        if sender.sent():
+            return
+        await redis_client.set(account_lease, thief, px=30_000)
+        for _ in range(400):  # the job's renewal (every ttl/3) finds the lease gone
+            if any("lease was lost mid-batch" in r.getMessage() for r in caplog.records):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the engine never noticed the lost account lease")
+
+    gateway = FakeSender(before_send=steal_then_wait)
+    eng = Engine(db, redis_client, gateway, settings_with(), cipher)
+    async with db.connection() as conn:
+        seeded = await seed_user(conn, cipher, 1, 7)
+    assert (await eng.jobs.tick()).created == 1
+    [job] = await eng.queue.fetch(count=1, block_ms=100)
+
+    result = await eng.executor.run(job)
+
+    assert len(gateway.sent()) == 1  # the send in flight when the loss was noticed, nothing after it
+    assert result == engine.JobResult.CONTINUED
+    assert (await redis_client.get(account_lease)) in (thief, thief.encode())  # the other holder's
+    assert await leases.holder(UserLock.name(1, seeded.account_id)) is None
