@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from contract import Case, Contract, Step
@@ -130,6 +131,7 @@ class CaseRunner:
         self.audit_start = 0
         self.topic_changes: list[tuple[int, int, Json]] = []  # (group, topic, how it was) to restore
         self.feed_start: dict[int, int] = {}  # posts in each of the user's groups when the trigger began
+        self.window_now: datetime | None = None  # the instant U10's window templates count from
 
     # --- templates ------------------------------------------------------------------------------
 
@@ -150,7 +152,9 @@ class CaseRunner:
         names = set(_PLACEHOLDER.findall(value))
         values: dict[str, str] = {"uid": str(self.uid), "admin": str(ADMIN)}
         if names & window_steps.TEMPLATES:
-            values.update(await window_steps.template_values(self.h, self.uid))
+            if self.window_now is None:
+                self.window_now = datetime.now(UTC)
+            values.update(await window_steps.template_values(self.h, self.uid, self.window_now))
         if names & {"phone", "phone_spaced", "password", "name", "code", "code_spaced", "wrong_code_spaced"}:
             acc = self._account()
             values.update(phone=acc["phone"], phone_spaced=_phone_spaced(acc["phone"]),

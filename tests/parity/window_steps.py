@@ -10,7 +10,7 @@ hour) and ``{opens_at}`` is its opening, ``{hours_closing}`` is open now and clo
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from accounts.gateway import AccountGateway, AccountRef, GroupRef, OutgoingMessage
@@ -81,9 +81,10 @@ async def run_job(h: Harness, round_id: int, uid: int, seconds: float) -> tuple[
     return outcome, gateway
 
 
-async def template_values(h: Harness, uid: int) -> dict[str, str]:
+async def template_values(h: Harness, uid: int, now: datetime) -> dict[str, str]:
+    """The window templates relative to ``now``: one instant per case (the runner keeps it), so a
+    window set in a given step and the opening expected later agree across a minute boundary."""
     zone_name = await h.fetchval("SELECT timezone FROM users WHERE user_id = $1", uid) or "UTC"
-    now = datetime.now(UTC)
     local = now.astimezone(schedule.zone(zone_name)).replace(second=0, microsecond=0)
     opens = local + timedelta(hours=2)
     since = local - timedelta(hours=1)
