@@ -141,12 +141,16 @@ async def start_beside_sandbox(
     in-memory key when ``key_file`` is None (tests)."""
     key = keys.generate() if key_file is None else keys.load_or_create(key_file)
     main = await start_mtproto(world, host, port, key)
-    try:  # the second data centre, for the accounts the world places there ("dc": 4)
-        other = MTProtoServer(world, key, host, SECOND_DC)
-        await other.start(main.port + 1)
-    except OSError as exc:
-        logger.warning("sandbox MTProto data centre %d not started on port %d: %s", SECOND_DC, main.port + 1,
-                       exc)
+    # the second data centre, for the accounts the world places there ("dc": 4): on the next port, or
+    # on any free one when another process has that (help.getConfig lists the port it really got)
+    other = MTProtoServer(world, key, host, SECOND_DC)
+    for port in (main.port + 1, 0):
+        try:
+            await other.start(port)
+            break
+        except OSError as exc:
+            logger.warning("sandbox MTProto data centre %d not started on port %d: %s", SECOND_DC, port, exc)
+    else:
         return main
     main.peers = other.peers = [main, other]
     main.owned.append(other)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import os
+import socket
 import stat
 from collections import defaultdict
 from pathlib import Path
@@ -265,3 +266,22 @@ async def test_the_key_file_is_kept_and_clients_read_its_public_half(
     configured = SandboxClientFactory.from_settings(
         Settings(data_dir=tmp_path, sandbox=SandboxSettings(host="127.0.0.1")))
     assert (configured.host, configured.port) == ("127.0.0.1", 8082)
+
+
+async def test_the_second_data_centre_takes_any_free_port_when_the_next_one_is_taken(mt: MTSandbox) -> None:
+    """Beside other processes (parallel test workers, other services) the port after the main one may
+    be taken: data centre 4 then listens on a free port, listed by both endpoints for PHONE_MIGRATE."""
+    with socket.socket() as probe:  # a main port whose next port we hold
+        probe.bind(("127.0.0.1", 0))
+        main_port = probe.getsockname()[1]
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", main_port + 1))
+        taken.listen()
+        server = await start_beside_sandbox(mt.world, "127.0.0.1", main_port, None)
+        try:
+            [other] = [p for p in server.peers if p is not server]
+            assert other.dc_id == 4 and other.port not in (0, main_port + 1)
+            assert other.peers == server.peers
+        finally:
+            await server.close()
