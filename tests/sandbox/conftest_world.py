@@ -6,7 +6,6 @@ fixtures of ``tests/sandbox/conftest.py`` stay independent of it).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +18,7 @@ from config.settings import SandboxSettings
 from sandbox.events import EventLog
 from sandbox.world import World, WorldError
 from sandbox.world_api import setup_world_routes
+from tests.clocks import StepClock
 
 ANN = "+15550001001"  # no 2FA
 BEN = "+15550001002"  # 2FA
@@ -56,24 +56,15 @@ SEED: dict[str, Any] = {
 }
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand: intervals pass without waiting for them."""
+class FakeClock(StepClock):
+    """The hand-moved test clock (``tests.clocks.StepClock``) as the sandbox world reads it: called
+    like ``time.monotonic``."""
 
     def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-        self.slept: list[float] = []  # what was waited through sleep(), in order
+        super().__init__(start)
 
     def __call__(self) -> float:
         return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        """An asyncio.sleep that moves this clock instead of waiting (still yields to the loop once)."""
-        self.slept.append(seconds)
-        self.advance(seconds)
-        await asyncio.sleep(0)
 
 
 def make_world(clock: FakeClock | None = None, **settings: Any) -> World:
