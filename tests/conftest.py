@@ -29,6 +29,7 @@ from storage.embedded import EmbeddedPostgres
 from tests import xdist_units
 from tests.embedded import TestRedis
 from tests.parity import report as parity_report
+from tests.ports import free_port
 
 # one template per worker process: with TEST_DATABASE_URL they share a server
 TEMPLATE_DB = f"broadcast_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
@@ -78,8 +79,8 @@ def server_urls() -> Iterator[tuple[str, str]]:
     base = Path(tempfile.mkdtemp(prefix="broadcast-test-servers-"))
     pg_url = os.environ.get("TEST_DATABASE_URL", "")
     redis_url = os.environ.get("TEST_REDIS_URL", "")
-    pg = EmbeddedPostgres(base / "pg", port=0) if not pg_url else None
-    rd = TestRedis(base / "redis", port=0) if not redis_url else None
+    pg = EmbeddedPostgres(base / "pg", port=free_port()) if not pg_url else None
+    rd = TestRedis(base / "redis", port=free_port()) if not redis_url else None
     try:
         if pg is not None:
             pg_url = pg.start()

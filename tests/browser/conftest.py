@@ -26,7 +26,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from config.settings import ENV_MAP, SandboxSettings
 from sandbox.server import SandboxServer, run_sandbox
 from sandbox.world import DEMO_WORLD
-from storage.embedded import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

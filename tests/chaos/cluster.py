@@ -28,6 +28,7 @@ from storage.db import Database
 from storage.embedded import EmbeddedPostgres, EmbeddedRedis
 from storage.migrator import apply_migrations
 from tests.embedded import TestRedis
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
@@ -73,8 +74,8 @@ class Servers:
         base = Path(tempfile.mkdtemp(prefix="chaos-servers-"))
         pg_url = os.environ.get("TEST_DATABASE_URL", "")
         redis_url = os.environ.get("TEST_REDIS_URL", "")
-        pg = EmbeddedPostgres(base / "pg", port=0) if not pg_url else None
-        redis = TestRedis(base / "redis", port=0) if not redis_url else None
+        pg = EmbeddedPostgres(base / "pg", port=free_port()) if not pg_url else None
+        redis = TestRedis(base / "redis", port=free_port()) if not redis_url else None
         if pg is not None:
             pg_url = pg.start()
         if redis is not None:

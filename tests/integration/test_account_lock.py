@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,6 +21,7 @@ from services.locks import Busy
 from services.login import LoginService
 from storage.db import Database
 from storage.lease import Leases
+from storage.queue import Job
 from storage.user_lock import UserLock
 from tests.integration.engine_support import Engine, FakeSender, seed_user, settings_with
 from tests.integration.services_support import group
@@ -123,7 +125,7 @@ async def test_import_proceeds_as_soon_as_the_lock_is_released(
 
 
 async def test_worker_and_import_never_use_the_session_at_once(
-    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
+    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 30 groups = 6 batches of 5 sends; the gaps between batches are where imports get in
     settings = _settings(gap_min=0.03, gap_max=0.05, worker_concurrency=4)
@@ -132,25 +134,56 @@ async def test_worker_and_import_never_use_the_session_at_once(
     engine = Engine(db, redis_client, gateway, settings, cipher)
     assert (await engine.jobs.tick()).created == 1
     groups = GroupService(db, gateway, cipher, settings, lock=_lock(redis_client, settings), lock_wait=5.0)
+    # the interleaving, made certain rather than hoped for: once the first batch has handed its job back
+    # (and its locks with it), the worker's next fetched job waits until an import has run
+    queue, batch_done, imported = engine.queue, asyncio.Event(), asyncio.Event()
+    real_settle, real_requeue, real_fetch = queue.settle, queue.requeue, queue.fetch
+
+    async def settle(*args: Any, **kwargs: Any) -> None:
+        await real_settle(*args, **kwargs)
+        batch_done.set()
+
+    async def requeue(*args: Any, **kwargs: Any) -> bool:
+        requeued = await real_requeue(*args, **kwargs)
+        batch_done.set()
+        return requeued
+
+    async def fetch(*args: Any, **kwargs: Any) -> list[Job]:
+        jobs = await real_fetch(*args, **kwargs)
+        if jobs and batch_done.is_set():
+            await imported.wait()
+        return jobs
+
+    monkeypatch.setattr(queue, "settle", settle)
+    monkeypatch.setattr(queue, "requeue", requeue)
+    monkeypatch.setattr(queue, "fetch", fetch)
     stop = asyncio.Event()
     worker = asyncio.create_task(
-        run_worker(db, redis_client, gateway, settings, stop, "w1", cipher=cipher, queue=engine.queue))
+        run_worker(db, redis_client, gateway, settings, stop, "w1", cipher=cipher, queue=queue))
     imports = 0
     try:
-        while len(gateway.sent()) < 30:
+        await asyncio.wait_for(batch_done.wait(), 30.0)
+        first_batch = len(gateway.sent())
+        await groups.import_groups(UID)  # the lock is free: the round's job is between batches
+        imports += 1
+        imported.set()
+        while len(gateway.sent()) < 30:  # and more imports race the rest of the round for the lock
             await groups.import_groups(UID)
             imports += 1
             assert not worker.done()
             await asyncio.sleep(0.1)  # a person pressing the import button again
     finally:
+        imported.set()
         stop.set()
         await asyncio.wait_for(worker, 10.0)
+    assert 0 < first_batch < 30
     assert imports >= 2
     assert len(gateway.sent()) == 30
     assert gateway.max_in_flight[account_id] == 1
-    # at least one import ran while the round was in progress, between two batches
+    # the first import ran while the round was in progress, between two of its batches
     sends = sorted(c.started for c in gateway.sent())
-    assert any(sends[0] < start < sends[-1] for start, _ in gateway.used("list"))
+    first_listing = min(start for start, _ in gateway.used("list"))
+    assert sends[first_batch - 1] < first_listing < sends[first_batch]
 
 
 async def test_logout_stops_the_round_and_logs_out_under_the_lock(

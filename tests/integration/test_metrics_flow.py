@@ -25,9 +25,9 @@ from config.settings import EngineSettings
 from metrics import REGISTRY
 from roles.worker.loop import round_queue, run_worker
 from scheduler.runner import run_scheduler
-from storage.embedded import free_port
 from tests.parity.harness import Harness, start_harness
 from tests.parity.runner import CaseRunner
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from storage.embedded import free_port
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter
 
 from sandbox.client import SandboxClient, SandboxError
+from tests.ports import free_port
 from tests.sandbox.conftest import USER, Sandbox, SandboxFactory
 from tests.sandbox.conftest_world import FakeClock
 
@@ -167,14 +167,8 @@ async def test_control_errors(sandbox: Sandbox) -> None:
         await client.wait_for_chat(USER, lambda chat: len(chat) > 0, timeout=0.1)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_python_m_sandbox_serves_the_bot_api_and_the_demo_world(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     # run from elsewhere: the package comes from PYTHONPATH, the default seed path resolves from it
     env = {**os.environ, "SANDBOX_PORT": str(port), "SANDBOX_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}
     env.pop("SANDBOX_SEED_FILE", None)
