@@ -190,9 +190,10 @@ class Grp(AreaData, prefix="grp"):
     gid: DbId | None = None
     page: Page | None = None
     tid: TopicId | None = None
+    aid: DbId | None = None  # grp:menu:<aid>: a notification's button, for the account it is about (U8)
     shapes = shapes_of(
-        GrpAction, list=(("page",),), all=(("page",),), none=(("page",),), toggle=(("gid", "page"),),
-        topics=(("gid",), ("gid", "tid")), topic_page=(("gid", "page"),),
+        GrpAction, menu=((), ("aid",)), list=(("page",),), all=(("page",),), none=(("page",),),
+        toggle=(("gid", "page"),), topics=(("gid",), ("gid", "tid")), topic_page=(("gid", "page"),),
     )
 
 
@@ -213,7 +214,10 @@ class Msg(AreaData, prefix="msg"):
     action: MsgAction
     n: MessageNo | None = None
     rotation: Literal["seq", "rnd"] | None = None
-    shapes = shapes_of(MsgAction, view=(("n",),), delete=(("n",),), mode=(("rotation",),))
+    aid: DbId | None = None  # msg:menu:<aid>: a notification's button, for the account it is about (U8)
+    shapes = shapes_of(
+        MsgAction, menu=((), ("aid",)), view=(("n",),), delete=(("n",),), mode=(("rotation",),),
+    )
 
 
 # ---- interval (U5) --------------------------------------------------------------------------
@@ -275,7 +279,8 @@ class StAction(StrEnum):
 
 class St(AreaData, prefix="st"):
     action: StAction
-    shapes = shapes_of(StAction)
+    aid: DbId | None = None  # st:show:<aid>: a notification's button, for the account it is about (U8)
+    shapes = shapes_of(StAction, show=((), ("aid",)))
 
 
 # ---- admin (A rows) -------------------------------------------------------------------------

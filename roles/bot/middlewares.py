@@ -376,3 +376,28 @@ class LeaveInputMiddleware(BaseMiddleware):
         if flag == "answer" and isinstance(event, CallbackQuery):
             await event.answer()
         return await handler(event, data)
+
+
+# --- a notification's button for one of several accounts ----------------------------------------
+
+ACCOUNT_OF_BUTTON = "account_of_button"  # handler flag: a ``…:<aid>`` press first makes that account current
+
+
+class AccountOfButtonMiddleware(BaseMiddleware):
+    """For handlers flagged ``@flags.account_of_button``: a press whose callback data names an account
+    (``st:show:<aid>``, ``grp:menu:<aid>``, ``msg:menu:<aid>``: the buttons of a notification about one
+    account of a user who has several, U8) first makes that account the current one, as ``acc:sel:<aid>``
+    does, so the menu it opens acts on the account the notification was about. An id that is not one of
+    the user's connected accounts (forged, another user's, logged out since) gets the stale answer and the
+    handler does not run: nothing changes."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        aid = getattr(data.get("callback_data"), "aid", None)
+        if not get_flag(data, ACCOUNT_OF_BUTTON) or aid is None or not isinstance(event, CallbackQuery):
+            return await handler(event, data)
+        login = data["login"]
+        if await login.select(event.from_user.id, aid) is None:
+            mark("conv.stale", "account")
+            await event.answer(texts.STALE)
+            return None
+        return await handler(event, data)

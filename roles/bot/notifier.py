@@ -91,15 +91,21 @@ def render(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
     renders as a neutral value rather than failing. A notification about one account of a user who
     has two or more (U8) starts with that account's name and masked phone; with one account, or a
     row naming no account (written by an earlier release), the text is the same as without U8.
+    Its buttons then name the account too (``st:show:<aid>``, ``grp:menu:<aid>``, ``msg:menu:<aid>``):
+    pressing one makes that account current first, so the menu it opens is about the account the
+    notification is about, not whichever one the user had chosen last.
     """
-    rendered = _render_kind(note)
-    if rendered is None or note.user_accounts < 2 or not note.account_phone:
+    several = note.user_accounts >= 2 and bool(note.account_phone)
+    aid = _int(note.payload or {}, "account_id") if several else 0
+    rendered = _render_kind(note, aid or None)
+    if rendered is None or not several:
         return rendered
     text, markup = rendered
     return f"{texts.note_account(note.account_name, rules.mask_phone(note.account_phone))}\n{text}", markup
 
 
-def _render_kind(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
+def _render_kind(note: Notification, aid: int | None) -> tuple[str, InlineKeyboardMarkup] | None:
+    """``aid``: the account the buttons act on (U8, several accounts), None for the current one."""
     p = note.payload or {}
     if note.kind == kinds.ROUND_SUMMARY:
         text = texts.note_round(_int(p, "sent"), _int(p, "failed"), _int(p, "skipped"), _int(p, "total"))
@@ -109,7 +115,7 @@ def _render_kind(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
         return text, kb.markup(
             [
                 [
-                    kb.button(texts.BTN_STATUS, cb.St(action=cb.StAction.show)),
+                    kb.button(texts.BTN_STATUS, cb.St(action=cb.StAction.show, aid=aid)),
                     kb.button(texts.notify_caption(True), cb.St(action=cb.StAction.notify)),
                 ]
             ]
@@ -118,9 +124,11 @@ def _render_kind(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
         return texts.NOTE_SESSION_ENDED, kb.login_offer()
     if note.kind == kinds.GROUP_DISABLED:
         text = texts.note_group_disabled(str(p.get("title", "")), str(p.get("reason", "")))
-        return text, kb.markup([[kb.button(texts.BTN_GROUPS, cb.Grp(action=cb.GrpAction.menu))]])
+        return text, kb.markup([[kb.button(texts.BTN_GROUPS, cb.Grp(action=cb.GrpAction.menu, aid=aid))]])
     if note.kind == kinds.NO_GROUPS_LEFT:
-        return texts.NOTE_NO_GROUPS_LEFT, kb.next_step([kb.GROUPS_BUTTON])
+        groups = (kb.GROUPS_BUTTON if aid is None
+                  else (texts.BTN_GROUPS, cb.Grp(action=cb.GrpAction.menu, aid=aid)))
+        return texts.NOTE_NO_GROUPS_LEFT, kb.next_step([groups])
     if note.kind == kinds.FLOOD_PAUSE:
         until = _when(p.get("until"))
         # the relative form counts from when the pause was written (delivery follows within seconds)
@@ -136,7 +144,7 @@ def _render_kind(note: Notification) -> tuple[str, InlineKeyboardMarkup] | None:
         return note_broadcast_halted(str(p.get("code") or "UNKNOWN")), kb.main_only()
     if note.kind == kinds.MESSAGE_REJECTED:
         text = note_message_rejected(str(p.get("code") or "MESSAGE_REJECTED"), str(p.get("detail") or ""))
-        return text, kb.markup([[kb.button(texts.BTN_MESSAGE, cb.Msg(action=cb.MsgAction.menu))],
+        return text, kb.markup([[kb.button(texts.BTN_MESSAGE, cb.Msg(action=cb.MsgAction.menu, aid=aid))],
                                 [kb.button(texts.BTN_MAIN, cb.Menu(action=cb.MenuAction.main))]])
     if note.kind == kinds.ACCESS_EXPIRED:
         return texts.NOTE_ACCESS_EXPIRED, kb.main_only()

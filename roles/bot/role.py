@@ -40,6 +40,7 @@ from roles.bot.fsm import SnapshotIsolation, SnapshotReads
 from roles.bot.i18n import N_
 from roles.bot.middlewares import (
     AccessMiddleware,
+    AccountOfButtonMiddleware,
     GateMiddleware,
     InFlightMiddleware,
     LeaveInputMiddleware,
@@ -218,7 +219,10 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     dp.update.outer_middleware(AlbumMiddleware())  # U9.3: an album's parts, handled as one update
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(AccessMiddleware(services.access))
-    leave = LeaveInputMiddleware()  # inner: runs after the filters chose a flagged handler
+    # inner: they run after the filters chose a flagged handler; the account first, so a stale press
+    # changes nothing
+    dp.callback_query.middleware(AccountOfButtonMiddleware())
+    leave = LeaveInputMiddleware()
     dp.message.middleware(leave)
     dp.callback_query.middleware(leave)
     dp.include_routers(*build_routers())

@@ -141,6 +141,31 @@ async def test_a_round_summary_names_the_account_of_a_two_account_user(
     assert len(shown) == 1, shown
     assert shown[0].startswith("👤 Account Alice (+1•••0001):"), shown[0]
     assert "Dana" not in shown[0]
+    # its Status button is about Alice, though Dana (connected last) is the current account
+    [message] = [m for m in await harness.client.chat(uid) if "Round finished: 3 sent" in (m.get("text") or "")]
+    datas = [b.get("callback_data") for row in message["reply_markup"]["inline_keyboard"] for b in row]
+    assert f"st:show:{alice}" in datas, datas
+
+    async def current() -> int:
+        return int(await harness.fetchval("SELECT current_account_id FROM users WHERE user_id = $1", uid))
+
+    dana = await current()
+    assert dana != alice
+    # a forged or foreign account id: the stale answer, nothing changes
+    foreign = await harness.fetchval("SELECT max(account_id) FROM accounts") + 1000
+    stale = await harness.client.press(uid, message["message_id"], f"st:show:{foreign}")
+    harness.count_pushed()
+    await harness.settle()
+    assert stale.get("text") == texts.STALE, stale
+    assert await current() == dana
+    await harness.client.press(uid, message["message_id"], f"st:show:{alice}")
+    harness.count_pushed()
+    await harness.settle()
+    assert await current() == alice  # Alice is current now, so the status shown is hers
+    assert await harness.state(uid) == "idle"
+    # the status card, in place of the notification
+    [card] = [m for m in await harness.client.chat(uid) if m["message_id"] == message["message_id"]]
+    assert card["text"].startswith("📊 Status"), card["text"]
 
 
 async def test_a_user_who_blocked_the_bot_is_remembered(harness: Harness) -> None:

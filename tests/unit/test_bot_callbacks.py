@@ -51,6 +51,11 @@ def test_factories_pack_the_documented_wire_format() -> None:
     assert cb.parse("acc:logout") == cb.Acc(action=cb.AccAction.logout)
     assert cb.parse("acc:logout:yes") == cb.Acc(action=cb.AccAction.logout, confirm="yes")
     assert cb.parse("grp:all:2") == cb.Grp(action=cb.GrpAction.all, page=2)
+    # U8: a notification's buttons for one of several accounts name it
+    assert cb.St(action=cb.StAction.show, aid=7).pack() == "st:show:7"
+    assert cb.parse("grp:menu:7") == cb.Grp(action=cb.GrpAction.menu, aid=7)
+    assert cb.parse("msg:menu:7") == cb.Msg(action=cb.MsgAction.menu, aid=7)
+    assert cb.parse("st:show") == cb.St(action=cb.StAction.show)
 
 
 def test_an_argument_outside_the_actions_shape_is_refused() -> None:
@@ -70,6 +75,7 @@ def test_largest_values_fit_telegrams_limit() -> None:
     widest = [
         cb.Grp(action=cb.GrpAction.toggle, gid=2**63 - 1, page=100_000),
         cb.Adm(action=cb.AdmAction.approve, uid=2**63 - 1),
+        cb.St(action=cb.StAction.show, aid=2**63 - 1),
         cb.Adm(action=cb.AdmAction.grant, uid=2**63 - 1, days=3650),
         cb.Grp(action=cb.GrpAction.list, page=100_000),
         cb.Int(action=cb.IntAction.set, minutes=100_000),
@@ -83,7 +89,8 @@ def test_largest_values_fit_telegrams_limit() -> None:
 @pytest.mark.parametrize("forged", [
     "", "grp", "grp:t", "grp:t:1", "grp:t:abc:0", "grp:t:0:0", "grp:t:-1:0", "grp:t:1:-1",
     "grp:t:99999999999999999999999:0", "grp:t:1:0:extra", "grp:list:100001", "int:set:0", "int:set:x",
-    "acc:kp:x", "acc:kp:10", "acc:logout:no", "acc:menu:", "acc:kp::", "grp:menu:1", "bc:now:no", "menu:other", "zzz:main", "adm:approve:0",
+    "acc:kp:x", "acc:kp:10", "acc:logout:no", "acc:menu:", "acc:kp::", "grp:menu:0", "grp:menu:x", "grp:menu:1:2",
+        "st:show:0", "st:show:-1", "st:refresh:5", "st:notify:5", "msg:menu:x", "msg:set:5", "bc:now:no", "menu:other", "zzz:main", "adm:approve:0",
     "grp:t:1:" + "9" * 70,
     "grp:tp", "grp:tp:0", "grp:tp:x", "grp:tp:1:0", "grp:tp:1:-3", "grp:tp:1:2147483648", "grp:tp:1:2:3",
     "grp:tpl:1", "grp:tpl:1:x", "grp:tpl:1:100001",

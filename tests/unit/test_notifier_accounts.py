@@ -76,3 +76,48 @@ def test_access_notices_are_not_about_an_account() -> None:
     for kind in (kinds.ACCESS_APPROVED, kinds.ACCESS_REVOKED, kinds.ACCESS_EXPIRED):
         note = Notification(1, 42, kind, {}, None, datetime(2025, 3, 1, tzinfo=UTC), 0, user_accounts=2)
         assert not _text(note).startswith("👤")
+
+
+def _buttons(note: Notification) -> list[str]:
+    with use_locale("en"):
+        rendered = notifier.render(note)
+    assert rendered is not None
+    return [str(b.callback_data) for row in rendered[1].inline_keyboard for b in row]
+
+
+# the buttons that open a menu of one account, by kind: with one account the flows.md ids
+ONE_ACCOUNT_BUTTONS = {
+    kinds.ROUND_SUMMARY: ["st:show", "st:notify"],
+    kinds.GROUP_DISABLED: ["grp:menu"],
+    kinds.NO_GROUPS_LEFT: ["grp:list:0", "menu:main"],
+    kinds.MESSAGE_REJECTED: ["msg:menu", "menu:main"],
+}
+TWO_ACCOUNT_BUTTONS = {
+    kinds.ROUND_SUMMARY: ["st:show:7", "st:notify"],
+    kinds.GROUP_DISABLED: ["grp:menu:7"],
+    kinds.NO_GROUPS_LEFT: ["grp:menu:7", "menu:main"],
+    kinds.MESSAGE_REJECTED: ["msg:menu:7", "menu:main"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ONE_ACCOUNT_BUTTONS))
+def test_with_two_accounts_the_buttons_open_the_notifications_account(kind: str) -> None:
+    payload = ACCOUNT_PAYLOADS[kind]
+    one = _note(kind, payload, account_name="Ann", account_phone="+15550001234", user_accounts=1)
+    assert _buttons(one) == ONE_ACCOUNT_BUTTONS[kind]
+    two = _note(kind, payload, account_name="Ann", account_phone="+15550001234", user_accounts=2)
+    assert _buttons(two) == TWO_ACCOUNT_BUTTONS[kind]
+    # a row of the previous release, naming no account: the current account's menus, as before
+    unnamed = Notification(1, 42, kind, payload, None, datetime(2025, 3, 1, tzinfo=UTC), 0,
+                           account_name="Ann", account_phone="+15550001234", user_accounts=2)
+    assert _buttons(unnamed) == ONE_ACCOUNT_BUTTONS[kind]
+
+
+@pytest.mark.parametrize(("kind", "payload"), CASES, ids=[f"{k}-{p.get('code', '')}" for k, p in CASES])
+def test_every_button_of_a_two_account_notification_is_an_account_or_a_user_wide_one(
+    kind: str, payload: dict[str, Any]
+) -> None:
+    two = _note(kind, payload, account_name="Ann", account_phone="+15550001234", user_accounts=2)
+    for data in _buttons(two):
+        # an account's menu names the account; the rest act on the user (main card, login, notify switch)
+        assert data.endswith(":7") or data in {"menu:main", "acc:login", "st:notify"}, (kind, data)

@@ -57,6 +57,7 @@ async def _show_page(
 
 @routes.callback_query(cb.Grp.on(cb.GrpAction.menu))
 @flags.leave_input("answer")
+@flags.account_of_button
 async def groups_menu(
     query: CallbackQuery,
     bot: Bot,

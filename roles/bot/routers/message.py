@@ -133,6 +133,7 @@ def _label(view: MessageView) -> str:
 
 @routes.callback_query(cb.Msg.on(cb.MsgAction.menu))
 @flags.leave_input("answer")
+@flags.account_of_button
 async def message_menu(
     query: CallbackQuery,
     bot: Bot,

@@ -80,6 +80,7 @@ async def _show(bot: Bot, event: Event, status: StatusService) -> None:
 @routes.callback_query(cb.St.on(cb.StAction.refresh))
 @routes.message(Command("status"))
 @flags.leave_input
+@flags.account_of_button
 async def show_status(
     event: Event,
     bot: Bot,
