@@ -13,7 +13,7 @@ from domain.retention import HistoryTotals
 from services.groups import GroupCounts
 from services.send_limits import PacingView, SendLimitsService
 from storage.db import Database
-from storage.repositories import campaigns, groups, users
+from storage.repositories import accounts, campaigns, groups, users
 from storage.repositories import retention as retention_repo
 from storage.repositories import settings as settings_repo
 from storage.repositories import status as status_repo
@@ -85,6 +85,8 @@ class StatusView:
     no_groups_left: bool = False
     history: HistoryTotals | None = None  # every finished round (summaries of deleted days + stored rounds)
     window_opens_at: datetime | None = None  # U10.4/U10.5: running, outside the window: its next opening
+    # U8: the account this status is about (name, masked phone), when the user has two or more connected
+    account: tuple[str, str] | None = None
 
 
 class StatusService:
@@ -145,6 +147,8 @@ class StatusService:
             selected = await groups.count_selected(conn, user_id)
             user = await users.get(conn, user_id)
             history = await retention_repo.history_totals(conn, user_id)
+            account = await accounts.get(conn, user_id)
+            several = account is not None and await accounts.count_connected_of(conn, user_id) >= 2
         running = campaign is not None and campaign.running
         paused_until = self._future(campaign.paused_until if campaign is not None else None)
         return StatusView(
@@ -166,6 +170,7 @@ class StatusService:
             history=history,
             window_opens_at=self._window_opens(campaign.window, user.timezone if user is not None else "UTC")
             if running and campaign is not None else None,
+            account=(account.first_name, rules.mask_phone(account.phone)) if several and account else None,
         )
 
     def _window_opens(self, window: schedule.Window | None, zone_name: str) -> datetime | None:

@@ -949,9 +949,12 @@ def status_card(
     no_groups_left: bool = False,
     notify_on: bool | None = None,
     window_opens: datetime | None = None,
+    account: str | None = None,
 ) -> str:
+    """U7.1; ``account`` (U8, two accounts or more): the one this status is about, named under the title."""
     lines = [
         _("📊 <b>Status</b>"),
+        *([_("👤 Account: {account}").format(account=account)] if account else []),
         _("State: {state}").format(state=broadcast_state(running, no_groups_left)),
         _("Interval: {interval}").format(interval=esc(units(interval)) if interval else _("not set")),
         _("Next run: {when}").format(when=hhmm(next_run, now) if running and not no_groups_left else "—"),

@@ -165,7 +165,7 @@ async def test_a_round_summary_names_the_account_of_a_two_account_user(
     assert await harness.state(uid) == "idle"
     # the status card, in place of the notification
     [card] = [m for m in await harness.client.chat(uid) if m["message_id"] == message["message_id"]]
-    assert card["text"].startswith("📊 Status"), card["text"]
+    assert card["text"].startswith("📊 Status\n👤 Account: Alice (+1•••0001)\n"), card["text"]
 
 
 async def test_a_user_who_blocked_the_bot_is_remembered(harness: Harness) -> None:

@@ -91,3 +91,16 @@ def test_the_status_says_when_the_window_opens_with_the_zone_as_written() -> Non
         texts.SHOWN_ZONE.reset(token)
     assert "⏸ Waiting for the window: starts 09:00 Europe/Berlin, in 2 h" in card
     assert "Next run: 09:00 Europe/Berlin, in 2 h" in card
+
+
+def test_the_status_names_its_account_only_when_told() -> None:
+    """U8: with two accounts or more the card says which account it is about; with one, as before."""
+    now = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
+    common = {"running": False, "interval": None, "next_run": None, "last_round": None, "groups": [], "more": 0,
+              "paused_until": None, "disabled": [], "now": now}
+    plain = texts.status_card(**common)  # type: ignore[arg-type]
+    named = texts.status_card(**common, account=texts.account_label("Ann <b>", "+1•••0123"))  # type: ignore[arg-type]
+    assert "Account" not in plain
+    head, rest = named.split("\n", 1)
+    assert head == plain.split("\n", 1)[0]
+    assert rest == "👤 Account: Ann &lt;b&gt; (+1•••0123)\n" + plain.split("\n", 1)[1]

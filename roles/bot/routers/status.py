@@ -56,6 +56,7 @@ def render(view: StatusView, now: datetime | None = None) -> str:
         no_groups_left=view.no_groups_left,
         notify_on=view.notify_rounds,
         window_opens=view.window_opens_at,
+        account=texts.account_label(*view.account) if view.account else None,
     )
     history = view.history
     if history is not None and history.rounds:
