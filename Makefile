@@ -24,7 +24,7 @@ UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --universal
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run migrate test lint typecheck unit pytest browser-deps bench lock lock-upgrade clean distclean i18n
+.PHONY: help install run migrate test lint typecheck unit pytest browser-deps bench lock lock-upgrade clean distclean i18n screenshot
 
 help:
 	@echo "make run        create .venv if needed, migrate, start every role (embedded PostgreSQL/Redis, sandbox)"
@@ -32,6 +32,7 @@ help:
 	@echo "make lock       rewrite requirements/*.txt from pyproject.toml (same versions where still allowed)"
 	@echo "make lock-upgrade  the same, upgrading every pin to the newest allowed release"
 	@echo "make browser-deps  Debian's chromium for the browser tests (apt-get as root or password-less sudo)"
+	@echo "make screenshot rewrite docs/screenshot.png from the browser journey (the suite writes it to its temp dir)"
 	@echo "make i18n       add the bot's new msgids to the Russian catalogue (docs/i18n.md), then translate"
 	@echo "make lint | typecheck | unit | bench | clean | distclean"
 
@@ -93,6 +94,12 @@ pytest: $(STAMP) browser-deps
 
 browser-deps:
 	@bash scripts/browser-deps.sh
+
+# The README's picture: the browser journey with its screenshot written into docs/ (make test keeps it in the
+# test's temp directory, so a test run leaves the tree clean).
+screenshot: $(STAMP) browser-deps
+	SCREENSHOT_PATH=$(CURDIR)/docs/screenshot.png $(BIN)/python -m pytest -p no:xdist tests/browser/test_journey.py \
+		--basetemp=$(PYTEST_BASETEMP)-screenshot
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

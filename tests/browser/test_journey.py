@@ -197,7 +197,8 @@ async def test_first_run_journey(stack: Stack, page: Page, screenshot_path: Path
     # the keypad's focus scrolled the page: show its top, and the chat's newest messages
     await page.evaluate("window.scrollTo(0, 0); const log = document.getElementById('messages'); "
                         "log.scrollTop = log.scrollHeight")
-    await page.screenshot(path=str(screenshot_path), animations="disabled")
+    png = await page.screenshot(path=str(screenshot_path), animations="disabled")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
     # what the person saw is what Telegram (the sandbox) has
     async with aiohttp.ClientSession() as http:
