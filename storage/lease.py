@@ -161,12 +161,24 @@ class Leases:
         ``release`` is False: the caller then releases it, e.g. in the job queue's settle script)."""
         held = HeldLease(lease)
         done = asyncio.Event()
-        task = asyncio.create_task(self._renew_until_lost(held, done))
+        loop = asyncio.get_running_loop()
+        # conservative: the lease may have been written just before
+        expires = loop.time() + lease.ttl * 2 / 3
+        renewing: list[asyncio.Task[None]] = []
+
+        def start() -> None:
+            renewing.append(asyncio.create_task(self._renew_until_lost(held, done, expires, slept=True)))
+
+        # the renewing task starts when the first renewal is due: a hold shorter than ttl/3 (most
+        # round jobs, issue 14) costs a timer instead of a task created and cancelled
+        timer = loop.call_later(lease.ttl / 3, start)
         try:
             yield held
         finally:
             done.set()
-            await _cancel(task)
+            timer.cancel()
+            for task in renewing:
+                await _cancel(task)
             if release and not held.lost.is_set():
                 try:
                     await self.release(lease)
@@ -238,18 +250,24 @@ class Leases:
             if lost:
                 log.warning("leader %s: lease lost, body cancelled", kind)
 
-    async def _renew_until_lost(self, held: HeldLease, done: asyncio.Event | None = None) -> None:
+    async def _renew_until_lost(self, held: HeldLease, done: asyncio.Event | None = None,
+                                expires: float | None = None, slept: bool = False) -> None:
+        """Renew until ``done`` or the lease is lost; ``expires`` (loop time): when it may run out,
+        ``slept``: the first wait (ttl/3 from the acquisition) is already over."""
         lease = held.lease
         loop = asyncio.get_running_loop()
-        # conservative: the lease may have been written just before this task started
-        expires = loop.time() + lease.ttl * 2 / 3
+        if expires is None:
+            # conservative: the lease may have been written just before this task started
+            expires = loop.time() + lease.ttl * 2 / 3
         # ``done`` ends the loop even if the cancellation meant to end it is lost: a cancel that
         # lands inside a Redis call can be swallowed by the client (seen in the chaos suite: the
         # task stayed "cancelling", renewing the lease forever while ``keep`` waited for it)
         while True:
             if done is not None and done.is_set():
                 return
-            await asyncio.sleep(max(0.0, min(lease.ttl / 3, expires - loop.time())))
+            if not slept:
+                await asyncio.sleep(max(0.0, min(lease.ttl / 3, expires - loop.time())))
+            slept = False
             if done is not None and done.is_set():
                 return
             if loop.time() >= expires:

@@ -550,17 +550,29 @@ class JobQueue:
         """Touch ``job`` every lease/3 while the block runs; the event is set if the job is lost."""
         lost = asyncio.Event()
         done = asyncio.Event()
-        task = asyncio.create_task(self._keep_touching(job, lost, done))
+        touching: list[asyncio.Task[None]] = []
+
+        def start() -> None:
+            touching.append(asyncio.create_task(self._keep_touching(job, lost, done, slept=True)))
+
+        # the touching task starts when the first touch is due: a job shorter than lease/3 (most
+        # round jobs, issue 14) costs a timer instead of a task created and cancelled
+        timer = asyncio.get_running_loop().call_later(self.lease_ms / 3000, start)
         try:
             yield lost
         finally:
             done.set()  # ends the loop even if the cancel is swallowed inside a Redis call
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            timer.cancel()
+            for task in touching:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
-    async def _keep_touching(self, job: Job, lost: asyncio.Event, done: asyncio.Event) -> None:
+    async def _keep_touching(self, job: Job, lost: asyncio.Event, done: asyncio.Event,
+                             slept: bool = False) -> None:
         while not done.is_set():
-            await asyncio.sleep(self.lease_ms / 3000)
+            if not slept:
+                await asyncio.sleep(self.lease_ms / 3000)
+            slept = False
             if done.is_set():
                 return
             try:
