@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PROMOTE_LIMIT = 500  # delayed jobs moved per promote call
 BATCH_LIMIT = 1000  # enqueues or acks sent together in one script call
+SETTLE_BATCH_LIMIT = 100  # jobs' ends sent together in one script call (each has a few lease keys)
 _SERVER_TIMER_MS = 100  # resolution of BLOCK timeouts in redis-server (hz 10)
 _PRUNE_EVERY = 60.0  # seconds between prunes of dead consumers in run_maintenance
 
@@ -182,26 +183,36 @@ put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], tonumber(ARGV[5]))
 return 1
 """
 
-# A job's end in one round trip: acknowledge it, or re-enqueue it as _REQUEUE does, then release
-# the leases its run held (compare-and-delete, as ``storage.lease`` releases), in this order and
-# atomically, so the job is back in the queue before anyone can take the user's lock.
-# KEYS: stream, delayed, payloads, dedupe, lease keys... ARGV: group, entry id, job id, payload
-# (empty: acknowledge), delay ms, then one token per lease key. -> 1 re-enqueued | 0 acknowledged
+# Jobs' ends in one round trip: for each job in turn, acknowledge it, or re-enqueue it as _REQUEUE
+# does, then release the leases its run held (compare-and-delete, as ``storage.lease`` releases),
+# in this order and atomically, so the job is back in the queue before anyone can take its lock.
+# Concurrent jobs' ends share the call (``JobQueue.settle``).
+# KEYS: stream, delayed, payloads, dedupe, then each job's lease keys in turn.
+# ARGV: group, then per job: entry id, job id, payload (empty: acknowledge), delay ms, its number of
+# leases, one token per lease. -> per job 1 re-enqueued | 0 acknowledged
 _SETTLE = _LUA_PRELUDE + """
-local added = 0
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-local mark = redis.call('HGET', KEYS[4], ARGV[3])
-if ARGV[4] == '' then
-  if mark == ARGV[2] then redis.call('HDEL', KEYS[4], ARGV[3]) end
-elseif not mark or mark == ARGV[2] then
-  put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], tonumber(ARGV[5]))
-  added = 1
+local out = {}
+local a, k = 2, 5
+while a <= #ARGV do
+  local entry, job, payload, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 4])
+  local added = 0
+  redis.call('XACK', KEYS[1], ARGV[1], entry)
+  redis.call('XDEL', KEYS[1], entry)
+  local mark = redis.call('HGET', KEYS[4], job)
+  if payload == '' then
+    if mark == entry then redis.call('HDEL', KEYS[4], job) end
+  elseif not mark or mark == entry then
+    put(KEYS[1], KEYS[2], KEYS[3], KEYS[4], job, payload, tonumber(ARGV[a + 3]))
+    added = 1
+  end
+  for i = 1, n do
+    if redis.call('GET', KEYS[k]) == ARGV[a + 4 + i] then redis.call('DEL', KEYS[k]) end
+    k = k + 1
+  end
+  out[#out + 1] = added
+  a = a + 5 + n
 end
-for i = 5, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then redis.call('DEL', KEYS[i]) end
-end
-return added
+return out
 """
 
 # Reconciliation's question for a slice of rounds: which jobs are neither queued nor running
@@ -352,6 +363,9 @@ def _stream_entries(resp: Any) -> list[Any]:
 
 T = TypeVar("T")
 R = TypeVar("R")
+# a job's end as ``JobQueue.settle`` queues it: the job, its payload to re-enqueue (empty: ack), the
+# delay in ms and the (lease key, token) pairs to release
+_Settle = tuple["Job", bytes, int, tuple[tuple[str, int], ...]]
 
 
 class _Coalescer(Generic[T, R]):
@@ -429,6 +443,8 @@ class JobQueue:
         self._prune = redis.register_script(_PRUNE)
         self._enqueues: _Coalescer[tuple[str, bytes, int], bool] = _Coalescer(self._enqueue_batch)
         self._acks: _Coalescer[Job, None] = _Coalescer(self._ack_batch)
+        # jobs' ends (ack or requeue, then their leases released) of concurrent jobs share a call
+        self._settles: _Coalescer[_Settle, bool] = _Coalescer(self._settle_batch, SETTLE_BATCH_LIMIT)
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if missing (fetch and reclaim also do it)."""
@@ -534,11 +550,21 @@ class JobQueue:
         pairs, each deleted only while it still holds that token): one script call. Returns
         whether the job was re-enqueued."""
         data = orjson.dumps(job.payload if payload is None else payload) if requeue else b""
-        args: list[str | bytes | int] = [self.group, job.entry_id, job.id, data, _ms(delay)]
-        args += [token for _, token in leases]
-        added = await self._settle(keys=[*self._all_keys, *(key for key, _ in leases)], args=args)
-        JOBS.labels("requeued" if added else "acked").inc()
-        return bool(added)
+        return await self._settles.submit((job, data, _ms(delay), tuple(leases)))
+
+    async def _settle_batch(self, items: list[_Settle]) -> list[bool]:
+        lease_keys: list[str] = []
+        args: list[str | bytes | int] = [self.group]
+        for job, data, delay_ms, leases in items:
+            args += [job.entry_id, job.id, data, delay_ms, len(leases)]
+            args += [token for _, token in leases]
+            lease_keys += [key for key, _ in leases]
+        added = [bool(int(a)) for a in await self._settle(keys=[*self._all_keys, *lease_keys], args=args)]
+        if n := sum(added):
+            JOBS.labels("requeued").inc(n)
+        if len(added) - n:
+            JOBS.labels("acked").inc(len(added) - n)
+        return added
 
     async def touch(self, job: Job) -> bool:
         """Reset the idle time of a running job so it is not reclaimed; False if it was lost."""

@@ -130,3 +130,36 @@ async def test_a_fetch_that_blocks_still_decodes_jobs(client: CountingRedis) -> 
     await queue.enqueue('late "job"', {"k": "v"})
     [job] = await asyncio.wait_for(waiting, 3)
     assert (job.id, job.payload) == ('late "job"', {"k": "v"})
+
+
+async def test_concurrent_settles_share_a_call_and_each_job_gets_its_own_end(client: CountingRedis) -> None:
+    """Issue 14: jobs' ends (ack or requeue, then their leases released) of concurrent jobs go in one
+    script call; each job is acked or re-enqueued as asked, and each lease is deleted only while it
+    still holds the job's token."""
+    queue = JobQueue(client, "settle", "w1")
+    await _warm(queue)
+    for i in range(40):
+        assert await queue.enqueue(f"round:{i}", {"i": i})
+    jobs = await _drain(queue)
+    assert len(jobs) == 40
+    leases: dict[int, list[tuple[str, int]]] = {}
+    for i in range(40):
+        leases[i] = [(f"lease:user:{i}", 100 + i), (f"lease:account:{i}", 200 + i)]
+        await client.set(f"lease:user:{i}", 100 + i)
+        # every fourth job's account lease was lost and taken by another holder: it stays
+        await client.set(f"lease:account:{i}", 999 if i % 4 == 0 else 200 + i)
+    client.sent = 0
+    # even jobs go back with a delay and a new payload, odd ones are done
+    results = await asyncio.gather(*(
+        queue.settle(job, i % 2 == 0, 30.0, {"i": i, "next": True} if i % 2 == 0 else None, leases[i])
+        for i, job in enumerate(jobs)))
+    assert client.sent <= 3  # not 40: the first call alone (plus loading the script), the rest together
+    assert results == [i % 2 == 0 for i in range(40)]
+    depth = await queue.depth()
+    assert (depth.pending, depth.delayed) == (0, 20)
+    for i in range(40):
+        assert await queue.is_queued(f"round:{i}") == (i % 2 == 0)
+        assert await client.get(f"lease:user:{i}") is None
+        assert await client.get(f"lease:account:{i}") == (b"999" if i % 4 == 0 else None)
+    await queue.promote_due()  # nothing is due before its delay
+    assert await queue.fetch(block_ms=0) == []
