@@ -368,7 +368,7 @@ R = TypeVar("R")
 _Settle = tuple["Job", bytes, int, tuple[tuple[str, int], ...]]
 
 
-class _Coalescer(Generic[T, R]):
+class Coalescer(Generic[T, R]):
     """Concurrent calls go to Redis together: while one batch is on its way, the calls made
     meanwhile wait and go in the next round trip, as one script call (what a pipelining client
     such as ioredis does for BullMQ). A lone call goes at once, alone."""
@@ -441,10 +441,10 @@ class JobQueue:
         self._reclaim = redis.register_script(_RECLAIM)
         self._depth = redis.register_script(_DEPTH)
         self._prune = redis.register_script(_PRUNE)
-        self._enqueues: _Coalescer[tuple[str, bytes, int], bool] = _Coalescer(self._enqueue_batch)
-        self._acks: _Coalescer[Job, None] = _Coalescer(self._ack_batch)
+        self._enqueues: Coalescer[tuple[str, bytes, int], bool] = Coalescer(self._enqueue_batch)
+        self._acks: Coalescer[Job, None] = Coalescer(self._ack_batch)
         # jobs' ends (ack or requeue, then their leases released) of concurrent jobs share a call
-        self._settles: _Coalescer[_Settle, bool] = _Coalescer(self._settle_batch, SETTLE_BATCH_LIMIT)
+        self._settles: Coalescer[_Settle, bool] = Coalescer(self._settle_batch, SETTLE_BATCH_LIMIT)
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if missing (fetch and reclaim also do it)."""

@@ -81,6 +81,35 @@ async def test_one_round_trip_per_send_and_its_server_side_cost(redis_client: ai
     assert inside / 20 <= 12  # the commands the script runs inside that call
 
 
+async def test_concurrent_reservations_share_a_call_and_each_answers_like_the_rules(
+    redis_client: aioredis.Redis,
+) -> None:
+    """Issue 14: reservations of several accounts made at once go in one script call, and each one
+    answers as it would alone (the model of ``domain.limits`` per account), caps included."""
+    import asyncio
+
+    clock = Clock(1_700_000_000.0)
+    limiter = SendLimiter(redis_client, POLICY, clock)
+    await limiter.reserve(999, CAPS, 0.0, 0.0)  # loads the script
+    models = {account: AccountPace() for account in range(1, 9)}
+    await redis_client.config_resetstat()
+    seen: set[bool] = set()
+    for burst in range(6):
+        clock.now += 0.2
+        verdicts = await asyncio.gather(*(limiter.reserve(a, CAPS, 0.01, 3.0) for a in models))
+        for account, verdict in zip(models, verdicts, strict=True):
+            expected = limits.reserve(models[account], clock.now, CAPS, POLICY, 0.01, 3.0)
+            assert (verdict.reserved, verdict.reason, verdict.counts) == (
+                expected.reserved, expected.reason, expected.counts), (burst, account)
+            assert verdict.wait == pytest.approx(expected.wait, abs=0.002)
+        assert len({v.reserved for v in verdicts}) == 1  # the accounts are alike
+        seen.add(verdicts[0].reserved)
+    assert seen == {True, False}  # sends reserved, and the caps refused some
+    stats = await redis_client.info("commandstats")
+    # 6 bursts of 8: the first call of a burst goes alone, the other 7 together
+    assert stats["cmdstat_evalsha"]["calls"] <= 12
+
+
 async def test_the_worker_reads_the_admin_set_caps_in_one_book(
     db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
 ) -> None:
