@@ -66,6 +66,28 @@ async def test_take_leaves_a_held_lease_alone(redis_client: aioredis.Redis) -> N
     assert other.pace == PaceRead(None, {})
 
 
+async def test_concurrent_takes_share_a_call_and_one_lease_goes_to_one_job(
+    redis_client: aioredis.Redis,
+) -> None:
+    """Issue 14: jobs' starts made at once go in one script call, taken in call order: two jobs of one
+    broadcast (a duplicate) get the lease once, jobs of different accounts each get theirs, and a
+    job whose Telegram account is another's in the same call finds it busy."""
+    leases, locks = Leases(redis_client), JobLocks(redis_client, 30)
+    await locks.take(1, 101, 501)  # loads the script
+    await redis_client.config_resetstat()
+    asks = [(50 + i, 5000 + i, 900 + i) for i in range(10)]
+    asks += [(50, 5000, 900), (70, 7000, 905)]  # a duplicate of the first; another user on account 905
+    taken = await asyncio.gather(*(locks.take(*ask) for ask in asks))
+    for (user_id, account_id, _), got in zip(asks[:10], taken[:10], strict=True):
+        assert got.user is not None and got.account is not None
+        assert await leases.holder(UserLock.name(user_id, account_id)) == got.user.token
+    assert taken[10].user is None  # the duplicate: busy, nothing taken
+    assert taken[11].user is not None and taken[11].account is None  # its broadcast's lock, not the account
+    assert await leases.holder("tg-account:905") == taken[5].account.token  # type: ignore[union-attr]
+    stats = await redis_client.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] <= 2  # not 12: the first alone, the rest together
+
+
 async def test_a_payload_naming_another_account_sends_under_the_rounds_account(
     db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
 ) -> None:
