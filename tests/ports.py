@@ -10,7 +10,6 @@ pick the same port.
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 from collections.abc import Iterator
@@ -36,15 +35,24 @@ def _slice() -> range:
     return range(start, stop)
 
 
-def _walk() -> Iterator[int]:
-    ports = _slice()
-    if not ports:
-        return iter(())
-    offset = os.getpid() % len(ports)  # two runs of the suite on one machine start apart
-    return itertools.cycle([*ports[offset:], *ports[:offset]])
+class _Walk:
+    """This process's slice, walked in turn from an offset (two runs of the suite on one machine start apart)."""
+
+    def __init__(self, ports: range) -> None:
+        self.ports = ports
+        self.next = os.getpid() % len(ports) if ports else 0
+
+    def take(self, span: int) -> Iterator[int]:
+        """First ports of ``span`` consecutive ones, each block handed out once per lap."""
+        for _ in range(len(self.ports)):
+            if self.next + span > len(self.ports):
+                self.next = 0
+            first = self.ports[self.next]
+            self.next += span
+            yield first
 
 
-_ports = _walk()
+_walk = _Walk(_slice())
 
 
 def _bindable(port: int) -> bool:
@@ -57,11 +65,17 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def free_port() -> int:
-    """A port free on 127.0.0.1 now that neither the kernel nor another test worker will hand out."""
-    for port in itertools.islice(_ports, SLICE):
-        if _bindable(port):
-            return port
+def free_port(span: int = 1) -> int:
+    """A port free on 127.0.0.1 now that neither the kernel nor another test worker will hand out.
+
+    ``span``: the ports after it are free and kept out of later answers too, for a server that also
+    binds the next ones (the sandbox's MTProto endpoint puts data centre 4 on its port + 1).
+    """
+    for first in _walk.take(span):
+        if all(_bindable(port) for port in range(first, first + span)):
+            return first
+    if span > 1:
+        raise RuntimeError(f"no {span} consecutive free ports in {_walk.ports}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

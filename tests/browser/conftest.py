@@ -111,8 +111,9 @@ def stack_env(database_url: str, redis_url: str, data_dir: Path, sandbox_port: i
         SANDBOX_ENABLED="1",
         SANDBOX_HOST="127.0.0.1",
         SANDBOX_PORT=str(sandbox_port),
-        # not the default 8082: another run of the suite on this machine may hold it
-        SANDBOX_MTPROTO_PORT=str(free_port()),
+        # not the default 8082: another run of the suite on this machine may hold it; data centre 4
+        # takes the port after it
+        SANDBOX_MTPROTO_PORT=str(free_port(span=2)),
         BOT_TOKEN=BOT_TOKEN,
         # the test clicks faster than a person; past the per-chat rate the bot's replies get 429
         SANDBOX_RATE_LIMITS="0",

@@ -198,10 +198,12 @@ async def test_sigkilled_holder_lease_expires_after_its_ttl(
 
 async def test_hold_keeps_the_lease_beyond_its_ttl_and_releases_it(redis_client: aioredis.Redis) -> None:
     leases = Leases(redis_client)
-    async with leases.hold("user:9", 0.3) as held:
-        await asyncio.sleep(1.0)
+    # a 0.9 s lease renewed every 0.3 s, kept for two of its lifetimes: lost only if a renewal woke
+    # 0.6 s late (with 0.3 s the slack was 0.2 s, within reach of a loaded machine's event-loop lag)
+    async with leases.hold("user:9", 0.9) as held:
+        await asyncio.sleep(2.0)
         assert await leases.holder("user:9") == held.token
-        assert await leases.acquire("user:9", 0.3) is None
+        assert await leases.acquire("user:9", 0.9) is None
         assert not held.lost.is_set()
     assert await leases.holder("user:9") is None
 
@@ -344,9 +346,11 @@ async def test_keep_ends_even_when_a_renewal_swallows_its_cancellation(redis_cli
         return True
 
     leases.renew = renew_swallowing_cancel  # type: ignore[method-assign]
-    lease = await leases.acquire("user:9", 0.06)  # renewed every 20 ms
+    # renewed every 0.5 s: the loop declares the lease lost, without a renewal, only if it wakes 0.5 s
+    # late (a 60 ms lease was once "lost" that way on a loaded machine and the renewal never came)
+    lease = await leases.acquire("user:9", 1.5)
     assert lease is not None
-    async with asyncio.timeout(5):  # it used to hang here
+    async with asyncio.timeout(10):  # it used to hang here
         async with leases.keep(lease, release=False) as held:
             await in_renewal.wait()  # the block ends while a renewal is under way
     assert renewals == 1 and not held.lost.is_set()  # keep returned: no renewal loop left behind

@@ -37,6 +37,7 @@ from sandbox.mtproto import keys, session, srp, start_beside_sandbox
 from sandbox.mtproto.crypto import ige_decrypt, ige_encrypt, nonce_key_data, sha256
 from sandbox.mtproto.handshake import Handshake, HandshakeError, NewAuthKey
 from tests.mtproto.support import MTSandbox
+from tests.ports import free_port
 
 LOGGERS: Any = defaultdict(lambda: logging.getLogger("telethon-under-test"))
 
@@ -271,9 +272,7 @@ async def test_the_key_file_is_kept_and_clients_read_its_public_half(
 async def test_the_second_data_centre_takes_any_free_port_when_the_next_one_is_taken(mt: MTSandbox) -> None:
     """Beside other processes (parallel test workers, other services) the port after the main one may
     be taken: data centre 4 then listens on a free port, listed by both endpoints for PHONE_MIGRATE."""
-    with socket.socket() as probe:  # a main port whose next port we hold
-        probe.bind(("127.0.0.1", 0))
-        main_port = probe.getsockname()[1]
+    main_port = free_port(span=2)  # a main port whose next port we then hold
     with socket.socket() as taken:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind(("127.0.0.1", main_port + 1))

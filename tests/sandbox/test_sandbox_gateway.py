@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -37,6 +36,7 @@ from domain.errors import (
 from sandbox.server import build_app
 from sandbox.world import World, load_world_file
 from sandbox.world_api import WORLD_KEY
+from tests.ports import free_port
 from tests.sandbox.conftest_world import ANN, BANNED, BEN, PASSWORD, latest_code, make_world, serve_world
 
 
@@ -370,9 +370,7 @@ async def test_a_slow_world_is_a_timeout(base_url: str, world: World) -> None:
 
 
 async def test_no_server_is_a_network_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there, and no other test's server will
     gateway = SandboxGateway(settings=SandboxSettings(host="127.0.0.1", port=port), timeout=2.0)
     try:
         with pytest.raises(TransientError) as info:
