@@ -153,7 +153,10 @@ async def test_a_break_and_the_round_report_say_so(
     await eng.run_until_done([round_id], within=20)
     starts = sorted(c.started for c in gateway.calls)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert gaps[3] >= 0.6 and max(gaps[:3] + gaps[4:]) < 0.3  # a 0.6 s rest after the 4th send only
+    # a 0.6 s rest after the 4th send only. The limiter counts whole milliseconds of Redis's clock (TIME)
+    # and the gateway stamps this process's clock, so the rest seen here may be a millisecond or two
+    # short of 0.6 (0.5991 once); load only lengthens it
+    assert gaps[3] >= 0.6 - 0.005 and max(gaps[:3] + gaps[4:]) < 0.3
     async with db.connection() as conn:
         payload = await conn.fetchval("SELECT payload::text FROM notifications WHERE kind = 'round_summary'")
     assert '"pacing"' in payload and '"hour_cap": 0' in payload
