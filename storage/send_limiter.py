@@ -1,4 +1,5 @@
-"""The account safety limiter in Redis: one Lua call per send, shared by every worker process.
+"""The account safety limiter in Redis, shared by every worker process: one Lua script per send
+(concurrent sends share one call).
 
 The rules are ``domain.limits`` (``reserve`` and ``flood`` there are the reference model; a
 test runs both side by side). Here they run atomically on two keys per Telegram account: a sorted
