@@ -281,9 +281,6 @@ class RoundEngine:
                         ctx.lost)
         if ctx.finished:
             return JobOutcome.ack(JobResult.DONE)
-        if ctx.first_start and ctx.started_at is not None:
-            ROUND_LAG.observe(max(0.0, (ctx.started_at - ctx.planned_at).total_seconds()))
-            ROUNDS.labels("started").inc()
         blocker = ctx.blocker
         if blocker is None and (ctx.account_status != "connected" or ctx.session_enc is None):
             blocker = "no_account"
@@ -355,6 +352,9 @@ class RoundEngine:
             batch.message = await self._message_of(batch, cand, unit)
             claimed = await unit.claim(ctx.round_id, cand.attempt_id, ctx.message_id, batch.unwritten)
             batch.unwritten = None
+            if claimed is not None and claimed.started_lag is not None:  # the round's first claim: once
+                ROUND_LAG.observe(max(0.0, claimed.started_lag.total_seconds()))
+                ROUNDS.labels("started").inc()
             if claimed is None:
                 batch.blocked = await unit.claim_blocker(cand.attempt_id)
                 if batch.blocked == "taken":

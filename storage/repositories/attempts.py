@@ -11,7 +11,7 @@ and the last outcome is written together with the question "what is left in this
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -45,7 +45,6 @@ class RoundContext:
     message_id: int
     planned_at: datetime
     started_at: datetime | None
-    first_start: bool  # no send of the round was claimed yet (round lag is measured then)
     finished: bool
     blocker: str | None  # why the round may not send now (``campaign_blocker``), None: it may
     account_id: int | None
@@ -100,6 +99,8 @@ class Claimed:
     kind: str
     tries: int
     topic_id: int | None = None  # a forum's chosen topic (U11); None: General or not a forum
+    # this claim started the round (its first): how long after the planned time; None: started before
+    started_lag: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,6 @@ WITH lost AS (
 ), ctx AS (
     SELECT r.round_id, r.user_id, r.message_id, r.planned_at,
            coalesce(r.started_at, now()) AS started_at,
-           r.started_at IS NULL AND r.finished_at IS NULL AS first_start,
            r.finished_at IS NOT NULL AS finished,
            campaign_blocker(c.status, c.started_at, c.paused_until, r.planned_at) AS blocker,
            a.account_id, a.tg_user_id, a.status AS account_status, a.session_enc,
@@ -209,8 +209,9 @@ _CLAIM = "WITH " + _outcome_sql(2) + """, claim AS (
     UPDATE rounds SET started_at = now()
     WHERE round_id = $10 AND started_at IS NULL AND (finished_at IS NULL) IS TRUE
       AND EXISTS (SELECT 1 FROM claim)
+    RETURNING started_at - planned_at AS lag
 )
-SELECT (SELECT count(*) FROM done)::int AS written, claim.*
+SELECT (SELECT count(*) FROM done)::int AS written, (SELECT lag FROM started) AS started_lag, claim.*
 FROM (SELECT 1) AS one LEFT JOIN claim ON true
 """
 
@@ -306,7 +307,7 @@ async def start_batch(
     entities = head["entities"]
     return RoundContext(
         round_id=head["round_id"], user_id=head["user_id"], message_id=head["message_id"],
-        planned_at=head["planned_at"], started_at=head["started_at"], first_start=head["first_start"],
+        planned_at=head["planned_at"], started_at=head["started_at"],
         finished=head["finished"], blocker=head["blocker"], account_id=head["account_id"],
         tg_user_id=head["tg_user_id"],
         account_status=head["account_status"],
@@ -349,7 +350,7 @@ async def claim(
     claimed = None
     if row["attempt_id"] is not None:
         claimed = Claimed(row["attempt_id"], row["peer_id"], row["access_hash"], row["kind"], row["tries"],
-                          row["topic_id"])
+                          row["topic_id"], row["started_lag"])
     return claimed, bool(row["written"])
 
 

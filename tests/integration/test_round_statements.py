@@ -47,30 +47,34 @@ async def test_the_opening_statement_writes_nothing_and_the_first_claim_starts_t
 
         ctx = await attempts.start_batch(conn, round_id, UID, account_id, 5)
         assert ctx is not None and len(ctx.candidates) == 2
-        assert ctx.first_start and ctx.lost == 0
+        assert ctx.started_at is not None and ctx.lost == 0  # shown as now until a claim starts it
         # nothing written: no row version changed, and no transaction id was taken
         assert await _versions(conn, round_id) == before
         assert int(await conn.fetchval("SELECT txid_current()")) == xid_before + 1
         assert await conn.fetchval("SELECT started_at FROM rounds WHERE round_id = $1", round_id) is None
 
-        # a second opening before any claim still sees a round not started (round lag measured then)
+        # a second opening before any claim (a job put off by pacing or the window) starts nothing either
         again = await attempts.start_batch(conn, round_id, UID, account_id, 5)
-        assert again is not None and again.first_start
+        assert again is not None
+        assert await conn.fetchval("SELECT started_at FROM rounds WHERE round_id = $1", round_id) is None
 
         first = ctx.candidates[0]
         claimed, _ = await attempts.claim(conn, round_id, first.attempt_id, ctx.message_id)
         assert claimed is not None
-        started = await conn.fetchval("SELECT started_at FROM rounds WHERE round_id = $1", round_id)
+        started, planned = await conn.fetchrow("SELECT started_at, planned_at FROM rounds WHERE round_id = $1",
+                                               round_id)
         assert started is not None
+        # this claim started the round: it says so once, with the lag the round-lag metric observes
+        assert claimed.started_lag == started - planned
 
         # the next claim (with the first outcome) leaves the start as it was
         sent = attempts.Outcome(first.attempt_id, "sent", sent_message_id=1)
         second, written = await attempts.claim(conn, round_id, ctx.candidates[1].attempt_id, ctx.message_id,
                                                sent)
-        assert second is not None and written
+        assert second is not None and written and second.started_lag is None
         assert await conn.fetchval("SELECT started_at FROM rounds WHERE round_id = $1", round_id) == started
         later = await attempts.start_batch(conn, round_id, UID, account_id, 5)
-        assert later is not None and not later.first_start and later.started_at == started
+        assert later is not None and later.started_at == started
 
 
 async def test_a_claim_refused_by_a_stop_does_not_start_the_round(db: Database, cipher: SessionCipher) -> None:
@@ -99,7 +103,7 @@ async def test_a_send_left_in_sending_becomes_unknown_at_the_next_opening(
         assert claimed is not None
         # the holder dies here, mid-send; the next job's opening statement recovers it
         after = await attempts.start_batch(conn, round_id, UID, account_id, 5)
-        assert after is not None and after.lost == 1 and not after.first_start
+        assert after is not None and after.lost == 1
         assert [c.attempt_id for c in after.candidates] == [ctx.candidates[1].attempt_id]
         status = await conn.fetchval("SELECT status FROM attempts WHERE attempt_id = $1", claimed.attempt_id)
         assert status == "unknown"

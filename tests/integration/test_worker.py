@@ -825,3 +825,34 @@ async def test_the_last_outcome_is_rescued_when_the_database_drops_mid_batch(
     rows = await attempt_rows(db, round_id)
     assert [r["status"] for r in rows] == ["sent", "pending", "pending"]  # recorded, not left sending
     assert rows[0]["sent_message_id"] == gateway.sent()[0].message_id
+
+
+async def test_a_round_put_off_before_its_first_claim_is_counted_started_once(
+    db: Database, redis_client: aioredis.Redis, cipher: SessionCipher
+) -> None:
+    """The round's first claim starts it (its opening statement writes nothing): a first job that claims
+    nothing (its only group busy past the inline wait) must not count the round as started, the job
+    that claims does, once, with its lag."""
+    from metrics import REGISTRY
+
+    eng, gateway, seeded, round_id = await seeded_engine(db, redis_client, cipher, groups=1)
+    hints = keys.ACCOUNT_GROUP_HINTS.format(tg_user_id=10_000 + seeded.user_id)  # seed_user's account
+    busy_for = eng.engine.max_inline_wait + 0.5  # longer than a job waits inline: put off to a later job
+    await redis_client.hset(hints, mapping={str(seeded.group_ids[0]): int((time.time() + busy_for) * 1000)})
+
+    def counted() -> tuple[float, float]:
+        return (REGISTRY.get_sample_value("broadcast_rounds_total", {"event": "started"}) or 0.0,
+                REGISTRY.get_sample_value("broadcast_round_lag_seconds_count") or 0.0)
+
+    before = counted()
+    results = []
+    async with asyncio.timeout(30):
+        while await open_round_count(db, [round_id]):
+            await eng.queue.promote_due()
+            jobs = await eng.queue.fetch(count=1, block_ms=100)
+            if jobs:
+                results.append(await eng.executor.run(jobs[0]))
+    assert len(results) >= 2 and results[0] == JobResult.CONTINUED  # the first job sent nothing
+    assert len(gateway.sent()) == 1
+    started, lag = counted()
+    assert (started - before[0], lag - before[1]) == (1, 1)

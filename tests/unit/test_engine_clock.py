@@ -37,7 +37,7 @@ class Held:
 
 def batch(unwritten: Outcome | None) -> _Batch:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    ctx = RoundContext(round_id=1, user_id=2, message_id=3, planned_at=now, started_at=now, first_start=False,
+    ctx = RoundContext(round_id=1, user_id=2, message_id=3, planned_at=now, started_at=now,
                        finished=False, blocker=None, account_id=4, tg_user_id=None, account_status="connected",
                        session_enc=b"",
                        text="hi", entities=[], media_id=None, lost=0, account_hint=None, now=now, candidates=[])
