@@ -56,6 +56,20 @@ class Chat:
         button = self.page.get_by_role("button", name=name, exact=exact)
         await self.bot.filter(has=button).last.get_by_role("button", name=name, exact=exact).click()
 
+    async def share_phone(self, name: str, phone: str) -> tuple[Locator, Locator]:
+        """Share ``phone`` from the bot's reply keyboard; the code prompt (its keypad shown) and that
+        account's Telegram app on the page, once the code it received is live."""
+        await self.page.get_by_role("group", name="Bot keyboard").get_by_role(
+            "button", name=texts.BTN_SHARE_PHONE).click()
+        dialog = self.page.get_by_role("dialog", name="Share your phone number")
+        await dialog.get_by_role("button", name=f"{name} {phone}").click()
+        await dialog.get_by_role("button", name="Share", exact=True).click()
+        prompt = self.said("Code: ")
+        await expect(prompt.get_by_role("button", name="5", exact=True)).to_be_visible()
+        app = self.page.get_by_role("region", name=f"{name}'s Telegram app")
+        await expect(app.locator(".code-state").first).to_have_text("live")
+        return prompt, app
+
     async def type(self, text: str) -> None:
         box = self.page.get_by_label("Message", exact=True)
         await box.fill(text)
@@ -79,14 +93,7 @@ async def test_first_run_journey(stack: Stack, page: Page, screenshot_path: Path
     # connect the 2FA account: share the number, read the code in its Telegram app, type it on the keypad
     await chat.press(texts.BTN_ACCOUNT)
     await chat.press(texts.BTN_LOGIN)
-    await page.get_by_role("group", name="Bot keyboard").get_by_role("button", name=texts.BTN_SHARE_PHONE).click()
-    dialog = page.get_by_role("dialog", name="Share your phone number")
-    await dialog.get_by_role("button", name=f"{NAME} {PHONE}").click()
-    await dialog.get_by_role("button", name="Share", exact=True).click()
-    prompt = chat.said("Code: ")
-    await expect(prompt.get_by_role("button", name="5", exact=True)).to_be_visible()
-    telegram_app = page.get_by_role("region", name=f"{NAME}'s Telegram app")
-    await expect(telegram_app.locator(".code-state").first).to_have_text("live")
+    prompt, telegram_app = await chat.share_phone(NAME, PHONE)
     code = await telegram_app.locator(".code-digits").first.inner_text()
     assert re.fullmatch(r"\d{5}", code)
     for typed, digit in enumerate(code, start=1):
@@ -176,14 +183,7 @@ async def test_first_run_journey(stack: Stack, page: Page, screenshot_path: Path
     # a second account (U8): 👤 Account lists Boris and offers another; Alice's code on the keypad
     await chat.press(texts.BTN_ACCOUNT)
     await chat.press(texts.BTN_ADD_ACCOUNT)
-    await page.get_by_role("group", name="Bot keyboard").get_by_role("button", name=texts.BTN_SHARE_PHONE).click()
-    dialog = page.get_by_role("dialog", name="Share your phone number")
-    await dialog.get_by_role("button", name=f"{SECOND_NAME} {SECOND_PHONE}").click()
-    await dialog.get_by_role("button", name="Share", exact=True).click()
-    prompt = chat.said("Code: ")
-    await expect(prompt.get_by_role("button", name="5", exact=True)).to_be_visible()
-    second_app = page.get_by_role("region", name=f"{SECOND_NAME}'s Telegram app")
-    await expect(second_app.locator(".code-state").first).to_have_text("live")
+    _, second_app = await chat.share_phone(SECOND_NAME, SECOND_PHONE)
     for digit in await second_app.locator(".code-digits").first.inner_text():
         await chat.press(digit)
     await chat.press(texts.BTN_KP_OK)

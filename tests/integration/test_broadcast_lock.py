@@ -21,7 +21,7 @@ from services.groups import GroupService
 from services.locks import Busy
 from services.login import LoginService
 from storage.db import Database
-from storage.lease import Leases
+from storage.lease import Lease, Leases
 from storage.queue import Job
 from storage.user_lock import UserLock
 from tests.integration.engine_support import Engine, FakeSender, seed_user, settings_with
@@ -41,6 +41,14 @@ async def _two_accounts(db: Database, cipher: SessionCipher) -> tuple[int, int]:
                                     UID, b))
         assert await conn.fetchval("SELECT current_account_id FROM users WHERE user_id = $1", UID) == a
     return a, b
+
+
+async def _a_sends_once_released(eng: Engine, gateway: FakeSender, leases: Leases, held: Lease, job: Job,
+                                 a: int) -> None:
+    """Once ``held`` (A's lock) is let go, A's round runs to its end: both of A's groups get the post."""
+    await leases.release(held)
+    await eng.run_until_done([int(job.payload["round_id"])])
+    assert sorted(c.peer_id for c in gateway.sent() if c.account_id == a) == [10001, 10002]
 
 
 async def _jobs_by_account(eng: Engine) -> dict[int, Job]:
@@ -106,9 +114,7 @@ async def test_a_job_of_account_a_is_busy_while_as_lock_is_held_and_b_is_not(
     assert await leases.holder(UserLock.name(UID, a)) == held.token
     assert await eng.queue.is_queued(engine.job_id(int(jobs[a].payload["round_id"])))
 
-    await leases.release(held)
-    await eng.run_until_done([int(jobs[a].payload["round_id"])])
-    assert sorted(c.peer_id for c in gateway.sent() if c.account_id == a) == [10001, 10002]
+    await _a_sends_once_released(eng, gateway, leases, held, jobs[a], a)
 
 
 async def test_a_job_of_the_previous_release_takes_its_rounds_account_lock(
@@ -141,9 +147,7 @@ async def test_a_job_of_the_previous_release_takes_its_rounds_account_lock(
     raw = await redis_client.hget(eng.queue.payloads, jobs[a].id)
     assert raw is not None and orjson.loads(raw) == {"round_id": int(jobs[a].payload["round_id"]),
                                                      "user_id": UID, "account_id": a}
-    await leases.release(held)
-    await eng.run_until_done([int(jobs[a].payload["round_id"])])
-    assert sorted(c.peer_id for c in gateway.sent() if c.account_id == a) == [10001, 10002]
+    await _a_sends_once_released(eng, gateway, leases, held, jobs[a], a)
 
 
 async def test_a_service_acting_on_account_a_waits_for_as_job_but_not_for_bs(

@@ -27,6 +27,7 @@ from services.notifications import NotificationService
 from storage.db import Database
 from storage.repositories import notifications as outbox
 from tests.integration.engine_support import Engine, FakeSender, seed_user, settings_with
+from tests.notification_payloads import PAYLOADS, UNTIL
 
 pytestmark = pytest.mark.integration
 
@@ -52,26 +53,6 @@ BUTTONS: dict[str, list[str]] = {
     kinds.BROADCAST_HALTED: ["menu:main"],
     kinds.NO_GROUPS_LEFT: ["grp:list:0", "menu:main"],
 }
-
-# payloads as the producers write them
-UNTIL = "2025-03-01T14:05:00+00:00"
-PAYLOADS: dict[str, dict[str, Any]] = {
-    kinds.ROUND_SUMMARY: {"round_id": 1, "sent": 3, "failed": 1, "skipped": 0, "unknown": 0, "total": 4},
-    kinds.SESSION_ENDED: {"reason": "AUTH_KEY_UNREGISTERED"},
-    kinds.GROUP_DISABLED: {"group_id": 9, "title": "Cats <&> dogs", "reason": "CHAT_WRITE_FORBIDDEN"},
-    kinds.FLOOD_PAUSE: {"seconds": 7200, "until": UNTIL, "code": "FLOOD_WAIT"},
-    kinds.MESSAGE_REJECTED: {"round_id": 1, "code": "MESSAGE_TOO_LONG", "detail": "over <4096>"},
-    kinds.ACCESS_EXPIRED: {"broadcast_stopped": True},
-    kinds.ACCESS_APPROVED: {"days": 30, "expires_at": UNTIL},
-    kinds.ACCESS_REJECTED: {},
-    kinds.ACCESS_GRANTED: {"days": 0, "expires_at": None},
-    kinds.ACCESS_REVOKED: {"broadcast_stopped": False},
-    kinds.BROADCAST_STOPPED: {"by": "admin"},
-    kinds.ACCOUNT_RESTRICTED: {"seconds": 21600, "until": UNTIL, "code": "USER_BANNED_IN_CHANNEL"},
-    kinds.BROADCAST_HALTED: {"code": "SOME_NEW_ERROR"},
-    kinds.NO_GROUPS_LEFT: {},
-}
-
 
 def _note(kind: str, payload: dict[str, Any] | None, note_id: int = 1) -> Notification:
     return Notification(note_id, 42, kind, payload or {}, None, datetime(2025, 3, 1, tzinfo=UTC), 0)

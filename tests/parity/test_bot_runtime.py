@@ -93,6 +93,16 @@ async def _wait_for(predicate: Any, timeout: float = 8.0) -> None:  # noqa: ASYN
         await asyncio.sleep(0.05)
 
 
+async def _delivered(harness: Harness, note: int) -> None:
+    """Wait until the bot's notifier has delivered outbox row ``note``."""
+
+    async def delivered() -> bool:
+        return bool(await harness.fetchval(
+            "SELECT delivered_at IS NOT NULL FROM notifications WHERE notification_id = $1", note))
+
+    await _wait_for(delivered)
+
+
 async def test_notifications_from_the_outbox_are_delivered(harness: Harness) -> None:
     uid = await harness.new_user("Notified")
     harness.count_pushed()
@@ -103,12 +113,7 @@ async def test_notifications_from_the_outbox_are_delivered(harness: Harness) -> 
                                                  {"group_id": 1, "title": "Alpha <Club>",
                                                   "reason": "CHAT_WRITE_FORBIDDEN"})
     assert note is not None
-
-    async def delivered() -> bool:
-        return bool(await harness.fetchval(
-            "SELECT delivered_at IS NOT NULL FROM notifications WHERE notification_id = $1", note))
-
-    await _wait_for(delivered)
+    await _delivered(harness, note)
     shown = [t for t in await _bot_texts(harness, uid) if "Alpha <Club>" in t]
     assert len(shown) == 1 and "can't write" in shown[0]
 
@@ -131,12 +136,7 @@ async def test_a_round_summary_names_the_account_of_a_two_account_user(
             {"round_id": 1, "total": 3, "sent": 3, "failed": 0, "skipped": 0, "unknown": 0, "account_id": alice},
             "round_summary:u8-notes")
     assert note is not None
-
-    async def delivered() -> bool:
-        return bool(await harness.fetchval(
-            "SELECT delivered_at IS NOT NULL FROM notifications WHERE notification_id = $1", note))
-
-    await _wait_for(delivered)
+    await _delivered(harness, note)
     shown = [t for t in await _bot_texts(harness, uid) if "Round finished: 3 sent" in t]
     assert len(shown) == 1, shown
     assert shown[0].startswith("👤 Account Alice (+1•••0001):"), shown[0]

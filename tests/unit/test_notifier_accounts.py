@@ -13,20 +13,10 @@ from domain.models import Notification
 from roles.bot import notifier
 from roles.bot.i18n import use_locale
 from services import notifications as kinds
+from tests.notification_payloads import ACCOUNT_KINDS, PAYLOADS, UNTIL
 
-UNTIL = "2025-03-01T14:05:00+00:00"
 # the account-specific kinds with payloads as the engine (and the scheduler) write them
-ACCOUNT_PAYLOADS: dict[str, dict[str, Any]] = {
-    kinds.ROUND_SUMMARY: {"round_id": 1, "sent": 3, "failed": 1, "skipped": 0, "unknown": 0, "total": 4},
-    kinds.SESSION_ENDED: {"reason": "AUTH_KEY_UNREGISTERED"},
-    kinds.GROUP_DISABLED: {"group_id": 9, "title": "Cats", "reason": "CHAT_WRITE_FORBIDDEN"},
-    kinds.FLOOD_PAUSE: {"seconds": 7200, "until": UNTIL, "code": "FLOOD_WAIT"},
-    kinds.MESSAGE_REJECTED: {"round_id": 1, "code": "MESSAGE_TOO_LONG", "detail": "over 4096"},
-    kinds.ACCOUNT_RESTRICTED: {"seconds": 21600, "until": UNTIL, "code": "USER_BANNED_IN_CHANNEL"},
-    kinds.BROADCAST_HALTED: {"code": "SOME_NEW_ERROR"},
-    kinds.NO_GROUPS_LEFT: {},
-    kinds.BROADCAST_STOPPED: {"by": "admin"},
-}
+ACCOUNT_PAYLOADS = {kind: PAYLOADS[kind] for kind in ACCOUNT_KINDS}
 PEER_FLOOD = {"seconds": 3600, "until": UNTIL, "code": "PEER_FLOOD"}
 
 
