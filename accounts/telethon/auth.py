@@ -20,6 +20,7 @@ from accounts.errors import PAYMENT_REQUIRED, SETUP_EMAIL_REQUIRED, to_domain
 from accounts.gateway import AccountRef, CodeDelivery, LoginState, SignedIn
 from accounts.telethon.client import GatewayBase
 from accounts.telethon.errors import map_error, mapped, translating
+from accounts.telethon.pool import connect
 from domain.errors import CodeExpired, SessionDead
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class AuthMethods(GatewayBase):
     async def _login_client(self, session: str) -> AsyncIterator[Any]:
         client = self._new_client(session)
         try:
-            await client.connect()
+            await connect(client)
             yield client
         finally:
             with contextlib.suppress(Exception):

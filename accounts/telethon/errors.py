@@ -83,7 +83,7 @@ def _raw_name(exc: BaseException) -> str:
         return message
     if isinstance(exc, TimeoutError):
         return TIMEOUT
-    if isinstance(exc, OSError):  # ConnectionError and the rest of the socket's failures
+    if isinstance(exc, OSError | EOFError):  # the socket's failures; EOF: the connection was closed
         return NETWORK_ERROR
     return UNEXPECTED
 

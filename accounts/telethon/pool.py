@@ -23,6 +23,26 @@ from accounts.telethon.errors import is_session_dead
 logger = logging.getLogger(__name__)
 
 
+# Connecting again after the server closed the connection during the key exchange; Telethon retries
+# on its own only when that surfaces as an OSError, while its readers raise IncompleteReadError.
+CONNECT_ATTEMPTS = 3
+
+
+async def connect(client: Any, attempts: int = CONNECT_ATTEMPTS) -> None:
+    """``client.connect()``, again (up to ``attempts`` in all) when the server closed the connection
+    before it was set up: Telegram may do so during the auth key exchange, and nothing was sent yet."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await client.connect()
+            return
+        except EOFError as exc:  # asyncio.IncompleteReadError: the connection ended mid-read
+            await _disconnect_quietly(client)
+            if attempt == attempts:
+                raise
+            logger.warning("connection closed while connecting (attempt %d of %d): %s",
+                           attempt, attempts, exc)
+
+
 @dataclass(eq=False)
 class _Entry:
     client: Any
@@ -90,7 +110,7 @@ class ClientPool:
                 entry.in_use += 1
                 try:
                     if not entry.client.is_connected():
-                        await entry.client.connect()
+                        await connect(entry.client)
                 except BaseException:
                     entry.in_use -= 1
                     raise
@@ -103,7 +123,7 @@ class ClientPool:
     async def _connect_new(self, account: AccountRef) -> _Entry:
         client = self._create(account.session)
         try:
-            await client.connect()
+            await connect(client)
         except BaseException:
             await _disconnect_quietly(client)
             raise

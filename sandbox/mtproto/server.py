@@ -78,6 +78,9 @@ class MTProtoServer:
                                      dc_options=lambda: [(p.dc_id, p.host, p.port) for p in self.peers])
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        # Tests set it: the next N key exchanges end with the connection closed on req_DH_params,
+        # as Telegram may close one (Telethon's sender notes it for DC migrations).
+        self.cut_key_exchanges = 0
 
     async def start(self, port: int) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, port)
@@ -213,6 +216,9 @@ class _Connection:
         (length,) = struct.unpack("<i", packet[16:20])
         request = read_object(packet[20:20 + length])
         starts = isinstance(request, functions.ReqPqMultiRequest | functions.ReqPqRequest)
+        if isinstance(request, functions.ReqDHParamsRequest) and self._server.cut_key_exchanges > 0:
+            self._server.cut_key_exchanges -= 1
+            raise TransportError("key exchange cut (test)")
         if self._handshake is None or starts:
             self._handshake = Handshake(self._server.private_key)
         answer, new_key = self._handshake.handle(request)

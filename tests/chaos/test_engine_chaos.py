@@ -147,7 +147,8 @@ async def test_sigkill_ten_times_during_rounds(world: World) -> None:
 
 async def test_redis_flush_and_postgres_restart_mid_run(world: World, servers: Servers) -> None:
     """FLUSHALL while rounds run: they resume within two leases; then PostgreSQL restarts: nobody dies."""
-    users = await world.users(12, 30, interval=6)
+    interval = 6
+    users = await world.users(12, 30, interval=interval)
     for _ in range(2):
         world.cluster.start()
     await first_send(world)
@@ -172,8 +173,11 @@ async def test_redis_flush_and_postgres_restart_mid_run(world: World, servers: S
     await asyncio.sleep(3)
     assert all(world.cluster.alive().values()), world.cluster.log_tail()
     sent_before = len([e for e in await world.send_events() if e["ok"]])
-    await asyncio.sleep(2)
-    assert len([e for e in await world.send_events() if e["ok"]]) > sent_before  # sending again
+
+    async def sending_again() -> bool:
+        return len([e for e in await world.send_events() if e["ok"]]) > sent_before
+    # A round takes ~2.5 s of the interval: a fixed 2 s look can fall between two rounds.
+    await wait_until(sending_again, interval + 2 * LEASE + 5, what="a send after PostgreSQL's restart")
 
     await settle(world, LEASE + 60)
     result = await audit(world.db, world.client)

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from accounts.gateway import AccountRef, LoginState
+from accounts.telethon.pool import CONNECT_ATTEMPTS
 from config.settings import SandboxSettings
 from domain.errors import (
     CodeExpired,
@@ -16,6 +17,7 @@ from domain.errors import (
     PasswordNeeded,
     PhoneBanned,
     PhoneInvalid,
+    TransientError,
 )
 from tests.mtproto.support import ANN, BEN, BEN_PASSWORD, MTSandbox
 
@@ -165,6 +167,21 @@ async def test_phone_number_flood_from_a_fault(mt: MTSandbox) -> None:
     with pytest.raises(FloodWait) as err:
         await mt.gateway().send_code("login_1", ANN)
     assert err.value.code == "PHONE_NUMBER_FLOOD"
+
+
+async def test_a_key_exchange_the_server_cuts_is_tried_again(mt: MTSandbox) -> None:
+    mt.server.cut_key_exchanges = CONNECT_ATTEMPTS - 1
+    state = await mt.gateway().send_code("login_1", ANN)
+    assert mt.server.cut_key_exchanges == 0
+    assert state.phone_code_hash and mt.world.codes(ANN)[0]["state"] == "live"
+
+
+async def test_a_connection_cut_at_every_attempt_is_a_network_error(mt: MTSandbox) -> None:
+    mt.server.cut_key_exchanges = CONNECT_ATTEMPTS
+    with pytest.raises(TransientError) as err:
+        await mt.gateway().send_code("login_1", ANN)
+    assert err.value.code == "NETWORK_ERROR"
+    assert mt.server.cut_key_exchanges == 0 and mt.world.codes(ANN) == []
 
 
 async def test_cancel_login_voids_the_code(mt: MTSandbox) -> None:

@@ -212,6 +212,8 @@ CASES: list[Case] = [
     Case(lambda: TimeoutError(), "send", TransientError, "TIMEOUT"),
     Case(lambda: ConnectionError("connection reset"), "login", TransientError, "NETWORK_ERROR"),
     Case(lambda: OSError("network unreachable"), "dialogs", TransientError, "NETWORK_ERROR"),
+    # the server closed the connection mid-read (Telethon's readers raise this, not an OSError)
+    Case(lambda: asyncio.IncompleteReadError(b"", 8), "login", TransientError, "NETWORK_ERROR"),
     # fallbacks by RPC code for names Telethon has no class for
     _rpc_case("NEW_LIMIT_WAIT_45", "send", FloodWait, "NEW_LIMIT_WAIT", rpc_code=420, seconds=45),
     _rpc_case("NEW_LIMIT", "send", FloodWait, rpc_code=420, seconds=UNKNOWN_FLOOD_SECONDS),

@@ -32,7 +32,7 @@ from accounts.telethon import TelethonClientFactory, TelethonGateway
 from accounts.telethon.dialogs import group_info
 from accounts.telethon.media import input_media
 from accounts.telethon.messages import input_peer, to_telethon_entities, to_telethon_entity
-from accounts.telethon.pool import ClientPool
+from accounts.telethon.pool import CONNECT_ATTEMPTS, ClientPool, connect
 from config.settings import EngineSettings, Secret, Settings, SettingsError, TelegramSettings
 from domain.errors import (
     CodeExpired,
@@ -816,6 +816,28 @@ async def test_pool_reconnects_a_dropped_client(world: FakeTelegram) -> None:
         assert again is client and client.is_connected()
     assert client.connects == 2
     await pool.close()
+
+
+async def test_pool_connects_again_when_the_server_closed_the_connection(world: FakeTelegram) -> None:
+    pool = ClientPool(world.factory, max_size=10, idle_timeout=3600)
+    world.fail("connect", asyncio.IncompleteReadError(b"", 8))
+    async with pool.lease(_account(1)) as client:
+        assert client.is_connected()
+    assert (client.connects, client.disconnects) == (1, 1)  # the cut attempt was closed first
+    await pool.close()
+
+
+async def test_connect_gives_up_after_its_attempts_and_retries_nothing_else(world: FakeTelegram) -> None:
+    client = world.factory("")
+    world.fail("connect", *(asyncio.IncompleteReadError(b"", 8) for _ in range(CONNECT_ATTEMPTS)))
+    with pytest.raises(asyncio.IncompleteReadError):
+        await connect(client)
+    assert client.disconnects == CONNECT_ATTEMPTS and not world.failures["connect"]
+
+    world.fail("connect", ConnectionRefusedError("refused"), asyncio.IncompleteReadError(b"", 8))
+    with pytest.raises(ConnectionRefusedError):  # Telethon already retried those itself
+        await connect(client)
+    assert len(world.failures["connect"]) == 1
 
 
 async def test_pool_failed_connect_leaves_nothing_behind(world: FakeTelegram) -> None:
