@@ -39,7 +39,7 @@ ACCOUNT_GROUP_HINTS = PREFIX + "pace:tg:{tg_user_id}:groups"
 # runtime
 WORKER_HEARTBEAT = PREFIX + "workers"  # zset consumer -> last heartbeat (ms)
 BOT_UPDATE_SEEN = PREFIX + "bot:update:{update_id}"  # update id dedupe (takeover, webhook retry)
-THROTTLE = PREFIX + "throttle:{user_id}"  # per-user update rate window
+THROTTLE = PREFIX + "throttle:{user_id}:{second}"  # per-user update count in one second of the bot's clock
 FSM_PREFIX = PREFIX + "fsm"  # aiogram RedisStorage key prefix
 
 # account safety limiter (storage/send_limiter.py), keyed by the account's Telegram user id

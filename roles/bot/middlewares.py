@@ -37,7 +37,7 @@ from aiogram.methods import AnswerCallbackQuery, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 
-from domain.models import UserProfile
+from domain.models import Clock, UserProfile, utc_now
 from metrics import BOT_HANDLER_SECONDS, BOT_UPDATES
 from roles.bot import callbacks as cb
 from roles.bot import i18n, texts
@@ -223,7 +223,7 @@ class ObserveMiddleware(BaseMiddleware):
 _GATE_SCRIPT = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return -1 end
 if #KEYS < 2 then return 0 end
-redis.call('SET', KEYS[2], 0, 'PX', 1000, 'NX')
+redis.call('SET', KEYS[2], 0, 'EX', 2, 'NX')
 return redis.call('INCR', KEYS[2])
 """
 
@@ -232,20 +232,25 @@ class GateMiddleware(BaseMiddleware):
     """Dedupe and throttle in one Redis round trip (a Lua script, atomic across replicas).
 
     An update id is handled once (polling takeover, webhook retry); at most ``rate`` updates per
-    second per user pass, and the first one over is answered "slow down".
+    second per user pass, and the first one over is answered "slow down". The seconds are the
+    clock's (``now``), one counter per user and second, so replicas share a window and a test can
+    hold one still.
     """
 
-    def __init__(self, redis: aioredis.Redis, rate: float, dedupe_ttl: int = DEDUPE_TTL) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, rate: float, dedupe_ttl: int = DEDUPE_TTL, now: Clock = utc_now
+    ) -> None:
         self.script = redis.register_script(_GATE_SCRIPT)
         self.limit = max(1, int(rate))
         self.dedupe_ttl = dedupe_ttl
+        self.now = now
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         user = _user_of(data)
         gate_keys = [keys.BOT_UPDATE_SEEN.format(update_id=event.update_id)]
         if user is not None:
-            gate_keys.append(keys.THROTTLE.format(user_id=user.id))
+            gate_keys.append(keys.THROTTLE.format(user_id=user.id, second=int(self.now().timestamp())))
         count = int(await self.script(keys=gate_keys, args=[self.dedupe_ttl]))
         if count < 0:
             mark("-", "duplicate")

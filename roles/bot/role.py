@@ -215,7 +215,7 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis, services: BotSer
     dp.update.outer_middleware(in_flight)
     dp.update.outer_middleware(LocaleMiddleware())
     dp.update.outer_middleware(ObserveMiddleware())
-    dp.update.outer_middleware(GateMiddleware(redis, settings.bot.throttle_rate))
+    dp.update.outer_middleware(GateMiddleware(redis, settings.bot.throttle_rate, now=services.admin.now))
     dp.update.outer_middleware(AlbumMiddleware())  # U9.3: an album's parts, handled as one update
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(AccessMiddleware(services.access))

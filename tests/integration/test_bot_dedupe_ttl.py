@@ -3,6 +3,7 @@ lives DEDUPE_TTL (minutes: as long as Telegram may redeliver an unconfirmed upda
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -47,3 +48,22 @@ async def test_a_redelivery_after_the_key_expired_is_handled_again(redis_client)
     await redis_client.delete(keys.BOT_UPDATE_SEEN.format(update_id=903))  # what expiry does, without waiting
     await gate(handler, update(903), {})
     assert handled == [903, 903]
+
+
+async def test_at_most_rate_updates_per_second_of_the_clock_pass(redis_client) -> None:
+    now = [datetime(2026, 12, 6, 12, 0, 0, 300_000, tzinfo=UTC)]
+    gate = GateMiddleware(redis_client, rate=3, now=lambda: now[0])
+    handled: list[int] = []
+
+    async def handler(event: Any, data: dict[str, Any]) -> None:
+        handled.append(event.update_id)
+
+    data = {"event_from_user": User(id=43, is_bot=False, first_name="Bo")}
+    for update_id in range(910, 915):  # five in one second: three pass
+        await gate(handler, update(update_id), dict(data))
+    now[0] += timedelta(milliseconds=800)  # the next second of the clock: a new window
+    await gate(handler, update(915), dict(data))
+    assert handled == [910, 911, 912, 915]
+    second = int(now[0].timestamp())
+    assert await redis_client.get(keys.THROTTLE.format(user_id=43, second=second)) == b"1"
+    assert 0 < await redis_client.ttl(keys.THROTTLE.format(user_id=43, second=second)) <= 2

@@ -171,7 +171,7 @@ async def test_tokens_increase_also_after_redis_loses_the_counter(redis_client: 
 
 async def test_sigkilled_holder_lease_expires_after_its_ttl(
         redis_url: str, redis_client: aioredis.Redis) -> None:
-    ttl = 0.5
+    ttl = 1.0  # the child renews every third of it: a loaded machine's stall of 0.6 s does not cost it the lease
     leases = Leases(redis_client)
     proc = spawn("lease", redis_url, "user:77", str(ttl), "test:lease:token")
     try:
@@ -187,7 +187,7 @@ async def test_sigkilled_holder_lease_expires_after_its_ttl(
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
         waited = await acquire_within(leases, "user:77", ttl, within=ttl + 1.0)
-        assert waited <= ttl + 0.3
+        assert waited <= ttl + 0.5
         holder = await leases.holder("user:77")
         assert holder is not None and holder > int(token)
     finally:
@@ -239,7 +239,7 @@ async def test_hold_reports_loss_when_taken_and_leaves_the_new_holder_alone(
 
 
 async def test_one_leader_at_a_time_and_takeover_when_the_lease_is_lost(redis_client: aioredis.Redis) -> None:
-    ttl = 0.3
+    ttl = 0.9  # renewed every 0.3 s: a leader loses it only to an event-loop stall of 0.6 s
     stop = asyncio.Event()
     running: set[str] = set()
     overlaps: list[set[str]] = []
@@ -277,7 +277,7 @@ async def test_one_leader_at_a_time_and_takeover_when_the_lease_is_lost(redis_cl
         assert time.monotonic() < deadline, "the old leader's body was not cancelled"
         await asyncio.sleep(0.01)
 
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 5
     while len(terms) < 2:  # the intruder never renews: its lease expires, a contender takes over
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)

@@ -28,7 +28,7 @@ import socket
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,13 +83,25 @@ SESSION_PATTERNS = {
 
 
 class ShiftClock:
-    """The bot's clock: real time plus an offset the ``advance_clock`` step moves."""
+    """The bot's clock: real time plus an offset the ``advance_clock`` step moves; ``frozen()`` holds
+    it still for a block (a flood that must fall into one second of the throttle)."""
 
     def __init__(self) -> None:
         self.offset = 0.0
+        self._held: datetime | None = None
 
     def __call__(self) -> datetime:
+        if self._held is not None:
+            return self._held
         return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[datetime]:
+        self._held = self()
+        try:
+            yield self._held
+        finally:
+            self._held = None
 
 
 def handled_updates() -> float:
