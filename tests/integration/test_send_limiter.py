@@ -188,8 +188,9 @@ async def test_a_break_and_the_round_report_say_so(
     await eng.run_until_done([round_id], within=20)
     starts = sorted(c.started for c in gateway.calls)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # a 0.6 s rest after the 4th send only
-    assert gaps[3] >= 0.6 - CLOCKS and max(gaps[:3] + gaps[4:]) < 0.3
+    # a 0.6 s rest after the 4th send only: every other gap is shorter than a rest (a loaded machine
+    # may stretch an ordinary gap well past the limiter's, never to a rest's length by itself)
+    assert gaps[3] >= 0.6 - CLOCKS and max(gaps[:3] + gaps[4:]) < 0.6 - CLOCKS
     async with db.connection() as conn:
         payload = await conn.fetchval("SELECT payload::text FROM notifications WHERE kind = 'round_summary'")
     assert '"pacing"' in payload and '"hour_cap": 0' in payload
