@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 
 from metrics import LOCK_ACQUIRES, LOCK_CONTENTION
 from storage import keys
+from storage.concurrency import Coalescer
 from storage.lease import _ACQUIRE_BODY, _COUNTER_TTL_MS, Lease, lease_kind
-from storage.queue import Coalescer
 from storage.user_lock import lock_name
 
 TAKE_BATCH_LIMIT = 100  # jobs' starts sent together in one script call

@@ -32,6 +32,7 @@ from metrics import (
     LOCK_WAIT_SECONDS,
 )
 from storage import keys
+from storage.concurrency import LaterTask
 
 log = logging.getLogger(__name__)
 
@@ -161,24 +162,16 @@ class Leases:
         ``release`` is False: the caller then releases it, e.g. in the job queue's settle script)."""
         held = HeldLease(lease)
         done = asyncio.Event()
-        loop = asyncio.get_running_loop()
         # conservative: the lease may have been written just before
-        expires = loop.time() + lease.ttl * 2 / 3
-        renewing: list[asyncio.Task[None]] = []
-
-        def start() -> None:
-            renewing.append(asyncio.create_task(self._renew_until_lost(held, done, expires, slept=True)))
-
-        # the renewing task starts when the first renewal is due: a hold shorter than ttl/3 (most
-        # round jobs, issue 14) costs a timer instead of a task created and cancelled
-        timer = loop.call_later(lease.ttl / 3, start)
+        expires = asyncio.get_running_loop().time() + lease.ttl * 2 / 3
+        # the renewing starts when the first renewal is due: a hold shorter than ttl/3 (most round
+        # jobs, issue 14) costs a timer instead of a task created and cancelled
+        renewing = LaterTask(lease.ttl / 3, lambda: self._renew_until_lost(held, done, expires, slept=True))
         try:
             yield held
         finally:
             done.set()
-            timer.cancel()
-            for task in renewing:
-                await _cancel(task)
+            await renewing.stop()
             if release and not held.lost.is_set():
                 try:
                     await self.release(lease)

@@ -23,9 +23,9 @@ import math
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -33,6 +33,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from metrics import JOBS, QUEUE_DEPTH
 from storage import keys
+from storage.concurrency import Coalescer, LaterTask
 
 log = logging.getLogger(__name__)
 
@@ -361,55 +362,9 @@ def _stream_entries(resp: Any) -> list[Any]:
     return list(resp[0][1])
 
 
-T = TypeVar("T")
-R = TypeVar("R")
 # a job's end as ``JobQueue.settle`` queues it: the job, its payload to re-enqueue (empty: ack), the
 # delay in ms and the (lease key, token) pairs to release
 _Settle = tuple["Job", bytes, int, tuple[tuple[str, int], ...]]
-
-
-class Coalescer(Generic[T, R]):
-    """Concurrent calls go to Redis together: while one batch is on its way, the calls made
-    meanwhile wait and go in the next round trip, as one script call (what a pipelining client
-    such as ioredis does for BullMQ). A lone call goes at once, alone."""
-
-    def __init__(self, send: Callable[[list[T]], Awaitable[list[R]]], limit: int = BATCH_LIMIT) -> None:
-        self._send = send
-        self._limit = limit
-        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def submit(self, item: T) -> R:
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[R] = loop.create_future()
-        self._waiting.append((item, result))
-        task = self._task
-        if task is None or task.done() or task.get_loop() is not loop:
-            self._task = loop.create_task(self._drain())
-        return await result
-
-    async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[:self._limit], self._waiting[self._limit:]
-                try:
-                    results = await self._send([item for item, _ in batch])
-                except Exception as exc:  # each caller gets the error its own call would have raised
-                    for _, waiter in batch:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
-                    continue
-                except BaseException:
-                    self._waiting = batch + self._waiting
-                    raise
-                for (_, waiter), value in zip(batch, results, strict=True):
-                    if not waiter.done():
-                        waiter.set_result(value)
-        finally:
-            # cancelled (the loop is closing): nobody is left waiting forever
-            waiting, self._waiting = self._waiting, []
-            for _, waiter in waiting:
-                waiter.cancel()
 
 
 class JobQueue:
@@ -441,8 +396,8 @@ class JobQueue:
         self._reclaim = redis.register_script(_RECLAIM)
         self._depth = redis.register_script(_DEPTH)
         self._prune = redis.register_script(_PRUNE)
-        self._enqueues: Coalescer[tuple[str, bytes, int], bool] = Coalescer(self._enqueue_batch)
-        self._acks: Coalescer[Job, None] = Coalescer(self._ack_batch)
+        self._enqueues: Coalescer[tuple[str, bytes, int], bool] = Coalescer(self._enqueue_batch, BATCH_LIMIT)
+        self._acks: Coalescer[Job, None] = Coalescer(self._ack_batch, BATCH_LIMIT)
         # jobs' ends (ack or requeue, then their leases released) of concurrent jobs share a call
         self._settles: Coalescer[_Settle, bool] = Coalescer(self._settle_batch, SETTLE_BATCH_LIMIT)
 
@@ -576,22 +531,14 @@ class JobQueue:
         """Touch ``job`` every lease/3 while the block runs; the event is set if the job is lost."""
         lost = asyncio.Event()
         done = asyncio.Event()
-        touching: list[asyncio.Task[None]] = []
-
-        def start() -> None:
-            touching.append(asyncio.create_task(self._keep_touching(job, lost, done, slept=True)))
-
-        # the touching task starts when the first touch is due: a job shorter than lease/3 (most
-        # round jobs, issue 14) costs a timer instead of a task created and cancelled
-        timer = asyncio.get_running_loop().call_later(self.lease_ms / 3000, start)
+        # the touching starts when the first touch is due: a job shorter than lease/3 (most round
+        # jobs, issue 14) costs a timer instead of a task created and cancelled
+        touching = LaterTask(self.lease_ms / 3000, lambda: self._keep_touching(job, lost, done, slept=True))
         try:
             yield lost
         finally:
             done.set()  # ends the loop even if the cancel is swallowed inside a Redis call
-            timer.cancel()
-            for task in touching:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await touching.stop()
 
     async def _keep_touching(self, job: Job, lost: asyncio.Event, done: asyncio.Event,
                              slept: bool = False) -> None:

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from domain.limits import AccountPace, Caps, Policy, Verdict
 from storage import keys
-from storage.queue import Coalescer
+from storage.concurrency import Coalescer
 
 RESERVE_BATCH_LIMIT = 100  # reservations sent together in one script call
 
